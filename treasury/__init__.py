@@ -1,0 +1,1 @@
+"""treasury: exactly-once Binance withdrawals from a SQL queue."""

@@ -1,0 +1,399 @@
+"""The intent ledger: every read and write of intents and their events.
+
+Each public method is one transaction. A status change is a compare-and-set on the
+row's ``version`` plus the audit event, committed together; a concurrent change
+makes it fail (``ConcurrentChange``) instead of silently overwriting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from treasury.adapters.db.tables import intent_events, service_state, withdrawal_intents
+from treasury.domain import machine
+from treasury.domain.intent import EventRecord, Intent
+from treasury.domain.status import Status
+from treasury.domain.validation import NewIntent
+
+T = withdrawal_intents
+E = intent_events
+
+
+class NotFound(LookupError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+
+
+class ConcurrentChange(RuntimeError):
+    """The row changed between read and write; nothing was written."""
+
+
+class IdempotencyConflict(ValueError):
+    """The request_id exists already with different contents; nothing was written."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_intent(row: Row[Any] | Mapping[str, Any]) -> Intent:
+    m = row._mapping if isinstance(row, Row) else row
+    return Intent(
+        id=m["id"],
+        coin=m["coin"],
+        network=m["network"],
+        address=m["address"],
+        address_tag=m["address_tag"],
+        amount=m["amount"],
+        account=m["account"],
+        request_id=m["request_id"],
+        requested_by=m["requested_by"],
+        note=m["note"],
+        status=Status(m["status"]),
+        status_reason=m["status_reason"],
+        withdraw_order_id=m["withdraw_order_id"],
+        exchange_withdraw_id=m["exchange_withdraw_id"],
+        tx_id=m["tx_id"],
+        fee=m["fee"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        version=m["version"],
+        not_before=m["not_before"],
+        held_since=m["held_since"],
+        send_timestamp_ms=m["send_timestamp_ms"],
+        send_recv_window_ms=m["send_recv_window_ms"],
+        send_count=m["send_count"],
+        absent_checks=m["absent_checks"],
+        last_checked_at=m["last_checked_at"],
+        submitted_at=m["submitted_at"],
+        settled_at=m["settled_at"],
+    )
+
+
+class IntentRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._namespace: str | None = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    # ---- reads -------------------------------------------------------------------
+
+    async def namespace(self) -> str:
+        if self._namespace is None:
+            async with self.engine.connect() as conn:
+                value = await conn.scalar(
+                    select(service_state.c.value).where(service_state.c.key == "namespace")
+                )
+            if value is None:
+                raise RuntimeError("the ledger has no namespace: run `treasury migrate`")
+            self._namespace = str(value)
+        return self._namespace
+
+    async def get(self, intent_id: int) -> Intent:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(T).where(T.c.id == intent_id))).first()
+        if row is None:
+            raise NotFound(f"intent {intent_id}")
+        return to_intent(row)
+
+    async def get_by_request_id(self, request_id: str) -> Intent:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(T).where(T.c.request_id == request_id))).first()
+        if row is None:
+            raise NotFound(f"intent with request_id {request_id!r}")
+        return to_intent(row)
+
+    async def get_by_order_ids(self, order_ids: Sequence[str]) -> dict[str, Intent]:
+        if not order_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(select(T).where(T.c.withdraw_order_id.in_(list(order_ids))))
+            ).all()
+        return {r.withdraw_order_id: to_intent(r) for r in rows}
+
+    async def list(
+        self,
+        *,
+        statuses: Sequence[Status] = (),
+        coin: str | None = None,
+        account: str | None = None,
+        limit: int = 50,
+    ) -> list[Intent]:
+        query = select(T).order_by(T.c.id.desc()).limit(limit)
+        if statuses:
+            query = query.where(T.c.status.in_([s.value for s in statuses]))
+        if coin:
+            query = query.where(T.c.coin == coin)
+        if account:
+            query = query.where(T.c.account == account)
+        async with self.engine.connect() as conn:
+            return [to_intent(r) for r in (await conn.execute(query)).all()]
+
+    async def count_by_status(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(select(T.c.status, func.count()).group_by(T.c.status))
+            ).all()
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def events(self, intent_id: int) -> list[EventRecord]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(select(E).where(E.c.intent_id == intent_id).order_by(E.c.id))
+            ).all()
+        return [
+            EventRecord(
+                id=r.id,
+                intent_id=r.intent_id,
+                from_status=r.from_status,
+                to_status=r.to_status,
+                reason=r.reason,
+                actor=r.actor,
+                kind=r.kind,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    # ---- writes ------------------------------------------------------------------
+
+    async def enqueue(self, new: NewIntent, *, actor: str) -> tuple[Intent, bool]:
+        """Store a new intent; with a known request_id, return the existing one instead.
+
+        Returns:
+            The intent and whether it was created by this call.
+
+        Raises:
+            IdempotencyConflict: the request_id exists with different contents.
+        """
+        if new.request_id is not None:
+            try:
+                existing = await self.get_by_request_id(new.request_id)
+            except NotFound:
+                pass
+            else:
+                return self._same_request(existing, new), False
+        now = utcnow()
+        values = {
+            "coin": new.coin,
+            "network": new.network,
+            "address": new.address,
+            "address_tag": new.address_tag,
+            "amount": new.amount,
+            "account": new.account,
+            "request_id": new.request_id,
+            "requested_by": new.requested_by,
+            "note": new.note,
+            "status": Status.QUEUED.value,
+            "status_reason": "waiting for the worker",
+            "enqueued_via": actor,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(insert(T).values(**values).returning(T))
+                row = result.one()
+        except IntegrityError:
+            if new.request_id is None:
+                raise
+            # A concurrent enqueue with the same request_id won the race.
+            existing = await self.get_by_request_id(new.request_id)
+            return self._same_request(existing, new), False
+        return to_intent(row), True
+
+    @staticmethod
+    def _same_request(existing: Intent, new: NewIntent) -> Intent:
+        mine = (new.coin, new.network, new.address, new.address_tag, new.amount, new.account)
+        theirs = (
+            existing.coin,
+            existing.network,
+            existing.address,
+            existing.address_tag,
+            existing.amount,
+            existing.account,
+        )
+        if mine != theirs:
+            raise IdempotencyConflict(
+                f"request_id {new.request_id!r} already names intent {existing.id} "
+                "with a different coin, network, address, tag, amount or account"
+            )
+        return existing
+
+    async def transition(
+        self,
+        intent_id: int,
+        to: Status,
+        *,
+        reason: str,
+        actor: str,
+        expect: Sequence[Status] | None = None,
+        expect_version: int | None = None,
+        fields: Mapping[str, Any] | None = None,
+        conn: AsyncConnection | None = None,
+    ) -> Intent:
+        """Move an intent to ``to`` and append its event, atomically.
+
+        Raises:
+            NotFound, IllegalTransition, ConcurrentChange: nothing was written.
+        """
+        if conn is not None:
+            return await self._transition(conn, intent_id, to, reason, actor, expect,
+                                          expect_version, fields)
+        async with self.engine.begin() as c:
+            return await self._transition(c, intent_id, to, reason, actor, expect,
+                                          expect_version, fields)
+
+    async def _transition(
+        self,
+        conn: AsyncConnection,
+        intent_id: int,
+        to: Status,
+        reason: str,
+        actor: str,
+        expect: Sequence[Status] | None,
+        expect_version: int | None,
+        fields: Mapping[str, Any] | None,
+    ) -> Intent:
+        query = select(T).where(T.c.id == intent_id)
+        if self.is_postgres:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFound(f"intent {intent_id}")
+        current = to_intent(row)
+        if expect is not None and current.status not in expect:
+            raise ConcurrentChange(
+                f"intent {intent_id} is {current.status.value}, expected "
+                + " or ".join(s.value for s in expect)
+            )
+        if expect_version is not None and current.version != expect_version:
+            raise ConcurrentChange(f"intent {intent_id} changed meanwhile")
+        event = machine.transition(intent_id, current.status, to, reason=reason, actor=actor)
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": to.value,
+            "status_reason": reason,
+            "version": current.version + 1,
+            "updated_at": now,
+            "claimed_by": None,
+            "claimed_until": None,
+        }
+        if to.terminal:
+            values["settled_at"] = now
+        values.update(fields or {})
+        result = await conn.execute(
+            update(T)
+            .where(and_(T.c.id == intent_id, T.c.version == current.version))
+            .values(**values)
+            .returning(T)
+        )
+        new_row = result.first()
+        if new_row is None:
+            raise ConcurrentChange(f"intent {intent_id} changed meanwhile")
+        await self._insert_event(conn, event, now)
+        return to_intent(new_row)
+
+    async def _insert_event(self, conn: AsyncConnection, event: machine.Event,
+                            now: datetime) -> None:
+        await conn.execute(
+            insert(E).values(
+                intent_id=event.intent_id,
+                from_status=event.from_status.value if event.from_status else None,
+                to_status=event.to_status.value,
+                reason=event.reason,
+                actor=event.actor,
+                kind=event.kind,
+                created_at=now,
+            )
+        )
+
+    async def record_note(self, intent_id: int, *, reason: str, actor: str, kind: str,
+                          conn: AsyncConnection | None = None) -> None:
+        """Append an event that records a fact without a status change."""
+        async def _do(c: AsyncConnection) -> None:
+            status = await c.scalar(select(T.c.status).where(T.c.id == intent_id))
+            if status is None:
+                raise NotFound(f"intent {intent_id}")
+            ev = machine.note(intent_id, Status(status), reason=reason, actor=actor, kind=kind)
+            await self._insert_event(c, ev, utcnow())
+
+        if conn is not None:
+            await _do(conn)
+            return
+        async with self.engine.begin() as c:
+            await _do(c)
+
+    async def update_fields(
+        self, intent_id: int, *, expect_status: Status, fields: Mapping[str, Any]
+    ) -> Intent:
+        """Change service-owned columns (never the status) if the status is as expected."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(T)
+                .where(and_(T.c.id == intent_id, T.c.status == expect_status.value))
+                .values(updated_at=utcnow(), **fields)
+                .returning(T)
+            )
+            row = result.first()
+        if row is None:
+            raise ConcurrentChange(f"intent {intent_id} is no longer {expect_status.value}")
+        return to_intent(row)
+
+    # ---- worker queries ------------------------------------------------------------
+
+    async def claim_queued(
+        self, *, account: str, worker: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Intent]:
+        """Lease up to ``limit`` due queued intents of ``account`` to ``worker``.
+
+        PostgreSQL: ``FOR UPDATE SKIP LOCKED`` so concurrent workers take disjoint rows.
+        SQLite: the transaction is ``BEGIN IMMEDIATE``, which serialises claimers.
+        """
+        due = and_(
+            T.c.status == Status.QUEUED.value,
+            T.c.account == account,
+            or_(T.c.not_before.is_(None), T.c.not_before <= now),
+            or_(T.c.claimed_until.is_(None), T.c.claimed_until < now, T.c.claimed_by == worker),
+        )
+        ids_query = select(T.c.id).where(due).order_by(T.c.id).limit(limit)
+        if self.is_postgres:
+            ids_query = ids_query.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            ids = list((await conn.execute(ids_query)).scalars())
+            if not ids:
+                return []
+            rows = (
+                await conn.execute(
+                    update(T)
+                    .where(T.c.id.in_(ids))
+                    .values(claimed_by=worker, claimed_until=lease_until)
+                    .returning(T)
+                )
+            ).all()
+        return sorted((to_intent(r) for r in rows), key=lambda i: i.id)
+
+    async def in_status(self, status: Status, *, account: str | None = None,
+                        limit: int = 1000) -> list[Intent]:
+        query = select(T).where(T.c.status == status.value).order_by(T.c.id).limit(limit)
+        if account is not None:
+            query = query.where(T.c.account == account)
+        async with self.engine.connect() as conn:
+            return [to_intent(r) for r in (await conn.execute(query)).all()]
+
+    async def last_send_ms(self, account: str) -> int | None:
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.max(T.c.send_timestamp_ms)).where(T.c.account == account)
+            )
+        return int(value) if value is not None else None

@@ -1,0 +1,189 @@
+"""The ledger's tables (SQLAlchemy Core). Names of the contract's tables and columns
+are a public interface: operators type SQL against them. Change only by migration.
+
+Constraints that an operator's hand-typed INSERT must meet live here, in the
+database, not only in Python: amount > 0 and exact, status in the vocabulary,
+coin/network non-empty, request_id unique. Triggers (see the initial migration)
+add the rest: new rows must start ``queued``, the creation is recorded as an event,
+status changes need a version bump, and ``intent_events`` is append-only.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+    true,
+)
+
+from treasury.adapters.db.types import Amount, UTCDateTime
+from treasury.domain.status import ALL_STATUSES
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+NOW = text("CURRENT_TIMESTAMP")  # rendered per dialect by the migration; see _now()
+_statuses = ", ".join(f"'{s}'" for s in ALL_STATUSES)
+
+
+def amount_checks(column: str, *, positive: bool) -> list[CheckConstraint]:
+    """Exactness and sign of an amount column, written once for both dialects.
+
+    SQLite: the value must be quoted decimal text (digits, one optional point, no
+    exponent) with at most 18 decimals. PostgreSQL: NUMERIC, at most 18 decimals.
+    """
+    sign = ">" if positive else ">="
+    sqlite = (
+        f"typeof({column}) = 'text' AND {column} GLOB '[0-9]*' "
+        f"AND {column} NOT GLOB '*[^0-9.]*' AND {column} NOT GLOB '*.*.*' "
+        f"AND {column} NOT GLOB '*.' "
+        f"AND (instr({column}, '.') = 0 OR length({column}) - instr({column}, '.') <= 18) "
+        f"AND CAST({column} AS REAL) {sign} 0"
+    )
+    postgres = f"{column} {sign} 0 AND scale({column}) <= 18"
+    if not positive:  # an optional amount (the fee): NULL until known
+        sqlite = f"{column} IS NULL OR ({sqlite})"
+        postgres = f"{column} IS NULL OR ({postgres})"
+    name = f"{column}_positive_exact" if positive else f"{column}_exact"
+    return [
+        CheckConstraint(sqlite, name=name).ddl_if(dialect="sqlite"),
+        CheckConstraint(postgres, name=name).ddl_if(dialect="postgresql"),
+    ]
+
+
+withdrawal_intents = Table(
+    "withdrawal_intents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("coin", String(20), nullable=False),
+    Column("network", String(32), nullable=False),
+    Column("address", String(256), nullable=False),
+    Column("address_tag", String(128), nullable=True),
+    Column("amount", Amount(), nullable=False),
+    Column("request_id", String(128), nullable=True, unique=True),
+    Column("account", String(64), nullable=False, server_default="default"),
+    Column("requested_by", String(128), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("status", String(32), nullable=False, server_default="queued"),
+    Column("status_reason", Text, nullable=True),
+    Column("withdraw_order_id", String(64), nullable=True, unique=True),
+    Column("exchange_withdraw_id", String(64), nullable=True),
+    Column("tx_id", String(256), nullable=True),
+    Column("fee", Amount(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("updated_at", UTCDateTime(), nullable=False, server_default=NOW),
+    # --- owned by the service (not part of the operator contract) ---
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("enqueued_via", String(128), nullable=True),
+    Column("not_before", UTCDateTime(), nullable=True),
+    Column("held_since", UTCDateTime(), nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UTCDateTime(), nullable=True),
+    Column("send_timestamp_ms", BigInteger, nullable=True),
+    Column("send_recv_window_ms", Integer, nullable=True),
+    Column("send_count", Integer, nullable=False, server_default="0"),
+    Column("absent_checks", Integer, nullable=False, server_default="0"),
+    Column("last_checked_at", UTCDateTime(), nullable=True),
+    Column("submitted_at", UTCDateTime(), nullable=True),
+    Column("settled_at", UTCDateTime(), nullable=True),
+    CheckConstraint("length(coin) > 0 AND coin = upper(coin)", name="coin_upper_nonempty"),
+    CheckConstraint("length(network) > 0", name="network_nonempty"),
+    CheckConstraint("length(address) > 0", name="address_nonempty"),
+    CheckConstraint("address_tag IS NULL OR length(address_tag) > 0", name="tag_null_or_set"),
+    CheckConstraint("length(account) > 0", name="account_nonempty"),
+    CheckConstraint(f"status IN ({_statuses})", name="status_known"),
+    *amount_checks("amount", positive=True),
+    *amount_checks("fee", positive=False),
+    Index(None, "status", "account", "not_before"),
+    Index(None, "account", "send_timestamp_ms"),
+    Index(None, "created_at"),
+)
+
+intent_events = Table(
+    "intent_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "intent_id", Integer, ForeignKey("withdrawal_intents.id"), nullable=False, index=True
+    ),
+    Column("from_status", String(32), nullable=True),
+    Column("to_status", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("kind", String(32), nullable=False, server_default="status"),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    CheckConstraint(f"to_status IN ({_statuses})", name="to_status_known"),
+    CheckConstraint(
+        f"from_status IS NULL OR from_status IN ({_statuses})", name="from_status_known"
+    ),
+)
+
+whitelist_entries = Table(
+    "whitelist_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("coin", String(20), nullable=False),
+    Column("network", String(32), nullable=False),
+    Column("address", String(256), nullable=False),
+    Column("address_tag", String(128), nullable=True),
+    Column("label", String(256), nullable=False, server_default=""),
+    Column("source", String(16), nullable=False, server_default="manual"),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("usable_from", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("updated_at", UTCDateTime(), nullable=False, server_default=NOW),
+    # NULL tags would not collide in a unique constraint; '' stands for "no tag" here.
+    Column("tag_key", String(128), nullable=False, server_default=""),
+    CheckConstraint("source IN ('exchange', 'manual')", name="source_known"),
+    CheckConstraint("length(coin) > 0 AND length(network) > 0", name="coin_network_nonempty"),
+    CheckConstraint("length(address) > 0", name="address_nonempty"),
+    UniqueConstraint("coin", "network", "address", "tag_key", name="uq_whitelist_destination"),
+)
+
+intent_approvals = Table(
+    "intent_approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "intent_id", Integer, ForeignKey("withdrawal_intents.id"), nullable=False, index=True
+    ),
+    Column("approver", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    UniqueConstraint("intent_id", "approver", name="uq_approval_once"),
+)
+
+service_state = Table(
+    "service_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_by", String(128), nullable=False, server_default="service"),
+    Column("updated_at", UTCDateTime(), nullable=False, server_default=NOW),
+)
+
+sender_leases = Table(
+    "sender_leases",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("last_send_ms", BigInteger, nullable=True),
+)

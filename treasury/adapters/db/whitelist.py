@@ -1,0 +1,117 @@
+"""The local mirror of the exchange's withdrawal address whitelist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from treasury.adapters.db.repository import utcnow
+from treasury.adapters.db.tables import whitelist_entries
+
+W = whitelist_entries
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhitelistEntry:
+    id: int
+    coin: str
+    network: str
+    address: str
+    address_tag: str | None
+    label: str
+    source: str
+    enabled: bool
+    usable_from: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.coin, self.network, self.address, self.address_tag or "")
+
+
+class DuplicateEntry(ValueError):
+    pass
+
+
+def _entry(r: object) -> WhitelistEntry:
+    m = r._mapping  # type: ignore[attr-defined]
+    return WhitelistEntry(
+        id=m["id"], coin=m["coin"], network=m["network"], address=m["address"],
+        address_tag=m["address_tag"], label=m["label"], source=m["source"],
+        enabled=bool(m["enabled"]), usable_from=m["usable_from"], created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+class WhitelistRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def add(
+        self,
+        *,
+        coin: str,
+        network: str,
+        address: str,
+        address_tag: str | None,
+        label: str = "",
+        source: str = "manual",
+        usable_from: datetime | None = None,
+    ) -> WhitelistEntry:
+        now = utcnow()
+        try:
+            async with self.engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        insert(W)
+                        .values(
+                            coin=coin, network=network, address=address, address_tag=address_tag,
+                            tag_key=address_tag or "", label=label, source=source, enabled=True,
+                            usable_from=usable_from, created_at=now, updated_at=now,
+                        )
+                        .returning(W)
+                    )
+                ).one()
+        except IntegrityError:
+            raise DuplicateEntry(
+                f"{coin}/{network} {address}"
+                + (f" tag {address_tag}" if address_tag else "")
+                + " is already in the whitelist"
+            ) from None
+        return _entry(row)
+
+    async def list(self) -> list[WhitelistEntry]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(W).order_by(W.c.coin, W.c.network, W.c.id))).all()
+        return [_entry(r) for r in rows]
+
+    async def find(
+        self, coin: str, network: str, address: str, address_tag: str | None
+    ) -> WhitelistEntry | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(W).where(
+                        and_(W.c.coin == coin, W.c.network == network, W.c.address == address,
+                             W.c.tag_key == (address_tag or ""))
+                    )
+                )
+            ).first()
+        return _entry(row) if row is not None else None
+
+    async def remove(self, entry_id: int) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(W).where(W.c.id == entry_id))
+        return bool(result.rowcount)
+
+    async def set_enabled(self, entry_id: int, enabled: bool, label: str | None = None) -> None:
+        values: dict[str, object] = {"enabled": enabled, "updated_at": utcnow()}
+        if label is not None:
+            values["label"] = label
+        async with self.engine.begin() as conn:
+            await conn.execute(update(W).where(W.c.id == entry_id).values(**values))

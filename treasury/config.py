@@ -1,0 +1,140 @@
+"""Settings: environment variables ``TREASURY_*``, a ``.env`` file, and secret files.
+
+Secret files are read from ``/run/secrets`` (docker) and ``$CREDENTIALS_DIRECTORY``
+(systemd ``LoadCredential=``) when those exist; a file is named after the variable,
+e.g. ``treasury_binance_api_secret``. A bad setting stops start-up with one line per
+problem naming the variable; values are never echoed, so a secret cannot leak there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TREASURY_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///treasury.sqlite3"
+
+
+class SettingsError(Exception):
+    """One or more settings are missing or wrong; the message names each variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    binance_base_url: str = "https://api.binance.com"
+    binance_api_key: SecretStr | None = None
+    binance_api_secret: SecretStr | None = None
+    binance_private_key_file: Path | None = None
+    binance_private_key_passphrase: SecretStr | None = None
+    withdraw_rate: float = Field(default=1.0, gt=0, le=50)
+    poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    intake_interval_s: float = Field(default=0.5, gt=0, le=60)
+    recv_window_ms: int = Field(default=5000, ge=100, le=60000)
+    apply_recv_window_ms: int = Field(default=5000, ge=100, le=60000)
+    http_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    settle_margin_s: float = Field(default=30.0, ge=0, le=3600)
+    reconcile_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    reconcile_give_up_s: float = Field(default=3600.0, gt=0)
+    hold_backoff_s: float = Field(default=30.0, gt=0, le=3600)
+    max_hold_s: float = Field(default=86400.0, gt=0)
+    max_settle_age_s: float = Field(default=86400.0, gt=0)
+    rules_ttl_s: float = Field(default=300.0, gt=0)
+    account: str = "default"
+    worker_id: str | None = None
+    policy_file: Path | None = None
+    allow_unrestricted_ip_key: bool = False
+    whitelist_sync_interval_s: float = Field(default=0, ge=0)
+    manual_whitelist_cooling_s: float = Field(default=0, ge=0)
+    lease_ttl_s: float = Field(default=15.0, ge=2, le=600)
+    shutdown_grace_s: float = Field(default=8.0, gt=0, le=60)
+    metrics_bind: str | None = None
+    alert_webhook_url: str | None = None
+    alert_format: Literal["json", "slack", "telegram"] = "json"
+    alert_telegram_chat_id: str | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from treasury.adapters.db.engine import normalize_url
+
+        try:
+            normalize_url(value)
+        except Exception as exc:  # sqlalchemy raises several kinds for a bad URL
+            raise ValueError(f"not a usable SQLAlchemy URL ({type(exc).__name__})") from None
+        return value
+
+    @field_validator("binance_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://127.", "http://localhost", "http://[::1]")):
+            raise ValueError("must be https:// (plain http only for a loopback sandbox)")
+        return value.rstrip("/")
+
+    @field_validator("binance_private_key_file")
+    @classmethod
+    def _key_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("file does not exist or is not a regular file")
+        return value
+
+    @model_validator(mode="after")
+    def _one_signing_method(self) -> Settings:
+        if self.binance_api_secret is not None and self.binance_private_key_file is not None:
+            raise ValueError(
+                "set either TREASURY_BINANCE_API_SECRET or TREASURY_BINANCE_PRIVATE_KEY_FILE, "
+                "not both"
+            )
+        return self
+
+    def require_exchange_credentials(self) -> None:
+        """Raise SettingsError unless an API key and one signing method are configured."""
+        missing = []
+        if self.binance_api_key is None:
+            missing.append(f"{ENV_PREFIX}BINANCE_API_KEY: missing")
+        if self.binance_api_secret is None and self.binance_private_key_file is None:
+            missing.append(
+                f"{ENV_PREFIX}BINANCE_API_SECRET or {ENV_PREFIX}BINANCE_PRIVATE_KEY_FILE: missing"
+            )
+        if missing:
+            raise SettingsError("; ".join(missing))
+
+
+def _secret_dirs() -> list[Path]:
+    dirs = [Path("/run/secrets")]
+    cred = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred:
+        dirs.append(Path(cred))
+    return [d for d in dirs if d.is_dir()]
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = [str(p) for p in err["loc"] if p != "__root__"]
+        name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {msg}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, or raise SettingsError with one clear line naming each problem."""
+    try:
+        return Settings(_secrets_dir=_secret_dirs() or None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None

@@ -1,0 +1,150 @@
+"""What the exchange tells us, as plain immutable values (no I/O, no HTTP).
+
+The Binance adapter parses responses into these; the sandbox, the worker and the
+policy code read them. Amounts are ``Decimal``; times are aware UTC datetimes or
+epoch milliseconds where the exchange speaks in milliseconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+class ExchangeWithdrawStatus(enum.IntEnum):
+    """Binance withdraw/history status codes (withdrawal codes, not deposit codes)."""
+
+    EMAIL_SENT = 0  # waiting for e-mail confirmation (not used for API withdrawals)
+    CANCELLED = 1  # cancelled (older docs; treated as terminal if seen)
+    AWAITING_APPROVAL = 2  # waiting for the exchange's review
+    REJECTED = 3  # rejected by the exchange: terminal, funds returned
+    PROCESSING = 4  # being broadcast / confirmed on chain
+    FAILURE = 5  # failed (older docs; treated as terminal if seen)
+    COMPLETED = 6  # done; txId and completeTime are known
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkRule:
+    """One (coin, network) row of ``capital/config/getall``."""
+
+    coin: str
+    network: str
+    withdraw_enable: bool
+    withdraw_min: Decimal
+    withdraw_max: Decimal
+    withdraw_multiple: Decimal  # withdrawIntegerMultiple; 0 means no constraint
+    withdraw_fee: Decimal
+    address_regex: str
+    memo_regex: str
+    memo_required: bool  # withdrawTag
+    is_default: bool = False
+    busy: bool = False
+    withdraw_desc: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoinConfig:
+    coin: str
+    withdraw_all_enable: bool
+    free: Decimal
+    networks: tuple[NetworkRule, ...]
+
+    def network(self, name: str) -> NetworkRule | None:
+        return next((n for n in self.networks if n.network == name), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Balance:
+    asset: str
+    free: Decimal
+    locked: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountInfo:
+    can_withdraw: bool
+    can_trade: bool
+    can_deposit: bool
+    balances: dict[str, Balance] = field(default_factory=dict)
+
+    def free(self, asset: str) -> Decimal:
+        b = self.balances.get(asset)
+        return b.free if b else Decimal(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiRestrictions:
+    ip_restrict: bool
+    enable_withdrawals: bool
+    enable_reading: bool
+    trading_authority_expiration_time: int | None = None  # epoch ms, when reported
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemStatus:
+    normal: bool  # status 0
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithdrawalRecord:
+    """One row of ``withdraw/history``."""
+
+    id: str
+    withdraw_order_id: str | None
+    coin: str
+    network: str | None
+    address: str
+    address_tag: str | None
+    amount: Decimal
+    fee: Decimal
+    status: int  # ExchangeWithdrawStatus value; unknown values are kept as they came
+    tx_id: str | None
+    apply_time: datetime | None
+    complete_time: datetime | None
+    info: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhitelistAddress:
+    """One row of ``withdraw/address/list``."""
+
+    coin: str
+    network: str
+    address: str
+    address_tag: str | None
+    name: str
+    white_status: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithdrawQuota:
+    """24-hour withdraw quota in USD."""
+
+    quota: Decimal
+    used: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(Decimal(0), self.quota - self.used)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithdrawRequest:
+    """What the worker asks the exchange to send. ``name`` is deliberately absent."""
+
+    coin: str
+    network: str
+    address: str
+    address_tag: str | None
+    amount: Decimal
+    withdraw_order_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithdrawAccepted:
+    id: str
+    timestamp_ms: int  # the timestamp that was signed
+    recv_window_ms: int

@@ -1,0 +1,121 @@
+"""Validation of an intent's own fields (no exchange rules here: see ``rules``).
+
+Used by the CLI and the bots' API before anything is written, and by the worker
+for rows that arrived by plain SQL, which skipped those front doors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from treasury.domain.errors import InvalidField
+from treasury.domain.money import parse_amount
+
+COIN_RE = re.compile(r"^[A-Z0-9]{1,20}$")
+NETWORK_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_ADDRESS = 256
+MAX_TAG = 128
+MAX_REQUEST_ID = 128
+MAX_TEXT = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewIntent:
+    """A validated request to withdraw, ready to be stored."""
+
+    coin: str
+    network: str
+    address: str
+    address_tag: str | None
+    amount: Decimal
+    account: str = "default"
+    request_id: str | None = None
+    requested_by: str | None = None
+    note: str | None = None
+
+
+def _printable_token(field: str, value: str, max_len: int) -> str:
+    if not value:
+        raise InvalidField(field, "must not be empty")
+    if len(value) > max_len:
+        raise InvalidField(field, f"is longer than {max_len} characters")
+    if any(c.isspace() for c in value):
+        raise InvalidField(field, "must not contain whitespace")
+    if not value.isprintable():
+        raise InvalidField(field, "must contain printable characters only")
+    return value
+
+
+def validate_coin(value: str) -> str:
+    if not COIN_RE.match(value):
+        raise InvalidField("coin", f"{value!r} is not an upper-case asset symbol such as USDT")
+    return value
+
+
+def validate_network(value: str) -> str:
+    if not NETWORK_RE.match(value):
+        raise InvalidField(
+            "network", f"{value!r} is not a network symbol as the exchange names it (e.g. TRX)"
+        )
+    return value
+
+
+def validate_address(value: str) -> str:
+    return _printable_token("address", value, MAX_ADDRESS)
+
+
+def validate_tag(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return _printable_token("address_tag", value, MAX_TAG)
+
+
+def validate_account(value: str) -> str:
+    if not ACCOUNT_RE.match(value):
+        raise InvalidField("account", f"{value!r} is not a valid account name")
+    return value
+
+
+def _optional_text(field: str, value: str | None, max_len: int) -> str | None:
+    if value is None:
+        return None
+    if len(value) > max_len:
+        raise InvalidField(field, f"is longer than {max_len} characters")
+    if "\x00" in value:
+        raise InvalidField(field, "must not contain NUL characters")
+    return value
+
+
+def validate_new_intent(
+    *,
+    coin: str,
+    network: str,
+    address: str,
+    amount: object,
+    address_tag: str | None = None,
+    account: str = "default",
+    request_id: str | None = None,
+    requested_by: str | None = None,
+    note: str | None = None,
+) -> NewIntent:
+    """Check every field and return a ``NewIntent``.
+
+    Raises:
+        InvalidField: naming the first bad field and what is wrong with it.
+    """
+    if request_id is not None:
+        _printable_token("request_id", request_id, MAX_REQUEST_ID)
+    return NewIntent(
+        coin=validate_coin(coin),
+        network=validate_network(network),
+        address=validate_address(address),
+        address_tag=validate_tag(address_tag),
+        amount=parse_amount(amount),
+        account=validate_account(account),
+        request_id=request_id,
+        requested_by=_optional_text("requested_by", requested_by, 128),
+        note=_optional_text("note", note, MAX_TEXT),
+    )
