@@ -6,12 +6,16 @@ and text goes out in plain positional notation (``Decimal('1E+1')`` is sent as `
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded, localcontext
 
 from treasury.domain.errors import InvalidField
 
 MAX_DECIMALS = 18
 MAX_INTEGER_DIGITS = 20
+
+# Arithmetic on amounts must never round: the default context keeps 28 digits, and an
+# amount may have 38. This context is wide enough and traps any rounding as an error.
+EXACT = Context(prec=80, traps=[Inexact, Rounded, InvalidOperation])
 
 
 def parse_amount(value: object, *, field: str = "amount") -> Decimal:
@@ -53,9 +57,10 @@ def parse_amount(value: object, *, field: str = "amount") -> Decimal:
 
 def decimals(amount: Decimal) -> int:
     """Significant decimal places, ignoring trailing zeros (``1.500`` has 1)."""
-    exponent = amount.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
-    return max(0, -exponent)
+    text = format(amount, "f")
+    if "." not in text:
+        return 0
+    return len(text.split(".", 1)[1].rstrip("0"))
 
 
 def integer_digits(amount: Decimal) -> int:
@@ -70,12 +75,24 @@ def format_amount(amount: Decimal) -> str:
     """
     if not amount.is_finite():
         raise ValueError("cannot format a non-finite amount")
-    text = format(amount.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+    text = format(amount, "f")  # positional, exact (no context rounding)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "0", "") else text
 
 
 def is_multiple(amount: Decimal, step: Decimal) -> bool:
     """True when ``amount`` is a whole multiple of ``step`` (a step ≤ 0 means "any")."""
     if step <= 0:
         return True
-    return amount % step == 0
+    with localcontext(EXACT):
+        return amount % step == 0
+
+
+def add(*amounts: Decimal) -> Decimal:
+    """Exact sum (raises instead of rounding)."""
+    with localcontext(EXACT):
+        total = Decimal(0)
+        for a in amounts:
+            total += a
+        return total

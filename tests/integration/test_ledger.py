@@ -1,0 +1,181 @@
+"""The ledger on both databases: exact amounts, constraints, idempotency, transitions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import anyio
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from treasury.adapters.db.tables import intent_events, withdrawal_intents
+from treasury.domain.errors import IllegalTransition
+from treasury.domain.status import Status
+from treasury.domain.validation import validate_new_intent
+from treasury.services.admin import Ledger
+
+
+def new(amount: str = "10", request_id: str | None = None, **kw: str):  # type: ignore[no-untyped-def]
+    fields = {"coin": "USDT", "network": "TRX", "address": "TXyz", **kw}
+    return validate_new_intent(amount=amount, request_id=request_id, **fields)
+
+
+async def count(ledger: Ledger, table=withdrawal_intents) -> int:  # type: ignore[no-untyped-def]
+    async with ledger.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table)))
+
+
+async def test_eighteen_decimals_round_trip_digit_for_digit(ledger: Ledger) -> None:
+    amount = "123456789012345678.123456789012345678"
+    intent, _ = await ledger.intents.enqueue(new(amount), actor="test")
+    again = await ledger.intents.get(intent.id)
+    assert str(again.amount) == amount
+    assert again.amount == Decimal(amount)
+
+
+async def test_float_damage_cannot_be_produced(ledger: Ledger) -> None:
+    a, _ = await ledger.intents.enqueue(new("0.1"), actor="test")
+    b, _ = await ledger.intents.enqueue(new("0.2"), actor="test")
+    got = [(await ledger.intents.get(i.id)).amount for i in (a, b)]
+    assert sum(got) == Decimal("0.3")
+    assert str(got[0] + got[1]) == "0.3"
+    # Summing in SQL must not go through float either (where the dialect can sum text).
+    if ledger.engine.dialect.name == "postgresql":
+        async with ledger.engine.connect() as conn:
+            total = await conn.scalar(select(func.sum(withdrawal_intents.c.amount)))
+        assert total == Decimal("0.3")
+
+
+@pytest.mark.parametrize("literal", ["0", "-1", "0.0", "'0'", "'-5'", "'abc'", "'1e5'"])
+async def test_sql_insert_with_bad_amount_is_refused(ledger: Ledger, literal: str) -> None:
+    if ledger.engine.dialect.name == "postgresql" and literal in ("'1e5'",):
+        pytest.skip("1e5 is exact NUMERIC 100000 on PostgreSQL")
+    if ledger.engine.dialect.name == "postgresql" and literal == "'abc'":
+        exc_type: type[Exception] = DBAPIError
+    else:
+        exc_type = IntegrityError
+    with pytest.raises(exc_type):
+        async with ledger.engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO withdrawal_intents (coin, network, address, amount) "
+                f"VALUES ('USDT', 'TRX', 'TXyz', {literal})"
+            ))
+    assert await count(ledger) == 0
+
+
+async def test_sqlite_refuses_unquoted_float_literals(ledger: Ledger) -> None:
+    if ledger.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL parses the literal as exact NUMERIC")
+    with pytest.raises(IntegrityError, match="amount_positive_exact"):
+        async with ledger.engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO withdrawal_intents (coin, network, address, amount) "
+                "VALUES ('USDT', 'TRX', 'TXyz', 0.30000000000000004)"
+            ))
+    assert await count(ledger) == 0
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        "('USDT', 'TRX', 'TXyz', '1', 'teleported')",
+        "('USDT', '', 'TXyz', '1', 'queued')",
+        "('', 'TRX', 'TXyz', '1', 'queued')",
+        "('usdt', 'TRX', 'TXyz', '1', 'queued')",
+        "('USDT', 'TRX', '', '1', 'queued')",
+        "('USDT', 'TRX', 'TXyz', '1', 'submitted')",
+    ],
+)
+async def test_sql_insert_with_bad_fields_is_refused(ledger: Ledger, values: str) -> None:
+    with pytest.raises(DBAPIError):
+        async with ledger.engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO withdrawal_intents (coin, network, address, amount, status) "
+                f"VALUES {values}"
+            ))
+    assert await count(ledger) == 0
+    assert await count(ledger, intent_events) == 0
+
+
+async def test_sql_insert_is_recorded_as_an_event(ledger: Ledger) -> None:
+    async with ledger.engine.begin() as conn:
+        await conn.execute(text(
+            "INSERT INTO withdrawal_intents (coin, network, address, amount) "
+            "VALUES ('USDT', 'TRX', 'TXyz', '12.5')"
+        ))
+    [intent] = await ledger.intents.list()
+    assert intent.status is Status.QUEUED and intent.amount == Decimal("12.5")
+    [event] = await ledger.intents.events(intent.id)
+    assert (event.from_status, event.to_status, event.actor) == (None, "queued", "sql")
+
+
+async def test_same_request_id_twice_yields_one_row(ledger: Ledger) -> None:
+    first, created1 = await ledger.intents.enqueue(new("5", "bot-1"), actor="api")
+    second, created2 = await ledger.intents.enqueue(new("5", "bot-1"), actor="api")
+    assert (created1, created2) == (True, False)
+    assert first.id == second.id
+    assert await count(ledger) == 1
+
+
+async def test_concurrent_enqueues_with_one_request_id_yield_one_row(ledger: Ledger) -> None:
+    results: list[int] = []
+
+    async def one() -> None:
+        intent, _ = await ledger.intents.enqueue(new("5", "bot-race"), actor="api")
+        results.append(intent.id)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(8):
+            tg.start_soon(one)
+    assert len(set(results)) == 1
+    assert await count(ledger) == 1
+
+
+async def test_sql_duplicate_request_id_is_refused(ledger: Ledger) -> None:
+    await ledger.intents.enqueue(new("5", "dup"), actor="api")
+    with pytest.raises(IntegrityError):
+        async with ledger.engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO withdrawal_intents (coin, network, address, amount, request_id) "
+                "VALUES ('USDT', 'TRX', 'TXyz', '5', 'dup')"
+            ))
+    assert await count(ledger) == 1
+
+
+async def test_illegal_transition_raises_and_writes_nothing(ledger: Ledger) -> None:
+    intent, _ = await ledger.intents.enqueue(new(), actor="test")
+    with pytest.raises(IllegalTransition):
+        await ledger.intents.transition(intent.id, Status.COMPLETED, reason="x", actor="test")
+    after = await ledger.intents.get(intent.id)
+    assert after.status is Status.QUEUED and after.version == intent.version
+    assert len(await ledger.intents.events(intent.id)) == 1
+
+
+async def test_transition_writes_status_and_event_together(ledger: Ledger) -> None:
+    intent, _ = await ledger.intents.enqueue(new(), actor="test")
+    moved = await ledger.intents.transition(
+        intent.id, Status.REJECTED, reason="network unknown", actor="worker"
+    )
+    assert moved.status is Status.REJECTED and moved.settled_at is not None
+    events = await ledger.intents.events(intent.id)
+    assert [(e.from_status, e.to_status, e.reason, e.actor) for e in events][-1] == (
+        "queued", "rejected", "network unknown", "worker"
+    )
+
+
+async def test_raw_sql_cannot_change_status_or_amount_or_events(ledger: Ledger) -> None:
+    intent, _ = await ledger.intents.enqueue(new(), actor="test")
+    for statement in (
+        f"UPDATE withdrawal_intents SET status = 'completed' WHERE id = {intent.id}",
+        f"UPDATE withdrawal_intents SET amount = '99' WHERE id = {intent.id}",
+        f"UPDATE withdrawal_intents SET address = 'Tother' WHERE id = {intent.id}",
+        "UPDATE intent_events SET reason = 'rewritten'",
+        "DELETE FROM intent_events",
+    ):
+        with pytest.raises(DBAPIError):
+            async with ledger.engine.begin() as conn:
+                await conn.execute(text(statement))
+    after = await ledger.intents.get(intent.id)
+    assert (after.status, after.amount, after.address) == (Status.QUEUED, Decimal(10), "TXyz")
+    assert len(await ledger.intents.events(intent.id)) == 1

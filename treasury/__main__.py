@@ -1,0 +1,3 @@
+from treasury.cli import main
+
+main()

@@ -1,0 +1,109 @@
+"""The bots' API: enqueue withdrawals and read their outcome from Python code.
+
+Example::
+
+    from decimal import Decimal
+    from treasury.api import Treasury
+
+    async with Treasury.connect("postgresql://treasury@db/treasury") as t:
+        intent = await t.enqueue(coin="USDT", network="TRX", address="T...",
+                                 amount=Decimal("250"), request_id="rebalance-2026-11-21-7")
+        final = await t.wait_until_settled(intent.id, timeout_s=600)
+        print(final.status, final.tx_id)
+
+``enqueue`` is idempotent by ``request_id``: calling it again after a crash or a
+retry returns the intent created the first time. Bots in other languages use the
+SQL route (see the README): the same table, the same guarantees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+import anyio
+
+from treasury.adapters.db.engine import create_engine
+from treasury.domain.intent import EventRecord, Intent
+from treasury.domain.status import Status
+from treasury.domain.validation import validate_new_intent
+from treasury.services import admin
+from treasury.services.admin import Ledger
+
+# A bot waits until the intent is final or a person must look at it.
+SETTLED = frozenset({*(s for s in Status if s.terminal), Status.NEEDS_ATTENTION})
+
+
+class Treasury:
+    def __init__(self, ledger: Ledger, *, actor: str) -> None:
+        self._ledger = ledger
+        self._actor = actor
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, database_url: str | None = None, *, actor: str = "api"
+    ) -> AsyncIterator[Treasury]:
+        """Open the ledger (default: ``TREASURY_DATABASE_URL``)."""
+        if database_url is None:
+            from treasury.config import load_settings
+
+            database_url = load_settings().database_url
+        engine = create_engine(database_url)
+        try:
+            yield cls(Ledger.over(engine), actor=actor)
+        finally:
+            await engine.dispose()
+
+    async def enqueue(
+        self,
+        *,
+        coin: str,
+        network: str,
+        address: str,
+        amount: Decimal | str | int,
+        address_tag: str | None = None,
+        request_id: str | None = None,
+        account: str = "default",
+        requested_by: str | None = None,
+        note: str | None = None,
+    ) -> Intent:
+        """Queue a withdrawal; with a known ``request_id``, return the existing intent.
+
+        Raises:
+            InvalidField: a field is malformed (nothing written).
+            IdempotencyConflict: ``request_id`` exists with different contents.
+        """
+        new = validate_new_intent(
+            coin=coin, network=network, address=address, amount=amount,
+            address_tag=address_tag, account=account, request_id=request_id,
+            requested_by=requested_by, note=note,
+        )
+        intent, _created = await admin.enqueue(self._ledger, new, actor=self._actor)
+        return intent
+
+    async def get(self, ref: int | str) -> Intent:
+        """An intent by id (int) or by request_id (str). Raises NotFound."""
+        if isinstance(ref, int):
+            return await self._ledger.intents.get(ref)
+        return await self._ledger.intents.get_by_request_id(ref)
+
+    async def history(self, ref: int | str) -> list[EventRecord]:
+        intent = await self.get(ref)
+        return await self._ledger.intents.events(intent.id)
+
+    async def wait_until_settled(
+        self, ref: int | str, *, timeout_s: float, poll_s: float = 1.0
+    ) -> Intent:
+        """Wait until the intent is terminal or needs attention.
+
+        Raises:
+            TimeoutError: still in flight after ``timeout_s`` (the intent goes on).
+        """
+        with anyio.fail_after(timeout_s):
+            while True:
+                intent = await self.get(ref)
+                if intent.status in SETTLED:
+                    return intent
+                await anyio.sleep(poll_s)

@@ -1,0 +1,125 @@
+"""Operator and bot use cases on the ledger: enqueue, cancel, resolve, pause, resume.
+
+Refusals are ``Refused`` with a sentence an operator can act on; nothing is written
+when a use case refuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from treasury.adapters.db.repository import ConcurrentChange, IntentRepository
+from treasury.adapters.db.state import ServiceState
+from treasury.adapters.db.whitelist import WhitelistRepository
+from treasury.domain.intent import Intent
+from treasury.domain.machine import CANCELLABLE
+from treasury.domain.status import Status
+from treasury.domain.validation import NewIntent
+
+
+class Refused(Exception):
+    """The operation is not allowed in the intent's current state; nothing was written."""
+
+
+@dataclass
+class Ledger:
+    """The repositories over one database, as the CLI, the bots' API and the worker use them."""
+
+    engine: AsyncEngine
+    intents: IntentRepository
+    state: ServiceState
+    whitelist: WhitelistRepository
+
+    @classmethod
+    def over(cls, engine: AsyncEngine) -> Ledger:
+        return cls(
+            engine=engine,
+            intents=IntentRepository(engine),
+            state=ServiceState(engine),
+            whitelist=WhitelistRepository(engine),
+        )
+
+
+async def enqueue(ledger: Ledger, new: NewIntent, *, actor: str) -> tuple[Intent, bool]:
+    return await ledger.intents.enqueue(new, actor=actor)
+
+
+async def cancel(ledger: Ledger, intent_id: int, *, actor: str, reason: str) -> Intent:
+    intent = await ledger.intents.get(intent_id)
+    if intent.status not in CANCELLABLE:
+        raise Refused(_why_not_cancellable(intent))
+    try:
+        return await ledger.intents.transition(
+            intent_id, Status.CANCELLED, reason=reason or "cancelled by operator", actor=actor,
+            expect=tuple(CANCELLABLE),
+        )
+    except ConcurrentChange:
+        fresh = await ledger.intents.get(intent_id)
+        raise Refused(_why_not_cancellable(fresh)) from None
+
+
+def _why_not_cancellable(intent: Intent) -> str:
+    if intent.status.terminal:
+        return f"intent {intent.id} is already {intent.status.value}"
+    return (
+        f"intent {intent.id} is {intent.status.value}: it may already have been sent to the "
+        "exchange, so it can no longer be cancelled here"
+    )
+
+
+RESOLUTIONS = {
+    "completed": Status.COMPLETED,
+    "failed": Status.FAILED,
+    "requeue": Status.QUEUED,
+    "submitted": Status.SUBMITTED,
+    "cancelled": Status.CANCELLED,
+}
+
+
+async def resolve(
+    ledger: Ledger,
+    intent_id: int,
+    *,
+    outcome: str,
+    actor: str,
+    reason: str,
+    exchange_id: str | None = None,
+    tx_id: str | None = None,
+) -> Intent:
+    """Settle an intent that needs attention, by a person's decision (recorded as such)."""
+    if outcome not in RESOLUTIONS:
+        raise Refused(f"outcome must be one of {', '.join(RESOLUTIONS)}, not {outcome!r}")
+    if not reason.strip():
+        raise Refused("a resolution needs a reason (--reason)")
+    target = RESOLUTIONS[outcome]
+    if target in (Status.SUBMITTED, Status.COMPLETED) and not exchange_id:
+        raise Refused(f"marking an intent {outcome} needs the exchange's withdrawal id")
+    intent = await ledger.intents.get(intent_id)
+    if intent.status is not Status.NEEDS_ATTENTION:
+        raise Refused(
+            f"intent {intent_id} is {intent.status.value}; only needs_attention can be resolved"
+        )
+    fields: dict[str, object] = {}
+    if exchange_id:
+        fields["exchange_withdraw_id"] = exchange_id
+    if tx_id:
+        fields["tx_id"] = tx_id
+    if target is Status.QUEUED:
+        fields.update(not_before=None, held_since=None, absent_checks=0)
+    try:
+        return await ledger.intents.transition(
+            intent_id, target, reason=f"resolved by operator: {reason}", actor=actor,
+            expect=(Status.NEEDS_ATTENTION,), fields=fields,
+        )
+    except ConcurrentChange as exc:
+        raise Refused(str(exc)) from None
+
+
+async def pause(ledger: Ledger, *, actor: str, reason: str) -> bool:
+    return await ledger.state.pause(reason=reason or "paused by operator", by=actor)
+
+
+async def resume(ledger: Ledger) -> bool:
+    return await ledger.state.resume()
