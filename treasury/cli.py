@@ -39,7 +39,9 @@ app = typer.Typer(
     help="Exactly-once Binance withdrawals from a SQL queue.",
     pretty_exceptions_enable=False,
 )
-whitelist_app = typer.Typer(no_args_is_help=True, help="The local mirror of the exchange whitelist.")
+whitelist_app = typer.Typer(
+    no_args_is_help=True, help="The local mirror of the exchange whitelist."
+)
 app.add_typer(whitelist_app, name="whitelist")
 
 T = TypeVar("T")
@@ -132,8 +134,10 @@ def enqueue(
     network: str = typer.Option(..., help="network as the exchange names it, e.g. TRX"),
     address: str = typer.Option(..., help="destination address"),
     amount: str = typer.Option(..., help="exact decimal amount, e.g. 125.50"),
-    tag: str | None = typer.Option(None, "--tag", help="memo / address tag, if the network needs one"),
-    request_id: str | None = typer.Option(None, help="idempotency key: the same key twice gives one intent"),
+    tag: str | None = typer.Option(None, "--tag", help="memo / address tag, if needed"),
+    request_id: str | None = typer.Option(
+        None, help="idempotency key: the same key twice gives one intent"
+    ),
     account: str = typer.Option("default", help="exchange account that sends it"),
     note: str | None = typer.Option(None, help="free text for the audit trail"),
     as_: str | None = typer.Option(None, "--as", help="operator name for the audit trail"),
@@ -194,7 +198,7 @@ def list_(
 
     async def body() -> None:
         async with open_ledger(settings) as ledger:
-            intents = await ledger.intents.list(
+            intents = await ledger.intents.search(
                 statuses=statuses, coin=coin, account=account, limit=limit
             )
             pause = await ledger.state.pause_state()
@@ -358,7 +362,7 @@ def whitelist_list(json_: bool = typer.Option(False, "--json")) -> None:
 
     async def body() -> None:
         async with open_ledger(settings) as ledger:
-            entries = await ledger.whitelist.list()
+            entries = await ledger.whitelist.all()
         if json_:
             out.print_json([e.__dict__ for e in entries])
             return

@@ -135,6 +135,6 @@ def _describe(exc: ValidationError) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, or raise SettingsError with one clear line naming each problem."""
     try:
-        return Settings(_secrets_dir=_secret_dirs() or None, **overrides)  # type: ignore[call-arg]
+        return Settings(_secrets_dir=_secret_dirs() or None, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None

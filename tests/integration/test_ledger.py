@@ -104,7 +104,7 @@ async def test_sql_insert_is_recorded_as_an_event(ledger: Ledger) -> None:
             "INSERT INTO withdrawal_intents (coin, network, address, amount) "
             "VALUES ('USDT', 'TRX', 'TXyz', '12.5')"
         ))
-    [intent] = await ledger.intents.list()
+    [intent] = await ledger.intents.search()
     assert intent.status is Status.QUEUED and intent.amount == Decimal("12.5")
     [event] = await ledger.intents.events(intent.id)
     assert (event.from_status, event.to_status, event.actor) == (None, "queued", "sql")

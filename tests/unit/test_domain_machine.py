@@ -38,7 +38,7 @@ def test_nothing_goes_back_to_queued_once_submitted_without_a_person() -> None:
 
 
 def test_cancel_only_before_submission() -> None:
-    assert machine.CANCELLABLE == {Status.QUEUED, Status.AWAITING_APPROVAL}
+    assert {Status.QUEUED, Status.AWAITING_APPROVAL} == machine.CANCELLABLE
 
 
 @pytest.mark.parametrize(("reason", "actor"), [("", "worker"), ("why", " ")])

@@ -28,7 +28,7 @@ def parse_amount(value: object, *, field: str = "amount") -> Decimal:
     Raises:
         InvalidField: naming ``field`` and the problem.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise InvalidField(field, "must be given as exact decimal text, not a binary float")
     if isinstance(value, Decimal):
         amount = value

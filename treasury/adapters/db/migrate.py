@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import anyio
@@ -15,10 +16,9 @@ from treasury.adapters.db.engine import create_engine
 
 
 def alembic_config(database_url: str) -> Config:
-    import treasury._migrations as pkg
-
+    pkg = importlib.import_module("treasury._migrations")  # mapped from ./migrations
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(pkg.__file__).parent))
+    cfg.set_main_option("script_location", str(Path(str(pkg.__file__)).parent))
     cfg.attributes["database_url"] = database_url
     return cfg
 

@@ -121,7 +121,7 @@ class IntentRepository:
             ).all()
         return {r.withdraw_order_id: to_intent(r) for r in rows}
 
-    async def list(
+    async def search(
         self,
         *,
         statuses: Sequence[Status] = (),

@@ -85,7 +85,7 @@ class WhitelistRepository:
             ) from None
         return _entry(row)
 
-    async def list(self) -> list[WhitelistEntry]:
+    async def all(self) -> list[WhitelistEntry]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(W).order_by(W.c.coin, W.c.network, W.c.id))).all()
         return [_entry(r) for r in rows]
