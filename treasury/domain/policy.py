@@ -162,7 +162,7 @@ def approvals_needed(amount: Decimal, coin_policy: CoinPolicy | None) -> int:
     """Approvals an intent of ``amount`` needs: 0 at or under the threshold (or without one)."""
     if coin_policy is None or coin_policy.approval_threshold is None:
         return 0
-    if amount >= coin_policy.approval_threshold:
+    if amount > coin_policy.approval_threshold:
         return coin_policy.approvals_required
     return 0
 

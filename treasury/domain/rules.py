@@ -1,0 +1,148 @@
+"""Pure checks before a send: the intent's fields, the exchange's network rules, the
+account's standing and balance, and the local whitelist mirror.
+
+Each returns a verdict. What may pass later (maintenance, withdrawals suspended, a
+network disabled, a short balance, a whitelist entry still cooling) holds the intent;
+what can never pass as it stands (unknown network, below the minimum, bad address,
+memo problems, not whitelisted) rejects it, and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+
+from treasury.domain.decisions import Hold, Pass, Reject, Verdict
+from treasury.domain.errors import InvalidField
+from treasury.domain.exchange import (
+    AccountInfo,
+    ApiRestrictions,
+    CoinConfig,
+    SystemStatus,
+)
+from treasury.domain.intent import Intent
+from treasury.domain.money import decimals, format_amount, is_multiple
+from treasury.domain.validation import validate_new_intent
+
+
+@lru_cache(maxsize=512)
+def _compile(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def check_fields(intent: Intent) -> Verdict:
+    """Rows inserted by plain SQL skipped the CLI's validation: apply it here."""
+    try:
+        validate_new_intent(
+            coin=intent.coin, network=intent.network, address=intent.address,
+            amount=intent.amount, address_tag=intent.address_tag, account=intent.account,
+        )
+    except InvalidField as exc:
+        return Reject(f"invalid {exc.field}: {exc.problem}")
+    return Pass()
+
+
+def check_network_rules(intent: Intent, coins: dict[str, CoinConfig]) -> Verdict:
+    coin = coins.get(intent.coin)
+    if coin is None:
+        return Reject(f"the exchange has no coin {intent.coin}")
+    rule = coin.network(intent.network)
+    if rule is None:
+        known = ", ".join(n.network for n in coin.networks) or "none"
+        return Reject(f"{intent.coin} has no network {intent.network} (known: {known})")
+    where = f"{intent.coin} on {intent.network}"
+    if not coin.withdraw_all_enable or not rule.withdraw_enable:
+        detail = f": {rule.withdraw_desc}" if rule.withdraw_desc else ""
+        return Hold(f"withdrawals of {where} are disabled by the exchange{detail}")
+    amount = intent.amount
+    if amount < rule.withdraw_min:
+        return Reject(
+            f"amount {format_amount(amount)} is below the minimum "
+            f"{format_amount(rule.withdraw_min)} for {where}"
+        )
+    if rule.withdraw_max > 0 and amount > rule.withdraw_max:
+        return Reject(
+            f"amount {format_amount(amount)} is above the maximum "
+            f"{format_amount(rule.withdraw_max)} for {where}"
+        )
+    if not is_multiple(amount, rule.withdraw_multiple):
+        return Reject(
+            f"amount {format_amount(amount)} is not a multiple of "
+            f"{format_amount(rule.withdraw_multiple)} for {where}"
+        )
+    if rule.withdraw_multiple <= 0 and decimals(amount) > 18:
+        return Reject(f"amount {format_amount(amount)} has too many decimals")
+    if amount <= rule.withdraw_fee:
+        return Reject(
+            f"amount {format_amount(amount)} does not exceed the fee "
+            f"{format_amount(rule.withdraw_fee)} for {where}"
+        )
+    return _check_address(intent, rule.address_regex, rule.memo_regex, rule.memo_required, where)
+
+
+def _check_address(
+    intent: Intent, address_regex: str, memo_regex: str, memo_required: bool, where: str
+) -> Verdict:
+    if address_regex:
+        pattern = _compile(address_regex)
+        if pattern is None:
+            return Hold(f"the exchange's address pattern for {where} cannot be used; retrying")
+        if not pattern.fullmatch(intent.address):
+            return Reject(f"address does not match the pattern for {where}")
+    tag = intent.address_tag
+    if memo_required and not tag:
+        return Reject(f"{where} needs a memo/tag (address_tag) and none was given")
+    if tag and not memo_required and not memo_regex:
+        return Reject(f"{where} takes no memo/tag, but address_tag is set")
+    if tag and memo_regex:
+        pattern = _compile(memo_regex)
+        if pattern is not None and not pattern.fullmatch(tag):
+            return Reject(f"address_tag does not match the memo pattern for {where}")
+    return Pass()
+
+
+def check_account(
+    status: SystemStatus, account: AccountInfo, restrictions: ApiRestrictions
+) -> Verdict:
+    if not status.normal:
+        return Hold(f"the exchange is in maintenance ({status.message or 'system status 1'})")
+    if not account.can_withdraw:
+        return Hold("the account may not withdraw now (canWithdraw is false)")
+    if not restrictions.enable_withdrawals:
+        return Hold("the API key does not allow withdrawals (enableWithdrawals is false)")
+    return Pass()
+
+
+def check_balance(intent: Intent, account: AccountInfo, reserved: Decimal) -> Verdict:
+    """``reserved``: amounts of this coin already committed but not yet debited by us."""
+    free = account.free(intent.coin) - reserved
+    if free < intent.amount:
+        return Hold(
+            f"free {intent.coin} balance {format_amount(max(free, Decimal(0)))} does not cover "
+            f"{format_amount(intent.amount)}"
+        )
+    return Pass()
+
+
+def check_whitelist(
+    intent: Intent, entry_enabled: bool | None, usable_from: datetime | None, now: datetime
+) -> Verdict:
+    """``entry_enabled`` is None when the destination is not in the mirror at all."""
+    dest = f"{intent.coin}/{intent.network} {intent.address}" + (
+        f" tag {intent.address_tag}" if intent.address_tag else ""
+    )
+    if entry_enabled is None:
+        return Reject(f"{dest} is not in the local whitelist")
+    if not entry_enabled:
+        return Reject(f"{dest} is disabled in the local whitelist")
+    if usable_from is not None and usable_from > now:
+        return Hold(
+            f"{dest} is still cooling: usable from {usable_from:%Y-%m-%d %H:%M:%S} UTC",
+            until_s=usable_from.timestamp(),
+        )
+    return Pass()

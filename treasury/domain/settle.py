@@ -1,0 +1,32 @@
+"""Map the exchange's withdrawal statuses onto ours (withdrawal codes, not deposit codes)."""
+
+from __future__ import annotations
+
+from treasury.domain.exchange import ExchangeWithdrawStatus as X
+from treasury.domain.exchange import WithdrawalRecord
+from treasury.domain.status import Status
+
+PENDING = frozenset({X.EMAIL_SENT, X.AWAITING_APPROVAL, X.PROCESSING})
+
+
+def settled_status(record: WithdrawalRecord) -> tuple[Status, str] | None:
+    """Our terminal status and reason for a record, or None while it is still pending.
+
+    Unknown codes are treated as pending (never guessed as done); the caller alerts.
+    """
+    info = f": {record.info}" if record.info else ""
+    match record.status:
+        case X.COMPLETED:
+            return Status.COMPLETED, f"completed on chain (txId {record.tx_id or 'unknown'})"
+        case X.CANCELLED:
+            return Status.CANCELLED, f"cancelled by the exchange{info}"
+        case X.REJECTED:
+            return Status.FAILED, f"rejected by the exchange{info}"
+        case X.FAILURE:
+            return Status.FAILED, f"the exchange reports failure{info}"
+        case _:
+            return None
+
+
+def is_known(code: int) -> bool:
+    return code in {s.value for s in X}
