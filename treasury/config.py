@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     recv_window_ms: int = Field(default=5000, ge=100, le=60000)
     apply_recv_window_ms: int = Field(default=5000, ge=100, le=60000)
     http_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    apply_timeout_s: float = Field(default=6.0, gt=0, le=60)
+    # Only ever raised against the sandbox (benchmarks): Binance's budgets are fixed.
+    exchange_limit_multiplier: float = Field(default=1.0, ge=1.0, le=10000)
     settle_margin_s: float = Field(default=30.0, ge=0, le=3600)
     reconcile_interval_s: float = Field(default=10.0, gt=0, le=3600)
     reconcile_give_up_s: float = Field(default=3600.0, gt=0)

@@ -1,0 +1,182 @@
+"""The composition root: build the object graph from settings, in one place.
+
+Nothing is created at import time and no adapter reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+
+import httpx
+import structlog
+
+from treasury.adapters.binance.client import BinanceClient
+from treasury.adapters.binance.limits import RateLimits
+from treasury.adapters.binance.signing import load_signer
+from treasury.adapters.db.engine import create_engine, normalize_url
+from treasury.adapters.db.sending import PolicyGate
+from treasury.config import Settings, SettingsError
+from treasury.domain.decisions import Approve, Hold, Pass, Reject, Verdict
+from treasury.domain.intent import Intent
+from treasury.logs import register_secret
+from treasury.services.admin import Ledger
+from treasury.services.context import Alert, WorkerConfig, WorkerContext, no_alert
+from treasury.services.exchange_view import ExchangeView
+
+log = structlog.get_logger("treasury.bootstrap")
+
+
+def worker_id(settings: Settings) -> str:
+    return settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def rate_limits(settings: Settings) -> RateLimits:
+    m = settings.exchange_limit_multiplier
+    base = RateLimits()
+    return RateLimits(
+        api_ip_weight=int(base.api_ip_weight * m),
+        sapi_ip_weight=int(base.sapi_ip_weight * m),
+        sapi_uid_weight=int(base.sapi_uid_weight * m),
+        history_per_second=int(base.history_per_second * m),
+    )
+
+
+def worker_config(settings: Settings, *, worker: str) -> WorkerConfig:
+    return WorkerConfig(
+        account=settings.account,
+        worker_id=worker,
+        withdraw_rate=settings.withdraw_rate,
+        apply_recv_window_ms=settings.apply_recv_window_ms,
+        poll_interval_s=settings.poll_interval_s,
+        intake_interval_s=settings.intake_interval_s,
+        settle_margin_s=settings.settle_margin_s,
+        reconcile_interval_s=settings.reconcile_interval_s,
+        reconcile_give_up_s=settings.reconcile_give_up_s,
+        hold_backoff_s=settings.hold_backoff_s,
+        max_hold_s=settings.max_hold_s,
+        max_settle_age_s=settings.max_settle_age_s,
+        lease_ttl_s=settings.lease_ttl_s,
+        shutdown_grace_s=settings.shutdown_grace_s,
+        uid_weight_per_min=rate_limits(settings).sapi_uid_weight,
+    )
+
+
+def build_exchange(settings: Settings, http: httpx.AsyncClient) -> BinanceClient:
+    settings.require_exchange_credentials()
+    assert settings.binance_api_key is not None
+    secret = settings.binance_api_secret
+    pem: bytes | None = None
+    if settings.binance_private_key_file is not None:
+        pem = settings.binance_private_key_file.read_bytes()
+    passphrase = settings.binance_private_key_passphrase
+    for value in (secret.get_secret_value() if secret else None, pem,
+                  passphrase.get_secret_value() if passphrase else None):
+        register_secret(value)
+    try:
+        signer = load_signer(
+            api_secret=secret,
+            private_key_pem=pem,
+            passphrase=passphrase.get_secret_value().encode() if passphrase else None,
+        )
+    except ValueError as exc:
+        raise SettingsError(f"TREASURY_BINANCE_PRIVATE_KEY_FILE: {exc}") from None
+    return BinanceClient(
+        http,
+        base_url=settings.binance_base_url,
+        api_key=settings.binance_api_key.get_secret_value(),
+        signer=signer,
+        recv_window_ms=settings.recv_window_ms,
+        apply_recv_window_ms=settings.apply_recv_window_ms,
+        limits=rate_limits(settings),
+        withdraw_rate=settings.withdraw_rate,
+        apply_timeout_s=settings.apply_timeout_s,
+    )
+
+
+def policy_gate(settings: Settings) -> Callable[[], PolicyGate | None]:
+    """The policy from the file in settings (none: everything passes policy)."""
+    if settings.policy_file is None:
+        return lambda: None
+    from treasury.domain import policy as p
+    from treasury.policy_file import load_policy
+
+    loaded = load_policy(settings.policy_file)
+
+    def gate(intent: Intent, coin_used: Decimal, dest_used: Decimal, approvals: int) -> Verdict:
+        decision = p.decide(
+            coin=intent.coin, amount=intent.amount, policy=loaded,
+            usage=p.Usage(coin_24h=coin_used, destination_24h=dest_used), approvals=approvals,
+        )
+        if isinstance(decision, p.Reject):
+            return Reject(decision.reason)
+        if isinstance(decision, p.Hold):
+            return Hold(decision.reason)
+        if isinstance(decision, p.NeedsApproval):
+            return Approve(decision.required, decision.have, decision.reason)
+        return Pass()
+
+    return lambda: gate
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    ledger: Ledger
+    exchange: BinanceClient
+    ctx: WorkerContext
+
+
+@asynccontextmanager
+async def runtime(
+    settings: Settings, *, alert: Alert = no_alert, worker: str | None = None
+) -> AsyncIterator[Runtime]:
+    engine = create_engine(settings.database_url)
+    async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+        try:
+            exchange = build_exchange(settings, http)
+            ledger = Ledger.over(engine)
+            ctx = WorkerContext(
+                ledger=ledger,
+                exchange=exchange,
+                view=ExchangeView(exchange, rules_ttl_s=settings.rules_ttl_s),
+                config=worker_config(settings, worker=worker or worker_id(settings)),
+                policy=policy_gate(settings),
+                alert=alert,
+            )
+            yield Runtime(settings=settings, ledger=ledger, exchange=exchange, ctx=ctx)
+        finally:
+            await engine.dispose()
+
+
+def postgres_listener(settings: Settings) -> Callable[[Callable[[], None]], object] | None:
+    """LISTEN treasury_intents on a dedicated connection (PostgreSQL only)."""
+    url = normalize_url(settings.database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    account = settings.account
+
+    async def listen(wake: Callable[[], None]) -> None:
+        import anyio
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
+                if payload == account:
+                    wake()
+
+            await conn.add_listener("treasury_intents", on_notify)
+            while not conn.is_closed():
+                await anyio.sleep(5)
+                await conn.execute("SELECT 1")  # notice a dead connection
+        finally:
+            await conn.close()
+
+    return listen

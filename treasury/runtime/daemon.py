@@ -1,0 +1,208 @@
+"""``treasury run``: one anyio task group of small loops.
+
+Start-up order is a safety property: become the account's sender (a lease; a standby
+waits here), seed the send pace from the database (the rate holds across restarts),
+then reconcile every ``submitting`` intent *before* any new send. The loops:
+
+* lease   — renew the sender lease; losing it stops sends (the commit also checks it)
+* intake  — claim due ``queued`` intents and process them one by one (sends are paced)
+* reconcile — establish the outcome of sends left in ``submitting``
+* settle  — poll history in batches until withdrawals settle
+* wake    — PostgreSQL LISTEN/NOTIFY: a new intent wakes intake at once
+
+Shutdown: the first SIGTERM/SIGINT stops intake from claiming; an in-flight send gets
+``shutdown_grace_s`` to finish and be recorded; then everything is cancelled. A second
+signal cancels at once; the next start reconciles whatever was left in flight.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from treasury.adapters.db.repository import utcnow
+from treasury.services import reconcile, settle, submit
+from treasury.services.context import WorkerContext
+
+log = structlog.get_logger("treasury.daemon")
+
+Hook = Callable[[str], None]
+
+
+class Daemon:
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        *,
+        pace: Callable[[float], None] | None = None,
+        listen: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
+        on_tick: Hook | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self._pace = pace  # seeds the client's send pacer with the last send (epoch s)
+        self._listen = listen
+        self._on_tick = on_tick or (lambda _name: None)
+        self.stopping = anyio.Event()
+        self.is_sender = False
+        self._wake = anyio.Event()
+        self._settle_wake = anyio.Event()
+        self._busy = False
+        ctx.on_submitted = self._settle_wake.set
+        self.settle_stats = settle.SettleStats()
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def run(self, handle_signals: bool = True) -> None:
+        async with anyio.create_task_group() as tg:
+            if handle_signals:
+                tg.start_soon(self._signals, tg.cancel_scope)
+            await tg.start(self._lease_loop)
+            tg.start_soon(self._reconcile_loop)
+            tg.start_soon(self._settle_loop)
+            tg.start_soon(self._intake_loop)
+            if self._listen is not None:
+                tg.start_soon(self._listen_loop)
+            await self.stopping.wait()
+            await self._drain()
+            tg.cancel_scope.cancel()
+        await self._release()
+
+    def wake(self) -> None:
+        """Make intake look for work now (a NOTIFY arrived, or a test asks)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._wake.set()
+        self._settle_wake.set()
+
+    async def _drain(self) -> None:
+        with anyio.move_on_after(self.ctx.config.shutdown_grace_s):
+            while self._busy:
+                await anyio.sleep(0.05)
+        if self._busy:
+            log.warning("shutdown.send_unfinished", in_flight=sorted(self.ctx.in_flight))
+
+    async def _release(self) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            if self.is_sender:
+                await self.ctx.ledger.state.release_lease(
+                    self.ctx.config.account, self.ctx.config.worker_id
+                )
+
+    async def _signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                if not self.stopping.is_set():
+                    log.info("shutdown.requested", signal=signal.Signals(signum).name)
+                    self.stop()
+                else:
+                    log.warning("shutdown.forced", signal=signal.Signals(signum).name)
+                    scope.cancel()
+                    return
+
+    # ---- loops -----------------------------------------------------------------------
+
+    async def _lease_loop(self, *, task_status: TaskStatus[None]) -> None:
+        cfg = self.ctx.config
+        state = self.ctx.ledger.state
+        started = False
+        while not self.stopping.is_set():
+            held = await state.acquire_lease(cfg.account, cfg.worker_id, cfg.lease_ttl_s)
+            if held and not self.is_sender:
+                await self._become_sender()
+            elif not held and self.is_sender:
+                log.error("lease.lost", account=cfg.account)
+                self.is_sender = False
+            elif not held and not started:
+                log.info("standby", account=cfg.account, worker=cfg.worker_id)
+            if not started:
+                task_status.started()
+                started = True
+            self._on_tick("lease")
+            await anyio.sleep(cfg.lease_ttl_s / 3)
+
+    async def _become_sender(self) -> None:
+        cfg = self.ctx.config
+        last_ms = await self.ctx.ledger.intents.last_send_ms(cfg.account)
+        if last_ms is not None and self._pace is not None:
+            self._pace(last_ms / 1000)
+        count = await reconcile.reconcile_all(self.ctx)
+        log.info("sender.active", account=cfg.account, worker=cfg.worker_id,
+                 reconciled=count, last_send_ms=last_ms)
+        self.is_sender = True
+        self._wake.set()
+
+    async def _intake_loop(self) -> None:
+        cfg = self.ctx.config
+        while not self.stopping.is_set():
+            self._on_tick("intake")
+            worked = await self._intake_once() if self.is_sender else False
+            if not worked:
+                with anyio.move_on_after(cfg.intake_interval_s):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+
+    async def _intake_once(self) -> bool:
+        cfg = self.ctx.config
+        if (await self.ctx.ledger.state.pause_state()).paused:
+            return False
+        now = utcnow()
+        claimed = await self.ctx.ledger.intents.claim_queued(
+            account=cfg.account, worker=cfg.worker_id, now=now,
+            lease_until=now + timedelta(seconds=max(60.0, cfg.lease_ttl_s * 4)),
+            limit=cfg.claim_batch,
+        )
+        for intent in claimed:
+            if self.stopping.is_set() or not self.is_sender:
+                await self.ctx.sends.release(intent)
+                continue
+            self._busy = True
+            try:
+                await submit.process(self.ctx, intent)
+            finally:
+                self._busy = False
+        return bool(claimed)
+
+    async def _reconcile_loop(self) -> None:
+        while not self.stopping.is_set():
+            await anyio.sleep(self.ctx.config.reconcile_interval_s)
+            self._on_tick("reconcile")
+            if self.is_sender:
+                try:
+                    await reconcile.reconcile_all(self.ctx)
+                except Exception:  # a loop must survive one bad round; it is logged
+                    log.exception("reconcile.round_failed")
+
+    async def _settle_loop(self) -> None:
+        youngest: float | None = None
+        gap = settle.min_poll_gap_s(self.ctx.config)
+        while not self.stopping.is_set():
+            polled_at = anyio.current_time()
+            if self.is_sender:
+                try:
+                    youngest = await settle.poll_once(self.ctx, self.settle_stats)
+                except Exception:
+                    log.exception("settle.round_failed")
+            self._on_tick("settle")
+            delay = settle.poll_interval_s(self.ctx.config, youngest_age_s=youngest)
+            with anyio.move_on_after(max(0.0, polled_at + delay - anyio.current_time())):
+                await self._settle_wake.wait()  # a new submission: poll sooner...
+            self._settle_wake = anyio.Event()
+            self.ctx.on_submitted = self._settle_wake.set
+            # ...but never sooner than the budget allows
+            await anyio.sleep(max(0.0, polled_at + gap - anyio.current_time()))
+
+    async def _listen_loop(self) -> None:
+        assert self._listen is not None
+        while not self.stopping.is_set():
+            try:
+                await self._listen(self.wake)
+            except Exception:
+                log.exception("listen.failed")
+                await anyio.sleep(1)

@@ -1,0 +1,53 @@
+"""All checks before a send, in order, each a pure verdict over fetched facts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from treasury.adapters.db.repository import utcnow
+from treasury.adapters.db.whitelist import WhitelistRepository
+from treasury.domain import rules
+from treasury.domain.decisions import Hold, Pass, Verdict
+from treasury.domain.intent import Intent
+from treasury.services.exchange_view import ExchangeView
+
+
+async def pre_send_verdict(
+    intent: Intent,
+    view: ExchangeView,
+    whitelist: WhitelistRepository,
+    *,
+    reserved: Decimal,
+) -> Verdict:
+    """Fields → account standing → network rules → whitelist → balance.
+
+    Policy (caps, approvals) is decided inside the commit transaction, not here.
+    """
+    verdict = rules.check_fields(intent)
+    if not isinstance(verdict, Pass):
+        return verdict
+    verdict = rules.check_account(
+        await view.system_status(), await view.account(), await view.restrictions()
+    )
+    if not isinstance(verdict, Pass):
+        return verdict
+    verdict = rules.check_network_rules(intent, await view.rules())
+    if not isinstance(verdict, Pass):
+        return verdict
+    entry = await whitelist.find(intent.coin, intent.network, intent.address, intent.address_tag)
+    verdict = rules.check_whitelist(
+        intent,
+        None if entry is None else entry.enabled,
+        None if entry is None else entry.usable_from,
+        utcnow(),
+    )
+    if not isinstance(verdict, Pass):
+        return verdict
+    return rules.check_balance(intent, await view.account(), reserved)
+
+
+def describe(verdict: Verdict) -> str:
+    return getattr(verdict, "reason", "ok")
+
+
+__all__ = ["Hold", "Pass", "pre_send_verdict"]

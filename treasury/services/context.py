@@ -1,0 +1,56 @@
+"""What the worker's services share: the ledger, the exchange, the knobs, the alarms."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from treasury.adapters.db.sending import PolicyGate, SendLedger
+from treasury.ports import Exchange
+from treasury.services.admin import Ledger
+from treasury.services.exchange_view import ExchangeView
+
+# kind, message, intent id (if any): delivered in the background, never blocks the worker
+Alert = Callable[[str, str, int | None], Awaitable[None]]
+
+
+async def no_alert(_kind: str, _message: str, _intent_id: int | None) -> None:
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    account: str = "default"
+    worker_id: str = "worker"
+    withdraw_rate: float = 1.0
+    apply_recv_window_ms: int = 5000
+    poll_interval_s: float = 5.0
+    intake_interval_s: float = 0.5
+    settle_margin_s: float = 30.0
+    reconcile_interval_s: float = 10.0
+    reconcile_give_up_s: float = 3600.0
+    hold_backoff_s: float = 30.0
+    max_hold_s: float = 86400.0
+    max_settle_age_s: float = 86400.0
+    lease_ttl_s: float = 15.0
+    shutdown_grace_s: float = 8.0
+    uid_weight_per_min: int = 180_000
+    history_weight: int = 18_000
+    apply_weight: int = 900
+    claim_batch: int = 20
+
+
+@dataclass(kw_only=True)
+class WorkerContext:
+    ledger: Ledger
+    exchange: Exchange
+    view: ExchangeView
+    config: WorkerConfig
+    policy: Callable[[], PolicyGate | None] = lambda: None
+    alert: Alert = no_alert
+    in_flight: set[int] = field(default_factory=set)
+    on_submitted: Callable[[], None] = lambda: None  # wakes the settle poller
+    sends: SendLedger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sends = SendLedger(self.ledger.intents, self.ledger.state)

@@ -1,0 +1,69 @@
+"""Cached facts from the exchange, so checks cost no request per intent.
+
+Coin rules are kept for ``rules_ttl_s`` (and refreshed at once after a rule-related
+rejection); account standing, system status and key permissions for a few seconds.
+A failed refresh keeps nothing stale beyond its TTL: the caller holds the intent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from treasury.domain.exchange import AccountInfo, ApiRestrictions, CoinConfig, SystemStatus
+from treasury.ports import Exchange
+
+V = TypeVar("V")
+
+
+@dataclass
+class _Cached(Generic[V]):
+    fetch: Callable[[], Awaitable[V]]
+    ttl_s: float
+    value: V | None = None
+    at: float = float("-inf")
+
+    async def get(self) -> V:
+        if self.value is None or time.monotonic() - self.at > self.ttl_s:
+            self.value = await self.fetch()
+            self.at = time.monotonic()
+        return self.value
+
+    def invalidate(self) -> None:
+        self.at = float("-inf")
+
+
+class ExchangeView:
+    def __init__(self, exchange: Exchange, *, rules_ttl_s: float, account_ttl_s: float = 5.0):
+        self.exchange = exchange
+        self._rules = _Cached(exchange.coin_configs, rules_ttl_s)
+        self._account = _Cached(exchange.account, account_ttl_s)
+        self._status = _Cached(exchange.system_status, max(account_ttl_s, 10.0))
+        self._restrictions = _Cached(exchange.api_restrictions, 60.0)
+
+    async def rules(self) -> dict[str, CoinConfig]:
+        return await self._rules.get()
+
+    async def account(self) -> AccountInfo:
+        return await self._account.get()
+
+    async def system_status(self) -> SystemStatus:
+        return await self._status.get()
+
+    async def restrictions(self) -> ApiRestrictions:
+        return await self._restrictions.get()
+
+    def rules_changed(self) -> None:
+        """The exchange refused on a rule: refetch rules (and balances) next time."""
+        self._rules.invalidate()
+        self._account.invalidate()
+
+    def after_send(self) -> None:
+        self._account.invalidate()  # the balance moved
+
+    def standing_changed(self) -> None:
+        self._account.invalidate()
+        self._status.invalidate()
+        self._restrictions.invalidate()

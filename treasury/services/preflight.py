@@ -1,0 +1,90 @@
+"""Key posture and readiness checks: ``treasury check``, and ``treasury run`` at start.
+
+Each check is a line of a checklist; any failure stops ``run``. A withdraw-enabled key
+without an IP restriction is refused unless the operator explicitly allows it: such a
+key, once leaked, can empty the account from anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from treasury.adapters.binance.errors import ExchangeError
+from treasury.adapters.db import migrate
+from treasury.domain.money import format_amount
+from treasury.ports import Exchange
+
+MAX_OFFSET_MS = 1000
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    warning: bool = False
+
+
+async def run_checks(
+    exchange: Exchange, *, database_url: str, allow_unrestricted_ip: bool
+) -> list[Check]:
+    results: list[Check] = []
+    try:
+        current = await migrate.current_revision(database_url)
+        head = migrate.head_revision()
+        results.append(Check("database", current == head,
+                             f"at revision {current}, code expects {head}"
+                             if current != head else f"reachable, migrated ({head})"))
+    except Exception as exc:  # any driver error: unreachable or unusable
+        results.append(Check("database", False, f"unreachable: {type(exc).__name__}: {exc}"))
+    try:
+        await exchange.sync_clock()
+        offset = getattr(exchange, "clock_offset_ms", 0.0)
+        results.append(Check("clock", abs(offset) < MAX_OFFSET_MS * 5,
+                             f"offset to the exchange {offset:+.0f} ms"))
+    except ExchangeError as exc:
+        results.append(Check("clock", False, f"cannot read the exchange's time: {exc}"))
+        return results
+    try:
+        account = await exchange.account()
+        results.append(Check("api key", True, "valid (account readable)"))
+    except ExchangeError as exc:
+        results.append(Check("api key", False, f"refused: {exc}"))
+        return results
+    try:
+        r = await exchange.api_restrictions()
+        results.append(Check("withdraw permission", r.enable_withdrawals,
+                             "enableWithdrawals is on" if r.enable_withdrawals
+                             else "enableWithdrawals is off for this key"))
+        if r.ip_restrict:
+            results.append(Check("ip restriction", True, "the key is restricted to trusted IPs"))
+        elif allow_unrestricted_ip:
+            results.append(Check("ip restriction", True, "NOT restricted to IPs — allowed by "
+                                 "TREASURY_ALLOW_UNRESTRICTED_IP_KEY; a leaked key can withdraw "
+                                 "from anywhere", warning=True))
+        else:
+            results.append(Check("ip restriction", False, "a withdraw-enabled key without an IP "
+                                 "restriction is refused (set TREASURY_ALLOW_UNRESTRICTED_IP_KEY="
+                                 "true to override)"))
+        if r.trading_authority_expiration_time:
+            results.append(Check("key expiry", True,
+                                 f"expires at {r.trading_authority_expiration_time} (epoch ms)"))
+    except ExchangeError as exc:
+        results.append(Check("withdraw permission", False, f"cannot read key permissions: {exc}"))
+    results.append(Check("canWithdraw", account.can_withdraw,
+                         "the account may withdraw" if account.can_withdraw
+                         else "canWithdraw is false"))
+    try:
+        status = await exchange.system_status()
+        results.append(Check("system status", status.normal,
+                             "normal" if status.normal else f"maintenance ({status.message})"))
+    except ExchangeError as exc:
+        results.append(Check("system status", False, f"unavailable: {exc}"))
+    try:
+        quota = await exchange.withdraw_quota()
+        results.append(Check("withdraw quota", quota.remaining > 0,
+                             f"{format_amount(quota.remaining)} USD of "
+                             f"{format_amount(quota.quota)} left in 24 h"))
+    except ExchangeError as exc:
+        results.append(Check("withdraw quota", False, f"unavailable: {exc}"))
+    return results

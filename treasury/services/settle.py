@@ -1,0 +1,160 @@
+"""Poll ``withdraw/history`` until submitted withdrawals settle — in batches.
+
+One history request costs 18,000 of the account's 180,000 UID weight per minute, and
+every ``withdraw/apply`` 900 of the same pool. So the poller never asks per withdrawal:
+one time-window request (up to 1,000 rows, paged if needed) covers every withdrawal in
+flight, and the pause between polls is planned from what the sender leaves of the
+budget. It also reveals withdrawals that no intent owns (a leaked key shows itself so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from treasury.adapters.binance.errors import ExchangeError
+from treasury.adapters.db.repository import ConcurrentChange
+from treasury.domain.exchange import WithdrawalRecord
+from treasury.domain.intent import Intent
+from treasury.domain.settle import is_known, settled_status
+from treasury.domain.status import Status
+from treasury.services.context import WorkerConfig, WorkerContext
+
+log = structlog.get_logger("treasury.settle")
+PAGE = 1000
+MAX_PAGES = 10
+LOOKBACK_MS = 5 * 60 * 1000
+SCAN_WHEN_IDLE_MS = 60 * 60 * 1000  # with nothing in flight, still watch the last hour
+
+
+def min_poll_gap_s(cfg: WorkerConfig) -> float:
+    """The shortest gap between history polls that leaves the sender its budget.
+
+    Sending at ``withdraw_rate`` uses ``rate * 60 * apply_weight`` per minute; the rest,
+    with a 20% reserve for reconciliation lookups, is what history polls may spend.
+    """
+    spare = cfg.uid_weight_per_min - cfg.withdraw_rate * 60 * cfg.apply_weight
+    polls_per_min = max(spare * 0.8 / cfg.history_weight, 0.2)
+    return 60.0 / polls_per_min
+
+
+def poll_interval_s(cfg: WorkerConfig, *, youngest_age_s: float | None) -> float:
+    """Seconds until the next history poll: fast while withdrawals are young, slower as
+    they age, and never under ``min_poll_gap_s``."""
+    floor = min_poll_gap_s(cfg)
+    wanted = cfg.poll_interval_s
+    if youngest_age_s is None:
+        wanted = max(wanted * 12, 60.0)  # idle: only the unexpected-withdrawal watch
+    elif youngest_age_s > 120:
+        wanted = min(max(wanted * 4, wanted), 60.0)  # all old: slower
+    return max(wanted, floor)
+
+
+@dataclass
+class SettleStats:
+    history_calls: int = 0
+    settled: int = 0
+    foreign_seen: set[str] = field(default_factory=set)
+
+
+async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
+    """One poll. Returns the age in seconds of the youngest withdrawal in flight."""
+    cfg = ctx.config
+    repo = ctx.ledger.intents
+    in_flight = await repo.in_status(Status.SUBMITTED, account=cfg.account, limit=20_000)
+    now_ms = ctx.exchange.now_ms()
+    sent_ms = [_sent_ms(i) for i in in_flight]
+    start = (min(sent_ms) if sent_ms else now_ms - SCAN_WHEN_IDLE_MS) - LOOKBACK_MS
+    start = max(start, now_ms - 89 * 24 * 3600 * 1000)
+    records: list[WithdrawalRecord] = []
+    try:
+        for page in range(MAX_PAGES):
+            rows = await ctx.exchange.withdraw_history(
+                start_time_ms=start, end_time_ms=now_ms, offset=page * PAGE, limit=PAGE
+            )
+            stats.history_calls += 1
+            records.extend(rows)
+            if len(rows) < PAGE:
+                break
+    except (ExchangeError, ValueError) as exc:
+        log.warning("settle.poll_failed", error=str(exc))
+        return _youngest_age(sent_ms, now_ms)
+    by_id = {r.id: r for r in records}
+    by_oid = {r.withdraw_order_id: r for r in records if r.withdraw_order_id}
+    for intent in in_flight:
+        record = by_id.get(intent.exchange_withdraw_id or "") or by_oid.get(
+            intent.withdraw_order_id or ""
+        )
+        try:
+            await _apply(ctx, intent, record, now_ms, stats)
+        except ConcurrentChange:
+            continue
+    await _watch_foreign(ctx, records, stats)
+    return _youngest_age(sent_ms, now_ms)
+
+
+def _sent_ms(intent: Intent) -> int:
+    if intent.send_timestamp_ms is not None:
+        return intent.send_timestamp_ms
+    return int((intent.submitted_at or intent.updated_at).timestamp() * 1000)
+
+
+def _youngest_age(sent_ms: list[int], now_ms: int) -> float | None:
+    return (now_ms - max(sent_ms)) / 1000 if sent_ms else None
+
+
+async def _apply(
+    ctx: WorkerContext, intent: Intent, record: WithdrawalRecord | None, now_ms: int,
+    stats: SettleStats,
+) -> None:
+    repo = ctx.ledger.intents
+    age_s = (now_ms - _sent_ms(intent)) / 1000
+    if record is not None:
+        if not is_known(record.status):
+            log.warning("settle.unknown_status", intent_id=intent.id, status=record.status)
+        settled = settled_status(record)
+        if settled is not None:
+            status, reason = settled
+            fields: dict[str, object] = {"fee": record.fee}
+            if record.tx_id:
+                fields["tx_id"] = record.tx_id
+            await repo.transition(intent.id, status, reason=reason, actor="worker",
+                                  expect=(Status.SUBMITTED,), fields=fields)
+            stats.settled += 1
+            log.info("intent.settled", intent_id=intent.id, status=status.value,
+                     withdraw_order_id=intent.withdraw_order_id, tx_id=record.tx_id)
+            if status is not Status.COMPLETED:
+                await ctx.alert(status.value, f"intent {intent.id}: {reason}", intent.id)
+            return
+    if age_s > ctx.config.max_settle_age_s:
+        where = "still pending" if record is not None else "not found in history"
+        reason = f"not settled after {int(age_s)} s ({where})"
+        await repo.transition(intent.id, Status.NEEDS_ATTENTION, reason=reason, actor="worker",
+                              expect=(Status.SUBMITTED,))
+        await ctx.alert("needs_attention", f"intent {intent.id}: {reason}", intent.id)
+
+
+async def _watch_foreign(
+    ctx: WorkerContext, records: list[WithdrawalRecord], stats: SettleStats
+) -> None:
+    unknown = [r for r in records if r.id not in stats.foreign_seen]
+    if not unknown:
+        return
+    oids = [r.withdraw_order_id for r in unknown if r.withdraw_order_id]
+    owned = await ctx.ledger.intents.get_by_order_ids(oids)
+    for r in unknown:
+        stats.foreign_seen.add(r.id)  # each record is judged once per process
+        if r.withdraw_order_id and r.withdraw_order_id in owned:
+            continue
+        message = (
+            f"unexpected withdrawal {r.id} on the exchange: {r.amount} {r.coin} to {r.address}"
+            f" (withdrawOrderId {r.withdraw_order_id or 'none'}) — no intent owns it"
+        )
+        log.error("alarm.unexpected_withdrawal", exchange_withdraw_id=r.id, coin=r.coin,
+                  amount=str(r.amount), address=r.address)
+        await ctx.alert("unexpected_withdrawal", message, None)
+
+
+
+__all__ = ["SettleStats", "poll_interval_s", "poll_once"]

@@ -1,0 +1,188 @@
+"""Take one claimed intent from ``queued`` to ``submitted`` (or a reasoned stop).
+
+Order matters and is the whole point: checks → commit ``submitting`` with the
+``withdrawOrderId`` and the signed timestamp (durable) → only then the request →
+record the answer. An answer that does not settle the outcome leaves the intent in
+``submitting`` for the reconciler, which asks the exchange before anything is re-sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import structlog
+
+from treasury.adapters.binance.errors import ExchangeError, NotSent, OutcomeUnknown, Rejected
+from treasury.adapters.db.repository import ConcurrentChange, utcnow
+from treasury.adapters.db.sending import SendRefused
+from treasury.domain.decisions import Approve, Hold, Pass, Reject
+from treasury.domain.exchange import WithdrawRequest
+from treasury.domain.ids import withdraw_order_id
+from treasury.domain.intent import Intent
+from treasury.domain.status import Status
+from treasury.services.checks import pre_send_verdict
+from treasury.services.context import WorkerContext
+
+log = structlog.get_logger("treasury.worker")
+
+
+async def process(ctx: WorkerContext, intent: Intent) -> None:
+    """Check, then send or stop with a reason. Never raises for an intent's own problems."""
+    try:
+        verdict = await pre_send_verdict(
+            intent, ctx.view, ctx.ledger.whitelist, reserved=_reserved()
+        )
+    except ExchangeError as exc:
+        await _hold(ctx, intent, f"cannot check with the exchange now: {exc}")
+        return
+    if isinstance(verdict, Reject):
+        await _stop(ctx, intent, Status.REJECTED, verdict.reason)
+        return
+    if isinstance(verdict, Hold):
+        await _hold(ctx, intent, verdict.reason, until_s=verdict.until_s)
+        return
+    await send(ctx, intent)
+
+
+def _reserved() -> Decimal:
+    # The account cache is dropped after every send, so the next check sees the debit;
+    # should the exchange lag, it refuses with -4026 and the intent is held, not lost.
+    return Decimal(0)
+
+
+async def send(ctx: WorkerContext, intent: Intent) -> None:
+    cfg = ctx.config
+    order_id = intent.withdraw_order_id or withdraw_order_id(
+        await ctx.ledger.intents.namespace(), intent.id
+    )
+    timestamp_ms = ctx.exchange.now_ms()
+    try:
+        committed = await ctx.sends.commit_to_send(
+            intent, worker=cfg.worker_id, order_id=order_id, timestamp_ms=timestamp_ms,
+            recv_window_ms=cfg.apply_recv_window_ms, policy_gate=ctx.policy(),
+        )
+    except SendRefused as refused:
+        await _policy_refused(ctx, intent, refused)
+        return
+    except ConcurrentChange:
+        return
+    log.info("send.committed", intent_id=intent.id, withdraw_order_id=order_id,
+             timestamp_ms=timestamp_ms)
+    request = WithdrawRequest(
+        coin=intent.coin, network=intent.network, address=intent.address,
+        address_tag=intent.address_tag, amount=intent.amount, withdraw_order_id=order_id,
+    )
+    ctx.in_flight.add(intent.id)
+    try:
+        await _send_and_record(ctx, committed, request, timestamp_ms)
+    finally:
+        ctx.in_flight.discard(intent.id)
+        ctx.view.after_send()
+
+
+async def _send_and_record(
+    ctx: WorkerContext, intent: Intent, request: WithdrawRequest, timestamp_ms: int
+) -> None:
+    repo = ctx.ledger.intents
+    oid = request.withdraw_order_id
+    try:
+        accepted = await ctx.exchange.withdraw(request, timestamp_ms=timestamp_ms)
+    except NotSent as exc:
+        retry = timedelta(seconds=max(exc.retry_after_s or 0.0, 1.0))
+        await repo.transition(
+            intent.id, Status.QUEUED, actor="worker", expect=(Status.SUBMITTING,),
+            reason=f"not sent ({exc}); will try again",
+            fields={"not_before": utcnow() + retry},
+        )
+        log.warning("send.not_sent", intent_id=intent.id, withdraw_order_id=oid, error=str(exc))
+        return
+    except Rejected as exc:
+        await _rejected_by_exchange(ctx, intent, exc)
+        return
+    except OutcomeUnknown as exc:
+        await repo.record_note(
+            intent.id, actor="worker", kind="outcome_unknown",
+            reason=f"outcome unknown ({exc}); reconciling with the exchange before any resend",
+        )
+        log.warning("send.outcome_unknown", intent_id=intent.id, withdraw_order_id=oid,
+                    error=str(exc))
+        return
+    except ExchangeError as exc:  # any other exchange error on apply: treat as unknown
+        await repo.record_note(
+            intent.id, actor="worker", kind="outcome_unknown",
+            reason=f"unexpected answer ({exc}); reconciling before any resend",
+        )
+        return
+    await repo.transition(
+        intent.id, Status.SUBMITTED, actor="worker", expect=(Status.SUBMITTING,),
+        reason=f"accepted by the exchange as {accepted.id}",
+        fields={"exchange_withdraw_id": accepted.id},
+    )
+    log.info("send.accepted", intent_id=intent.id, withdraw_order_id=oid,
+             exchange_withdraw_id=accepted.id)
+    ctx.on_submitted()
+
+
+async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejected) -> None:
+    repo = ctx.ledger.intents
+    if exc.code is not None and -4023 <= exc.code <= -4018:
+        ctx.view.rules_changed()
+    if exc.permanent:
+        await repo.transition(
+            intent.id, Status.FAILED, actor="worker", expect=(Status.SUBMITTING,),
+            reason=f"refused by the exchange for good: {exc}",
+        )
+        await ctx.alert("failed", f"intent {intent.id} refused by the exchange: {exc}", intent.id)
+        log.error("send.rejected", intent_id=intent.id, code=exc.code, error=str(exc))
+        return
+    ctx.view.standing_changed()
+    await repo.transition(
+        intent.id, Status.QUEUED, actor="worker", expect=(Status.SUBMITTING,),
+        reason=f"refused by the exchange for now: {exc}",
+        fields={
+            "not_before": utcnow() + timedelta(seconds=ctx.config.hold_backoff_s),
+            "held_since": intent.held_since or utcnow(),
+        },
+    )
+    log.warning("send.refused_for_now", intent_id=intent.id, code=exc.code, error=str(exc))
+
+
+async def _policy_refused(ctx: WorkerContext, intent: Intent, refused: SendRefused) -> None:
+    verdict = refused.verdict
+    if isinstance(verdict, Reject):
+        await _stop(ctx, intent, Status.REJECTED, f"policy: {verdict.reason}")
+    elif isinstance(verdict, Approve):
+        await _stop(ctx, intent, Status.AWAITING_APPROVAL, f"policy: {verdict.reason}")
+    elif isinstance(verdict, Hold):
+        await _hold(ctx, intent, f"policy: {verdict.reason}")
+    elif verdict is None or isinstance(verdict, Pass):
+        await ctx.sends.release(intent)  # paused, lease lost or changed: let it go
+        log.info("send.not_committed", intent_id=intent.id, reason=refused.reason)
+
+
+async def _stop(ctx: WorkerContext, intent: Intent, to: Status, reason: str) -> None:
+    try:
+        await ctx.ledger.intents.transition(
+            intent.id, to, reason=reason, actor="worker", expect=(Status.QUEUED,)
+        )
+    except ConcurrentChange:
+        return
+    log.info("intent.stopped", intent_id=intent.id, status=to.value, reason=reason)
+
+
+async def _hold(
+    ctx: WorkerContext, intent: Intent, reason: str, until_s: float | None = None
+) -> None:
+    retry_at = utcnow() + timedelta(seconds=ctx.config.hold_backoff_s)
+    if until_s is not None:
+        retry_at = max(retry_at, datetime.fromtimestamp(until_s, UTC))
+    try:
+        held = await ctx.sends.hold(
+            intent, reason=reason, retry_at=retry_at, max_hold_s=ctx.config.max_hold_s
+        )
+    except ConcurrentChange:
+        return
+    if held.status is Status.FAILED:
+        await ctx.alert("failed", f"intent {intent.id} failed: {held.status_reason}", intent.id)
+    log.info("intent.held", intent_id=intent.id, reason=reason, status=held.status.value)
