@@ -9,7 +9,7 @@ import typer
 from treasury import cli_output as out
 from treasury.cli import EXIT_REFUSED, app, open_ledger, run, whitelist_app
 from treasury.cli import _settings as load_cli_settings
-from treasury.config import Settings
+from treasury.config import Settings, SettingsError
 from treasury.logs import configure
 
 
@@ -128,3 +128,34 @@ def demo(
     from treasury.demo import run_demo
 
     run_demo(keep)
+
+
+@app.command()
+def approve(
+    intent_id: int = typer.Argument(..., help="intent id (status awaiting_approval)"),
+    as_: str = typer.Option(..., "--as", help="your name: recorded, and never the requester"),
+) -> None:
+    """Approve an intent that policy holds for approval."""
+    from treasury.cli import _actor
+    from treasury.domain.policy import Policy
+
+    name = _actor(as_).removeprefix("cli:")
+    settings = load_cli_settings()
+
+    async def body() -> None:
+        from treasury.policy_file import PolicyError, load_policy
+        from treasury.services.approvals import approve as record
+
+        try:
+            policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
+        except PolicyError as exc:
+            raise SettingsError(str(exc)) from None
+        async with open_ledger(settings) as ledger:
+            result = await record(ledger, intent_id, approver=name, policy=policy)
+        state = ("released to the worker" if result.released
+                 else f"{result.required - len(result.approvers)} more approval(s) needed")
+        out.console.print(
+            f"intent {intent_id}: approved by {', '.join(result.approvers)}; {state}"
+        )
+
+    run(body)

@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from treasury import cli_output as out
+from treasury.domain.intent import Intent
 from treasury.domain.status import Status
 
 DEMO_INTENTS = [
@@ -113,11 +114,11 @@ async def _demo(workdir: Path) -> None:
     out.console.print(f"inspect: TREASURY_DATABASE_URL=sqlite:///{db} treasury list")
 
 
-def _table(intents: list[object], labels: dict[int, str], title: str = "intents") -> Table:
+def _table(intents: list[Intent], labels: dict[int, str], title: str = "intents") -> Table:
     table = Table(title=title)
     for col in ("id", "case", "amount", "status", "reason"):
         table.add_column(col, overflow="fold")
     for i in intents:
-        table.add_row(str(i.id), labels[i.id], f"{out.amount_text(i.amount)} {i.coin}",  # type: ignore[attr-defined]
-                      i.status.value, i.status_reason or "")  # type: ignore[attr-defined]
+        table.add_row(str(i.id), labels[i.id], f"{out.amount_text(i.amount)} {i.coin}",
+                      i.status.value, i.status_reason or "")
     return table

@@ -165,6 +165,10 @@ class Daemon:
             self._busy = True
             try:
                 await submit.process(self.ctx, intent)
+            except Exception:
+                # One intent's trouble must not stop the others: it stays where it is
+                # (queued, or submitting for the reconciler) and the error is logged.
+                log.exception("intake.process_failed", intent_id=intent.id)
             finally:
                 self._busy = False
         return bool(claimed)

@@ -108,11 +108,13 @@ async def _send_and_record(
         log.warning("send.outcome_unknown", intent_id=intent.id, withdraw_order_id=oid,
                     error=str(exc))
         return
-    except ExchangeError as exc:  # any other exchange error on apply: treat as unknown
+    except Exception as exc:  # anything else after the commit: the request may have left
         await repo.record_note(
             intent.id, actor="worker", kind="outcome_unknown",
-            reason=f"unexpected answer ({exc}); reconciling before any resend",
+            reason=f"unexpected error while sending ({type(exc).__name__}); reconciling "
+            "before any resend",
         )
+        log.exception("send.unexpected_error", intent_id=intent.id, withdraw_order_id=oid)
         return
     await repo.transition(
         intent.id, Status.SUBMITTED, actor="worker", expect=(Status.SUBMITTING,),
