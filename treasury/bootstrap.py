@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import structlog
@@ -99,29 +100,72 @@ def build_exchange(settings: Settings, http: httpx.AsyncClient) -> BinanceClient
     )
 
 
-def policy_gate(settings: Settings) -> Callable[[], PolicyGate | None]:
-    """The policy from the file in settings (none: everything passes policy)."""
-    if settings.policy_file is None:
-        return lambda: None
-    from treasury.domain import policy as p
-    from treasury.policy_file import load_policy
+class PolicyHolder:
+    """The policy from the file in settings, reloaded on SIGHUP or when the file changes.
 
-    loaded = load_policy(settings.policy_file)
+    A file that fails to load at start stops start-up; a bad edit later keeps the
+    previous policy and logs the error (a typo must not open the gates).
+    """
 
-    def gate(intent: Intent, coin_used: Decimal, dest_used: Decimal, approvals: int) -> Verdict:
-        decision = p.decide(
-            coin=intent.coin, amount=intent.amount, policy=loaded,
-            usage=p.Usage(coin_24h=coin_used, destination_24h=dest_used), approvals=approvals,
-        )
-        if isinstance(decision, p.Reject):
-            return Reject(decision.reason)
-        if isinstance(decision, p.Hold):
-            return Hold(decision.reason)
-        if isinstance(decision, p.NeedsApproval):
-            return Approve(decision.required, decision.have, decision.reason)
-        return Pass()
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._mtime: float | None = None
+        self._gate: PolicyGate | None = None
+        if path is not None:
+            self._load()
 
-    return lambda: gate
+    def _load(self) -> None:
+        from treasury.domain import policy as p
+        from treasury.policy_file import load_policy
+
+        assert self.path is not None
+        self._mtime = self.path.stat().st_mtime
+        loaded = load_policy(self.path)
+
+        def gate(intent: Intent, coin_used: Decimal, dest_used: Decimal,
+                 approvals: int) -> Verdict:
+            decision = p.decide(
+                coin=intent.coin, amount=intent.amount, policy=loaded,
+                usage=p.Usage(coin_24h=coin_used, destination_24h=dest_used),
+                approvals=approvals,
+            )
+            if isinstance(decision, p.Reject):
+                return Reject(decision.reason)
+            if isinstance(decision, p.Hold):
+                return Hold(decision.reason)
+            if isinstance(decision, p.NeedsApproval):
+                return Approve(decision.required, decision.have, decision.reason)
+            return Pass()
+
+        self._gate = gate
+
+    def reload(self) -> bool:
+        """Load the file again; on error keep the current policy. True if reloaded."""
+        if self.path is None:
+            return False
+        from treasury.policy_file import PolicyError
+
+        try:
+            self._load()
+        except (PolicyError, OSError) as exc:
+            log.error("policy.reload_failed", error=str(exc))
+            return False
+        log.info("policy.reloaded", path=str(self.path))
+        return True
+
+    def reload_if_changed(self) -> None:
+        if self.path is None:
+            return
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            return
+        if mtime != self._mtime:
+            self.reload()
+
+    def gate(self) -> PolicyGate | None:
+        self.reload_if_changed()
+        return self._gate
 
 
 @dataclass
@@ -130,6 +174,7 @@ class Runtime:
     ledger: Ledger
     exchange: BinanceClient
     ctx: WorkerContext
+    policy: PolicyHolder
 
 
 @asynccontextmanager
@@ -141,15 +186,24 @@ async def runtime(
         try:
             exchange = build_exchange(settings, http)
             ledger = Ledger.over(engine)
+            policy = PolicyHolder(settings.policy_file)
+
+            async def can_withdraw_changed(now: bool) -> None:
+                if not now:
+                    await alert("can_withdraw_false", "the account's canWithdraw turned false",
+                                None)
+
             ctx = WorkerContext(
                 ledger=ledger,
                 exchange=exchange,
-                view=ExchangeView(exchange, rules_ttl_s=settings.rules_ttl_s),
+                view=ExchangeView(exchange, rules_ttl_s=settings.rules_ttl_s,
+                                  on_can_withdraw=can_withdraw_changed),
                 config=worker_config(settings, worker=worker or worker_id(settings)),
-                policy=policy_gate(settings),
+                policy=policy.gate,
                 alert=alert,
             )
-            yield Runtime(settings=settings, ledger=ledger, exchange=exchange, ctx=ctx)
+            yield Runtime(settings=settings, ledger=ledger, exchange=exchange, ctx=ctx,
+                          policy=policy)
         finally:
             await engine.dispose()
 

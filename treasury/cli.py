@@ -305,13 +305,14 @@ def pause(
 
 
 @app.command()
-def resume() -> None:
+def resume(as_: str | None = typer.Option(None, "--as", help="operator name")) -> None:
     """Release the kill switch."""
+    actor = _actor(as_)
     settings = _settings()
 
     async def body() -> None:
         async with open_ledger(settings) as ledger:
-            changed = await admin.resume(ledger)
+            changed = await admin.resume(ledger, actor=actor)
         out.console.print("resumed" if changed else "was not paused")
 
     run(body)

@@ -62,10 +62,18 @@ def run_daemon() -> None:
         async with runtime(settings) as rt:
             if not await preflight(settings, rt.exchange):
                 return False
+            from treasury.services.whitelist_sync import sync_whitelist
+
+            async def sync() -> object:
+                return await sync_whitelist(rt.exchange, rt.ledger.whitelist, rt.ledger.events)
+
             daemon = Daemon(
                 rt.ctx,
                 pace=rt.exchange.apply_limiter.note_sent_at,
                 listen=postgres_listener(settings),  # type: ignore[arg-type]
+                reload=rt.policy.reload,
+                whitelist_sync=sync,
+                whitelist_sync_interval_s=settings.whitelist_sync_interval_s,
             )
             await daemon.run()
         return True
@@ -85,7 +93,8 @@ def whitelist_sync() -> None:
         from treasury.services.whitelist_sync import sync_whitelist
 
         async with open_ledger(settings), runtime(settings) as rt:
-            drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist)
+            drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist, rt.ledger.events,
+                                         actor="cli:whitelist-sync")
         for label, keys in (("added", drift.added), ("disabled", drift.disabled),
                             ("re-enabled", drift.reenabled)):
             for key in keys:

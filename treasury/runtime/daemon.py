@@ -42,11 +42,17 @@ class Daemon:
         pace: Callable[[float], None] | None = None,
         listen: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
         on_tick: Hook | None = None,
+        reload: Callable[[], object] | None = None,
+        whitelist_sync: Callable[[], Awaitable[object]] | None = None,
+        whitelist_sync_interval_s: float = 0.0,
     ) -> None:
         self.ctx = ctx
         self._pace = pace  # seeds the client's send pacer with the last send (epoch s)
         self._listen = listen
         self._on_tick = on_tick or (lambda _name: None)
+        self._reload = reload
+        self._whitelist_sync = whitelist_sync
+        self._whitelist_sync_interval_s = whitelist_sync_interval_s
         self.stopping = anyio.Event()
         self.is_sender = False
         self._wake = anyio.Event()
@@ -67,6 +73,10 @@ class Daemon:
             tg.start_soon(self._intake_loop)
             if self._listen is not None:
                 tg.start_soon(self._listen_loop)
+            if self._whitelist_sync is not None and self._whitelist_sync_interval_s > 0:
+                tg.start_soon(self._whitelist_loop)
+            if handle_signals and self._reload is not None:
+                tg.start_soon(self._sighup)
             await self.stopping.wait()
             await self._drain()
             tg.cancel_scope.cancel()
@@ -106,7 +116,25 @@ class Daemon:
                     scope.cancel()
                     return
 
+    async def _sighup(self) -> None:
+        assert self._reload is not None
+        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                log.info("reload.requested")
+                self._reload()
+
     # ---- loops -----------------------------------------------------------------------
+
+    async def _whitelist_loop(self) -> None:
+        assert self._whitelist_sync is not None
+        while not self.stopping.is_set():
+            try:
+                await self._whitelist_sync()
+            except Exception:
+                log.exception("whitelist.sync_failed")
+            self._on_tick("whitelist")
+            with anyio.move_on_after(self._whitelist_sync_interval_s):
+                await self.stopping.wait()
 
     async def _lease_loop(self, *, task_status: TaskStatus[None]) -> None:
         cfg = self.ctx.config

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from treasury.adapters.db.repository import ConcurrentChange, IntentRepository
+from treasury.adapters.db.service_events import ServiceEvents
 from treasury.adapters.db.state import ServiceState
 from treasury.adapters.db.whitelist import WhitelistRepository
 from treasury.domain.intent import Intent
@@ -31,6 +32,7 @@ class Ledger:
     intents: IntentRepository
     state: ServiceState
     whitelist: WhitelistRepository
+    events: ServiceEvents
 
     @classmethod
     def over(cls, engine: AsyncEngine) -> Ledger:
@@ -39,6 +41,7 @@ class Ledger:
             intents=IntentRepository(engine),
             state=ServiceState(engine),
             whitelist=WhitelistRepository(engine),
+            events=ServiceEvents(engine),
         )
 
 
@@ -118,8 +121,14 @@ async def resolve(
 
 
 async def pause(ledger: Ledger, *, actor: str, reason: str) -> bool:
-    return await ledger.state.pause(reason=reason or "paused by operator", by=actor)
+    changed = await ledger.state.pause(reason=reason or "paused by operator", by=actor)
+    if changed:
+        await ledger.events.record("paused", reason or "paused by operator", actor=actor)
+    return changed
 
 
-async def resume(ledger: Ledger) -> bool:
-    return await ledger.state.resume()
+async def resume(ledger: Ledger, *, actor: str = "cli") -> bool:
+    changed = await ledger.state.resume()
+    if changed:
+        await ledger.events.record("resumed", "sends allowed again", actor=actor)
+    return changed

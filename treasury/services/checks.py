@@ -31,6 +31,11 @@ async def pre_send_verdict(
     )
     if not isinstance(verdict, Pass):
         return verdict
+    quota = await view.quota()
+    if quota.remaining <= 0:
+        # The quota is in USD and the capital API gives no price, so the service cannot
+        # tell whether one intent fits; it holds everything once the quota is used up.
+        return Hold(f"the 24 h withdraw quota is used up ({quota.used} of {quota.quota} USD)")
     verdict = rules.check_network_rules(intent, await view.rules())
     if not isinstance(verdict, Pass):
         return verdict

@@ -12,7 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from treasury.domain.exchange import AccountInfo, ApiRestrictions, CoinConfig, SystemStatus
+from treasury.domain.exchange import (
+    AccountInfo,
+    ApiRestrictions,
+    CoinConfig,
+    SystemStatus,
+    WithdrawQuota,
+)
 from treasury.ports import Exchange
 
 V = TypeVar("V")
@@ -36,12 +42,33 @@ class _Cached(Generic[V]):
 
 
 class ExchangeView:
-    def __init__(self, exchange: Exchange, *, rules_ttl_s: float, account_ttl_s: float = 5.0):
+    def __init__(
+        self,
+        exchange: Exchange,
+        *,
+        rules_ttl_s: float,
+        account_ttl_s: float = 5.0,
+        on_can_withdraw: Callable[[bool], Awaitable[None]] | None = None,
+    ):
         self.exchange = exchange
         self._rules = _Cached(exchange.coin_configs, rules_ttl_s)
-        self._account = _Cached(exchange.account, account_ttl_s)
+        self._account = _Cached(self._fetch_account, account_ttl_s)
+        self._quota = _Cached(exchange.withdraw_quota, 30.0)
+        self._can_withdraw: bool | None = None
+        self._on_can_withdraw = on_can_withdraw
         self._status = _Cached(exchange.system_status, max(account_ttl_s, 10.0))
         self._restrictions = _Cached(exchange.api_restrictions, 60.0)
+
+    async def _fetch_account(self) -> AccountInfo:
+        account = await self.exchange.account()
+        changed = self._can_withdraw is not None and account.can_withdraw != self._can_withdraw
+        self._can_withdraw = account.can_withdraw
+        if changed and self._on_can_withdraw is not None:
+            await self._on_can_withdraw(account.can_withdraw)
+        return account
+
+    async def quota(self) -> WithdrawQuota:
+        return await self._quota.get()
 
     async def rules(self) -> dict[str, CoinConfig]:
         return await self._rules.get()
@@ -62,6 +89,7 @@ class ExchangeView:
 
     def after_send(self) -> None:
         self._account.invalidate()  # the balance moved
+        self._quota.invalidate()
 
     def standing_changed(self) -> None:
         self._account.invalidate()

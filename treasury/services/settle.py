@@ -17,6 +17,7 @@ from treasury.adapters.binance.errors import ExchangeError
 from treasury.adapters.db.repository import ConcurrentChange
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.intent import Intent
+from treasury.domain.money import format_amount
 from treasury.domain.settle import is_known, settled_status
 from treasury.domain.status import Status
 from treasury.services.context import WorkerConfig, WorkerContext
@@ -148,11 +149,16 @@ async def _watch_foreign(
         if r.withdraw_order_id and r.withdraw_order_id in owned:
             continue
         message = (
-            f"unexpected withdrawal {r.id} on the exchange: {r.amount} {r.coin} to {r.address}"
-            f" (withdrawOrderId {r.withdraw_order_id or 'none'}) — no intent owns it"
+            f"unexpected withdrawal {r.id} on the exchange: {format_amount(r.amount)} {r.coin}"
+            f" to {r.address} (withdrawOrderId {r.withdraw_order_id or 'none'}) — no intent "
+            "owns it"
         )
+        if not await ctx.ledger.events.record_once(
+            "unexpected_withdrawal", r.id, message, actor="worker"
+        ):
+            continue  # alarmed before (e.g. by an earlier run)
         log.error("alarm.unexpected_withdrawal", exchange_withdraw_id=r.id, coin=r.coin,
-                  amount=str(r.amount), address=r.address)
+                  amount=format_amount(r.amount), address=r.address)
         await ctx.alert("unexpected_withdrawal", message, None)
 
 

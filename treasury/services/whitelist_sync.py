@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from treasury.adapters.db.service_events import ServiceEvents
 from treasury.adapters.db.whitelist import WhitelistRepository
 from treasury.ports import Exchange
 
@@ -27,7 +28,10 @@ class Drift:
         return bool(self.added or self.disabled or self.reenabled)
 
 
-async def sync_whitelist(exchange: Exchange, repo: WhitelistRepository) -> Drift:
+async def sync_whitelist(
+    exchange: Exchange, repo: WhitelistRepository, events: ServiceEvents | None = None,
+    *, actor: str = "whitelist-sync",
+) -> Drift:
     remote = {
         (a.coin, a.network, a.address, a.address_tag or ""): a
         for a in await exchange.whitelist_addresses()
@@ -51,4 +55,13 @@ async def sync_whitelist(exchange: Exchange, repo: WhitelistRepository) -> Drift
         if key not in remote and entry.source == "exchange" and entry.enabled:
             await repo.set_enabled(entry.id, False)
             drift.disabled.append(key)
+    if events is not None:
+        for kind, keys in (("whitelist_added", drift.added), ("whitelist_disabled",
+                           drift.disabled), ("whitelist_reenabled", drift.reenabled)):
+            for key in keys:
+                what = " ".join(k for k in key if k)
+                verb = {"whitelist_added": "added from", "whitelist_disabled":
+                        "disabled: no longer on", "whitelist_reenabled": "re-enabled: back on"}
+                await events.record(kind, f"{what} {verb[kind]} the exchange's list",
+                                    actor=actor, subject=what)
     return drift

@@ -187,3 +187,15 @@ sender_leases = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("last_send_ms", BigInteger, nullable=True),
 )
+
+service_events = Table(
+    "service_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(256), nullable=False, server_default=""),
+    Column("detail", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Index(None, "kind", "subject"),
+)

@@ -1,0 +1,55 @@
+"""Append-only record of service-wide facts (no intent owns them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from treasury.adapters.db.repository import utcnow
+from treasury.adapters.db.tables import service_events
+
+S = service_events
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceEvent:
+    id: int
+    kind: str
+    subject: str
+    detail: str
+    actor: str
+    created_at: datetime
+
+
+class ServiceEvents:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def record(self, kind: str, detail: str, *, actor: str, subject: str = "") -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(S).values(kind=kind, subject=subject, detail=detail,
+                                                actor=actor, created_at=utcnow()))
+
+    async def record_once(self, kind: str, subject: str, detail: str, *, actor: str) -> bool:
+        """Record unless an event of this kind and subject exists; True if recorded."""
+        async with self.engine.begin() as conn:
+            seen = await conn.scalar(
+                select(S.c.id).where(and_(S.c.kind == kind, S.c.subject == subject)).limit(1)
+            )
+            if seen is not None:
+                return False
+            await conn.execute(insert(S).values(kind=kind, subject=subject, detail=detail,
+                                                actor=actor, created_at=utcnow()))
+        return True
+
+    async def recent(self, kind: str | None = None, limit: int = 100) -> list[ServiceEvent]:
+        query = select(S).order_by(S.c.id.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(S.c.kind == kind)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [ServiceEvent(id=r.id, kind=r.kind, subject=r.subject, detail=r.detail,
+                             actor=r.actor, created_at=r.created_at) for r in rows]
