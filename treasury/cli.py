@@ -221,7 +221,7 @@ def list_(
 
 @app.command()
 def show(
-    intent_id: int = typer.Argument(..., help="intent id"),
+    intent_id: int = typer.Argument(..., min=1, max=2**31 - 1, help="intent id"),
     json_: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Show one intent and its full event history."""
@@ -245,7 +245,7 @@ def show(
 
 @app.command()
 def cancel(
-    intent_id: int = typer.Argument(..., help="intent id"),
+    intent_id: int = typer.Argument(..., min=1, max=2**31 - 1, help="intent id"),
     reason: str = typer.Option("cancelled by operator", help="why"),
     as_: str | None = typer.Option(None, "--as", help="operator name"),
 ) -> None:
@@ -263,7 +263,9 @@ def cancel(
 
 @app.command()
 def resolve(
-    intent_id: int = typer.Argument(..., help="intent id (status needs_attention)"),
+    intent_id: int = typer.Argument(
+        ..., min=1, max=2**31 - 1, help="intent id (status needs_attention)"
+    ),
     outcome: str = typer.Option(
         ..., help="completed | failed | submitted | requeue | cancelled"
     ),
@@ -381,7 +383,9 @@ def whitelist_list(json_: bool = typer.Option(False, "--json")) -> None:
 
 
 @whitelist_app.command("remove")
-def whitelist_remove(entry_id: int = typer.Argument(..., help="whitelist entry id")) -> None:
+def whitelist_remove(
+    entry_id: int = typer.Argument(..., min=1, max=2**31 - 1, help="whitelist entry id"),
+) -> None:
     """Remove a destination from the local mirror."""
     settings = _settings()
 

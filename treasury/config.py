@@ -8,9 +8,11 @@ problem naming the variable; values are never echoed, so a secret cannot leak th
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,7 +86,12 @@ class Settings(BaseSettings):
     @field_validator("binance_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://127.", "http://localhost", "http://[::1]")):
+        parts = urlsplit(value)
+        if parts.username or parts.password or not parts.hostname:
+            raise ValueError("must be a plain https:// URL with a host and no credentials")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("plain http is allowed only for a loopback sandbox; use https://")
+        if parts.scheme not in ("https", "http"):
             raise ValueError("must be https:// (plain http only for a loopback sandbox)")
         return value.rstrip("/")
 
@@ -115,6 +122,15 @@ class Settings(BaseSettings):
             )
         if missing:
             raise SettingsError("; ".join(missing))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _secret_dirs() -> list[Path]:

@@ -54,7 +54,7 @@ def _scrub(value: Any) -> Any:
         return type(value)(_scrub(v) for v in value)
     if isinstance(value, bytes):
         return _scrub(value.decode("utf-8", "replace"))
-    return value
+    return value if value is None or isinstance(value, bool | int | float) else _scrub(repr(value))
 
 
 def _redact_item(key: object, value: Any) -> Any:

@@ -46,6 +46,10 @@ def parse_amount(value: object, *, field: str = "amount") -> Decimal:
         raise InvalidField(field, f"must be a decimal number, got {type(value).__name__}")
     if not amount.is_finite():
         raise InvalidField(field, "must be a finite number")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and (exponent > MAX_INTEGER_DIGITS or exponent < -200):
+        # checked before any arithmetic: 1E+1000000 must be refused, not expanded
+        raise InvalidField(field, "is out of range")
     if amount <= 0:
         raise InvalidField(field, f"must be greater than 0, got {format_amount(amount)}")
     if decimals(amount) > MAX_DECIMALS:

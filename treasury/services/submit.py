@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import anyio
 import structlog
 
 from treasury.adapters.binance.errors import ExchangeError, NotSent, OutcomeUnknown, Rejected
@@ -56,6 +57,11 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
     order_id = intent.withdraw_order_id or withdraw_order_id(
         await ctx.ledger.intents.namespace(), intent.id
     )
+    pacer = getattr(ctx.exchange, "apply_limiter", None)
+    if pacer is not None:
+        # Wait for the send slot *before* fixing the timestamp, so the signed timestamp
+        # is fresh when the request leaves (a stale one would come back as -1021).
+        await anyio.sleep(pacer.wait_s())
     timestamp_ms = ctx.exchange.now_ms()
     try:
         committed = await ctx.sends.commit_to_send(

@@ -1,0 +1,184 @@
+"""Weight budgets: waiting instead of exceeding, header reconciliation, 429 and 418."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from treasury.adapters.binance import BinanceClient, RateLimiter, RateLimits
+from treasury.adapters.binance import endpoints as ep
+from treasury.adapters.binance.limits import HISTORY_PER_SECOND_KEY
+from treasury.adapters.binance.pacing import ApplyLimiter
+
+
+class FakeTime:
+    """A monotonic clock that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake() -> FakeTime:
+    return FakeTime()
+
+
+def limiter(fake: FakeTime, **limits: int | float) -> RateLimiter:
+    return RateLimiter(RateLimits(**limits), monotonic=fake, sleep=fake.sleep)  # type: ignore[arg-type]
+
+
+async def test_calls_within_budget_do_not_wait(fake: FakeTime) -> None:
+    limits = limiter(fake)
+    for _ in range(10):
+        await limits.acquire(ep.COIN_CONFIG)
+    assert fake.sleeps == []
+    assert limits.used_weight() == {f"sapi-ip:{ep.COIN_CONFIG.path}": 100}
+
+
+async def test_over_budget_waits_until_enough_weight_ages_out(fake: FakeTime) -> None:
+    limits = limiter(fake, api_ip_weight=50)
+    await limits.acquire(ep.ACCOUNT)  # 20 at t=1000
+    fake.now += 10
+    await limits.acquire(ep.ACCOUNT)  # 40 at t=1010
+    fake.now += 10
+    await limits.acquire(ep.ACCOUNT)  # 60 > 50: waits until the first entry expires
+    assert fake.sleeps == [pytest.approx(40.0)]
+    assert fake.now == pytest.approx(1060.0)
+    assert limits.waited_s == pytest.approx(40.0)
+    assert limits.used_weight()["api-ip"] == 40
+
+
+async def test_pools_are_separate(fake: FakeTime) -> None:
+    limits = limiter(fake, sapi_ip_weight=10)
+    await limits.acquire(ep.COIN_CONFIG)
+    await limits.acquire(ep.ADDRESS_LIST)  # another IP /sapi endpoint: its own budget
+    await limits.acquire(ep.WITHDRAW_QUOTA)
+    assert fake.sleeps == []
+
+
+async def test_uid_pool_is_shared_by_apply_and_history(fake: FakeTime) -> None:
+    limits = limiter(fake, sapi_uid_weight=18_900)
+    await limits.acquire(ep.WITHDRAW_HISTORY)
+    await limits.acquire(ep.WITHDRAW_APPLY)  # 18,900: fits exactly
+    await limits.acquire(ep.WITHDRAW_APPLY)
+    assert fake.sleeps == [pytest.approx(60.0)]
+
+
+async def test_a_weight_above_the_limit_passes_an_empty_window(fake: FakeTime) -> None:
+    limits = limiter(fake, sapi_uid_weight=1_000)
+    await limits.acquire(ep.WITHDRAW_HISTORY)
+    await limits.acquire(ep.WITHDRAW_HISTORY)
+    assert fake.sleeps == [pytest.approx(60.0)]
+
+
+async def test_history_is_also_limited_per_second(fake: FakeTime) -> None:
+    limits = limiter(fake, sapi_uid_weight=10**9)
+    for _ in range(10):
+        await limits.acquire(ep.WITHDRAW_HISTORY)
+    assert fake.sleeps == []
+    await limits.acquire(ep.WITHDRAW_HISTORY)
+    assert fake.sleeps == [pytest.approx(1.0)]
+    assert limits.used_weight()[HISTORY_PER_SECOND_KEY] == 1  # the first ten aged out
+
+
+async def test_server_figure_raises_the_used_weight_never_lowers_it(fake: FakeTime) -> None:
+    limits = limiter(fake)
+    await limits.acquire(ep.WITHDRAW_APPLY)
+    limits.observe(ep.WITHDRAW_APPLY, {"x-sapi-used-uid-weight-1m": "150000"})
+    assert limits.used_weight()["sapi-uid"] == 150_000
+    limits.observe(ep.WITHDRAW_APPLY, {"x-sapi-used-uid-weight-1m": "5"})
+    assert limits.used_weight()["sapi-uid"] == 150_000
+    limits.observe(ep.ACCOUNT, {"x-mbx-used-weight-1m": "5999"})
+    limits.observe(ep.COIN_CONFIG, {"x-sapi-used-ip-weight-1m": "11990"})
+    limits.observe(ep.ACCOUNT, {"x-mbx-used-weight-1m": "garbage"})
+    assert limits.used_weight()["api-ip"] == 5999
+    assert limits.used_weight()[f"sapi-ip:{ep.COIN_CONFIG.path}"] == 11990
+    await limits.acquire(ep.COIN_CONFIG)  # 11,990 + 10 = 12,000: fits
+    await limits.acquire(ep.COIN_CONFIG)
+    assert fake.sleeps == [pytest.approx(60.0)]
+
+
+async def test_a_429_blocks_only_that_pool(fake: FakeTime) -> None:
+    limits = limiter(fake)
+    limits.block(ep.COIN_CONFIG, 30)
+    await limits.acquire(ep.ADDRESS_LIST)
+    assert fake.sleeps == []
+    await limits.acquire(ep.COIN_CONFIG)
+    assert fake.sleeps == [pytest.approx(30.0)]
+
+
+async def test_a_ban_pauses_every_pool(fake: FakeTime) -> None:
+    limits = limiter(fake)
+    limits.ban(120)
+    assert limits.banned_for_s() == pytest.approx(120)
+    await limits.acquire(ep.SERVER_TIME)
+    await limits.acquire(ep.WITHDRAW_APPLY)
+    assert fake.now == pytest.approx(1120.0)
+    assert limits.banned_for_s() == 0
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="sapi_uid_weight"):
+        RateLimits(sapi_uid_weight=0)
+    with pytest.raises(ValueError, match="window_s"):
+        RateLimits(window_s=0)
+
+
+async def test_apply_limiter_with_a_fake_clock(fake: FakeTime) -> None:
+    pacer = ApplyLimiter(2.0, monotonic=fake, wall_clock=lambda: 5000.0, sleep=fake.sleep)
+    await pacer.wait_turn()
+    await pacer.wait_turn()
+    assert fake.sleeps == [pytest.approx(0.5)]
+    pacer.defer_until(5010.0)  # wall reads 5000 at monotonic 1000.5: 10 s from now
+    await pacer.wait_turn()
+    assert fake.now == pytest.approx(1010.5)
+    with pytest.raises(ValueError, match="positive"):
+        ApplyLimiter(0)
+
+
+# -- through the client, with real (short) waits ------------------------------------------------
+
+
+async def test_second_history_call_waits_for_a_tiny_uid_budget(
+    router: respx.MockRouter, make_client: Callable[..., BinanceClient], wire: Any
+) -> None:
+    client = make_client(limits=RateLimits(sapi_uid_weight=20_000, window_s=0.3))
+    seen: list[float] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(time.monotonic())
+        return httpx.Response(200, json=[])
+
+    router.get(wire.history_path).mock(side_effect=record)
+    await client.withdraw_history()
+    await client.withdraw_history()
+    assert seen[1] - seen[0] >= 0.28
+    assert client.rate_limiter.waited_s >= 0.25
+
+
+async def test_headers_reconcile_the_budget(
+    router: respx.MockRouter, client: BinanceClient, wire: Any
+) -> None:
+    router.get(wire.history_path).mock(return_value=httpx.Response(
+        200, json=[], headers={"X-SAPI-USED-UID-WEIGHT-1M": "162000"}))
+    router.get("/api/v3/account").mock(return_value=httpx.Response(
+        200, json={"canTrade": True, "canWithdraw": True, "canDeposit": True, "balances": []},
+        headers={"X-MBX-USED-WEIGHT-1M": "1234"}))
+    await client.withdraw_history()
+    await client.account()
+    used = client.rate_limiter.used_weight()
+    assert used["sapi-uid"] == 162_000
+    assert used["api-ip"] == 1234

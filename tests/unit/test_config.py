@@ -1,0 +1,248 @@
+"""Settings: defaults, one clear line per bad variable, secret files, .env, and no leaks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+import treasury.cli_daemon  # noqa: F401  (registers run/check)
+from treasury.cli import app
+from treasury.config import DEFAULT_DATABASE_URL, Settings, SettingsError, load_settings
+from treasury.logs import _RedactingFormatter
+
+SECRET = "s3cr3t-VALUE-for-tests-7f6e5d4c3b2a"
+API_KEY = "apikey-VALUE-for-tests-0a1b2c3d4e5f"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No .env of the developer's checkout, and logging restored after CLI runs."""
+    monkeypatch.chdir(tmp_path)
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [
+        h for h in root.handlers if not isinstance(h.formatter, _RedactingFormatter)
+    ]
+    root.setLevel(level)
+    structlog.configure(**saved)
+
+
+@pytest.fixture
+def with_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TREASURY_BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("TREASURY_BINANCE_API_KEY", API_KEY)
+
+
+def test_defaults() -> None:
+    s = load_settings()
+    assert s.database_url == DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///treasury.sqlite3"
+    assert s.binance_base_url == "https://api.binance.com"
+    assert s.binance_api_key is None and s.binance_api_secret is None
+    assert s.binance_private_key_file is None
+    assert s.withdraw_rate == 1.0
+    assert s.recv_window_ms == 5000
+    assert s.account == "default"
+    assert s.allow_unrestricted_ip_key is False
+    assert s.log_format == "auto" and s.log_level == "info"
+    with pytest.raises(SettingsError, match="TREASURY_BINANCE_API_KEY: missing"):
+        s.require_exchange_credentials()
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TREASURY_WITHDRAW_RATE", "2.5")
+    monkeypatch.setenv("TREASURY_RECV_WINDOW_MS", "60000")
+    monkeypatch.setenv("TREASURY_DATABASE_URL", "postgresql://u@db/treasury")
+    monkeypatch.setenv("TREASURY_BINANCE_BASE_URL", "http://127.0.0.1:8080/")
+    s = load_settings()
+    assert s.withdraw_rate == 2.5 and s.recv_window_ms == 60000
+    assert s.database_url == "postgresql://u@db/treasury"
+    assert s.binance_base_url == "http://127.0.0.1:8080"
+
+
+def _key_file(tmp_path: Path) -> str:
+    path = tmp_path / "key.pem"
+    path.write_text("-----BEGIN PRIVATE KEY-----\nnot really\n-----END PRIVATE KEY-----\n")
+    return str(path)
+
+
+BAD = [
+    ("TREASURY_WITHDRAW_RATE", "0"),
+    ("TREASURY_WITHDRAW_RATE", "abc"),
+    ("TREASURY_WITHDRAW_RATE", "51"),
+    ("TREASURY_RECV_WINDOW_MS", "70000"),
+    ("TREASURY_RECV_WINDOW_MS", "5.5"),
+    ("TREASURY_DATABASE_URL", "mysql://x"),
+    ("TREASURY_DATABASE_URL", "not a url"),
+    ("TREASURY_BINANCE_BASE_URL", "http://example.com"),
+    ("TREASURY_BINANCE_BASE_URL", "ftp://api.binance.com"),
+    ("TREASURY_BINANCE_PRIVATE_KEY_FILE", "/nonexistent/treasury/key.pem"),
+    ("TREASURY_LOG_FORMAT", "xml"),
+    ("TREASURY_ALLOW_UNRESTRICTED_IP_KEY", "perhaps"),
+]
+
+
+@pytest.mark.parametrize(("var", "value"), BAD, ids=[f"{v}={x}" for v, x in BAD])
+def test_bad_setting_names_the_variable_and_not_the_secret(
+    monkeypatch: pytest.MonkeyPatch, with_secret: None, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith(f"{var}: "), message
+    assert "\n" not in message
+    assert SECRET not in message and API_KEY not in message
+
+
+def test_secret_and_key_file_together_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_secret: None
+) -> None:
+    monkeypatch.setenv("TREASURY_BINANCE_PRIVATE_KEY_FILE", _key_file(tmp_path))
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "TREASURY_BINANCE_API_SECRET" in message
+    assert "TREASURY_BINANCE_PRIVATE_KEY_FILE" in message
+    assert "not both" in message and "\n" not in message
+    assert SECRET not in message and "not really" not in message
+
+
+def test_several_bad_settings_are_all_named_on_one_line(
+    monkeypatch: pytest.MonkeyPatch, with_secret: None
+) -> None:
+    monkeypatch.setenv("TREASURY_WITHDRAW_RATE", "0")
+    monkeypatch.setenv("TREASURY_RECV_WINDOW_MS", "70000")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "TREASURY_WITHDRAW_RATE" in message and "TREASURY_RECV_WINDOW_MS" in message
+    assert "\n" not in message and SECRET not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.evil.example", "http://localhost.evil.example", "http://localhost@evil.example"],
+)
+def test_plain_http_only_for_a_real_loopback_host(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("TREASURY_BINANCE_BASE_URL", url)
+    with pytest.raises(SettingsError, match="TREASURY_BINANCE_BASE_URL"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080", "http://localhost:9000", "http://[::1]:8080",
+            "https://api.binance.com"],
+)
+def test_loopback_sandbox_and_https_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("TREASURY_BINANCE_BASE_URL", url)
+    assert load_settings().binance_base_url == url
+
+
+def test_secret_is_read_from_the_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "treasury_binance_api_secret").write_text(SECRET + "\n")  # as `echo` writes it
+    (creds / "treasury_binance_api_key").write_text(API_KEY)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    s = load_settings()
+    assert isinstance(s.binance_api_secret, SecretStr)
+    assert s.binance_api_secret.get_secret_value() == SECRET
+    assert s.binance_api_key is not None and s.binance_api_key.get_secret_value() == API_KEY
+    for shown in (repr(s), str(s), repr(s.binance_api_secret), str(s.binance_api_secret)):
+        assert SECRET not in shown and API_KEY not in shown
+    assert "**********" in repr(s.binance_api_secret)
+    s.require_exchange_credentials()  # both present: no error
+
+
+def test_bad_value_in_a_secret_file_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_secret: None
+) -> None:
+    (tmp_path / "treasury_withdraw_rate").write_text("0")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    with pytest.raises(SettingsError, match=r"^TREASURY_WITHDRAW_RATE: ") as info:
+        load_settings()
+    assert SECRET not in str(info.value)
+
+
+def test_missing_credentials_directory_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "does-not-exist"))
+    assert load_settings().binance_api_secret is None
+
+
+def test_dotenv_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text(
+        "# deployment settings\n"
+        "TREASURY_WITHDRAW_RATE=2.5\n"
+        f"TREASURY_BINANCE_API_SECRET={SECRET}\n"
+        "TREASURY_ACCOUNT=desk-2\n"
+        "UNRELATED=1\n"
+    )
+    s = load_settings()
+    assert s.withdraw_rate == 2.5 and s.account == "desk-2"
+    assert s.binance_api_secret is not None
+    assert s.binance_api_secret.get_secret_value() == SECRET
+    monkeypatch.setenv("TREASURY_WITHDRAW_RATE", "3")  # the environment wins over .env
+    assert load_settings().withdraw_rate == 3.0
+
+
+def test_bad_value_in_dotenv_names_the_variable(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        f"TREASURY_RECV_WINDOW_MS=70000\nTREASURY_BINANCE_API_SECRET={SECRET}\n"
+    )
+    with pytest.raises(SettingsError, match=r"^TREASURY_RECV_WINDOW_MS: ") as info:
+        load_settings()
+    assert SECRET not in str(info.value)
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        s.withdraw_rate = 5  # type: ignore[misc]
+    assert isinstance(s, Settings)
+
+
+# ---- the commands stop on a bad setting -------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["check"], ["run"], ["whitelist", "sync"], ["list"],
+                                     ["enqueue", "--coin", "USDT", "--network", "TRX",
+                                      "--address", "T1", "--amount", "1", "--as", "a"]],
+                         ids=lambda c: " ".join(c[:2]))
+@pytest.mark.parametrize(("var", "value"), [("TREASURY_WITHDRAW_RATE", "0"),
+                                            ("TREASURY_RECV_WINDOW_MS", "70000"),
+                                            ("TREASURY_DATABASE_URL", "mysql://x")])
+def test_command_with_a_bad_setting_exits_3_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, with_secret: None, command: list[str], var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    result = CliRunner().invoke(app, command)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: configuration: {var}: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert SECRET not in result.output and API_KEY not in result.output
+
+
+def test_check_without_credentials_names_what_is_missing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["check"])
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    assert "TREASURY_BINANCE_API_KEY: missing" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr

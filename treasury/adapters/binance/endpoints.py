@@ -1,0 +1,57 @@
+"""The Binance endpoints this adapter calls, with their request weight and limit pool.
+
+Weights and pools come from the reference (§2, §4): ``/api`` shares one IP pool; each
+IP-limited ``/sapi`` endpoint has its own IP pool; UID-limited ``/sapi`` endpoints share
+the account's UID pool.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Pool(enum.StrEnum):
+    API_IP = "api-ip"  # all of /api/*, 6,000/min per IP
+    SAPI_IP = "sapi-ip"  # one budget per IP-limited /sapi endpoint, 12,000/min each
+    SAPI_UID = "sapi-uid"  # shared by UID-limited /sapi endpoints, 180,000/min
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    method: str
+    path: str
+    weight: int
+    pool: Pool
+    signed: bool
+
+    @property
+    def read_only(self) -> bool:
+        return self.method == "GET"
+
+    @property
+    def pool_key(self) -> str:
+        """The name of the budget this endpoint draws from (an IP /sapi pool is its own)."""
+        if self.pool is Pool.SAPI_IP:
+            return f"{self.pool.value}:{self.path}"
+        return self.pool.value
+
+
+SERVER_TIME = Endpoint(method="GET", path="/api/v3/time", weight=1, pool=Pool.API_IP,
+                       signed=False)
+ACCOUNT = Endpoint(method="GET", path="/api/v3/account", weight=20, pool=Pool.API_IP,
+                   signed=True)
+SYSTEM_STATUS = Endpoint(method="GET", path="/sapi/v1/system/status", weight=1,
+                         pool=Pool.SAPI_IP, signed=False)
+API_RESTRICTIONS = Endpoint(method="GET", path="/sapi/v1/account/apiRestrictions", weight=1,
+                            pool=Pool.SAPI_IP, signed=True)
+COIN_CONFIG = Endpoint(method="GET", path="/sapi/v1/capital/config/getall", weight=10,
+                       pool=Pool.SAPI_IP, signed=True)
+WITHDRAW_APPLY = Endpoint(method="POST", path="/sapi/v1/capital/withdraw/apply", weight=900,
+                          pool=Pool.SAPI_UID, signed=True)
+WITHDRAW_HISTORY = Endpoint(method="GET", path="/sapi/v1/capital/withdraw/history",
+                            weight=18_000, pool=Pool.SAPI_UID, signed=True)
+ADDRESS_LIST = Endpoint(method="GET", path="/sapi/v1/capital/withdraw/address/list",
+                        weight=10, pool=Pool.SAPI_IP, signed=True)
+WITHDRAW_QUOTA = Endpoint(method="GET", path="/sapi/v1/capital/withdraw/quota", weight=10,
+                          pool=Pool.SAPI_IP, signed=True)
