@@ -68,7 +68,12 @@ def worker_config(settings: Settings, *, worker: str) -> WorkerConfig:
     )
 
 
-def build_exchange(settings: Settings, http: httpx.AsyncClient) -> BinanceClient:
+OnCall = Callable[[str, str, float], None]
+
+
+def build_exchange(
+    settings: Settings, http: httpx.AsyncClient, *, on_call: OnCall | None = None
+) -> BinanceClient:
     settings.require_exchange_credentials()
     assert settings.binance_api_key is not None
     secret = settings.binance_api_secret
@@ -97,6 +102,7 @@ def build_exchange(settings: Settings, http: httpx.AsyncClient) -> BinanceClient
         limits=rate_limits(settings),
         withdraw_rate=settings.withdraw_rate,
         apply_timeout_s=settings.apply_timeout_s,
+        on_call=on_call,
     )
 
 
@@ -179,12 +185,16 @@ class Runtime:
 
 @asynccontextmanager
 async def runtime(
-    settings: Settings, *, alert: Alert = no_alert, worker: str | None = None
+    settings: Settings,
+    *,
+    alert: Alert = no_alert,
+    worker: str | None = None,
+    on_call: OnCall | None = None,
 ) -> AsyncIterator[Runtime]:
     engine = create_engine(settings.database_url)
     async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
         try:
-            exchange = build_exchange(settings, http)
+            exchange = build_exchange(settings, http, on_call=on_call)
             ledger = Ledger.over(engine)
             policy = PolicyHolder(settings.policy_file)
 

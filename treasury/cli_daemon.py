@@ -56,27 +56,9 @@ def run_daemon() -> None:
     configure(fmt=settings.log_format, level=settings.log_level)
 
     async def body() -> bool:
-        from treasury.bootstrap import postgres_listener, runtime
-        from treasury.runtime.daemon import Daemon
+        from treasury.runtime.supervisor import supervise
 
-        async with runtime(settings) as rt:
-            if not await preflight(settings, rt.exchange):
-                return False
-            from treasury.services.whitelist_sync import sync_whitelist
-
-            async def sync() -> object:
-                return await sync_whitelist(rt.exchange, rt.ledger.whitelist, rt.ledger.events)
-
-            daemon = Daemon(
-                rt.ctx,
-                pace=rt.exchange.apply_limiter.note_sent_at,
-                listen=postgres_listener(settings),  # type: ignore[arg-type]
-                reload=rt.policy.reload,
-                whitelist_sync=sync,
-                whitelist_sync_interval_s=settings.whitelist_sync_interval_s,
-            )
-            await daemon.run()
-        return True
+        return await supervise(settings, preflight=preflight)
 
     if not run(body):
         out.fail("preflight failed: not starting", EXIT_REFUSED)

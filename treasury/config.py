@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     manual_whitelist_cooling_s: float = Field(default=0, ge=0)
     lease_ttl_s: float = Field(default=15.0, ge=2, le=600)
     shutdown_grace_s: float = Field(default=8.0, gt=0, le=60)
-    metrics_bind: str | None = None
+    metrics_bind: str | None = "127.0.0.1:9464"  # "off" disables; loopback unless explicit
     alert_webhook_url: str | None = None
     alert_format: Literal["json", "slack", "telegram"] = "json"
     alert_telegram_chat_id: str | None = None

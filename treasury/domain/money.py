@@ -47,9 +47,11 @@ def parse_amount(value: object, *, field: str = "amount") -> Decimal:
     if not amount.is_finite():
         raise InvalidField(field, "must be a finite number")
     exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and (exponent > MAX_INTEGER_DIGITS or exponent < -200):
-        # checked before any arithmetic: 1E+1000000 must be refused, not expanded
-        raise InvalidField(field, "is out of range")
+    # Checked before any arithmetic, so that 1E+1000000 is refused, not expanded.
+    if isinstance(exponent, int) and exponent >= MAX_INTEGER_DIGITS:
+        raise InvalidField(field, f"has more than {MAX_INTEGER_DIGITS} digits before the point")
+    if isinstance(exponent, int) and exponent < -(MAX_DECIMALS + 200):
+        raise InvalidField(field, f"has more than {MAX_DECIMALS} decimal places")
     if amount <= 0:
         raise InvalidField(field, f"must be greater than 0, got {format_amount(amount)}")
     if decimals(amount) > MAX_DECIMALS:

@@ -93,7 +93,7 @@ class Daemon:
 
     async def _drain(self) -> None:
         with anyio.move_on_after(self.ctx.config.shutdown_grace_s):
-            while self._busy:
+            while self._busy:  # noqa: ASYNC110 (a flag of the intake loop, bounded by the grace)
                 await anyio.sleep(0.05)
         if self._busy:
             log.warning("shutdown.send_unfinished", in_flight=sorted(self.ctx.in_flight))

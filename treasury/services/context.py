@@ -50,6 +50,7 @@ class WorkerContext:
     alert: Alert = no_alert
     in_flight: set[int] = field(default_factory=set)
     on_submitted: Callable[[], None] = lambda: None  # wakes the settle poller
+    on_reconciled: Callable[[str], None] = lambda _decision: None  # metrics
     sends: SendLedger = field(init=False)
 
     def __post_init__(self) -> None:

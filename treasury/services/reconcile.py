@@ -12,6 +12,7 @@ import structlog
 from treasury.adapters.binance.errors import ExchangeError
 from treasury.adapters.db.repository import ConcurrentChange, utcnow
 from treasury.domain import reconcile as rule
+from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.intent import Intent
 from treasury.domain.settle import settled_status
 from treasury.domain.status import Status
@@ -19,21 +20,69 @@ from treasury.services.context import WorkerContext
 
 log = structlog.get_logger("treasury.reconcile")
 LOOKBACK_MS = 5 * 60 * 1000  # history is searched from a little before the signed time
+PAGE = 1000
+MAX_PAGES = 10
 
 
 async def reconcile_all(ctx: WorkerContext) -> int:
-    """Reconcile every ``submitting`` intent of the account; returns how many were looked up."""
-    pending = await ctx.ledger.intents.in_status(Status.SUBMITTING, account=ctx.config.account)
+    """Reconcile every ``submitting`` intent of the account; returns how many were decided.
+
+    One history request covers them all: a time window from the oldest signed timestamp
+    (paged by 1,000), grouped by ``withdrawOrderId``. A lookup per intent would cost
+    18,000 weight each and take minutes after a crash with many sends in flight.
+    """
+    pending = [
+        i for i in await ctx.ledger.intents.in_status(
+            Status.SUBMITTING, account=ctx.config.account, limit=5000
+        )
+        if i.id not in ctx.in_flight
+    ]
+    if not pending:
+        return 0
+    now_ms = ctx.exchange.now_ms()
+    oldest = min((i.send_timestamp_ms or now_ms) for i in pending)
+    start = max(oldest - LOOKBACK_MS, now_ms - rule.LOOKUP_WINDOW_MS)
+    try:
+        found = await _history_window(ctx, start, now_ms)
+    except (ExchangeError, ValueError) as exc:
+        for intent in pending:
+            await _lookup_failed(ctx, intent, now_ms, exc)
+        return 0
+    by_oid: dict[str, list[WithdrawalRecord]] = {}
+    for record in found:
+        if record.withdraw_order_id:
+            by_oid.setdefault(record.withdraw_order_id, []).append(record)
     done = 0
     for intent in pending:
-        if intent.id in ctx.in_flight:
-            continue
         try:
-            await reconcile_one(ctx, intent)
+            await decide_one(ctx, intent, by_oid.get(intent.withdraw_order_id or "", []), now_ms)
         except ConcurrentChange:
             continue
         done += 1
     return done
+
+
+async def _history_window(ctx: WorkerContext, start: int, end: int) -> list[WithdrawalRecord]:
+    records: list[WithdrawalRecord] = []
+    for page in range(MAX_PAGES):
+        rows = await ctx.exchange.withdraw_history(
+            start_time_ms=start, end_time_ms=max(end, start + 1), offset=page * PAGE, limit=PAGE
+        )
+        records.extend(rows)
+        if len(rows) < PAGE:
+            return records
+    # More than MAX_PAGES * PAGE rows in the window: not conclusive for absence.
+    raise ValueError("history window too large to prove absence")
+
+
+async def _lookup_failed(ctx: WorkerContext, intent: Intent, now_ms: int, exc: Exception) -> None:
+    age_s = (now_ms - (intent.send_timestamp_ms or now_ms)) / 1000
+    if age_s > ctx.config.reconcile_give_up_s:
+        await _attention(ctx, intent, f"could not look {intent.withdraw_order_id} up for "
+                         f"{int(age_s)} s: {exc}")
+    else:
+        log.warning("reconcile.lookup_failed", intent_id=intent.id,
+                    withdraw_order_id=intent.withdraw_order_id, error=str(exc))
 
 
 def _server_ms_of_local(ctx: WorkerContext, local_ms: int) -> int:
@@ -41,26 +90,14 @@ def _server_ms_of_local(ctx: WorkerContext, local_ms: int) -> int:
     return local_ms + offset
 
 
-async def reconcile_one(ctx: WorkerContext, intent: Intent) -> None:
+async def decide_one(
+    ctx: WorkerContext, intent: Intent, found: list[WithdrawalRecord], now_ms: int
+) -> None:
     repo = ctx.ledger.intents
     cfg = ctx.config
     oid = intent.withdraw_order_id
-    now_ms = ctx.exchange.now_ms()
     if oid is None:
         await _attention(ctx, intent, "submitting without a withdraw_order_id on record")
-        return
-    start = (intent.send_timestamp_ms or now_ms) - LOOKBACK_MS
-    try:
-        found = await ctx.exchange.withdraw_history(
-            withdraw_order_id=oid, start_time_ms=start, end_time_ms=max(now_ms, start + 1)
-        )
-    except (ExchangeError, ValueError) as exc:
-        age_s = (now_ms - (intent.send_timestamp_ms or now_ms)) / 1000
-        if age_s > cfg.reconcile_give_up_s:
-            await _attention(ctx, intent, f"could not look {oid} up for {int(age_s)} s: {exc}")
-        else:
-            log.warning("reconcile.lookup_failed", intent_id=intent.id, withdraw_order_id=oid,
-                        error=str(exc))
         return
     last_ms = (
         _server_ms_of_local(ctx, int(intent.last_checked_at.timestamp() * 1000))
@@ -72,6 +109,7 @@ async def reconcile_one(ctx: WorkerContext, intent: Intent) -> None:
     )
     log.info("reconcile.decision", intent_id=intent.id, withdraw_order_id=oid,
              decision=type(decision).__name__)
+    ctx.on_reconciled(type(decision).__name__)
     match decision:
         case rule.Adopt(record=record):
             fields: dict[str, object] = {"exchange_withdraw_id": record.id}
@@ -85,6 +123,8 @@ async def reconcile_one(ctx: WorkerContext, intent: Intent) -> None:
                 + (f"; {why}" if why else ""),
                 fields=fields,
             )
+            if target is Status.SUBMITTED:
+                ctx.on_submitted()
         case rule.Attention(reason=reason):
             await _attention(ctx, intent, reason)
         case rule.Wait():

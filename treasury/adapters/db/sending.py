@@ -9,12 +9,13 @@ intent to ``submitting``. Only after that commit may the request leave.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from treasury.adapters.db.repository import ConcurrentChange, IntentRepository, to_intent, utcnow
@@ -27,6 +28,12 @@ from treasury.domain.status import Status
 
 T = withdrawal_intents
 COMMITTED = (Status.SUBMITTING, Status.SUBMITTED, Status.COMPLETED, Status.NEEDS_ATTENTION)
+
+
+def account_lock_key(account: str) -> int:
+    """A stable signed 64-bit advisory-lock key for an account."""
+    digest = hashlib.sha256(f"treasury:sender:{account}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class SendRefused(Exception):
@@ -101,6 +108,13 @@ class SendLedger:
             SendRefused: paused, lease lost, changed meanwhile, or the policy says no now.
         """
         async with self.repo.engine.begin() as conn:
+            if self.repo.is_postgres:
+                # Serialise commits per account across processes (caps are summed in this
+                # transaction); transaction-scoped, so it can never leak with a pooled
+                # connection. SQLite's BEGIN IMMEDIATE already serialises writers.
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": account_lock_key(intent.account)}
+                )
             if (await self.state.pause_state(conn)).paused:
                 raise SendRefused("paused")
             if not await ServiceState.holds_lease(conn, intent.account, worker):

@@ -1,0 +1,380 @@
+"""The operations endpoint: ``/metrics``, ``/healthz`` and ``/readyz`` on one small port.
+
+It runs in the daemon's own event loop (uvicorn's ``Server.serve()`` on a socket we bind
+ourselves), so a wedged loop also wedges the endpoint, which is what a probe should see.
+uvicorn would install its own SIGTERM/SIGINT handlers and steal them from the daemon;
+here it installs none. Cancelling ``serve`` closes the server within a bounded time.
+
+The bind address (``TREASURY_METRICS_BIND``) defaults to ``127.0.0.1:9464``. A bare port
+(``9464`` or ``:9464``) also means loopback: nothing here is ever exposed beyond the
+machine unless the operator writes a non-loopback IP literal (``0.0.0.0:9464``, say, in a
+container whose port is published on the host's loopback). Host names other than
+``localhost`` are refused, so DNS never decides where this listens. ``off`` disables it.
+
+``python -m treasury.runtime.health --check URL`` is the container health check: exit 0
+when URL answers 200, 1 otherwise. No curl needed in the image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Collection, Generator, Iterable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskStatus
+
+if TYPE_CHECKING:  # the rest is imported where used: the --check command starts fast
+    import uvicorn
+    from prometheus_client.registry import CollectorRegistry
+    from sqlalchemy.ext.asyncio import AsyncEngine
+    from starlette.applications import Starlette
+
+    from treasury.services.context import WorkerConfig
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9464
+
+
+# ---- loop ticks ----------------------------------------------------------------------
+
+
+def stale_loops(
+    last: Mapping[str, float], max_age_s: Mapping[str, float], *, now: float,
+    names: Iterable[str] | None = None,
+) -> dict[str, float]:
+    """Loops whose last tick is older than allowed: name -> age in seconds."""
+    stale = {}
+    for name in max_age_s if names is None else names:
+        age = now - last.get(name, float("-inf"))
+        if age > max_age_s.get(name, float("inf")):
+            stale[name] = age
+    return stale
+
+
+class LoopTicks:
+    """When each loop last ticked (monotonic seconds), and how old that may get.
+
+    ``tick`` is the daemon's ``on_tick`` hook. A loop that has not ticked yet counts
+    from the moment this object was made, so start-up gets each loop's full allowance.
+    """
+
+    def __init__(
+        self, max_age_s: Mapping[str, float], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_age_s = dict(max_age_s)
+        self._clock = clock
+        born = clock()
+        self.last: dict[str, float] = dict.fromkeys(self.max_age_s, born)
+        self.ticked: set[str] = set()
+
+    def tick(self, name: str) -> None:
+        self.last[name] = self._clock()
+        self.ticked.add(name)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def stale(self, names: Iterable[str] | None = None) -> dict[str, float]:
+        return stale_loops(self.last, self.max_age_s, now=self._clock(), names=names)
+
+    def all_ticked(self, names: Collection[str] | None = None) -> bool:
+        return set(self.max_age_s if names is None else names) <= self.ticked
+
+
+def loop_max_ages(cfg: WorkerConfig) -> dict[str, float]:
+    """How long each daemon loop may stay silent before the process is not ready.
+
+    Generous on purpose: a loop that is merely busy (a paced batch of sends, a history
+    poll waiting for weight) must not flap readiness.
+    """
+    from treasury.services import settle
+
+    idle_settle = settle.poll_interval_s(cfg, youngest_age_s=None)
+    return {
+        "lease": max(cfg.lease_ttl_s, 5.0),  # past this the lease itself has run out
+        "intake": 60.0 + cfg.intake_interval_s + cfg.claim_batch * (1 / cfg.withdraw_rate + 5),
+        "reconcile": 3 * cfg.reconcile_interval_s + 300.0,
+        "settle": 2 * idle_settle + 300.0,
+    }
+
+
+def watchdog_max_ages(cfg: WorkerConfig) -> dict[str, float]:
+    """The systemd watchdog's allowances: only loops whose silence means a wedged process.
+
+    The loops that call the exchange are left out on purpose: during an IP ban or a long
+    paced batch they wait legitimately, and a restart would only hit the exchange sooner.
+    The lease loop touches only the database; silent for two lease terms, it is stuck.
+    """
+    return {"lease": max(2 * cfg.lease_ttl_s, 10.0)}
+
+
+# ---- readiness -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    ready: bool
+    failed: list[str] = field(default_factory=list)
+    checks: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, object]:
+        return {"ready": self.ready, "failed": self.failed, "checks": self.checks}
+
+
+def database_ping(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
+    """A readiness check: the database answers ``SELECT 1``."""
+
+    from sqlalchemy import text
+
+    async def ping() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    return ping
+
+
+class Readiness:
+    """Ready = the database answers, the exchange answered lately, every loop ticks.
+
+    Args:
+        ticks: the loops' last ticks and allowances.
+        database: awaitable check that raises when the database does not answer.
+        exchange_age_s: seconds since the exchange last answered (``Metrics.exchange_age_s``).
+        exchange_max_age_s: older than this and the exchange check fails.
+        timeout_s: each awaited check gets this long.
+    """
+
+    def __init__(
+        self,
+        *,
+        ticks: LoopTicks,
+        database: Callable[[], Awaitable[None]] | None = None,
+        exchange_age_s: Callable[[], float] | None = None,
+        exchange_max_age_s: float = 180.0,
+        timeout_s: float = 2.0,
+    ) -> None:
+        self.ticks = ticks
+        self._database = database
+        self._exchange_age_s = exchange_age_s
+        self._exchange_max_age_s = exchange_max_age_s
+        self._timeout_s = timeout_s
+
+    async def check(self) -> Report:
+        failed: list[str] = []
+        checks: dict[str, str] = {}
+        if self._database is not None:
+            try:
+                with anyio.fail_after(self._timeout_s):
+                    await self._database()
+                checks["database"] = "ok"
+            except Exception as exc:  # any driver error means "not answering"
+                failed.append("database")
+                kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+                checks["database"] = f"failed: {kind}"
+        if self._exchange_age_s is not None:
+            age = self._exchange_age_s()
+            if age <= self._exchange_max_age_s:
+                checks["exchange"] = f"ok: answered {age:.1f} s ago"
+            else:
+                failed.append("exchange")
+                checks["exchange"] = (
+                    "failed: no answer yet" if age == float("inf")
+                    else f"failed: last answer {age:.0f} s ago (max {self._exchange_max_age_s:g})"
+                )
+        stale = self.ticks.stale()
+        now = self.ticks.now()
+        for name, limit in self.ticks.max_age_s.items():
+            key = f"loop:{name}"
+            if name in stale:
+                failed.append(key)
+                checks[key] = f"failed: silent for {stale[name]:.0f} s (max {limit:g})"
+            else:
+                checks[key] = f"ok: ticked {now - self.ticks.last[name]:.1f} s ago"
+        return Report(ready=not failed, failed=failed, checks=checks)
+
+
+# ---- the app and the server ------------------------------------------------------------
+
+
+def build_app(readiness: Readiness, registry: CollectorRegistry | None = None) -> Starlette:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    async def metrics(_request: Request) -> Response:
+        if registry is None:
+            return PlainTextResponse("no metrics\n", status_code=404)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(_request: Request) -> Response:
+        report = await readiness.check()
+        return JSONResponse(report.body(), status_code=200 if report.ready else 503)
+
+    return Starlette(routes=[
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ])
+
+
+def parse_bind(value: str | None) -> tuple[str, int] | None:
+    """``TREASURY_METRICS_BIND`` -> (host, port); None when it says ``off``.
+
+    Raises:
+        ValueError: not ``[HOST:]PORT`` with HOST an IP literal or ``localhost``.
+    """
+    value = (value or "").strip()
+    if value.lower() in ("off", "none", "disabled"):
+        return None
+    if not value:
+        return DEFAULT_HOST, DEFAULT_PORT
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        host, port_text = "", value
+    host = host.removeprefix("[").removesuffix("]") or DEFAULT_HOST
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"metrics bind {value!r}: port must be a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"metrics bind {value!r}: port out of range")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(
+                f"metrics bind {value!r}: give an IP address (or localhost), not a host name"
+            ) from None
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(64)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve(
+    app: Starlette,
+    *,
+    bind: str | None = None,
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``bind`` until cancelled; ``task_status`` gets the base URL.
+
+    Raises:
+        ValueError: a malformed bind address, or ``off``.
+        OSError: the address cannot be bound.
+    """
+    parsed = parse_bind(bind)
+    if parsed is None:
+        raise ValueError("the metrics endpoint is off; do not start it")
+    host, port = parsed
+    sock = _listen(host, port)
+    bound = sock.getsockname()[1]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
+    if not is_loopback(host):
+        import structlog
+
+        structlog.get_logger("treasury.health").warning("health.listening_beyond_loopback", url=url)
+    server = _server(app, on_started=lambda: task_status.started(url))
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _server(app: Starlette, *, on_started: Callable[[], None]) -> uvicorn.Server:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn minus its signal handlers, stopping (bounded) when cancelled."""
+
+        _sockets: list[socket.socket] = []  # noqa: RUF012  (set per instance in startup)
+
+        @contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield  # the daemon owns SIGTERM/SIGINT
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            self._sockets = sockets or []
+            await super().startup(sockets=sockets)
+            if self.started:
+                on_started()
+
+        async def main_loop(self) -> None:
+            try:
+                await super().main_loop()
+            except anyio.get_cancelled_exc_class():
+                self.should_exit = True
+                with anyio.CancelScope(shield=True), anyio.move_on_after(3):
+                    await self.shutdown(sockets=self._sockets)
+                raise
+
+    return Server(uvicorn.Config(
+        app, lifespan="off", http="h11", ws="none", log_config=None, log_level="warning",
+        access_log=False, timeout_graceful_shutdown=1, server_header=False,
+    ))
+
+
+# ---- the health-check command ----------------------------------------------------------
+
+
+def check(url: str, *, timeout_s: float = 3.0) -> int:
+    """GET ``url``: 0 when it answers 200, else 1 (the reason on stdout, for ``docker
+    inspect``). Standard library only, and no proxy: this runs every few seconds."""
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        print("the URL must be http(s)")
+        return 1
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout_s) as reply:
+            print(f"{reply.status} {reply.read(1000).decode('utf-8', 'replace')}".rstrip())
+            return 0 if reply.status == 200 else 1
+    except urllib.error.HTTPError as exc:
+        with exc:  # it holds the connection
+            print(f"{exc.code} {exc.read(1000).decode('utf-8', 'replace')}".rstrip())
+        return 1
+    except (OSError, ValueError) as exc:  # URLError is an OSError; timeouts too
+        print(f"unreachable: {type(getattr(exc, 'reason', exc)).__name__}")
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m treasury.runtime.health")
+    parser.add_argument("--check", metavar="URL", required=True,
+                        help="exit 0 if URL answers 200 (e.g. http://127.0.0.1:9464/readyz)")
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    args = parser.parse_args(argv)
+    return check(args.check, timeout_s=args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""``treasury run`` as a whole: the daemon plus what operates it.
+
+Metrics and health (``/metrics``, ``/healthz``, ``/readyz``), alert delivery, the
+systemd watchdog and the gauges' sampler run beside the daemon in one task group;
+none of them can block a send (alerts are queued, delivery is in the background).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import anyio
+import structlog
+
+from treasury.bootstrap import postgres_listener, runtime
+from treasury.config import Settings
+from treasury.runtime import alerts as ops_alerts
+from treasury.runtime import health, systemd
+from treasury.runtime import metrics as ops_metrics
+from treasury.runtime.daemon import Daemon
+from treasury.services.context import no_alert
+from treasury.services.whitelist_sync import sync_whitelist
+
+
+async def supervise(
+    settings: Settings, *, preflight: Callable[[Settings, object], Awaitable[bool]]
+) -> bool:
+    """Run until a signal stops the daemon. False if the preflight refused to start."""
+    metrics = ops_metrics.Metrics()
+    sink = ops_alerts.from_settings(settings, on_result=metrics.alert_result)
+    async with runtime(settings, alert=sink or no_alert, on_call=metrics.on_call) as rt:
+        if not await preflight(settings, rt.exchange):
+            return False
+        rt.ctx.on_reconciled = metrics.reconciled
+        ticks = health.LoopTicks(health.loop_max_ages(rt.ctx.config))
+
+        async def sync() -> object:
+            drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist, rt.ledger.events)
+            metrics.drift(len(drift.added) + len(drift.disabled) + len(drift.reenabled))
+            return drift
+
+        daemon = Daemon(
+            rt.ctx,
+            pace=rt.exchange.apply_limiter.note_sent_at,
+            listen=postgres_listener(settings),  # type: ignore[arg-type]
+            on_tick=ticks.tick,
+            reload=rt.policy.reload,
+            whitelist_sync=sync,
+            whitelist_sync_interval_s=settings.whitelist_sync_interval_s,
+        )
+        metrics.track_exchange(rt.exchange)
+        ready = health.Readiness(
+            ticks=ticks, database=health.database_ping(rt.ledger.engine),
+            exchange_age_s=metrics.exchange_age_s,
+        )
+        sampler = ops_metrics.Sampler(
+            metrics, count_by_status=rt.ledger.intents.count_by_status,
+            pause_state=rt.ledger.state.pause_state, is_sender=lambda: daemon.is_sender,
+            account=rt.ctx.view.account, banned_for_s=rt.exchange.rate_limiter.banned_for_s,
+            alert=rt.ctx.alert,
+        )
+        async with anyio.create_task_group() as tg:
+            if health.parse_bind(settings.metrics_bind):
+                app = health.build_app(ready, metrics.registry)
+                await tg.start(partial(health.serve, app, bind=settings.metrics_bind))
+            if sink is not None:
+                await tg.start(sink.run)
+            await tg.start(sampler.run)
+            tg.start_soon(partial(
+                systemd.feed_watchdog, ticks,
+                max_age_s=health.watchdog_max_ages(rt.ctx.config),
+                stopping_now=daemon.stopping.is_set,
+            ))
+            structlog.get_logger("treasury.daemon").info(
+                "daemon.starting", account=settings.account, worker=rt.ctx.config.worker_id
+            )
+            await daemon.run()
+            tg.cancel_scope.cancel()
+    return True
