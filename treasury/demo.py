@@ -85,10 +85,10 @@ async def _demo(workdir: Path) -> None:
             out.console.print(f"whitelist mirrored from the exchange: {len(drift.added)} entries")
             ids: dict[int, str] = {}
             for label, coin, network, address, tag, amount in DEMO_INTENTS:
+                slug = label.replace(" ", "-").replace(",", "")
                 new = validate_new_intent(coin=coin, network=network, address=address,
                                           address_tag=tag, amount=Decimal(amount),
-                                          request_id="demo-" + label.replace(" ", "-").replace(",", ""),
-                                          requested_by="demo")
+                                          request_id=f"demo-{slug}", requested_by="demo")
                 intent, _ = await rt.ledger.intents.enqueue(new, actor="cli:demo")
                 ids[intent.id] = label
             daemon = Daemon(rt.ctx, pace=rt.exchange.apply_limiter.note_sent_at)

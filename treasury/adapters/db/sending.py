@@ -53,7 +53,9 @@ class SendRefused(Exception):
 PolicyGate = Callable[[Intent, Decimal, Decimal, int], Verdict]
 
 
-async def usage_24h(conn: AsyncConnection, intent: Intent, now: datetime) -> tuple[Decimal, Decimal]:
+async def usage_24h(
+    conn: AsyncConnection, intent: Intent, now: datetime
+) -> tuple[Decimal, Decimal]:
     """Amounts of the intent's coin committed in the last 24 h: per account, per destination.
 
     Summed in Python: on SQLite amounts are text, and SQL's SUM would go through float.
@@ -112,9 +114,8 @@ class SendLedger:
                 # Serialise commits per account across processes (caps are summed in this
                 # transaction); transaction-scoped, so it can never leak with a pooled
                 # connection. SQLite's BEGIN IMMEDIATE already serialises writers.
-                await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": account_lock_key(intent.account)}
-                )
+                key = account_lock_key(intent.account)
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
             if (await self.state.pause_state(conn)).paused:
                 raise SendRefused("paused")
             if not await ServiceState.holds_lease(conn, intent.account, worker):

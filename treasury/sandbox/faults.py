@@ -1,0 +1,182 @@
+"""Injected faults: the worst documented exchange behaviour, on demand.
+
+See CONTRACT.md, "What the exchange may do".
+
+Faults are run-time knobs, not exchange state: they live in memory, are set at start
+(``faults=`` dict or JSON file) and through ``POST /_sandbox/faults``, and are *not*
+replayed after a restart. What a fault *did* is journaled with the apply request.
+
+``withdraw/apply`` faults, each fired by a trigger: the next N calls (``{"next": N}``), a
+probability drawn from a seeded RNG (``{"probability": p}``), or every call (``{}``/``true``):
+
+* ``error_5xx_before`` — answer 503 without processing;
+* ``delay_before_accept_s`` — pass the timing check, sleep, *then* process (the window in
+  which Binance may still create a withdrawal after the client gave up);
+* ``drop_after_accept`` — accept and journal, then drop the TCP connection, no answer;
+* ``delay_after_accept_s`` — accept, then sleep before answering;
+* ``error_5xx_after`` — accept, then answer 500;
+* ``error_code_after`` — accept, then answer an error code (default ``-1007``).
+
+The ``*_after`` faults only fire on calls that were accepted. Global knobs:
+``clock_skew_ms`` (added to server time and to the timestamp checks), ``history_lag_s``
+(new withdrawals stay out of history that long), ``maintenance`` (system status 1, apply
+refused with -4015).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from treasury.sandbox.configreader import ConfigError, Reader
+
+UNKNOWN_OUTCOME_MESSAGES = {
+    -1000: "An unknown error occurred while processing the request.",
+    -1001: "Internal error; unable to process your request. Please try again.",
+    -1006: "An unexpected response was received from the message bus. Execution status unknown.",
+    -1007: "Timeout waiting for response from backend server. Send status unknown; "
+    "execution status unknown.",
+    -1008: "Server is currently overloaded with other requests. Please try again in a few minutes.",
+    -4027: "Failed to obtain tranId.",
+}
+
+APPLY_FAULTS = (
+    "error_5xx_before",
+    "delay_before_accept_s",
+    "drop_after_accept",
+    "delay_after_accept_s",
+    "error_5xx_after",
+    "error_code_after",
+)
+_DEFAULT_STATUS = {"error_5xx_before": 503, "error_5xx_after": 500, "error_code_after": 400}
+_DEFAULT_CODE = {"error_5xx_before": -1001, "error_5xx_after": -1000, "error_code_after": -1007}
+_SHORTHAND = {
+    "delay_before_accept_s": "seconds",
+    "delay_after_accept_s": "seconds",
+    "error_code_after": "code",
+}
+
+
+@dataclass
+class ApplyFault:
+    next: int | None = None  # calls left to hit; None: not counted
+    probability: float | None = None  # chance per call; None (and next None): every call
+    seconds: float = 0.0
+    status: int = 500
+    code: int = -1007
+    msg: str | None = None
+
+    def fire(self, rng: random.Random) -> bool:
+        if self.next is not None:
+            if self.next <= 0:
+                return False
+            self.next -= 1
+            return True
+        if self.probability is not None:
+            return rng.random() < self.probability
+        return True
+
+    def body(self) -> dict[str, object]:
+        msg = self.msg or UNKNOWN_OUTCOME_MESSAGES.get(self.code, "Unknown error.")
+        return {"code": self.code, "msg": msg}
+
+    def to_json(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class Faults:
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.apply: dict[str, ApplyFault] = {}
+        self.clock_skew_ms = 0
+        self.history_lag_s = 0.0
+        self.maintenance = False
+
+    def fire(self, name: str) -> ApplyFault | None:
+        fault = self.apply.get(name)
+        return fault if fault is not None and fault.fire(self.rng) else None
+
+    def update(self, data: object) -> None:
+        """Merge settings (the body of ``POST /_sandbox/faults``); null clears one.
+
+        Raises:
+            ConfigError: naming the bad field; nothing is changed then.
+        """
+        r = Reader(data, "faults")
+        r.check_keys(
+            {*APPLY_FAULTS, "clock_skew_ms", "history_lag_s", "maintenance", "seed", "reset"}
+        )
+        reset = r.get("reset", False) is True
+        apply = {} if reset else dict(self.apply)
+        for name in APPLY_FAULTS:
+            if r.has(name):
+                fault = _parse_fault(r, name)
+                if fault is None:
+                    apply.pop(name, None)
+                else:
+                    apply[name] = fault
+        skew = 0 if reset else self.clock_skew_ms
+        if r.has("clock_skew_ms"):
+            raw = r.get("clock_skew_ms")
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise ConfigError(r.path_of("clock_skew_ms"), "must be an integer (ms)")
+            skew = raw
+        lag = r.seconds("history_lag_s", default=0.0 if reset else self.history_lag_s)
+        maintenance = r.flag("maintenance", default=False if reset else self.maintenance)
+        rng = random.Random(r.opt_integer("seed")) if r.has("seed") else self.rng
+        # every value checked: now change all at once
+        self.apply, self.clock_skew_ms, self.history_lag_s = apply, skew, lag
+        self.maintenance, self.rng = maintenance, rng
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {name: None for name in APPLY_FAULTS}
+        out.update({name: fault.to_json() for name, fault in self.apply.items()})
+        out.update(
+            clock_skew_ms=self.clock_skew_ms,
+            history_lag_s=self.history_lag_s,
+            maintenance=self.maintenance,
+        )
+        return out
+
+
+def read_fault_source(source: Mapping[str, object] | str | Path) -> object:
+    """A faults dict as given, or parsed from a JSON file (numbers as ``Decimal``)."""
+    if isinstance(source, Mapping):
+        return source
+    try:
+        return json.loads(Path(source).read_text("utf-8"), parse_float=Decimal)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(source), f"cannot read faults: {exc}") from None
+
+
+def _parse_fault(r: Reader, name: str) -> ApplyFault | None:
+    raw = r.get(name)
+    if raw is None or raw is False or raw == 0:
+        return None
+    fault = ApplyFault(status=_DEFAULT_STATUS.get(name, 500), code=_DEFAULT_CODE.get(name, -1007))
+    if raw is True:
+        return fault
+    if not isinstance(raw, Mapping):
+        shorthand = _SHORTHAND.get(name, "next")
+        raw = {shorthand: raw}
+    f = Reader(raw, r.path_of(name))
+    f.check_keys({"next", "probability", "seconds", "status", "code", "msg"})
+    if f.has("next"):
+        fault.next = f.integer("next", minimum=0)
+    if f.has("probability"):
+        fault.probability = f.share("probability")
+    if name.endswith("_s"):
+        fault.seconds = f.seconds("seconds", default=0.0)
+    if f.has("status"):
+        fault.status = f.integer("status", minimum=100)
+    if f.has("code"):
+        code = f.get("code")
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise ConfigError(f.path_of("code"), "must be an integer error code")
+        fault.code = code
+    fault.msg = f.opt_text("msg")
+    return fault

@@ -1,0 +1,197 @@
+"""The sandbox's ground truth: an append-only JSON Lines journal, and a pure reader of it.
+
+Torture tests SIGKILL the daemon and then ask "was any intent withdrawn twice?"; only the
+exchange side can answer, so every ``withdraw/apply`` request (accepted or not), every
+withdrawal (from the API or injected), and every rule/balance/whitelist change is one
+line here, written (and by default fsynced) *before* the HTTP answer leaves. One record
+per line and one ``write`` per request keeps it O(1) per request; a line cut short by a
+crash is ignored on read and cut off before the next append. On start the exchange state
+is rebuilt by replaying these records over the config (:mod:`treasury.sandbox.state`).
+
+Record types (``"type"``): ``start``, ``apply``, ``withdrawal``, ``account``, ``network``,
+``whitelist``, ``clock``. Amounts are decimal strings; read them with
+``parse_float=Decimal`` (done here).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+Record = dict[str, Any]
+
+
+class JournalInUse(RuntimeError):
+    """Another sandbox process already holds this state file."""
+
+
+class Journal:
+    """Appends records to a file (if any) and keeps them in memory for ``/_sandbox/ledger``."""
+
+    def __init__(self, path: str | Path | None = None, *, fsync: bool = True) -> None:
+        self.path = Path(path) if path is not None else None
+        self.fsync = fsync
+        self.records: list[Record] = []
+        self._file: IO[bytes] | None = None
+        if self.path is not None:
+            self._open(self.path)
+
+    def _open(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(path, "a+b")  # noqa: SIM115 - held open for the journal's lifetime
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            raise JournalInUse(f"{path} is in use by another sandbox") from None
+        file.seek(0)
+        data = file.read()
+        complete = data.rfind(b"\n") + 1
+        if complete != len(data):  # a torn last line from a crash: drop it
+            file.truncate(complete)
+        self.records = parse_lines(data[:complete])
+        self._file = file
+
+    def append(self, *records: Record) -> None:
+        """Write records as one append (and fsync), then keep them in memory."""
+        if self._file is not None:
+            data = b"".join(
+                json.dumps(r, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+                for r in records
+            )
+            self._file.write(data)
+            self._file.flush()
+            if self.fsync:
+                os.fsync(self._file.fileno())
+        self.records.extend(records)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def parse_lines(data: bytes) -> list[Record]:
+    records: list[Record] = []
+    for line in data.splitlines():
+        if line.strip():
+            records.append(json.loads(line, parse_float=Decimal))
+    return records
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """All complete records of a journal file (a torn last line is skipped)."""
+    data = Path(path).read_bytes()
+    return parse_lines(data[: data.rfind(b"\n") + 1])
+
+
+@dataclass(frozen=True, kw_only=True)
+class LedgerWithdrawal:
+    id: str
+    account: str
+    withdraw_order_id: str | None
+    coin: str
+    network: str
+    address: str
+    address_tag: str | None
+    amount: Decimal
+    fee: Decimal
+    name: str | None  # the `name` param, which the project's client must never send
+    source: str  # "api" or "foreign"
+    applied_at: datetime
+    applied_at_ms: int
+    final_status: int  # 6 completed, 5 failure, 3 rejected (reached at settle_at_ms)
+    settle_at_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplyRequest:
+    at_ms: int
+    account: str | None
+    params: dict[str, str]  # as received, minus the signature
+    withdrawal_id: str | None  # set when accepted
+    error_code: int | None  # set when refused
+    http_status: int | None  # what was answered; None when the connection was dropped
+    fault: str | None  # the injected fault that shaped the answer, if any
+
+    @property
+    def accepted(self) -> bool:
+        return self.withdrawal_id is not None
+
+
+@dataclass(frozen=True)
+class Ledger:
+    withdrawals: list[LedgerWithdrawal]
+    apply_requests: list[ApplyRequest]
+    records: list[Record]
+
+    def withdrawals_for(self, withdraw_order_id: str) -> list[LedgerWithdrawal]:
+        return [w for w in self.withdrawals if w.withdraw_order_id == withdraw_order_id]
+
+    def duplicates_by_withdraw_order_id(self) -> dict[str, list[LedgerWithdrawal]]:
+        """Each withdrawOrderId that more than one withdrawal carries (per the whole ledger)."""
+        groups: dict[str, list[LedgerWithdrawal]] = defaultdict(list)
+        for w in self.withdrawals:
+            if w.withdraw_order_id is not None:
+                groups[w.withdraw_order_id].append(w)
+        return {k: v for k, v in groups.items() if len(v) > 1}
+
+    def apply_calls_for(self, withdraw_order_id: str) -> list[ApplyRequest]:
+        return [
+            r for r in self.apply_requests if r.params.get("withdrawOrderId") == withdraw_order_id
+        ]
+
+
+def read_ledger(path: str | Path) -> Ledger:
+    """Read a journal file into a :class:`Ledger` (safe while the sandbox is writing)."""
+    return ledger_from_records(read_records(path))
+
+
+def ledger_from_records(records: list[Record]) -> Ledger:
+    withdrawals: list[LedgerWithdrawal] = []
+    requests: list[ApplyRequest] = []
+    for r in records:
+        if r["type"] == "withdrawal":
+            withdrawals.append(
+                LedgerWithdrawal(
+                    id=r["id"],
+                    account=r["account"],
+                    withdraw_order_id=r.get("withdrawOrderId"),
+                    coin=r["coin"],
+                    network=r["network"],
+                    address=r["address"],
+                    address_tag=r.get("addressTag"),
+                    amount=Decimal(r["amount"]),
+                    fee=Decimal(r["fee"]),
+                    name=r.get("name"),
+                    source=r["source"],
+                    applied_at=_utc(r["applied_at"]),
+                    applied_at_ms=r["applied_at"],
+                    final_status=r["final_status"],
+                    settle_at_ms=r["settle_at"],
+                )
+            )
+        elif r["type"] == "apply":
+            requests.append(
+                ApplyRequest(
+                    at_ms=r["t"],
+                    account=r.get("account"),
+                    params=dict(r["params"]),
+                    withdrawal_id=r.get("id"),
+                    error_code=r.get("code"),
+                    http_status=r.get("http"),
+                    fault=r.get("fault"),
+                )
+            )
+    return Ledger(withdrawals, requests, list(records))
+
+
+def _utc(ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)

@@ -1,0 +1,305 @@
+"""The exchange's state: accounts, network rules, withdrawals — rebuilt from the journal.
+
+One rule keeps restarts exact: state changes *only* by applying a journal record
+(:meth:`Exchange._apply`), both live (journal first, then apply) and on start (replay of
+the file over the config). Balances refunded by a failed withdrawal are settled lazily
+from a heap ordered by settle time, and settled up to each record's time before it is
+applied, so an admin "set balance" lands identically live and on replay.
+
+All methods are synchronous and the server runs them on one event loop, so a check and
+the booking that follows it can never interleave with another request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from treasury.sandbox.accounts import DAY_MS, AccountState
+from treasury.sandbox.clock import Clock
+from treasury.sandbox.config import NetworkConfig, SandboxConfig, WhitelistEntry
+from treasury.sandbox.errors import ApiError
+from treasury.sandbox.faults import ApplyFault, Faults
+from treasury.sandbox.ledger import Journal, Record
+from treasury.sandbox.rules import check_apply
+from treasury.sandbox.withdrawals import STATUS_INFO, Withdrawal, decide_fate
+
+# journal key → NetworkConfig field, for rule changes
+NETWORK_FIELDS = {
+    "withdrawEnable": "withdraw_enable",
+    "withdrawFee": "withdraw_fee",
+    "withdrawMin": "withdraw_min",
+    "withdrawMax": "withdraw_max",
+    "withdrawIntegerMultiple": "withdraw_integer_multiple",
+    "withdrawDesc": "withdraw_desc",
+    "withdrawTag": "withdraw_tag",
+    "memoRegex": "memo_regex",
+    "addressRegex": "address_regex",
+}
+_DECIMAL_FIELDS = {"withdrawFee", "withdrawMin", "withdrawMax", "withdrawIntegerMultiple"}
+_AFTER_FAULTS = ("drop_after_accept", "error_5xx_after", "error_code_after")
+
+
+class ReplayError(ValueError):
+    """The state file holds records the current config cannot take (unknown account…)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Submission:
+    """The outcome of one ``withdraw/apply`` that passed authentication."""
+
+    withdrawal: Withdrawal | None
+    error: ApiError | None
+    delay_after: ApplyFault | None = None
+    after_fault: tuple[str, ApplyFault] | None = None
+
+
+class Exchange:
+    def __init__(self, config: SandboxConfig, *, clock: Clock, journal: Journal, faults: Faults):
+        self.config = config
+        self.clock = clock
+        self.journal = journal
+        self.faults = faults
+        self.accounts = {name: AccountState.from_config(a) for name, a in config.accounts.items()}
+        self.by_api_key = {a.config.api_key: a for a in self.accounts.values()}
+        self.networks: dict[tuple[str, str], NetworkConfig] = {
+            (c.coin, n.network): n for c in config.coins.values() for n in c.networks
+        }
+        self.withdrawals: list[Withdrawal] = []
+        self.by_id: dict[str, Withdrawal] = {}
+        self.by_account: dict[str, list[Withdrawal]] = defaultdict(list)
+        self.by_order_id: dict[tuple[str, str], list[Withdrawal]] = defaultdict(list)
+        self._pending: list[tuple[int, int, Withdrawal]] = []
+        self.seq = 0
+        for number, record in enumerate(journal.records, start=1):
+            try:
+                self.settle(record.get("t", 0))
+                self._apply(record)
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                raise ReplayError(
+                    f"{journal.path}: record {number} ({record.get('type')!r}) does not fit "
+                    f"this config ({exc!r}); start with the config it was written with"
+                ) from None
+        self.commit({"type": "start", "replayed": len(journal.records)})
+
+    # -- time ---------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    def server_ms(self) -> int:
+        """What the exchange believes the time is: the clock plus the injected skew."""
+        return self.clock.now_ms() + self.faults.clock_skew_ms
+
+    def settle(self, now_ms: int | None = None) -> None:
+        """Give back the amounts of withdrawals that have failed by ``now_ms``."""
+        now = self.now_ms() if now_ms is None else now_ms
+        while self._pending and self._pending[0][0] <= now:
+            _, _, w = heapq.heappop(self._pending)
+            if w.refunded(now):
+                balances = self.accounts[w.account].balances
+                balances[w.coin] = balances.get(w.coin, Decimal(0)) + w.amount
+
+    # -- writes -------------------------------------------------------------------------
+
+    def commit(self, *records: Record) -> None:
+        """Journal the records (fsync), then apply them: the only way state changes."""
+        now = self.now_ms()
+        self.settle(now)
+        for r in records:
+            r.setdefault("t", now)
+        self.journal.append(*records)
+        for r in records:
+            self._apply(r)
+
+    def submit(self, account: AccountState, params: dict[str, str]) -> Submission:
+        """Check and book one withdrawal request, journaling it whatever the outcome."""
+        now = self.now_ms()
+        self.settle(now)
+        try:
+            accepted = check_apply(
+                params,
+                account=account,
+                coins=self.config.coins,
+                networks=self.networks,
+                maintenance=self.faults.maintenance,
+                now_ms=now,
+            )
+        except ApiError as error:
+            self.record_apply(account.name, params, error=error)
+            return Submission(None, error)
+        fate = decide_fate(
+            self.config.timings.seed, self.seq, accepted.network.network, self.config.timings
+        )
+        withdrawal = Withdrawal(
+            seq=self.seq,
+            id=fate.id,
+            source="api",
+            account=account.name,
+            coin=accepted.coin.coin,
+            network=accepted.network.network,
+            address=accepted.address,
+            address_tag=accepted.address_tag,
+            amount=accepted.amount,
+            fee=accepted.network.withdraw_fee,
+            withdraw_order_id=accepted.withdraw_order_id,
+            name=accepted.name,
+            wallet_type=accepted.wallet_type,
+            applied_at_ms=now,
+            visible_at_ms=now + round(self.faults.history_lag_s * 1000),
+            settle_at_ms=now + fate.settle_after_ms,
+            final_status=fate.final_status,
+            info=fate.info,
+            tx_id=fate.tx_id,
+            confirm_no=accepted.network.min_confirm,
+        )
+        delay = self.faults.fire("delay_after_accept_s")
+        after = next(
+            ((name, f) for name in _AFTER_FAULTS if (f := self.faults.fire(name)) is not None),
+            None,
+        )
+        http: int | None = 200
+        if after is not None:
+            http = None if after[0] == "drop_after_accept" else after[1].status
+        fault_names = ["delay_after_accept_s"] if delay else []
+        if after is not None:
+            fault_names.append(after[0])
+        self.commit(
+            _apply_record(account.name, params, wid=withdrawal.id, http=http, faults=fault_names),
+            withdrawal.to_record(),
+        )
+        return Submission(withdrawal, None, delay, after)
+
+    def record_apply(
+        self,
+        account: str | None,
+        params: dict[str, str],
+        *,
+        error: ApiError,
+        fault: str | None = None,
+    ) -> None:
+        record = _apply_record(account, params, error=error, faults=[fault] if fault else [])
+        self.commit(record)
+
+    def new_foreign_withdrawal(self, spec: dict[str, Any]) -> Withdrawal:
+        """Book a withdrawal nobody asked for through ``apply`` (``spec`` is validated)."""
+        now = self.now_ms()
+        network = self.networks[(spec["coin"], spec["network"])]
+        fate = decide_fate(self.config.timings.seed, self.seq, network.network, self.config.timings)
+        applied = spec.get("applied_at_ms", now)
+        settle_at = spec.get("settle_at_ms", applied + fate.settle_after_ms)
+        status = spec.get("status", fate.final_status)
+        withdrawal = Withdrawal(
+            seq=self.seq,
+            id=spec.get("id") or fate.id,
+            source="foreign",
+            account=spec["account"],
+            coin=spec["coin"],
+            network=spec["network"],
+            address=spec["address"],
+            address_tag=spec.get("addressTag"),
+            amount=Decimal(spec["amount"]),
+            fee=network.withdraw_fee,
+            withdraw_order_id=spec.get("withdrawOrderId"),
+            name=None,
+            wallet_type=0,
+            applied_at_ms=applied,
+            visible_at_ms=applied,
+            settle_at_ms=settle_at,
+            final_status=status,
+            info=STATUS_INFO.get(status, ""),
+            tx_id=fate.tx_id,
+            confirm_no=network.min_confirm,
+        )
+        record = withdrawal.to_record() | {"debit": bool(spec.get("debit", True))}
+        self.commit(record)
+        return withdrawal
+
+    # -- replayable application of one record --------------------------------------------
+
+    def _apply(self, r: Record) -> None:
+        kind = r["type"]
+        if kind == "withdrawal":
+            self._book(Withdrawal.from_record(r), debit=r.get("debit", True))
+        elif kind == "network":
+            key = (r["coin"], r["network"])
+            changes: dict[str, Any] = {
+                NETWORK_FIELDS[k]: Decimal(v) if k in _DECIMAL_FIELDS else v
+                for k, v in r["changes"].items()
+            }
+            self.networks[key] = dataclasses.replace(self.networks[key], **changes)
+        elif kind == "account":
+            self._apply_account(self.accounts[r["account"]], r["changes"])
+        elif kind == "whitelist":
+            acc, e = self.accounts[r["account"]], r["entry"]
+            acc.remove_whitelisted(e["coin"], e["network"], e["address"], e.get("addressTag"))
+            if r["action"] == "add":
+                acc.whitelist.append(
+                    WhitelistEntry(
+                        coin=e["coin"],
+                        network=e["network"],
+                        address=e["address"],
+                        address_tag=e.get("addressTag") or None,
+                        name=e.get("name", ""),
+                        origin=e.get("origin", ""),
+                        origin_type=e.get("originType", "others"),
+                    )
+                )
+        elif kind == "clock":
+            self.clock.advance(r["advance_ms"])
+
+    def _book(self, w: Withdrawal, *, debit: bool) -> None:
+        self.withdrawals.append(w)
+        self.by_id[w.id] = w
+        self.by_account[w.account].append(w)
+        if w.withdraw_order_id is not None:
+            self.by_order_id[(w.account, w.withdraw_order_id)].append(w)
+        self.seq = max(self.seq, w.seq + 1)
+        if debit:
+            acc = self.accounts[w.account]
+            acc.balances[w.coin] = acc.free(w.coin) - w.amount
+            usd = w.amount * self.config.coins[w.coin].usd_price
+            if w.applied_at_ms > self.now_ms() - DAY_MS:
+                acc.add_quota_use(w.applied_at_ms, usd)
+            heapq.heappush(self._pending, (w.settle_at_ms, w.seq, w))
+
+    @staticmethod
+    def _apply_account(acc: AccountState, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if key == "canWithdraw":
+                acc.can_withdraw = value
+            elif key == "canTrade":
+                acc.can_trade = value
+            elif key == "canDeposit":
+                acc.can_deposit = value
+            elif key == "whitelist_enabled":
+                acc.whitelist_enabled = value
+            elif key == "quota_usd":
+                acc.quota_usd = Decimal(value)
+            elif key == "apiRestrictions":
+                acc.api_restrictions.update(value)
+            elif key == "balances":
+                acc.balances.update({coin: Decimal(v) for coin, v in value.items()})
+
+
+def _apply_record(
+    account: str | None,
+    params: dict[str, str],
+    *,
+    wid: str | None = None,
+    error: ApiError | None = None,
+    http: int | None = None,
+    faults: list[str],
+) -> Record:
+    return {
+        "type": "apply",
+        "account": account,
+        "params": params,
+        "id": wid,
+        "code": error.code if error else None,
+        "http": error.http_status if error else http,
+        "fault": ",".join(faults) or None,
+    }

@@ -1,0 +1,169 @@
+"""One withdrawal: its fate is decided at acceptance, its status is read off the clock.
+
+Nothing ticks in the background. When a withdrawal is accepted, a seeded RNG (seed and
+sequence number, so a restart or a second run gives the same answers) fixes its id, when
+it settles, how (6 completed, 5 failure, 3 rejected) and its txId. ``status(now)`` is
+then a comparison, which makes thousands of withdrawals cheap, keeps the sandbox
+deterministic, and lets a test jump to the end with a manual clock. The whole decision is
+written to the journal, so replay never needs the RNG.
+
+Fees: as on Binance, the fee comes out of the amount. The balance is debited by
+``amount``; ``transactionFee`` is the network fee at acceptance; the recipient would get
+``amount - fee``. A failed or rejected withdrawal gives ``amount`` back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from treasury.domain.money import format_amount
+from treasury.sandbox.config import Timings
+
+PROCESSING, REJECTED, FAILURE, COMPLETED = 4, 3, 5, 6
+EVM_NETWORKS = frozenset({"ETH", "BSC", "ARBITRUM", "OPTIMISM", "MATIC", "AVAXC", "BASE"})
+FAILURE_INFO = "The withdrawal failed on the network; the amount was returned to your balance."
+REJECTION_INFO = "Your withdrawal was rejected by risk control; the amount was returned."
+STATUS_INFO = {FAILURE: FAILURE_INFO, REJECTED: REJECTION_INFO}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fate:
+    id: str
+    settle_after_ms: int
+    final_status: int
+    info: str
+    tx_id: str
+
+
+def decide_fate(seed: int | None, seq: int, network: str, timings: Timings) -> Fate:
+    """The id and outcome of the ``seq``-th withdrawal, reproducible for a given seed."""
+    rng = random.Random(f"{seed}:{seq}" if seed is not None else os.urandom(16))
+    wid = f"{rng.getrandbits(128):032x}"
+    spread = rng.uniform(-timings.processing_jitter_s, timings.processing_jitter_s)
+    delay = max(0, round((timings.processing_s + spread) * 1000))
+    draw = rng.random()
+    if draw < timings.failure_share:
+        status, info = FAILURE, FAILURE_INFO
+    elif draw < timings.failure_share + timings.rejection_share:
+        status, info = REJECTED, REJECTION_INFO
+    else:
+        status, info = COMPLETED, ""
+    tx_hash = hashlib.sha256(f"{wid}:{rng.getrandbits(64)}".encode()).hexdigest()
+    tx_id = "0x" + tx_hash if network in EVM_NETWORKS else tx_hash  # shown once completed
+    return Fate(id=wid, settle_after_ms=delay, final_status=status, info=info, tx_id=tx_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Withdrawal:
+    seq: int
+    id: str
+    source: str  # "api" or "foreign"
+    account: str
+    coin: str
+    network: str
+    address: str
+    address_tag: str | None
+    amount: Decimal
+    fee: Decimal
+    withdraw_order_id: str | None
+    name: str | None
+    wallet_type: int
+    applied_at_ms: int
+    visible_at_ms: int  # hidden from history before this (the history_lag_s fault)
+    settle_at_ms: int
+    final_status: int
+    info: str
+    tx_id: str
+    confirm_no: int
+
+    def status(self, now_ms: int) -> int:
+        return self.final_status if now_ms >= self.settle_at_ms else PROCESSING
+
+    def refunded(self, now_ms: int) -> bool:
+        return self.final_status != COMPLETED and now_ms >= self.settle_at_ms
+
+    def history_item(self, now_ms: int) -> dict[str, object]:
+        """The item exactly as ``withdraw/history`` shows it."""
+        status = self.status(now_ms)
+        item: dict[str, object] = {
+            "id": self.id,
+            "amount": format_amount(self.amount),
+            "transactionFee": format_amount(self.fee),
+            "coin": self.coin,
+            "status": status,
+            "address": self.address,
+            "addressTag": self.address_tag or "",
+            "txId": self.tx_id if status == COMPLETED else "",
+            "applyTime": _utc(self.applied_at_ms),
+            "network": self.network,
+            "transferType": 0,
+            "info": self.info if status in (FAILURE, REJECTED) else "",
+            "confirmNo": self.confirm_no if status == COMPLETED else 0,
+            "walletType": self.wallet_type,
+            "txKey": "",
+        }
+        if self.withdraw_order_id is not None:
+            item["withdrawOrderId"] = self.withdraw_order_id
+        if status == COMPLETED:
+            item["completeTime"] = _utc(self.settle_at_ms)
+        return item
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": "withdrawal",
+            "seq": self.seq,
+            "id": self.id,
+            "source": self.source,
+            "account": self.account,
+            "coin": self.coin,
+            "network": self.network,
+            "address": self.address,
+            "addressTag": self.address_tag,
+            "amount": format_amount(self.amount),
+            "fee": format_amount(self.fee),
+            "withdrawOrderId": self.withdraw_order_id,
+            "name": self.name,
+            "walletType": self.wallet_type,
+            "applied_at": self.applied_at_ms,
+            "visible_at": self.visible_at_ms,
+            "settle_at": self.settle_at_ms,
+            "final_status": self.final_status,
+            "info": self.info,
+            "txId": self.tx_id,
+            "confirmNo": self.confirm_no,
+        }
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> Withdrawal:
+        return cls(
+            seq=r["seq"],
+            id=r["id"],
+            source=r["source"],
+            account=r["account"],
+            coin=r["coin"],
+            network=r["network"],
+            address=r["address"],
+            address_tag=r["addressTag"],
+            amount=Decimal(r["amount"]),
+            fee=Decimal(r["fee"]),
+            withdraw_order_id=r["withdrawOrderId"],
+            name=r["name"],
+            wallet_type=r["walletType"],
+            applied_at_ms=r["applied_at"],
+            visible_at_ms=r["visible_at"],
+            settle_at_ms=r["settle_at"],
+            final_status=r["final_status"],
+            info=r["info"],
+            tx_id=r["txId"],
+            confirm_no=r["confirmNo"],
+        )
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
