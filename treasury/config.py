@@ -8,7 +8,6 @@ problem naming the variable; values are never echoed, so a secret cannot leak th
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from treasury.netaddr import is_loopback
 
 ENV_PREFIX = "TREASURY_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///treasury.sqlite3"
@@ -89,7 +90,7 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.username or parts.password or not parts.hostname:
             raise ValueError("must be a plain https:// URL with a host and no credentials")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError("plain http is allowed only for a loopback sandbox; use https://")
         if parts.scheme not in ("https", "http"):
             raise ValueError("must be https:// (plain http only for a loopback sandbox)")
@@ -122,15 +123,6 @@ class Settings(BaseSettings):
             )
         if missing:
             raise SettingsError("; ".join(missing))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _secret_dirs() -> list[Path]:

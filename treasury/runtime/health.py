@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
+from treasury.netaddr import is_loopback
+
 if TYPE_CHECKING:  # the rest is imported where used: the --check command starts fast
     import uvicorn
     from prometheus_client.registry import CollectorRegistry
@@ -258,10 +260,6 @@ def parse_bind(value: str | None) -> tuple[str, int] | None:
                 f"metrics bind {value!r}: give an IP address (or localhost), not a host name"
             ) from None
     return host, port
-
-
-def is_loopback(host: str) -> bool:
-    return host == "localhost" or ipaddress.ip_address(host).is_loopback
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from treasury.adapters.db.repository import to_intent, utcnow
-from treasury.adapters.db.tables import intent_approvals, withdrawal_intents
+from treasury.adapters.db.repository import NotFound, utcnow
+from treasury.adapters.db.tables import intent_approvals
 from treasury.domain import policy as p
 from treasury.domain.status import Status
 from treasury.services.admin import Ledger, Refused
@@ -34,13 +34,10 @@ async def approve(
     """Record one approval. Raises Refused (nothing written) when it may not count."""
     repo = ledger.intents
     async with ledger.engine.begin() as conn:
-        query = select(withdrawal_intents).where(withdrawal_intents.c.id == intent_id)
-        if repo.is_postgres:
-            query = query.with_for_update()
-        row = (await conn.execute(query)).first()
-        if row is None:
-            raise Refused(f"intent {intent_id} not found")
-        intent = to_intent(row)
+        try:
+            intent = await repo.lock(conn, intent_id)
+        except NotFound:
+            raise Refused(f"intent {intent_id} not found") from None
         if intent.status is not Status.AWAITING_APPROVAL:
             raise Refused(
                 f"intent {intent_id} is {intent.status.value}: only intents awaiting approval "

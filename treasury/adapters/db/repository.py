@@ -265,13 +265,7 @@ class IntentRepository:
         expect_version: int | None,
         fields: Mapping[str, Any] | None,
     ) -> Intent:
-        query = select(T).where(T.c.id == intent_id)
-        if self.is_postgres:
-            query = query.with_for_update()
-        row = (await conn.execute(query)).first()
-        if row is None:
-            raise NotFound(f"intent {intent_id}")
-        current = to_intent(row)
+        current = await self.lock(conn, intent_id)
         if expect is not None and current.status not in expect:
             raise ConcurrentChange(
                 f"intent {intent_id} is {current.status.value}, expected "
@@ -303,6 +297,21 @@ class IntentRepository:
             raise ConcurrentChange(f"intent {intent_id} changed meanwhile")
         await self._insert_event(conn, event, now)
         return to_intent(new_row)
+
+    async def lock(self, conn: AsyncConnection, intent_id: int) -> Intent:
+        """Read an intent inside ``conn``'s transaction, locking its row on PostgreSQL
+        (SQLite's ``BEGIN IMMEDIATE`` already holds the write lock).
+
+        Raises:
+            NotFound: no such intent.
+        """
+        query = select(T).where(T.c.id == intent_id)
+        if self.is_postgres:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFound(f"intent {intent_id}")
+        return to_intent(row)
 
     async def _insert_event(self, conn: AsyncConnection, event: machine.Event,
                             now: datetime) -> None:

@@ -120,7 +120,7 @@ class SendLedger:
                 raise SendRefused("paused")
             if not await ServiceState.holds_lease(conn, intent.account, worker):
                 raise SendRefused("this worker is not the account's sender")
-            current = await self._lock_row(conn, intent.id)
+            current = await self.repo.lock(conn, intent.id)
             if current.status is not Status.QUEUED or current.version != intent.version:
                 raise SendRefused(f"intent changed meanwhile ({current.status.value})")
             if current.withdraw_order_id not in (None, order_id):
@@ -147,15 +147,6 @@ class SendLedger:
             )
             await ServiceState.note_send(conn, intent.account, timestamp_ms)
             return sent
-
-    async def _lock_row(self, conn: AsyncConnection, intent_id: int) -> Intent:
-        query = select(T).where(T.c.id == intent_id)
-        if self.repo.is_postgres:
-            query = query.with_for_update()
-        row = (await conn.execute(query)).first()
-        if row is None:
-            raise ConcurrentChange(f"intent {intent_id} vanished")
-        return to_intent(row)
 
     async def hold(
         self, intent: Intent, *, reason: str, retry_at: datetime, max_hold_s: float
