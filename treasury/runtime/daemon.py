@@ -160,6 +160,7 @@ class Daemon:
         last_ms = await self.ctx.ledger.intents.last_send_ms(cfg.account)
         if last_ms is not None and self._pace is not None:
             self._pace(last_ms / 1000)
+        await self.ctx.ledger.intents.release_claims(account=cfg.account, keep=cfg.worker_id)
         count = await reconcile.reconcile_all(self.ctx)
         log.info("sender.active", account=cfg.account, worker=cfg.worker_id,
                  reconciled=count, last_send_ms=last_ms)

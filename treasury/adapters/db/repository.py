@@ -392,6 +392,19 @@ class IntentRepository:
             ).all()
         return sorted((to_intent(r) for r in rows), key=lambda i: i.id)
 
+    async def release_claims(self, *, account: str, keep: str) -> int:
+        """Free the queued intents of ``account`` claimed by anyone but ``keep`` (a new
+        sender takes over from a dead one). Safe: a claim only schedules work; the commit
+        to send re-checks status and version."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(T)
+                .where(and_(T.c.account == account, T.c.status == Status.QUEUED.value,
+                            T.c.claimed_by.is_not(None), T.c.claimed_by != keep))
+                .values(claimed_by=None, claimed_until=None)
+            )
+        return int(result.rowcount or 0)
+
     async def in_status(self, status: Status, *, account: str | None = None,
                         limit: int = 1000) -> list[Intent]:
         query = select(T).where(T.c.status == status.value).order_by(T.c.id).limit(limit)
