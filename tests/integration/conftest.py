@@ -40,7 +40,7 @@ class Stack:
             finally:
                 daemon.stop()
 
-    async def wait_settled(self, ids: list[int], timeout: float = 30) -> list[Any]:
+    async def wait_settled(self, ids: list[int], timeout: float = 60) -> list[Any]:
         with anyio.fail_after(timeout):
             while True:
                 intents = [await self.rt.ledger.intents.get(i) for i in ids]
@@ -48,7 +48,7 @@ class Stack:
                     return intents
                 await anyio.sleep(0.1)
 
-    async def wait_status(self, intent_id: int, status: Status, timeout: float = 15) -> Any:
+    async def wait_status(self, intent_id: int, status: Status, timeout: float = 30) -> Any:
         with anyio.fail_after(timeout):
             while True:
                 intent = await self.rt.ledger.intents.get(intent_id)

@@ -17,6 +17,7 @@ signal cancels at once; the next start reconciles whatever was left in flight.
 
 from __future__ import annotations
 
+import math
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -26,12 +27,22 @@ import structlog
 from anyio.abc import TaskStatus
 
 from treasury.adapters.db.repository import utcnow
+from treasury.domain.intent import Intent
 from treasury.services import reconcile, settle, submit
 from treasury.services.context import WorkerContext
 
 log = structlog.get_logger("treasury.daemon")
 
 Hook = Callable[[str], None]
+
+
+def send_concurrency(rate: float) -> int:
+    """Intents processed at once: 1 up to 10 sends/s, a few more above (benchmarks)."""
+    return max(1, min(4, math.ceil(rate / 10)))
+
+
+def _ignore() -> None:
+    return None
 
 
 class Daemon:
@@ -57,7 +68,8 @@ class Daemon:
         self.is_sender = False
         self._wake = anyio.Event()
         self._settle_wake = anyio.Event()
-        self._busy = False
+        self._busy = 0
+        self._slots = anyio.Semaphore(send_concurrency(ctx.config.withdraw_rate))
         ctx.on_submitted = self._settle_wake.set
         self.settle_stats = settle.SettleStats()
 
@@ -171,11 +183,13 @@ class Daemon:
         cfg = self.ctx.config
         while not self.stopping.is_set():
             self._on_tick("intake")
+            # A fresh event *before* looking for work: a NOTIFY that arrives while we
+            # claim sets it, and the wait below returns at once (no lost wake-up).
+            self._wake = anyio.Event()
             worked = await self._intake_once() if self.is_sender else False
             if not worked:
                 with anyio.move_on_after(cfg.intake_interval_s):
                     await self._wake.wait()
-                self._wake = anyio.Event()
 
     async def _intake_once(self) -> bool:
         cfg = self.ctx.config
@@ -187,20 +201,28 @@ class Daemon:
             lease_until=now + timedelta(seconds=max(60.0, cfg.lease_ttl_s * 4)),
             limit=cfg.claim_batch,
         )
-        for intent in claimed:
-            if self.stopping.is_set() or not self.is_sender:
-                await self.ctx.sends.release(intent)
-                continue
-            self._busy = True
-            try:
-                await submit.process(self.ctx, intent)
-            except Exception:
-                # One intent's trouble must not stop the others: it stays where it is
-                # (queued, or submitting for the reconciler) and the error is logged.
-                log.exception("intake.process_failed", intent_id=intent.id)
-            finally:
-                self._busy = False
+        # At high rates the next intent's checks and commit overlap the current request
+        # (the client's pacer still spaces the requests); at 1/s one at a time is plenty.
+        async with anyio.create_task_group() as tg:
+            for intent in claimed:
+                if self.stopping.is_set() or not self.is_sender:
+                    await self.ctx.sends.release(intent)
+                    continue
+                await self._slots.acquire()
+                tg.start_soon(self._process, intent)
         return bool(claimed)
+
+    async def _process(self, intent: Intent) -> None:
+        self._busy += 1
+        try:
+            await submit.process(self.ctx, intent)
+        except Exception:
+            # One intent's trouble must not stop the others: it stays where it is
+            # (queued, or submitting for the reconciler) and the error is logged.
+            log.exception("intake.process_failed", intent_id=intent.id)
+        finally:
+            self._busy -= 1
+            self._slots.release()
 
     async def _reconcile_loop(self) -> None:
         while not self.stopping.is_set():
@@ -224,11 +246,13 @@ class Daemon:
                     log.exception("settle.round_failed")
             self._on_tick("settle")
             delay = settle.poll_interval_s(self.ctx.config, youngest_age_s=youngest)
-            with anyio.move_on_after(max(0.0, polled_at + delay - anyio.current_time())):
-                await self._settle_wake.wait()  # a new submission: poll sooner...
             self._settle_wake = anyio.Event()
-            self.ctx.on_submitted = self._settle_wake.set
-            # ...but never sooner than the budget allows
+            self.ctx.on_submitted = self._settle_wake.set if youngest is None else _ignore
+            with anyio.move_on_after(max(0.0, polled_at + delay - anyio.current_time())):
+                # Idle, a new submission brings the next poll forward; with withdrawals
+                # in flight the regular interval already covers it.
+                await self._settle_wake.wait()
+            # never sooner than the budget allows
             await anyio.sleep(max(0.0, polled_at + gap - anyio.current_time()))
 
     async def _listen_loop(self) -> None:

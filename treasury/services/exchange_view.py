@@ -8,6 +8,7 @@ A failed refresh keeps nothing stale beyond its TTL: the caller holds the intent
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -19,6 +20,7 @@ from treasury.domain.exchange import (
     SystemStatus,
     WithdrawQuota,
 )
+from treasury.domain.money import add
 from treasury.ports import Exchange
 
 V = TypeVar("V")
@@ -58,9 +60,19 @@ class ExchangeView:
         self._on_can_withdraw = on_can_withdraw
         self._status = _Cached(exchange.system_status, max(account_ttl_s, 10.0))
         self._restrictions = _Cached(exchange.api_restrictions, 60.0)
+        # Amounts committed to sends since the cached balance was fetched: the balance
+        # check subtracts them, so a send need not refetch the account (2 requests).
+        self._spent: dict[str, Decimal] = {}
 
     async def _fetch_account(self) -> AccountInfo:
+        spent_before = dict(self._spent)
         account = await self.exchange.account()
+        # What was spent before the fetch is in the fetched balance; keep only later sends.
+        self._spent = {
+            coin: total - spent_before.get(coin, Decimal(0))
+            for coin, total in self._spent.items()
+            if total != spent_before.get(coin, Decimal(0))
+        }
         changed = self._can_withdraw is not None and account.can_withdraw != self._can_withdraw
         self._can_withdraw = account.can_withdraw
         if changed and self._on_can_withdraw is not None:
@@ -87,9 +99,17 @@ class ExchangeView:
         self._rules.invalidate()
         self._account.invalidate()
 
-    def after_send(self) -> None:
-        self._account.invalidate()  # the balance moved
-        self._quota.invalidate()
+    def committed(self, coin: str, amount: Decimal) -> None:
+        """An amount of ``coin`` is about to leave: count it against the cached balance."""
+        self._spent[coin] = add(self._spent.get(coin, Decimal(0)), amount)
+
+    def reserved(self, coin: str) -> Decimal:
+        return self._spent.get(coin, Decimal(0))
+
+    def not_sent(self, coin: str, amount: Decimal) -> None:
+        """A committed amount provably did not leave."""
+        if coin in self._spent:
+            self._spent[coin] = max(Decimal(0), self._spent[coin] - amount)
 
     def standing_changed(self) -> None:
         self._account.invalidate()

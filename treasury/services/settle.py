@@ -25,7 +25,9 @@ from treasury.services.context import WorkerConfig, WorkerContext
 log = structlog.get_logger("treasury.settle")
 PAGE = 1000
 MAX_PAGES = 10
-LOOKBACK_MS = 5 * 60 * 1000
+# History is searched from a little before the oldest signed timestamp: the exchange's
+# applyTime can precede our server-time estimate by the clock error (bounded by recvWindow).
+LOOKBACK_MS = 15_000
 SCAN_WHEN_IDLE_MS = 60 * 60 * 1000  # with nothing in flight, still watch the last hour
 
 
@@ -140,12 +142,13 @@ async def _watch_foreign(
     ctx: WorkerContext, records: list[WithdrawalRecord], stats: SettleStats
 ) -> None:
     unknown = [r for r in records if r.id not in stats.foreign_seen]
+    # Remember only what is still in the window: older ids never come back.
+    stats.foreign_seen = {r.id for r in records}
     if not unknown:
         return
     oids = [r.withdraw_order_id for r in unknown if r.withdraw_order_id]
     owned = await ctx.ledger.intents.get_by_order_ids(oids)
     for r in unknown:
-        stats.foreign_seen.add(r.id)  # each record is judged once per process
         if r.withdraw_order_id and r.withdraw_order_id in owned:
             continue
         message = (

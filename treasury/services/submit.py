@@ -9,7 +9,6 @@ record the answer. An answer that does not settle the outcome leaves the intent 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import anyio
 import structlog
@@ -32,7 +31,7 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
     """Check, then send or stop with a reason. Never raises for an intent's own problems."""
     try:
         verdict = await pre_send_verdict(
-            intent, ctx.view, ctx.ledger.whitelist, reserved=_reserved()
+            intent, ctx.view, ctx.ledger.whitelist, reserved=ctx.view.reserved(intent.coin)
         )
     except ExchangeError as exc:
         await _hold(ctx, intent, f"cannot check with the exchange now: {exc}")
@@ -44,12 +43,6 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
         await _hold(ctx, intent, verdict.reason, until_s=verdict.until_s)
         return
     await send(ctx, intent)
-
-
-def _reserved() -> Decimal:
-    # The account cache is dropped after every send, so the next check sees the debit;
-    # should the exchange lag, it refuses with -4026 and the intent is held, not lost.
-    return Decimal(0)
 
 
 async def send(ctx: WorkerContext, intent: Intent) -> None:
@@ -80,11 +73,13 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
         address_tag=intent.address_tag, amount=intent.amount, withdraw_order_id=order_id,
     )
     ctx.in_flight.add(intent.id)
+    # Counted against the cached balance until the next fetch shows the debit; should
+    # the exchange lag behind, it refuses with -4026 and the intent is held, not lost.
+    ctx.view.committed(intent.coin, intent.amount)
     try:
         await _send_and_record(ctx, committed, request, timestamp_ms)
     finally:
         ctx.in_flight.discard(intent.id)
-        ctx.view.after_send()
 
 
 async def _send_and_record(
@@ -95,6 +90,7 @@ async def _send_and_record(
     try:
         accepted = await ctx.exchange.withdraw(request, timestamp_ms=timestamp_ms)
     except NotSent as exc:
+        ctx.view.not_sent(request.coin, request.amount)
         retry = timedelta(seconds=max(exc.retry_after_s or 0.0, 1.0))
         await repo.transition(
             intent.id, Status.QUEUED, actor="worker", expect=(Status.SUBMITTING,),
@@ -134,6 +130,7 @@ async def _send_and_record(
 
 async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejected) -> None:
     repo = ctx.ledger.intents
+    ctx.view.not_sent(intent.coin, intent.amount)
     if exc.code is not None and -4023 <= exc.code <= -4018:
         ctx.view.rules_changed()
     if exc.permanent:

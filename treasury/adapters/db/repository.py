@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import Row, and_, func, insert, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -370,7 +370,9 @@ class IntentRepository:
         SQLite: the transaction is ``BEGIN IMMEDIATE``, which serialises claimers.
         """
         due = and_(
-            T.c.status == Status.QUEUED.value,
+            # a literal, not a parameter: SQLite uses a partial index only when it can
+            # see that the query's condition implies the index's
+            T.c.status == literal_column("'queued'"),
             T.c.account == account,
             or_(T.c.not_before.is_(None), T.c.not_before <= now),
             or_(T.c.claimed_until.is_(None), T.c.claimed_until < now, T.c.claimed_by == worker),

@@ -113,6 +113,10 @@ withdrawal_intents = Table(
     *amount_checks("amount", positive=True),
     *amount_checks("fee", positive=False),
     Index(None, "status", "account", "not_before"),
+    Index(
+        "ix_withdrawal_intents_queued", "account", "id",
+        sqlite_where=text("status = 'queued'"), postgresql_where=text("status = 'queued'"),
+    ),
     Index(None, "account", "send_timestamp_ms"),
     Index(None, "created_at"),
 )
