@@ -24,7 +24,6 @@ Endpoints (JSON bodies):
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from treasury.domain.money import format_amount
+from treasury.netaddr import is_loopback
 from treasury.sandbox.config import API_RESTRICTION_FLAGS
 from treasury.sandbox.configreader import ConfigError, Reader
 from treasury.sandbox.ledger import Record
@@ -225,11 +225,7 @@ def _route(path: str, handler: Handler, methods: list[str]) -> Route:
 
 
 def _loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+    return is_loopback(request.client.host if request.client else "")
 
 
 def _faults(sb: Sandbox, body: object) -> dict[str, object]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import signal
 import socket
 import threading
@@ -25,6 +24,7 @@ import anyio
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from treasury.netaddr import is_loopback
 from treasury.sandbox.app import build_app
 from treasury.sandbox.clock import Clock
 from treasury.sandbox.config import SandboxConfig
@@ -291,7 +291,7 @@ class SandboxThread:
 
 
 def _bind(host: str, port: int, allow_remote: bool) -> socket.socket:
-    if not allow_remote and not _is_loopback(host):
+    if not allow_remote and not is_loopback(host):
         raise ValueError(f"refusing to listen on non-loopback {host!r}; pass allow_remote to do so")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto
@@ -306,15 +306,6 @@ def _bind(host: str, port: int, allow_remote: bool) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _dropper(server: uvicorn.Server) -> ConnectionDropper:
