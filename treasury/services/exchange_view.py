@@ -8,9 +8,9 @@ A failed refresh keeps nothing stale beyond its TTL: the caller holds the intent
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 from treasury.domain.exchange import (

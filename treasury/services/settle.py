@@ -85,14 +85,31 @@ async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
         return _youngest_age(sent_ms, now_ms)
     by_id = {r.id: r for r in records}
     by_oid = {r.withdraw_order_id: r for r in records if r.withdraw_order_id}
-    for intent in in_flight:
-        record = by_id.get(intent.exchange_withdraw_id or "") or by_oid.get(
-            intent.withdraw_order_id or ""
-        )
-        try:
-            await _apply(ctx, intent, record, now_ms, stats)
-        except ConcurrentChange:
-            continue
+    alerts: list[tuple[str, str, int]] = []
+    # One transaction for the whole poll (a savepoint per intent): settling many
+    # withdrawals costs one commit, not one each.
+    async with repo.engine.begin() as conn:
+        for intent in in_flight:
+            record = by_id.get(intent.exchange_withdraw_id or "") or by_oid.get(
+                intent.withdraw_order_id or ""
+            )
+            change = _settlement(ctx.config, intent, record, now_ms)
+            if change is None:
+                continue
+            status, reason, fields = change
+            try:
+                async with conn.begin_nested():
+                    await repo.transition(intent.id, status, reason=reason, actor="worker",
+                                          expect=(Status.SUBMITTED,), fields=fields, conn=conn)
+            except ConcurrentChange:
+                continue
+            stats.settled += status.terminal
+            log.info("intent.settled", intent_id=intent.id, status=status.value,
+                     withdraw_order_id=intent.withdraw_order_id, reason=reason)
+            if status is not Status.COMPLETED:
+                alerts.append((status.value, f"intent {intent.id}: {reason}", intent.id))
+    for kind, message, intent_id in alerts:
+        await ctx.alert(kind, message, intent_id)
     await _watch_foreign(ctx, records, stats)
     return _youngest_age(sent_ms, now_ms)
 
@@ -107,35 +124,24 @@ def _youngest_age(sent_ms: list[int], now_ms: int) -> float | None:
     return (now_ms - max(sent_ms)) / 1000 if sent_ms else None
 
 
-async def _apply(
-    ctx: WorkerContext, intent: Intent, record: WithdrawalRecord | None, now_ms: int,
-    stats: SettleStats,
-) -> None:
-    repo = ctx.ledger.intents
-    age_s = (now_ms - _sent_ms(intent)) / 1000
+def _settlement(
+    cfg: WorkerConfig, intent: Intent, record: WithdrawalRecord | None, now_ms: int
+) -> tuple[Status, str, dict[str, object]] | None:
+    """What the exchange's record (or its absence, after too long) means for the intent."""
     if record is not None:
         if not is_known(record.status):
             log.warning("settle.unknown_status", intent_id=intent.id, status=record.status)
         settled = settled_status(record)
         if settled is not None:
-            status, reason = settled
             fields: dict[str, object] = {"fee": record.fee}
             if record.tx_id:
                 fields["tx_id"] = record.tx_id
-            await repo.transition(intent.id, status, reason=reason, actor="worker",
-                                  expect=(Status.SUBMITTED,), fields=fields)
-            stats.settled += 1
-            log.info("intent.settled", intent_id=intent.id, status=status.value,
-                     withdraw_order_id=intent.withdraw_order_id, tx_id=record.tx_id)
-            if status is not Status.COMPLETED:
-                await ctx.alert(status.value, f"intent {intent.id}: {reason}", intent.id)
-            return
-    if age_s > ctx.config.max_settle_age_s:
+            return settled[0], settled[1], fields
+    age_s = (now_ms - _sent_ms(intent)) / 1000
+    if age_s > cfg.max_settle_age_s:
         where = "still pending" if record is not None else "not found in history"
-        reason = f"not settled after {int(age_s)} s ({where})"
-        await repo.transition(intent.id, Status.NEEDS_ATTENTION, reason=reason, actor="worker",
-                              expect=(Status.SUBMITTED,))
-        await ctx.alert("needs_attention", f"intent {intent.id}: {reason}", intent.id)
+        return Status.NEEDS_ATTENTION, f"not settled after {int(age_s)} s ({where})", {}
+    return None
 
 
 async def _watch_foreign(

@@ -241,18 +241,23 @@ class IntentRepository:
         expect_version: int | None = None,
         fields: Mapping[str, Any] | None = None,
         conn: AsyncConnection | None = None,
+        locked: Intent | None = None,
     ) -> Intent:
         """Move an intent to ``to`` and append its event, atomically.
+
+        Args:
+            conn: run inside this transaction instead of a new one.
+            locked: the row as already read and locked in ``conn`` (saves a query).
 
         Raises:
             NotFound, IllegalTransition, ConcurrentChange: nothing was written.
         """
         if conn is not None:
             return await self._transition(conn, intent_id, to, reason, actor, expect,
-                                          expect_version, fields)
+                                          expect_version, fields, locked)
         async with self.engine.begin() as c:
             return await self._transition(c, intent_id, to, reason, actor, expect,
-                                          expect_version, fields)
+                                          expect_version, fields, None)
 
     async def _transition(
         self,
@@ -264,8 +269,9 @@ class IntentRepository:
         expect: Sequence[Status] | None,
         expect_version: int | None,
         fields: Mapping[str, Any] | None,
+        locked: Intent | None,
     ) -> Intent:
-        current = await self.lock(conn, intent_id)
+        current = locked if locked is not None else await self.lock(conn, intent_id)
         if expect is not None and current.status not in expect:
             raise ConcurrentChange(
                 f"intent {intent_id} is {current.status.value}, expected "

@@ -116,10 +116,9 @@ class SendLedger:
                 # connection. SQLite's BEGIN IMMEDIATE already serialises writers.
                 key = account_lock_key(intent.account)
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-            if (await self.state.pause_state(conn)).paused:
-                raise SendRefused("paused")
-            if not await ServiceState.holds_lease(conn, intent.account, worker):
-                raise SendRefused("this worker is not the account's sender")
+            refusal = await ServiceState.send_refusal(conn, intent.account, worker)
+            if refusal is not None:
+                raise SendRefused(refusal)
             current = await self.repo.lock(conn, intent.id)
             if current.status is not Status.QUEUED or current.version != intent.version:
                 raise SendRefused(f"intent changed meanwhile ({current.status.value})")
@@ -135,6 +134,7 @@ class SendLedger:
             sent = await self.repo.transition(
                 current.id, Status.SUBMITTING, reason=reason, actor="worker",
                 expect=(Status.QUEUED,), expect_version=current.version, conn=conn,
+                locked=current,
                 fields={
                     "withdraw_order_id": order_id,
                     "send_timestamp_ms": timestamp_ms,

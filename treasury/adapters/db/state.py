@@ -108,5 +108,22 @@ class ServiceState:
         return row is not None
 
     @staticmethod
+    async def send_refusal(conn: AsyncConnection, account: str, holder: str) -> str | None:
+        """Inside the commit transaction, in one query: why no send may be committed now
+        (kill switch engaged, or ``holder`` no longer the account's live sender)."""
+        paused = select(service_state.c.key).where(service_state.c.key == PAUSED)
+        leased = select(L.c.holder).where(
+            and_(L.c.account == account, L.c.holder == holder, L.c.expires_at > utcnow())
+        )
+        row = (
+            await conn.execute(select(paused.exists().label("p"), leased.exists().label("l")))
+        ).one()
+        if row.p:
+            return "paused"
+        if not row.l:
+            return "this worker is not the account's sender"
+        return None
+
+    @staticmethod
     async def note_send(conn: AsyncConnection, account: str, send_ms: int) -> None:
         await conn.execute(update(L).where(L.c.account == account).values(last_send_ms=send_ms))
