@@ -1,0 +1,204 @@
+"""Pure helpers of the benchmark: statistics, verdicts, the printed table.
+
+Nothing here does I/O, so ``tests/unit/test_bench_lib.py`` can check it quickly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100), linear between closest ranks; NaN when empty."""
+    if not values:
+        return math.nan
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within 0..100")
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return float(ordered[0])
+    pos = (len(ordered) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = math.ceil(pos)
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
+
+
+@dataclass(frozen=True)
+class SteadyRate:
+    rate_per_s: float  # events per second inside the window
+    events: int  # events inside the window
+    start_s: float
+    end_s: float
+
+
+def steady_rate(times_s: Iterable[float], trim: float = 0.05) -> SteadyRate:
+    """Events per second, leaving out the first and last ``trim`` share of the events.
+
+    The rate is (events in the window - 1) ÷ (last - first): the gaps between events,
+    so a perfect pacer at ``r``/s gives exactly ``r`` whatever the count.
+    """
+    if not 0 <= trim < 0.5:
+        raise ValueError("trim must be within [0, 0.5)")
+    ordered = sorted(times_s)
+    cut = int(len(ordered) * trim)
+    window = ordered[cut: len(ordered) - cut] if cut else ordered
+    if len(window) < 2 or window[-1] <= window[0]:
+        return SteadyRate(math.nan, len(window), window[0] if window else math.nan,
+                          window[-1] if window else math.nan)
+    return SteadyRate((len(window) - 1) / (window[-1] - window[0]), len(window), window[0],
+                      window[-1])
+
+
+def peak_concurrency(intervals: Iterable[tuple[float, float]]) -> int:
+    """Most intervals ``[start, end)`` open at one instant."""
+    edges: list[tuple[float, int]] = []
+    for start, end in intervals:
+        if end > start:
+            edges.append((start, 1))
+            edges.append((end, -1))
+    edges.sort(key=lambda e: (e[0], e[1]))  # an end before a start at the same instant
+    peak = open_ = 0
+    for _, delta in edges:
+        open_ += delta
+        peak = max(peak, open_)
+    return peak
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    if denominator == 0 or math.isnan(denominator) or math.isnan(numerator):
+        return math.nan
+    return numerator / denominator
+
+
+def check(value: float | None, op: str, target: float) -> bool | None:
+    """Compare ``value`` to ``target`` with ``op`` in ``<``, ``<=``, ``>``, ``>=``, ``==``.
+
+    Returns None when the value is missing (the figure could not be measured).
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    match op:
+        case "<":
+            return value < target
+        case "<=":
+            return value <= target
+        case ">":
+            return value > target
+        case ">=":
+            return value >= target
+        case "==":
+            return value == target
+    raise ValueError(f"unknown operator {op!r}")
+
+
+@dataclass
+class Figure:
+    """One line of the report."""
+
+    key: str
+    label: str
+    value: float | None
+    unit: str = ""
+    op: str | None = None  # None: informative, no target
+    target: float | None = None
+    context: str = ""  # configured rate, database, sizes… shown next to the figure
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool | None:
+        if self.op is None or self.target is None:
+            return None
+        return check(self.value, self.op, self.target)
+
+    def as_json(self) -> dict[str, object]:
+        value = self.value
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        return {
+            "key": self.key, "label": self.label, "value": value, "unit": self.unit,
+            "target": None if self.op is None else f"{self.op} {_num(self.target)}",
+            "pass": self.passed, "context": self.context, **self.extra,
+        }
+
+
+def _num(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if value == 0:
+        return "0"
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
+        return f"{int(value):,}" if abs(value) < 1e15 else f"{value:g}"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.1:
+        return f"{value:.3f}"
+    return f"{value:.4f}"
+
+
+def verdict_text(passed: bool | None, informative: bool) -> str:
+    if informative:
+        return "info"
+    return {True: "PASS", False: "FAIL", None: "n/a"}[passed]
+
+
+def render_table(figures: Sequence[Figure]) -> str:
+    """A plain-text table: figure, value, target, verdict, context."""
+    header = ("figure", "value", "target", "result", "configured / context")
+    rows = [header]
+    for f in figures:
+        value = _num(f.value) + (f" {f.unit}" if f.unit and f.value is not None else "")
+        target = "" if f.op is None else f"{f.op} {_num(f.target)}"
+        rows.append((f.label, value, target, verdict_text(f.passed, f.op is None), f.context))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    lines = []
+    for n, r in enumerate(rows):
+        cells = [r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i])
+                 for i in range(len(widths))]
+        lines.append("  ".join(cells) + "  " + r[-1])
+        if n == 0:
+            lines.append("-" * (sum(widths) + 2 * len(widths) + len(header[-1])))
+    return "\n".join(lines)
+
+
+def summary_counts(figures: Sequence[Figure]) -> dict[str, int]:
+    counts = {"pass": 0, "fail": 0, "n/a": 0, "info": 0}
+    for f in figures:
+        if f.op is None:
+            counts["info"] += 1
+        elif f.passed is None:
+            counts["n/a"] += 1
+        else:
+            counts["pass" if f.passed else "fail"] += 1
+    return counts
+
+
+def chain_medians(chains: Sequence[Sequence[float]]) -> tuple[list[float], int]:
+    """Median of each step of time chains ``[t0, t1, …, tn]`` (steps ``t1-t0``, …).
+
+    Chains that go backwards (an event missing or out of order) are left out; returns
+    the medians and how many chains were used.
+    """
+    usable = [c for c in chains if all(b >= a for a, b in itertools.pairwise(c))]
+    if not usable:
+        return [], 0
+    steps = len(usable[0]) - 1
+    medians = []
+    for i in range(steps):
+        medians.append(percentile([c[i + 1] - c[i] for c in usable if len(c) > i + 1], 50))
+    return medians, len(usable)
+
+
+def first_after(sorted_times: Sequence[float], after: float, before: float) -> float | None:
+    """The first time in ``sorted_times`` within ``(after, before]``, if any."""
+    import bisect
+
+    i = bisect.bisect_right(sorted_times, after)
+    if i < len(sorted_times) and sorted_times[i] <= before:
+        return sorted_times[i]
+    return None

@@ -1,0 +1,68 @@
+"""Smoke tests of the benchmark's pure helpers (bench/lib.py)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.lib import (
+    Figure,
+    chain_medians,
+    check,
+    first_after,
+    peak_concurrency,
+    percentile,
+    render_table,
+    steady_rate,
+    summary_counts,
+)
+
+
+def test_percentile() -> None:
+    assert math.isnan(percentile([], 50))
+    assert percentile([5], 99) == 5
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile(list(range(101)), 99) == 99
+    assert percentile([3, 1, 2], 0) == 1 and percentile([3, 1, 2], 100) == 3
+
+
+def test_steady_rate_of_a_perfect_pacer_is_its_rate() -> None:
+    times = [i / 50 for i in range(1000)]
+    r = steady_rate(times, 0.05)
+    assert r.events == 900
+    assert abs(r.rate_per_s - 50) < 1e-9
+
+
+def test_steady_rate_ignores_slow_start_and_tail() -> None:
+    times = [0.0, 5.0] + [10 + i / 10 for i in range(96)] + [40.0, 60.0]
+    assert abs(steady_rate(times, 0.05).rate_per_s - 10) < 0.5
+    assert math.isnan(steady_rate([1.0], 0.05).rate_per_s)
+
+
+def test_peak_concurrency() -> None:
+    assert peak_concurrency([]) == 0
+    assert peak_concurrency([(0, 10), (1, 2), (1.5, 3), (2, 4)]) == 3  # (1,2) ends at 2
+    assert peak_concurrency([(0, 1), (1, 2)]) == 1
+
+
+def test_check_and_figures() -> None:
+    assert check(0.96, ">=", 0.95) is True
+    assert check(0.5, "<=", 0.05) is False
+    assert check(float("nan"), "<", 1) is None
+    figs = [Figure("a", "one", 0.97, "", ">=", 0.95, "ctx"), Figure("b", "two", 7.0, "ms"),
+            Figure("c", "three", 0.2, "", "<=", 0.05)]
+    assert summary_counts(figs) == {"pass": 1, "fail": 1, "n/a": 0, "info": 1}
+    table = render_table(figs)
+    assert "PASS" in table and "FAIL" in table and "info" in table and "ctx" in table
+    assert figs[0].as_json()["target"] == ">= 0.950"
+
+
+def test_chain_medians_and_first_after() -> None:
+    medians, used = chain_medians([[0, 1, 3], [0, 2, 3], [5, 4, 6]])
+    assert used == 2 and medians == [1.5, 1.5]
+    assert first_after([1, 2, 3], 1, 3) == 2
+    assert first_after([1, 2, 3], 3, 9) is None
+    assert first_after([1, 5], 1, 4) is None
