@@ -164,3 +164,26 @@ async def test_can_withdraw_false_alerts_and_holds(stack_factory: Any) -> None:
             held = await ledger.intents.get(b.id)
     assert held.status is Status.QUEUED
     assert "canWithdraw" in (held.status_reason or "")
+
+
+async def test_intent_for_an_unserved_account_gets_a_reason_and_an_alert(
+    stack_factory: Any,
+) -> None:
+    from treasury.services.watch import flag_unserved
+
+    async with stack_factory() as stack:
+        ledger = stack.rt.ledger
+        typo = validate_new_intent(coin="USDT", network="TRX", address=TRX, amount="20",
+                                   account="defualt")
+        intent, _ = await ledger.intents.enqueue(typo, actor="sql")
+        async with stack.daemon():
+            await anyio.sleep(0.5)  # the daemon holds the lease of "default" only
+            flagged = await flag_unserved(stack.rt.ctx, after_s=0)
+            again = await flag_unserved(stack.rt.ctx, after_s=0)
+        after = await ledger.intents.get(intent.id)
+        events = await ledger.intents.events(intent.id)
+    assert (flagged, again) == (1, 0)
+    assert after.status is Status.QUEUED
+    assert "defualt" in (after.status_reason or "")
+    assert events[-1].kind == "hold"
+    assert [a for a in stack.alerts if a[2] == intent.id]

@@ -28,7 +28,7 @@ from anyio.abc import TaskStatus
 
 from treasury.adapters.db.repository import utcnow
 from treasury.domain.intent import Intent
-from treasury.services import reconcile, settle, submit
+from treasury.services import reconcile, settle, submit, watch
 from treasury.services.context import WorkerContext
 
 log = structlog.get_logger("treasury.daemon")
@@ -209,6 +209,11 @@ class Daemon:
                     await self.ctx.sends.release(intent)
                     continue
                 await self._slots.acquire()
+                if self.stopping.is_set() or not self.is_sender:
+                    # stopped (or lost the lease) while waiting for a slot: start nothing
+                    self._slots.release()
+                    await self.ctx.sends.release(intent)
+                    continue
                 tg.start_soon(self._process, intent)
         return bool(claimed)
 
@@ -231,6 +236,7 @@ class Daemon:
             if self.is_sender:
                 try:
                     await reconcile.reconcile_all(self.ctx)
+                    await watch.flag_unserved(self.ctx)
                 except Exception:  # a loop must survive one bad round; it is logged
                     log.exception("reconcile.round_failed")
 

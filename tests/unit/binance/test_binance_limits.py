@@ -13,7 +13,7 @@ import respx
 from treasury.adapters.binance import BinanceClient, RateLimiter, RateLimits
 from treasury.adapters.binance import endpoints as ep
 from treasury.adapters.binance.limits import HISTORY_PER_SECOND_KEY
-from treasury.adapters.binance.pacing import ApplyLimiter
+from treasury.adapters.binance.pacing import MARGIN, ApplyLimiter
 
 
 class FakeTime:
@@ -141,10 +141,10 @@ async def test_apply_limiter_with_a_fake_clock(fake: FakeTime) -> None:
     pacer = ApplyLimiter(2.0, monotonic=fake, wall_clock=lambda: 5000.0, sleep=fake.sleep)
     await pacer.wait_turn()
     await pacer.wait_turn()
-    assert fake.sleeps == [pytest.approx(0.5)]
+    assert fake.sleeps == [pytest.approx(0.5 * (1 + MARGIN))]  # 1/rate plus the margin
     pacer.defer_until(5010.0)  # wall reads 5000 at monotonic 1000.5: 10 s from now
     await pacer.wait_turn()
-    assert fake.now == pytest.approx(1010.5)
+    assert fake.now == pytest.approx(1000 + 0.5 * (1 + MARGIN) + 10)
     with pytest.raises(ValueError, match="positive"):
         ApplyLimiter(0)
 

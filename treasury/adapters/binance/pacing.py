@@ -19,6 +19,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+MARGIN = 0.02
+
 
 class ApplyLimiter:
     def __init__(
@@ -31,7 +33,9 @@ class ApplyLimiter:
     ) -> None:
         if not (math.isfinite(rate_per_s) and rate_per_s > 0):
             raise ValueError("withdraw rate must be a positive number of calls per second")
-        self.interval_s = 1.0 / rate_per_s
+        # 2% over 1/rate: the gap the exchange sees can shrink by a few milliseconds in
+        # transit (scheduling, network); the promise is about what the exchange sees.
+        self.interval_s = (1.0 / rate_per_s) * (1 + MARGIN)
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._sleep = sleep
