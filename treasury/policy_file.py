@@ -68,6 +68,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         raise PolicyError(source, None, f"invalid TOML: {exc}") from None
     except RecursionError:
         raise PolicyError(source, None, "invalid TOML: nested too deeply") from None
+    except (ValueError, ArithmeticError):
+        # an integer too long for int(), or a decimal exponent beyond Decimal's range
+        raise PolicyError(source, None, "invalid TOML: a number is out of range") from None
     return _Parser(source).policy(data)
 
 

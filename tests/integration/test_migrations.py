@@ -13,8 +13,8 @@ from treasury.adapters.db import migrate
 from treasury.adapters.db.engine import create_engine
 from treasury.adapters.db.tables import metadata
 
-TABLES = {"withdrawal_intents", "intent_events", "whitelist_entries", "intent_approvals", "service_events",
-          "service_state", "sender_leases"}
+TABLES = {"withdrawal_intents", "intent_events", "whitelist_entries", "intent_approvals",
+          "service_events", "service_state", "sender_leases"}
 
 
 async def _tables(url: str) -> set[str]:

@@ -9,9 +9,9 @@ from typing import Any
 import anyio
 import pytest
 
-from treasury.policy_file import load_policy
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
+from treasury.policy_file import load_policy
 from treasury.sandbox.ledger import read_ledger
 from treasury.services.admin import Refused, cancel
 from treasury.services.approvals import approve

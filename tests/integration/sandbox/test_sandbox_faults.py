@@ -64,7 +64,7 @@ async def test_delay_before_accept_books_after_the_client_gave_up(
         )
     assert sandbox.ledger().withdrawals == []
     with anyio.fail_after(3):
-        while not sandbox.ledger().withdrawals:  # noqa: ASYNC110 - no event to wait on
+        while not sandbox.ledger().withdrawals:
             await anyio.sleep(0.05)
     assert sandbox.ledger().withdrawals[0].withdraw_order_id == "late"
 
