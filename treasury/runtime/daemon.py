@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -153,10 +154,25 @@ class Daemon:
         state = self.ctx.ledger.state
         started = False
         while not self.stopping.is_set():
-            held = await state.acquire_lease(cfg.account, cfg.worker_id, cfg.lease_ttl_s)
-            if held and not self.is_sender:
-                await self._become_sender()
-            elif not held and self.is_sender:
+            try:
+                held = await state.acquire_lease(cfg.account, cfg.worker_id, cfg.lease_ttl_s)
+                if held and not self.is_sender:
+                    await self._become_sender()
+                    # the start-up reconcile may have outlasted the lease: hold it again
+                    # before sending (the commit checks it too, this just avoids churn)
+                    held = await state.acquire_lease(
+                        cfg.account, cfg.worker_id, cfg.lease_ttl_s
+                    )
+                    self.is_sender = held
+                    if held:
+                        self._wake.set()
+            except Exception:
+                # A database hiccup must not end the daemon: stop sending until the lease
+                # can be renewed again (the commit transaction checks it regardless).
+                log.exception("lease.renew_failed", account=cfg.account)
+                self.is_sender = False
+                held = False
+            if not held and self.is_sender:
                 log.error("lease.lost", account=cfg.account)
                 self.is_sender = False
             elif not held and not started:
@@ -170,14 +186,14 @@ class Daemon:
     async def _become_sender(self) -> None:
         cfg = self.ctx.config
         last_ms = await self.ctx.ledger.intents.last_send_ms(cfg.account)
-        if last_ms is not None and self._pace is not None:
-            self._pace(last_ms / 1000)
+        if self._pace is not None:
+            # The last send on record was signed at most a moment before it left; a
+            # predecessor may also have sent just now: wait one interval from either.
+            self._pace(max(last_ms / 1000 if last_ms else 0.0, time.time()))
         await self.ctx.ledger.intents.release_claims(account=cfg.account, keep=cfg.worker_id)
         count = await reconcile.reconcile_all(self.ctx)
         log.info("sender.active", account=cfg.account, worker=cfg.worker_id,
                  reconciled=count, last_send_ms=last_ms)
-        self.is_sender = True
-        self._wake.set()
 
     async def _intake_loop(self) -> None:
         cfg = self.ctx.config

@@ -39,6 +39,13 @@ async def reconcile_all(ctx: WorkerContext) -> int:
     ]
     if not pending:
         return 0
+    # A fresh offset first: "absent" is judged against the exchange's clock, and a local
+    # clock step since the last sync must not make a deadline look passed.
+    try:
+        await ctx.exchange.sync_clock()
+    except ExchangeError as exc:
+        log.warning("reconcile.clock_sync_failed", error=str(exc))
+        return 0
     now_ms = ctx.exchange.now_ms()
     oldest = min((i.send_timestamp_ms or now_ms) for i in pending)
     start = max(oldest - LOOKBACK_MS, now_ms - rule.LOOKUP_WINDOW_MS)
@@ -49,7 +56,8 @@ async def reconcile_all(ctx: WorkerContext) -> int:
             await _lookup_failed(ctx, intent, now_ms, exc)
         return 0
     by_oid: dict[str, list[WithdrawalRecord]] = {}
-    for record in found:
+    # offset paging can return a record twice when new ones arrive between pages
+    for record in {r.id: r for r in found}.values():
         if record.withdraw_order_id:
             by_oid.setdefault(record.withdraw_order_id, []).append(record)
     done = 0
@@ -118,7 +126,8 @@ async def decide_one(
             if target is Status.COMPLETED:
                 fields.update(tx_id=record.tx_id, fee=record.fee)
             await repo.transition(
-                intent.id, target, actor="worker", expect=(Status.SUBMITTING,),
+                intent.id, target, actor="worker",
+                expect=(Status.SUBMITTING,), expect_version=intent.version,
                 reason=f"reconciled: the exchange has it as {record.id}"
                 + (f"; {why}" if why else ""),
                 fields=fields,
@@ -131,13 +140,14 @@ async def decide_one(
             return
         case rule.CountAbsence(reason=reason):
             await repo.update_fields(
-                intent.id, expect_status=Status.SUBMITTING,
+                intent.id, expect_status=Status.SUBMITTING, expect_version=intent.version,
                 fields={"absent_checks": intent.absent_checks + 1, "last_checked_at": utcnow()},
             )
             await repo.record_note(intent.id, reason=reason, actor="worker", kind="reconcile")
         case rule.ProvenAbsent(reason=reason):
             await repo.transition(
-                intent.id, Status.QUEUED, actor="worker", expect=(Status.SUBMITTING,),
+                intent.id, Status.QUEUED, actor="worker",
+                expect=(Status.SUBMITTING,), expect_version=intent.version,
                 reason=f"reconciled: {reason}; will be sent again with the same id",
                 fields={"absent_checks": 0, "last_checked_at": utcnow(), "not_before": None},
             )
@@ -146,7 +156,7 @@ async def decide_one(
 async def _attention(ctx: WorkerContext, intent: Intent, reason: str) -> None:
     await ctx.ledger.intents.transition(
         intent.id, Status.NEEDS_ATTENTION, reason=reason, actor="worker",
-        expect=(intent.status,),
+        expect=(intent.status,), expect_version=intent.version,
     )
     log.error("intent.needs_attention", intent_id=intent.id,
               withdraw_order_id=intent.withdraw_order_id, reason=reason)

@@ -155,7 +155,11 @@ async def _watch_foreign(
     oids = [r.withdraw_order_id for r in unknown if r.withdraw_order_id]
     owned = await ctx.ledger.intents.get_by_order_ids(oids)
     for r in unknown:
-        if r.withdraw_order_id and r.withdraw_order_id in owned:
+        owner = owned.get(r.withdraw_order_id or "")
+        if owner is not None:
+            if owner.status is Status.SUBMITTING or owner.exchange_withdraw_id in (None, r.id):
+                continue  # the intent's own withdrawal (or one being reconciled)
+            await _duplicate(ctx, owner, r)
             continue
         message = (
             f"unexpected withdrawal {r.id} on the exchange: {format_amount(r.amount)} {r.coin}"
@@ -173,3 +177,17 @@ async def _watch_foreign(
 
 
 __all__ = ["SettleStats", "poll_interval_s", "poll_once"]
+
+
+async def _duplicate(ctx: WorkerContext, owner: Intent, r: WithdrawalRecord) -> None:
+    """A second withdrawal carries an intent's id: the one thing that must never happen."""
+    message = (
+        f"DUPLICATE: withdrawal {r.id} carries the id {r.withdraw_order_id} of intent "
+        f"{owner.id}, whose withdrawal is {owner.exchange_withdraw_id}"
+    )
+    if not await ctx.ledger.events.record_once("duplicate_withdrawal", r.id, message,
+                                               actor="worker"):
+        return
+    await ctx.ledger.intents.record_note(owner.id, reason=message, actor="worker", kind="alarm")
+    log.error("alarm.duplicate_withdrawal", intent_id=owner.id, exchange_withdraw_id=r.id)
+    await ctx.alert("duplicate_withdrawal", message, owner.id)

@@ -93,9 +93,12 @@ async def _send_and_record(
         ctx.view.not_sent(request.coin, request.amount)
         retry = timedelta(seconds=max(exc.retry_after_s or 0.0, 1.0))
         await repo.transition(
-            intent.id, Status.QUEUED, actor="worker", expect=(Status.SUBMITTING,),
+            intent.id, Status.QUEUED, actor="worker",
+            expect=(Status.SUBMITTING,), expect_version=intent.version,
             reason=f"not sent ({exc}); will try again",
-            fields={"not_before": utcnow() + retry},
+            # held_since makes the maximum hold apply: a condition that never clears
+            # (a permanent 429, a broken clock) ends in failed, not in retries forever
+            fields={"not_before": utcnow() + retry, "held_since": intent.held_since or utcnow()},
         )
         log.warning("send.not_sent", intent_id=intent.id, withdraw_order_id=oid, error=str(exc))
         return
@@ -119,7 +122,8 @@ async def _send_and_record(
         log.exception("send.unexpected_error", intent_id=intent.id, withdraw_order_id=oid)
         return
     await repo.transition(
-        intent.id, Status.SUBMITTED, actor="worker", expect=(Status.SUBMITTING,),
+        intent.id, Status.SUBMITTED, actor="worker",
+        expect=(Status.SUBMITTING,), expect_version=intent.version,
         reason=f"accepted by the exchange as {accepted.id}",
         fields={"exchange_withdraw_id": accepted.id},
     )
@@ -135,7 +139,8 @@ async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejecte
         ctx.view.rules_changed()
     if exc.permanent:
         await repo.transition(
-            intent.id, Status.FAILED, actor="worker", expect=(Status.SUBMITTING,),
+            intent.id, Status.FAILED, actor="worker",
+            expect=(Status.SUBMITTING,), expect_version=intent.version,
             reason=f"refused by the exchange for good: {exc}",
         )
         await ctx.alert("failed", f"intent {intent.id} refused by the exchange: {exc}", intent.id)
@@ -143,7 +148,8 @@ async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejecte
         return
     ctx.view.standing_changed()
     await repo.transition(
-        intent.id, Status.QUEUED, actor="worker", expect=(Status.SUBMITTING,),
+        intent.id, Status.QUEUED, actor="worker",
+        expect=(Status.SUBMITTING,), expect_version=intent.version,
         reason=f"refused by the exchange for now: {exc}",
         fields={
             "not_before": utcnow() + timedelta(seconds=ctx.config.hold_backoff_s),

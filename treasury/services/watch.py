@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import and_, exists, or_, select, update
 
 from treasury.adapters.db.repository import utcnow
+from treasury.adapters.db.state import db_now
 from treasury.adapters.db.tables import sender_leases, withdrawal_intents
 from treasury.domain.status import Status
 from treasury.services.context import WorkerContext
@@ -27,7 +28,8 @@ PREFIX = "no running daemon serves account"
 
 async def flag_unserved(ctx: WorkerContext, *, after_s: float = UNSERVED_AFTER_S) -> int:
     repo = ctx.ledger.intents
-    now = utcnow()
+    async with repo.engine.connect() as conn:
+        now = await db_now(conn)
     live = exists().where(and_(L.c.account == T.c.account, L.c.expires_at > now))
     query = (
         select(T.c.id, T.c.account)
@@ -47,7 +49,7 @@ async def flag_unserved(ctx: WorkerContext, *, after_s: float = UNSERVED_AFTER_S
                       "or cancel the intent")
             await conn.execute(
                 update(T).where(and_(T.c.id == intent_id, T.c.status == Status.QUEUED.value))
-                .values(status_reason=reason, updated_at=now)
+                .values(status_reason=reason, updated_at=utcnow())
             )
             await repo.record_note(intent_id, reason=reason, actor="worker", kind="hold",
                                    conn=conn)

@@ -102,7 +102,10 @@ _ROWS: tuple[tuple[int, Outcome, bool, Reason, str, str], ...] = (
     (-1111, _RJ, _P, _R.AMOUNT, "precision over the asset maximum", "WERR"),
     (-1131, _RJ, _P, _R.BAD_REQUEST, "recvWindow must be less than 60000", "WERR"),
     (-2014, _RJ, _P, _R.AUTH, "API-key format invalid", "ERR"),
-    (-2015, _RJ, _P, _R.AUTH, "invalid API-key, IP, or permissions for action",
+    # Temporary, not permanent: Binance also sends -2015 during temporary bans (CCXT
+    # handle_errors), and failing every queued intent for good on a burst would be worse
+    # than holding them; the worker's maximum hold still ends them eventually.
+    (-2015, _RJ, _T, _R.AUTH, "invalid API-key, IP, or permissions for action",
      "ERR (CCXT: also sent during temporary bans)"),
     (-4007, _RJ, _P, _R.ADDRESS, "address validation failed", "WERR"),
     (-4008, _RJ, _P, _R.ADDRESS, "address tag validation failed", "WERR"),

@@ -350,16 +350,21 @@ class IntentRepository:
             await _do(c)
 
     async def update_fields(
-        self, intent_id: int, *, expect_status: Status, fields: Mapping[str, Any]
+        self, intent_id: int, *, expect_status: Status, fields: Mapping[str, Any],
+        expect_version: int | None = None,
     ) -> Intent:
-        """Change service-owned columns (never the status) if the status is as expected."""
+        """Change service-owned columns (never the status) if the status is as expected.
+
+        With ``expect_version`` it is a compare-and-set that also bumps the version, so a
+        decision taken on an older read of the row can never land on a newer attempt.
+        """
+        where = and_(T.c.id == intent_id, T.c.status == expect_status.value)
+        values: dict[str, Any] = {"updated_at": utcnow(), **fields}
+        if expect_version is not None:
+            where = and_(where, T.c.version == expect_version)
+            values["version"] = expect_version + 1
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(T)
-                .where(and_(T.c.id == intent_id, T.c.status == expect_status.value))
-                .values(updated_at=utcnow(), **fields)
-                .returning(T)
-            )
+            result = await conn.execute(update(T).where(where).values(**values).returning(T))
             row = result.first()
         if row is None:
             raise ConcurrentChange(f"intent {intent_id} is no longer {expect_status.value}")

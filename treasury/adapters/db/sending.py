@@ -20,13 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from treasury.adapters.db.repository import ConcurrentChange, IntentRepository, to_intent, utcnow
 from treasury.adapters.db.state import ServiceState
-from treasury.adapters.db.tables import intent_approvals, withdrawal_intents
+from treasury.adapters.db.tables import intent_approvals, whitelist_entries, withdrawal_intents
 from treasury.domain.decisions import Pass, Verdict
 from treasury.domain.intent import Intent
 from treasury.domain.money import add
+from treasury.domain.rules import check_whitelist
 from treasury.domain.status import Status
 
 T = withdrawal_intents
+W = whitelist_entries
 COMMITTED = (Status.SUBMITTING, Status.SUBMITTED, Status.COMPLETED, Status.NEEDS_ATTENTION)
 
 
@@ -89,6 +91,21 @@ async def approvals_count(conn: AsyncConnection, intent_id: int) -> int:
     return len(rows.all())
 
 
+async def _whitelist_verdict(conn: AsyncConnection, intent: Intent) -> Verdict:
+    row = (
+        await conn.execute(
+            select(W.c.enabled, W.c.usable_from).where(
+                and_(W.c.coin == intent.coin, W.c.network == intent.network,
+                     W.c.address == intent.address, W.c.tag_key == (intent.address_tag or ""))
+            )
+        )
+    ).first()
+    return check_whitelist(
+        intent, None if row is None else bool(row.enabled),
+        None if row is None else row.usable_from, utcnow(),
+    )
+
+
 class SendLedger:
     def __init__(self, repo: IntentRepository, state: ServiceState) -> None:
         self.repo = repo
@@ -124,6 +141,11 @@ class SendLedger:
                 raise SendRefused(f"intent changed meanwhile ({current.status.value})")
             if current.withdraw_order_id not in (None, order_id):
                 raise SendRefused("withdraw_order_id differs from the one on record")
+            # The whitelist again, inside the commit: an entry disabled or removed since
+            # the checks ran must stop the send (invariant 2), not only the next one.
+            verdict = await _whitelist_verdict(conn, current)
+            if not isinstance(verdict, Pass):
+                raise SendRefused(getattr(verdict, "reason", "whitelist"), verdict)
             if policy_gate is not None:
                 coin_used, dest_used = await usage_24h(conn, current, utcnow())
                 approvals = await approvals_count(conn, current.id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,6 +28,16 @@ class PauseState:
     reason: str
     by: str
     at: datetime | None
+
+
+async def db_now(conn: AsyncConnection) -> datetime:
+    """The time by which leases are judged: the database's clock on PostgreSQL (one clock
+    for every host), this host's on SQLite (one host by construction)."""
+    if conn.dialect.name == "postgresql":
+        value = await conn.scalar(select(func.now()))
+        assert isinstance(value, datetime)
+        return value
+    return utcnow()
 
 
 class ServiceState:
@@ -68,9 +78,9 @@ class ServiceState:
 
     async def acquire_lease(self, account: str, holder: str, ttl_s: float) -> bool:
         """Take or renew the sender lease of ``account``; False if someone else holds it."""
-        now = utcnow()
-        expires = now + timedelta(seconds=ttl_s)
         async with self.engine.begin() as conn:
+            now = await db_now(conn)
+            expires = now + timedelta(seconds=ttl_s)
             result = await conn.execute(
                 update(L)
                 .where(and_(L.c.account == account,
@@ -102,7 +112,8 @@ class ServiceState:
         """Inside a transaction: is ``holder`` still the account's live sender?"""
         row = await conn.scalar(
             select(L.c.holder).where(
-                and_(L.c.account == account, L.c.holder == holder, L.c.expires_at > utcnow())
+                and_(L.c.account == account, L.c.holder == holder,
+                     L.c.expires_at > await db_now(conn))
             )
         )
         return row is not None
@@ -113,7 +124,8 @@ class ServiceState:
         (kill switch engaged, or ``holder`` no longer the account's live sender)."""
         paused = select(service_state.c.key).where(service_state.c.key == PAUSED)
         leased = select(L.c.holder).where(
-            and_(L.c.account == account, L.c.holder == holder, L.c.expires_at > utcnow())
+            and_(L.c.account == account, L.c.holder == holder,
+                 L.c.expires_at > await db_now(conn))
         )
         row = (
             await conn.execute(select(paused.exists().label("p"), leased.exists().label("l")))
