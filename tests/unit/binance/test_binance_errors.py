@@ -118,7 +118,7 @@ async def test_apply_is_shielded_and_bounded(
     client = make_client(apply_timeout_s=0.1)
     router.post(wire.apply_path).mock(side_effect=hang)
     with pytest.raises(OutcomeUnknown, match=r"no answer within 0\.1 s"):
-        await client.withdraw(make_request(), timestamp_ms=1)
+        await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert len(entered) == 1
 
 
@@ -133,7 +133,7 @@ async def test_cancelling_the_caller_does_not_abandon_a_sent_apply(
     router.post(wire.apply_path).mock(side_effect=slow)
     accepted = None
     with anyio.move_on_after(0.05) as scope:
-        accepted = await client.withdraw(make_request(), timestamp_ms=1)
+        accepted = await client.withdraw(make_request(), timestamp_ms=client.now_ms())
         await anyio.sleep(1)  # the pending cancellation lands here, after the result
     assert scope.cancelled_caught
     assert accepted is not None and accepted.id == "landed"
@@ -145,7 +145,7 @@ async def test_unexpected_exception_during_apply_is_unknown(
 ) -> None:
     route = router.post(wire.apply_path).mock(side_effect=RuntimeError("hook exploded"))
     with pytest.raises(OutcomeUnknown, match="unexpected RuntimeError"):
-        await client.withdraw(make_request(), timestamp_ms=1)
+        await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert route.call_count == 1
 
 
@@ -177,7 +177,7 @@ async def test_apply_not_sent(
 ) -> None:
     route = router.post(wire.apply_path).mock(side_effect=[answer, answer])
     with pytest.raises(NotSent) as caught:
-        await client.withdraw(make_request(), timestamp_ms=1)
+        await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert route.call_count == 1  # NotSent is the caller's to retry, not the client's
     assert not isinstance(caught.value, OutcomeUnknown)
     assert caught.value.reason is reason
@@ -195,7 +195,7 @@ async def test_418_bans_every_pool_and_carries_until(
     quota = router.get(QUOTA_PATH).mock(return_value=QUOTA_OK)
     before = time.time()
     with pytest.raises(IpBanned) as caught:
-        await client.withdraw(make_request(), timestamp_ms=1)
+        await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert before + 0.25 <= caught.value.until.timestamp() <= time.time() + 0.35
     assert client.rate_limiter.banned_for_s() > 0.1
     started = time.monotonic()
@@ -212,7 +212,7 @@ async def test_ban_until_is_read_from_the_message_without_retry_after(
     router.post(wire.apply_path).mock(return_value=binance_error(
         -1003, 400, msg=f"Way too much request weight used; IP banned until {until_ms}."))
     with pytest.raises(IpBanned) as caught:
-        await client.withdraw(make_request(), timestamp_ms=1)
+        await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert abs(caught.value.until.timestamp() * 1000 - until_ms) < 1000
 
 
@@ -224,7 +224,7 @@ async def test_apply_clock_skew_resyncs_but_does_not_resend(
     times_before = router.routes["time"].call_count
     route = router.post(wire.apply_path).mock(return_value=binance_error(-1021))
     with pytest.raises(NotSent) as caught:
-        await client.withdraw(make_request(), timestamp_ms=1)
+        await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert caught.value.reason is Reason.CLOCK_SKEW and caught.value.code == -1021
     assert route.call_count == 1
     assert router.routes["time"].call_count == times_before + 1
@@ -241,7 +241,7 @@ async def test_apply_clock_skew_resyncs_but_does_not_resend(
         (-4033, True, Reason.ADDRESS), (-4034, True, Reason.ADDRESS),
         (-4106, True, Reason.ADDRESS), (-4018, True, Reason.ASSET),
         (-4021, True, Reason.AMOUNT), (-4022, True, Reason.AMOUNT), (-4028, True, Reason.AMOUNT),
-        (-1022, True, Reason.AUTH), (-2014, True, Reason.AUTH), (-2015, True, Reason.AUTH),
+        (-1022, True, Reason.AUTH), (-2014, True, Reason.AUTH), (-2015, False, Reason.AUTH),
         (-1002, True, Reason.AUTH), (-1102, True, Reason.BAD_REQUEST),
         (-4013, True, Reason.ACCOUNT), (-4104, True, Reason.TRAVEL_RULE),
         (-4026, False, Reason.BALANCE), (-4024, False, Reason.BALANCE),
@@ -259,7 +259,7 @@ async def test_apply_rejected(
 ) -> None:
     route = router.post(wire.apply_path).mock(return_value=binance_error(code, msg="refused"))
     with pytest.raises(Rejected) as caught:
-        await client.withdraw(make_request(), timestamp_ms=1)
+        await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert route.call_count == 1
     assert caught.value.permanent is permanent
     assert caught.value.reason is reason
@@ -355,7 +355,7 @@ async def test_long_retry_after_is_handed_to_the_caller(
 async def test_read_rejection_is_not_retried(
     router: respx.MockRouter, client: BinanceClient
 ) -> None:
-    route = router.get(ACCOUNT_PATH).mock(return_value=binance_error(-2015, 401))
+    route = router.get(ACCOUNT_PATH).mock(return_value=binance_error(-2014, 401))
     with pytest.raises(Rejected) as caught:
         await client.account()
     assert caught.value.permanent and route.call_count == 1
@@ -388,8 +388,8 @@ async def test_on_call_reports_every_exchange(
     await client.withdraw_quota()
     for _ in range(2):
         with pytest.raises(ExchangeError):
-            await client.withdraw(make_request(), timestamp_ms=1)
-    await client.withdraw(make_request(), timestamp_ms=1)
+            await client.withdraw(make_request(), timestamp_ms=client.now_ms())
+    await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert [(e, o) for e, o, _ in seen if e != "/api/v3/time"] == [
         (QUOTA_PATH, "not_sent"), (QUOTA_PATH, "ok"),
         (wire.apply_path, "rejected"), (wire.apply_path, "unknown"), (wire.apply_path, "ok"),
@@ -406,5 +406,5 @@ async def test_a_failing_metrics_hook_never_hides_an_accepted_withdrawal(
 
     client = make_client(on_call=broken)
     router.post(wire.apply_path).mock(return_value=httpx.Response(200, json={"id": "abc"}))
-    accepted = await client.withdraw(make_request(), timestamp_ms=1)
+    accepted = await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert accepted.id == "abc"

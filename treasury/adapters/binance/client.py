@@ -246,7 +246,7 @@ class BinanceClient:
         recv_window = self._apply_recv_window_ms
         async with self._pacer.slot():  # the last wait; the request leaves right after it
             signed_ts = timestamp_ms if timestamp_ms is not None else self.now_ms()
-            if self.now_ms() >= signed_ts + recv_window:
+            if self._clock.measured and self.now_ms() >= signed_ts + recv_window:
                 # A caller-fixed timestamp that waited out its window here (limits, a ban):
                 # the exchange would refuse it; refusing it here is certain, and nothing
                 # reaches the exchange that a reconciler might later have to account for.

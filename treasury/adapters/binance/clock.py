@@ -29,6 +29,7 @@ class ServerClock:
         self._offset_ms = 0.0
         self._rtt_ms: float | None = None
         self._synced_at: float | None = None
+        self.measured = False  # has the server's time ever been measured?
 
     @property
     def offset_ms(self) -> float:
@@ -46,6 +47,7 @@ class ServerClock:
         self._offset_ms = server_time_ms - midpoint_ms
         self._rtt_ms = max(0.0, (received_at - sent_at) * 1000)
         self._synced_at = received_at
+        self.measured = True
 
     def now_ms(self) -> int:
         """Estimated exchange time in epoch milliseconds (no I/O)."""
