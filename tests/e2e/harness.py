@@ -11,7 +11,7 @@ Used by ``tests/e2e`` and by ``torture/run.py``; depends on nothing pytest-speci
 """
 # A test harness: starting a process (Popen) and opening its log files are quick blocking
 # calls, and deadlines are plain arguments because every wait reports what it waited for.
-# ruff: noqa: ASYNC109, ASYNC110, ASYNC220, ASYNC230, ASYNC240
+# ruff: noqa: ASYNC220, ASYNC230, ASYNC240
 
 from __future__ import annotations
 
