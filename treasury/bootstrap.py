@@ -5,6 +5,7 @@ Nothing is created at import time and no adapter reads the environment itself.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import uuid
@@ -22,7 +23,7 @@ from treasury.adapters.binance.limits import RateLimits
 from treasury.adapters.binance.signing import load_signer
 from treasury.adapters.db.engine import create_engine, normalize_url
 from treasury.adapters.db.sending import PolicyGate
-from treasury.config import Settings, SettingsError
+from treasury.config import AccountCredentials, Settings, SettingsError, account_credentials
 from treasury.domain.decisions import Approve, Hold, Pass, Reject, Verdict
 from treasury.domain.intent import Intent
 from treasury.logs import register_secret
@@ -72,15 +73,17 @@ OnCall = Callable[[str, str, float], None]
 
 
 def build_exchange(
-    settings: Settings, http: httpx.AsyncClient, *, on_call: OnCall | None = None
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    on_call: OnCall | None = None,
+    credentials: AccountCredentials | None = None,
 ) -> BinanceClient:
-    settings.require_exchange_credentials()
-    assert settings.binance_api_key is not None
-    secret = settings.binance_api_secret
-    pem: bytes | None = None
-    if settings.binance_private_key_file is not None:
-        pem = settings.binance_private_key_file.read_bytes()
-    passphrase = settings.binance_private_key_passphrase
+    """A client for one account (default: the primary account of the settings)."""
+    creds = credentials or account_credentials(settings)[0]
+    secret = creds.api_secret
+    pem = creds.private_key_file.read_bytes() if creds.private_key_file else None
+    passphrase = creds.passphrase
     for value in (secret.get_secret_value() if secret else None, pem,
                   passphrase.get_secret_value() if passphrase else None):
         register_secret(value)
@@ -91,11 +94,11 @@ def build_exchange(
             passphrase=passphrase.get_secret_value().encode() if passphrase else None,
         )
     except ValueError as exc:
-        raise SettingsError(f"TREASURY_BINANCE_PRIVATE_KEY_FILE: {exc}") from None
+        raise SettingsError(f"private key of account {creds.name!r}: {exc}") from None
     return BinanceClient(
         http,
         base_url=settings.binance_base_url,
-        api_key=settings.binance_api_key.get_secret_value(),
+        api_key=creds.api_key.get_secret_value(),
         signer=signer,
         recv_window_ms=settings.recv_window_ms,
         apply_recv_window_ms=settings.apply_recv_window_ms,
@@ -178,9 +181,10 @@ class PolicyHolder:
 class Runtime:
     settings: Settings
     ledger: Ledger
-    exchange: BinanceClient
-    ctx: WorkerContext
+    exchange: BinanceClient  # the primary account's
+    ctx: WorkerContext  # the primary account's
     policy: PolicyHolder
+    accounts: list[tuple[BinanceClient, WorkerContext]]  # every account served, primary first
 
 
 @asynccontextmanager
@@ -191,40 +195,49 @@ async def runtime(
     worker: str | None = None,
     on_call: OnCall | None = None,
 ) -> AsyncIterator[Runtime]:
+    """Everything ``treasury run`` needs: the ledger, and per account served a client
+    (its own key, weight budgets and send pacer) and a worker context (its own lease)."""
     engine = create_engine(settings.database_url)
     async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
         try:
-            exchange = build_exchange(settings, http, on_call=on_call)
             ledger = Ledger.over(engine)
             policy = PolicyHolder(settings.policy_file)
+            me = worker or worker_id(settings)
+            accounts = []
+            for creds in account_credentials(settings):
+                exchange = build_exchange(settings, http, on_call=on_call, credentials=creds)
 
-            async def can_withdraw_changed(now: bool) -> None:
-                if not now:
-                    await alert("can_withdraw_false", "the account's canWithdraw turned false",
-                                None)
+                async def can_withdraw_changed(now: bool, name: str = creds.name) -> None:
+                    if not now:
+                        await alert("can_withdraw_false",
+                                    f"canWithdraw of account {name!r} turned false", None)
 
-            ctx = WorkerContext(
-                ledger=ledger,
-                exchange=exchange,
-                view=ExchangeView(exchange, rules_ttl_s=settings.rules_ttl_s,
-                                  on_can_withdraw=can_withdraw_changed),
-                config=worker_config(settings, worker=worker or worker_id(settings)),
-                policy=policy.gate,
-                alert=alert,
-            )
-            yield Runtime(settings=settings, ledger=ledger, exchange=exchange, ctx=ctx,
-                          policy=policy)
+                ctx = WorkerContext(
+                    ledger=ledger,
+                    exchange=exchange,
+                    view=ExchangeView(exchange, rules_ttl_s=settings.rules_ttl_s,
+                                      on_can_withdraw=can_withdraw_changed),
+                    config=dataclasses.replace(worker_config(settings, worker=me),
+                                               account=creds.name),
+                    policy=policy.gate,
+                    alert=alert,
+                )
+                accounts.append((exchange, ctx))
+            yield Runtime(settings=settings, ledger=ledger, exchange=accounts[0][0],
+                          ctx=accounts[0][1], policy=policy, accounts=accounts)
         finally:
             await engine.dispose()
 
 
-def postgres_listener(settings: Settings) -> Callable[[Callable[[], None]], object] | None:
+def postgres_listener(
+    settings: Settings, account: str | None = None
+) -> Callable[[Callable[[], None]], object] | None:
     """LISTEN treasury_intents on a dedicated connection (PostgreSQL only)."""
     url = normalize_url(settings.database_url)
     if url.get_backend_name() != "postgresql":
         return None
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    account = settings.account
+    account = account or settings.account
 
     async def listen(wake: Callable[[], None]) -> None:
         import anyio

@@ -9,6 +9,7 @@ problem naming the variable; values are never echoed, so a secret cannot leak th
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from treasury.domain.validation import ACCOUNT_RE
 from treasury.netaddr import is_loopback
 
 ENV_PREFIX = "TREASURY_"
@@ -59,6 +61,9 @@ class Settings(BaseSettings):
     max_settle_age_s: float = Field(default=86400.0, gt=0)
     rules_ttl_s: float = Field(default=300.0, gt=0)
     account: str = "default"
+    # More accounts served by the same daemon, comma-separated (e.g. "sub1,sub2"); each
+    # reads TREASURY_ACCOUNT_<NAME>_API_KEY and _API_SECRET or _PRIVATE_KEY_FILE.
+    extra_accounts: str = ""
     worker_id: str | None = None
     policy_file: Path | None = None
     allow_unrestricted_ip_key: bool = False
@@ -123,6 +128,68 @@ class Settings(BaseSettings):
             )
         if missing:
             raise SettingsError("; ".join(missing))
+
+
+@dataclass(frozen=True)
+class AccountCredentials:
+    name: str
+    api_key: SecretStr
+    api_secret: SecretStr | None
+    private_key_file: Path | None
+    passphrase: SecretStr | None
+
+
+def _account_value(name: str, key: str) -> str | None:
+    """TREASURY_ACCOUNT_<NAME>_<KEY> from the environment, else from a secret file."""
+    var = f"{ENV_PREFIX}ACCOUNT_{name.upper().replace('-', '_').replace('.', '_')}_{key}"
+    if var in os.environ:
+        return os.environ[var]
+    for directory in _secret_dirs():
+        path = directory / var.lower()
+        if path.is_file():
+            return path.read_text().strip()
+    return None
+
+
+def account_credentials(settings: Settings) -> list[AccountCredentials]:
+    """The accounts this daemon serves and their keys; the first is ``account``.
+
+    Raises:
+        SettingsError: a named account lacks its key or signing method.
+    """
+    settings.require_exchange_credentials()
+    assert settings.binance_api_key is not None
+    result = [AccountCredentials(
+        settings.account, settings.binance_api_key, settings.binance_api_secret,
+        settings.binance_private_key_file, settings.binance_private_key_passphrase,
+    )]
+    for raw in settings.extra_accounts.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if not ACCOUNT_RE.match(name):
+            raise SettingsError(f"{ENV_PREFIX}EXTRA_ACCOUNTS: {name!r} is not a valid name")
+        if name in (c.name for c in result):
+            raise SettingsError(f"{ENV_PREFIX}EXTRA_ACCOUNTS: {name!r} is listed twice")
+        prefix = f"{ENV_PREFIX}ACCOUNT_{name.upper()}"
+        key = _account_value(name, "API_KEY")
+        secret = _account_value(name, "API_SECRET")
+        key_file = _account_value(name, "PRIVATE_KEY_FILE")
+        passphrase = _account_value(name, "PRIVATE_KEY_PASSPHRASE")
+        if not key:
+            raise SettingsError(f"{prefix}_API_KEY: missing")
+        if bool(secret) == bool(key_file):
+            raise SettingsError(
+                f"{prefix}_API_SECRET or {prefix}_PRIVATE_KEY_FILE: set exactly one"
+            )
+        if key_file and not Path(key_file).is_file():
+            raise SettingsError(f"{prefix}_PRIVATE_KEY_FILE: file does not exist")
+        result.append(AccountCredentials(
+            name, SecretStr(key), SecretStr(secret) if secret else None,
+            Path(key_file) if key_file else None,
+            SecretStr(passphrase) if passphrase else None,
+        ))
+    return result
 
 
 def _secret_dirs() -> list[Path]:

@@ -168,19 +168,21 @@ def _rate_violations(
     ledger: Ledger, rate: float, tolerance_ms: float, delay_before_s: float | None
 ) -> list[str]:
     interval = 1000.0 / rate
-    arrivals = []
+    # The rate is per exchange account (each account has its own key and pacer).
+    by_account: dict[str, list[tuple[float, Any]]] = defaultdict(list)
     for r in ledger.apply_requests:
         t = float(r.at_ms)
         signed = r.params.get("timestamp")
         if delay_before_s and signed is not None and t - int(signed) >= delay_before_s * 1000 - 50:
             t -= delay_before_s * 1000  # journaled only after the injected delay
-        arrivals.append((t, r.params.get("withdrawOrderId")))
-    arrivals.sort()
+        by_account[str(r.account)].append((t, r.params.get("withdrawOrderId")))
     out = []
-    for (t0, a), (t1, b) in itertools.pairwise(arrivals):
-        if t1 - t0 < interval - tolerance_ms:
-            out.append(f"[5] apply calls {a} and {b} only {t1 - t0:.0f} ms apart "
-                       f"(rate {rate}/s allows {interval:.0f} ms)")
+    for arrivals in by_account.values():
+        arrivals.sort()
+        for (t0, a), (t1, b) in itertools.pairwise(arrivals):
+            if t1 - t0 < interval - tolerance_ms:
+                out.append(f"[5] apply calls {a} and {b} only {t1 - t0:.0f} ms apart "
+                           f"(rate {rate}/s allows {interval:.0f} ms)")
     return out
 
 

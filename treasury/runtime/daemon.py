@@ -66,6 +66,7 @@ class Daemon:
         self._whitelist_sync = whitelist_sync
         self._whitelist_sync_interval_s = whitelist_sync_interval_s
         self.stopping = anyio.Event()
+        self.finished = anyio.Event()
         self.is_sender = False
         self._wake = anyio.Event()
         self._settle_wake = anyio.Event()
@@ -94,6 +95,7 @@ class Daemon:
             await self._drain()
             tg.cancel_scope.cancel()
         await self._release()
+        self.finished.set()
 
     def wake(self) -> None:
         """Make intake look for work now (a NOTIFY arrived, or a test asks)."""

@@ -7,6 +7,7 @@ none of them can block a send (alerts are queued, delivery is in the background)
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -40,15 +41,20 @@ async def supervise(
             metrics.drift(len(drift.added) + len(drift.disabled) + len(drift.reenabled))
             return drift
 
-        daemon = Daemon(
-            rt.ctx,
-            pace=rt.exchange.apply_limiter.note_sent_at,
-            listen=postgres_listener(settings),  # type: ignore[arg-type]
-            on_tick=ticks.tick,
-            reload=rt.policy.reload,
-            whitelist_sync=sync,
-            whitelist_sync_interval_s=settings.whitelist_sync_interval_s,
-        )
+        daemons = [
+            Daemon(
+                ctx,
+                pace=exchange.apply_limiter.note_sent_at,
+                listen=postgres_listener(settings, ctx.config.account),  # type: ignore[arg-type]
+                on_tick=ticks.tick,
+                reload=rt.policy.reload,
+                # the local whitelist mirror follows the primary account's address book
+                whitelist_sync=sync if ctx is rt.ctx else None,
+                whitelist_sync_interval_s=settings.whitelist_sync_interval_s,
+            )
+            for exchange, ctx in rt.accounts
+        ]
+        primary = daemons[0]
         metrics.track_exchange(rt.exchange)
         ready = health.Readiness(
             ticks=ticks, database=health.database_ping(rt.ledger.engine),
@@ -56,7 +62,7 @@ async def supervise(
         )
         sampler = ops_metrics.Sampler(
             metrics, count_by_status=rt.ledger.intents.count_by_status,
-            pause_state=rt.ledger.state.pause_state, is_sender=lambda: daemon.is_sender,
+            pause_state=rt.ledger.state.pause_state, is_sender=lambda: primary.is_sender,
             account=rt.ctx.view.account, banned_for_s=rt.exchange.rate_limiter.banned_for_s,
             alert=rt.ctx.alert,
         )
@@ -70,11 +76,43 @@ async def supervise(
             tg.start_soon(partial(
                 systemd.feed_watchdog, ticks,
                 max_age_s=health.watchdog_max_ages(rt.ctx.config),
-                stopping_now=daemon.stopping.is_set,
+                stopping_now=primary.stopping.is_set,
             ))
             structlog.get_logger("treasury.daemon").info(
-                "daemon.starting", account=settings.account, worker=rt.ctx.config.worker_id
+                "daemon.starting", accounts=[c.config.account for _, c in rt.accounts],
+                worker=rt.ctx.config.worker_id,
             )
-            await daemon.run()
+            async with anyio.create_task_group() as workers:
+                workers.start_soon(_signals, daemons, rt.policy.reload, workers.cancel_scope)
+                for daemon in daemons:
+                    workers.start_soon(daemon.run, False)
+                await _all_stopped(daemons)
+                workers.cancel_scope.cancel()
             tg.cancel_scope.cancel()
     return True
+
+
+async def _all_stopped(daemons: list[Daemon]) -> None:
+    for daemon in daemons:
+        await daemon.finished.wait()
+
+
+async def _signals(
+    daemons: list[Daemon], reload: Callable[[], object], scope: anyio.CancelScope
+) -> None:
+    """First SIGTERM/SIGINT: every daemon stops gracefully; a second: at once. SIGHUP:
+    reload the policy."""
+    log = structlog.get_logger("treasury.daemon")
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                log.info("reload.requested")
+                reload()
+            elif not daemons[0].stopping.is_set():
+                log.info("shutdown.requested", signal=signal.Signals(signum).name)
+                for daemon in daemons:
+                    daemon.stop()
+            else:
+                log.warning("shutdown.forced", signal=signal.Signals(signum).name)
+                scope.cancel()
+                return
