@@ -6,6 +6,7 @@ Nothing is created at import time and no adapter reads the environment itself.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import uuid
@@ -66,6 +67,8 @@ def worker_config(settings: Settings, *, worker: str) -> WorkerConfig:
         lease_ttl_s=settings.lease_ttl_s,
         shutdown_grace_s=settings.shutdown_grace_s,
         uid_weight_per_min=rate_limits(settings).sapi_uid_weight,
+        # a claim covers ~3 s of sends: the pipeline drains once per claim, not every 20
+        claim_batch=max(20, math.ceil(settings.withdraw_rate * 3)),
     )
 
 
