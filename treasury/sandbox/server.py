@@ -44,8 +44,10 @@ class _Server(uvicorn.Server):
         counter = 0
         while not await self.on_tick(counter):
             counter = (counter + 1) % 864_000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)
+            # an anyio scope, not asyncio.wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that races with its timeout, and this loop would then never end
+            with anyio.move_on_after(0.1):
+                await self._wake.wait()
 
     def request_exit(self) -> None:
         self.should_exit = True
@@ -178,10 +180,13 @@ async def running_sandbox(
     finally:
         server.request_exit()
         with anyio.CancelScope(shield=True):
-            await asyncio.wait([task])
+            _done, pending = await asyncio.wait([task], timeout=10)
+            for stuck in pending:  # never let a stuck server hang its caller's shutdown
+                stuck.cancel()
         sock.close()
         sandbox.close()
-    await task  # a server crash surfaces here when the block itself ended normally
+    if task.done() and not task.cancelled():
+        task.result()  # a server crash surfaces here when the block itself ended normally
 
 
 def serve(
