@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     worker_id: str | None = None
     policy_file: Path | None = None
     allow_unrestricted_ip_key: bool = False
-    whitelist_sync_interval_s: float = Field(default=0, ge=0)
-    manual_whitelist_cooling_s: float = Field(default=0, ge=0)
+    whitelist_sync_interval_s: float = Field(default=0, ge=0, le=86400)
+    manual_whitelist_cooling_s: float = Field(default=0, ge=0, le=365 * 86400)
     lease_ttl_s: float = Field(default=15.0, ge=2, le=600)
     shutdown_grace_s: float = Field(default=8.0, gt=0, le=60)
     metrics_bind: str | None = "127.0.0.1:9464"  # "off" disables; loopback unless explicit

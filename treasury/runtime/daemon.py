@@ -263,6 +263,9 @@ class Daemon:
         gap = settle.min_poll_gap_s(self.ctx.config)
         while not self.stopping.is_set():
             polled_at = anyio.current_time()
+            # installed before the poll: a submission that lands during it wakes the wait
+            self._settle_wake = anyio.Event()
+            self.ctx.on_submitted = self._settle_wake.set
             if self.is_sender:
                 try:
                     youngest = await settle.poll_once(self.ctx, self.settle_stats)
@@ -270,8 +273,8 @@ class Daemon:
                     log.exception("settle.round_failed")
             self._on_tick("settle")
             delay = settle.poll_interval_s(self.ctx.config, youngest_age_s=youngest)
-            self._settle_wake = anyio.Event()
-            self.ctx.on_submitted = self._settle_wake.set if youngest is None else _ignore
+            if youngest is not None:
+                self.ctx.on_submitted = _ignore  # the regular interval already covers it
             with anyio.move_on_after(max(0.0, polled_at + delay - anyio.current_time())):
                 # Idle, a new submission brings the next poll forward; with withdrawals
                 # in flight the regular interval already covers it.

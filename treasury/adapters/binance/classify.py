@@ -116,6 +116,9 @@ def from_bad_success(
                       detail=f"HTTP {status} but {invalid.detail}")
 
 
+MAX_BAN_S = 3 * 24 * 3600.0  # Binance bans last 2 min to 3 days
+
+
 def from_response(
     *,
     endpoint: Endpoint,
@@ -130,6 +133,12 @@ def from_response(
     code, msg = _error_body(content)
     said = f"; Binance says {scrub(msg)[:MAX_MSG_CHARS]!r}" if msg else ""
     retry_after = retry_after_s(headers)
+    if status >= 500:
+        # First: Binance says a 5xx means "execution status unknown", whatever the body
+        # claims (even a -1003 ban message) — for withdraw/apply that means reconcile.
+        return make_error(Outcome.UNKNOWN, endpoint=endpoint, apply=apply, code=code,
+                          http_status=status, reason=Reason.SERVER_ERROR,
+                          detail=f"server error, execution status unknown{said}")
     banned_until_ms = _banned_until_ms(msg) if code == -1003 else None
     if status == 418 or banned_until_ms is not None:
         seconds = retry_after
@@ -137,6 +146,7 @@ def from_response(
             seconds = max(0.0, banned_until_ms / 1000 - wall_now)
         if seconds is None:
             seconds = DEFAULT_BAN_S
+        seconds = min(seconds, MAX_BAN_S)  # a nonsense Retry-After must not overflow
         return IpBanned(
             f"IP banned for {seconds:.0f} s{said}", endpoint=endpoint.path, code=code,
             http_status=status, retry_after_s=seconds,
@@ -146,10 +156,6 @@ def from_response(
         return NotSent(f"rate limited{said}", endpoint=endpoint.path, code=code,
                        http_status=status, reason=Reason.RATE_LIMITED,
                        retry_after_s=_or_default(retry_after, DEFAULT_RATE_LIMIT_WAIT_S))
-    if status >= 500:
-        return make_error(Outcome.UNKNOWN, endpoint=endpoint, apply=apply, code=code,
-                          http_status=status, reason=Reason.SERVER_ERROR,
-                          detail=f"server error, execution status unknown{said}")
     if code is None:
         return make_error(Outcome.UNKNOWN, endpoint=endpoint, apply=apply, http_status=status,
                           reason=Reason.BLOCKED,

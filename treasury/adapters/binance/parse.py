@@ -37,8 +37,12 @@ def _refuse_constant(name: str) -> NoReturn:
 
 
 def load_json(content: bytes | str) -> object:
-    """Decode a body; ``ValueError`` when it is not JSON (NaN/Infinity included)."""
-    return json.loads(content, parse_float=Decimal, parse_constant=_refuse_constant)
+    """Decode a body; ``ValueError`` when it is not JSON (NaN/Infinity included), also for
+    a body nested too deeply or carrying a number beyond Decimal's range."""
+    try:
+        return json.loads(content, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (RecursionError, ArithmeticError) as exc:
+        raise ValueError(f"unusable JSON body ({type(exc).__name__})") from None
 
 
 def to_decimal(value: object, *, endpoint: str, field: str) -> Decimal:

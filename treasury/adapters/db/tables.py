@@ -112,6 +112,11 @@ withdrawal_intents = Table(
     CheckConstraint(f"status IN ({_statuses})", name="status_known"),
     *amount_checks("amount", positive=True),
     *amount_checks("fee", positive=False),
+    # PostgreSQL's NUMERIC admits 'NaN' (which is > 0 there) and 'Infinity' (migration 0004)
+    CheckConstraint("amount < 'Infinity'", name="amount_finite").ddl_if(dialect="postgresql"),
+    CheckConstraint("fee IS NULL OR fee < 'Infinity'", name="fee_finite").ddl_if(
+        dialect="postgresql"
+    ),
     Index(None, "status", "account", "not_before"),
     Index(
         "ix_withdrawal_intents_queued", "account", "id",
