@@ -200,6 +200,7 @@ async def runtime(
 ) -> AsyncIterator[Runtime]:
     """Everything ``treasury run`` needs: the ledger, and per account served a client
     (its own key, weight budgets and send pacer) and a worker context (its own lease)."""
+    register_secret(normalize_url(settings.database_url).password)  # never in a log line
     engine = create_engine(settings.database_url)
     async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
         try:

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     binance_base_url: str = "https://api.binance.com"
     binance_api_key: SecretStr | None = None
     binance_api_secret: SecretStr | None = None

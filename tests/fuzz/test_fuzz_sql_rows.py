@@ -230,9 +230,6 @@ async def test_a_row_is_refused_by_the_database_or_judged_by_the_worker(
 # ---- known bugs (see the fuzz report): strict, so they fail loudly once fixed ---------------
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, AttributeError),
-                   reason="BUG: on SQLite a BLOB passes the text columns' CHECKs; "
-                   "check_fields then raises TypeError/AttributeError on bytes")
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_blob_in_a_text_column_is_refused_or_rejected(
     migrated_url: str, ledger: Any,

@@ -37,6 +37,11 @@ def _compile(pattern: str) -> re.Pattern[str] | None:
 
 def check_fields(intent: Intent) -> Verdict:
     """Rows inserted by plain SQL skipped the CLI's validation: apply it here."""
+    for name in ("coin", "network", "address", "account"):
+        if not isinstance(getattr(intent, name), str):
+            return Reject(f"invalid {name}: not text")
+    if intent.address_tag is not None and not isinstance(intent.address_tag, str):
+        return Reject("invalid address_tag: not text")
     try:
         validate_new_intent(
             coin=intent.coin, network=intent.network, address=intent.address,
