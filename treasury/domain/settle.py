@@ -6,8 +6,6 @@ from treasury.domain.exchange import ExchangeWithdrawStatus as X
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.status import Status
 
-PENDING = frozenset({X.EMAIL_SENT, X.AWAITING_APPROVAL, X.PROCESSING})
-
 
 def settled_status(record: WithdrawalRecord) -> tuple[Status, str] | None:
     """Our terminal status and reason for a record, or None while it is still pending.

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
-from treasury.netaddr import is_loopback
+from treasury.netaddr import is_loopback, listen_socket
 
 if TYPE_CHECKING:  # the rest is imported where used: the --check command starts fast
     import uvicorn
@@ -263,17 +263,7 @@ def parse_bind(value: str | None) -> tuple[str, int] | None:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(64)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return listen_socket(host, port, backlog=64)
 
 
 async def serve(

@@ -24,7 +24,7 @@ import anyio
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from treasury.netaddr import is_loopback
+from treasury.netaddr import is_loopback, listen_socket
 from treasury.sandbox.app import build_app
 from treasury.sandbox.clock import Clock
 from treasury.sandbox.config import SandboxConfig
@@ -298,19 +298,7 @@ class SandboxThread:
 def _bind(host: str, port: int, allow_remote: bool) -> socket.socket:
     if not allow_remote and not is_loopback(host):
         raise ValueError(f"refusing to listen on non-loopback {host!r}; pass allow_remote to do so")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto
-    # says TCP, and without it every keep-alive response waits ~40 ms (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(4096)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return listen_socket(host, port, backlog=4096)
 
 
 def _dropper(server: uvicorn.Server) -> ConnectionDropper:

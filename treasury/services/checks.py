@@ -50,9 +50,3 @@ async def pre_send_verdict(
         return verdict
     return rules.check_balance(intent, await view.account(), reserved)
 
-
-def describe(verdict: Verdict) -> str:
-    return getattr(verdict, "reason", "ok")
-
-
-__all__ = ["Hold", "Pass", "pre_send_verdict"]

@@ -167,7 +167,6 @@ class SendLedger:
                     "submitted_at": utcnow(),
                 },
             )
-            await ServiceState.note_send(conn, intent.account, timestamp_ms)
             return sent
 
     async def hold(

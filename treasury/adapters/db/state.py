@@ -135,7 +135,3 @@ class ServiceState:
         if not row.l:
             return "this worker is not the account's sender"
         return None
-
-    @staticmethod
-    async def note_send(conn: AsyncConnection, account: str, send_ms: int) -> None:
-        await conn.execute(update(L).where(L.c.account == account).values(last_send_ms=send_ms))

@@ -194,7 +194,6 @@ sender_leases = Table(
     Column("account", String(64), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
-    Column("last_send_ms", BigInteger, nullable=True),
 )
 
 service_events = Table(
