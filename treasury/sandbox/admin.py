@@ -20,6 +20,12 @@ Endpoints (JSON bodies):
   "settle_at_ms"?, "debit"?: true}`` → ``{"id"}``;
 * ``GET|POST /_sandbox/clock`` ``{"advance_ms"}`` → ``{"now_ms", "server_ms"}``;
 * ``GET /_sandbox/ledger`` → ``{"now_ms", "withdrawals", "apply_requests", "balances"}``.
+
+Amounts here are always the requested (gross) ones, as journaled and debited: a ledger
+withdrawal's ``amount`` is what was asked for and ``fee`` the fee taken out of it, whatever
+``history_amount`` makes ``withdraw/history`` show. A foreign withdrawal's ``amount`` must
+exceed the network's fee, as Binance's own -4028 rule requires of every withdrawal, so its
+net amount in history is never zero or negative.
 """
 
 from __future__ import annotations
@@ -152,10 +158,17 @@ def foreign_spec(
         spec["id"] = r.text("id")
         if spec["id"] in ex.by_id:
             raise ConfigError(r.path_of("id"), "already used")
-    acc = ex.accounts[spec["account"]]
-    if spec["debit"] and Decimal(spec["amount"]) > acc.free(spec["coin"]):
-        raise ConfigError(r.path_of("amount"), "more than the account's balance")
+    _check_foreign_amount(ex, r, spec)
     return spec
+
+
+def _check_foreign_amount(ex: Exchange, r: Reader, spec: dict[str, Any]) -> None:
+    amount = Decimal(spec["amount"])
+    fee = ex.networks[(spec["coin"], spec["network"])].withdraw_fee
+    if amount <= fee:
+        raise ConfigError(r.path_of("amount"), f"must exceed the network fee ({fee})")
+    if spec["debit"] and amount > ex.accounts[spec["account"]].free(spec["coin"]):
+        raise ConfigError(r.path_of("amount"), "more than the account's balance")
 
 
 _ACTIONS: dict[str, Callable[[Exchange, object, str], Record]] = {

@@ -6,6 +6,10 @@ signature over the raw bytes (-1022), then timing (-1021, -1131). Its answer alw
 carries the used-weight header of the pool it charged. ``withdraw/apply`` journals every
 request it receives, refused ones included, so the ledger sees what the client sent.
 
+The ``outage`` and ``history_unavailable`` faults are checked before the pipeline: the
+request is answered 503 -1001 without touching a pool or the state (an apply is still
+journaled, as refused with fault ``outage``, because the ledger records every apply call).
+
 An injected ``drop_after_accept`` is answered with :class:`DropConnection`, which asks
 the server (``server.py`` wires it to uvicorn's open connections) to abort the TCP
 connection: the client sees the connection close with no response, never a 500.
@@ -76,6 +80,9 @@ def build_app(sandbox: Sandbox) -> Starlette:
             headers: dict[str, str] = {}
             account: AccountState | None = None
             parsed: ParsedRequest | None = None
+            down = await _unavailable(sb, request, name)
+            if down is not None:
+                return down
             try:
                 headers |= _charge_ip(sb, request, name, pool)
                 account = _account_for(sb, request)
@@ -109,6 +116,9 @@ def build_app(sandbox: Sandbox) -> Starlette:
     def unsigned(path: str, name: str, pool: str, handler: Callable[[Sandbox], Body]) -> Route:
         async def endpoint(request: Request) -> Response:
             sb: Sandbox = request.app.state.sandbox
+            down = await _unavailable(sb, request, name)
+            if down is not None:
+                return down
             try:
                 headers = _charge_ip(sb, request, name, pool)
             except ApiError as error:
@@ -147,6 +157,21 @@ def build_app(sandbox: Sandbox) -> Starlette:
 
 
 # -- the pipeline -------------------------------------------------------------------------
+
+
+async def _unavailable(sb: Sandbox, request: Request, name: str) -> Response | None:
+    """The 503 of an injected outage (all endpoints, or history only); None when up."""
+    if not (sb.faults.outage or (name == "withdraw_history" and sb.faults.history_unavailable)):
+        return None
+    error = errors.internal_error()
+    if name == "withdraw_apply":
+        key = request.headers.get("X-MBX-APIKEY", "").strip()
+        account = sb.exchange.by_api_key.get(key)
+        params = await _lenient_params(request)
+        sb.exchange.record_apply(
+            account.name if account else None, params, error=error, fault="outage"
+        )
+    return _error(error, {})
 
 
 def _charge_ip(sb: Sandbox, request: Request, name: str, pool: str) -> dict[str, str]:
@@ -241,7 +266,8 @@ async def _history(call: Call) -> Body:
         candidates = [w for w in candidates if w.account == call.account.name]
     else:
         candidates = ex.by_account.get(call.account.name, [])
-    return history.select(candidates, query, now)
+    gross = call.sandbox.faults.history_amount == "gross"
+    return history.select(candidates, query, now, gross=gross)
 
 
 async def _apply(call: Call) -> Body:

@@ -8,6 +8,13 @@ Binance's own field names where Binance has one (``withdrawFee``, ``addressRegex
 sandbox knows are snake_case. A top-level section missing from a file is taken from the
 built-in default (``default_config.json``), so a test can write ``{"timings": {...}}``.
 Every problem is reported as :class:`ConfigError` naming the field's path.
+
+``history_amount`` (``"net"``, the default, or ``"gross"``) says which amount
+``withdraw/history`` reports: Binance most likely reports the amount the recipient gets
+(requested minus ``transactionFee``), so ``"net"`` is the default a client must cope
+with; ``"gross"`` keeps the requested amount, for a client that wants the other reading
+tested too. It is only the starting value: the ``history_amount`` fault changes it at run
+time, and a fault reset returns to it.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_API_SECRET",
     "DEMO_ED25519_PRIVATE_KEY_PEM",
+    "HISTORY_AMOUNTS",
     "SUB_API_KEY",
     "SUB_API_SECRET",
     "AccountConfig",
@@ -41,6 +49,7 @@ __all__ = [
     "default_config",
     "load_config",
     "parse_config",
+    "read_history_amount",
 ]
 
 # Public demo credentials of the built-in config; they only open this local sandbox.
@@ -76,6 +85,9 @@ _DEFAULT_RESTRICTIONS = {
     "enableWithdrawals": True,
     "enableSpotAndMarginTrading": True,
 }
+
+# What withdraw/history's `amount` is: net of the fee (Binance's likely reading) or gross.
+HISTORY_AMOUNTS = ("net", "gross")
 
 # Weights per endpoint, as Binance documents them (reference §2 and §4).
 DEFAULT_WEIGHTS: Mapping[str, int] = {
@@ -197,6 +209,7 @@ class SandboxConfig:
     timings: Timings
     rate_limits: RateLimits
     journal_fsync: bool = True
+    history_amount: str = "net"  # one of HISTORY_AMOUNTS
 
     def account_by_key(self, api_key: str) -> AccountConfig | None:
         return next((a for a in self.accounts.values() if a.api_key == api_key), None)
@@ -223,8 +236,9 @@ def parse_config(data: object) -> SandboxConfig:
     """Build a config from already parsed JSON (numbers parsed as ``Decimal``)."""
     root = Reader(data, "")
     root.check_keys(
-        {"accounts", "coins", "timings", "rate_limits", "rate_limit_multiplier", "journal_fsync"}
-    )
+        {"accounts", "coins", "timings", "rate_limits", "rate_limit_multiplier", "journal_fsync",
+         "history_amount"}
+    )  # fmt: skip
     base = _default_data()
     coins_data = root.get("coins", base["coins"])
     accounts_data = root.get("accounts", base["accounts"])
@@ -240,6 +254,7 @@ def parse_config(data: object) -> SandboxConfig:
         timings=_timings(Reader(root.get("timings", base.get("timings", {})), "timings")),
         rate_limits=limits,
         journal_fsync=root.flag("journal_fsync", default=True),
+        history_amount=read_history_amount(root, "history_amount", default="net"),
     )
 
 
@@ -392,6 +407,14 @@ def _whitelist_entry(e: Reader, coins: Mapping[str, CoinConfig]) -> WhitelistEnt
     if not re.fullmatch(network.address_regex, entry.address):
         raise ConfigError(e.path_of("address"), f"does not match {network.address_regex}")
     return entry
+
+
+def read_history_amount(r: Reader, key: str, default: str) -> str:
+    """``"net"`` or ``"gross"`` (shared with the fault of the same name)."""
+    value = r.text(key, default=default)
+    if value not in HISTORY_AMOUNTS:
+        raise ConfigError(r.path_of(key), f"must be 'net' or 'gross', got {value!r}")
+    return value
 
 
 def _timings(r: Reader) -> Timings:

@@ -66,7 +66,7 @@ def open_sandbox(
     """
     if config is None:
         config = load_config(config_path) if config_path is not None else default_config()
-    fault_state = Faults(config.timings.seed)
+    fault_state = Faults(config.timings.seed, history_amount=config.history_amount)
     clock = clock or SystemClock()
     journal = Journal(state_path, fsync=config.journal_fsync)
     fresh = not journal.records

@@ -90,5 +90,14 @@ def bad_combination(detail: str) -> ApiError:
     return ApiError(-1128, f"Combination of optional parameters invalid. {detail}".strip())
 
 
+def internal_error() -> ApiError:
+    """What an outage answers: 503 -1001, the request not processed."""
+    return ApiError(
+        -1001,
+        "Internal error; unable to process your request. Please try again.",
+        http_status=503,
+    )
+
+
 UNSIGNED_INT = "^[0-9]{1,20}$"
 DECIMAL = "^([0-9]{1,20})(\\.[0-9]{1,20})?$"

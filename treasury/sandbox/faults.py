@@ -4,7 +4,8 @@ See CONTRACT.md, "What the exchange may do".
 
 Faults are run-time knobs, not exchange state: they live in memory, are set at start
 (``faults=`` dict or JSON file) and through ``POST /_sandbox/faults``, and are *not*
-replayed after a restart. What a fault *did* is journaled with the apply request.
+replayed after a restart. What a fault *did* is journaled with the apply request (and a
+drawn history lag as the withdrawal's ``visible_at``), so replay never needs the RNG.
 
 ``withdraw/apply`` faults, each fired by a trigger: the next N calls (``{"next": N}``), a
 probability drawn from a seeded RNG (``{"probability": p}``), or every call (``{}``/``true``):
@@ -17,10 +18,20 @@ probability drawn from a seeded RNG (``{"probability": p}``), or every call (``{
 * ``error_5xx_after`` — accept, then answer 500;
 * ``error_code_after`` — accept, then answer an error code (default ``-1007``).
 
-The ``*_after`` faults only fire on calls that were accepted. Global knobs:
-``clock_skew_ms`` (added to server time and to the timestamp checks), ``history_lag_s``
-(new withdrawals stay out of history that long), ``maintenance`` (system status 1, apply
-refused with -4015).
+The ``*_after`` faults only fire on calls that were accepted. Global knobs (``null``
+clears one; ``{"reset": true}`` clears all, and ``seed`` reseeds the RNG):
+
+* ``clock_skew_ms`` — added to server time and to the timestamp checks;
+* ``history_lag_s`` — new withdrawals stay out of history that long: a number (every new
+  withdrawal), or ``{"min": a, "max": b}`` (``min`` defaults to 0) to draw each new
+  withdrawal's lag uniformly from [a, b] seconds, to the millisecond, with the seeded RNG;
+* ``maintenance`` — system status 1, apply refused with -4015;
+* ``outage`` — every exchange endpoint (``/api``, ``/sapi``; not ``/_sandbox/``) answers
+  503 ``-1001`` before doing anything (an apply is journaled as a refused call, never
+  booked);
+* ``history_unavailable`` — only ``withdraw/history`` answers 503 ``-1001``;
+* ``history_amount`` — ``"net"`` or ``"gross"``: which amount ``withdraw/history``
+  reports (see ``config.py``); starts at, and resets to, the config's ``history_amount``.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from treasury.sandbox.config import read_history_amount
 from treasury.sandbox.configreader import ConfigError, Reader
 
 UNKNOWN_OUTCOME_MESSAGES = {
@@ -54,6 +66,8 @@ APPLY_FAULTS = (
 )
 _DEFAULT_STATUS = {"error_5xx_before": 503, "error_5xx_after": 500, "error_code_after": 400}
 _DEFAULT_CODE = {"error_5xx_before": -1001, "error_5xx_after": -1000, "error_code_after": -1007}
+SWITCHES = ("maintenance", "outage", "history_unavailable")
+KNOBS = (*APPLY_FAULTS, *SWITCHES, "clock_skew_ms", "history_lag_s", "history_amount")
 _SHORTHAND = {
     "delay_before_accept_s": "seconds",
     "delay_after_accept_s": "seconds",
@@ -88,17 +102,42 @@ class ApplyFault:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+@dataclass(frozen=True)
+class HistoryLag:
+    """How long a new withdrawal stays out of history: fixed, or drawn per withdrawal."""
+
+    min_s: float = 0.0
+    max_s: float = 0.0
+    drawn: bool = False  # False: always min_s (the plain-number form)
+
+    def draw_ms(self, rng: random.Random) -> int:
+        if not self.drawn:
+            return round(self.min_s * 1000)
+        return rng.randint(round(self.min_s * 1000), round(self.max_s * 1000))
+
+    def to_json(self) -> object:
+        return {"min": self.min_s, "max": self.max_s} if self.drawn else self.min_s
+
+
 class Faults:
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, *, history_amount: str = "net") -> None:
         self.rng = random.Random(seed)
         self.apply: dict[str, ApplyFault] = {}
         self.clock_skew_ms = 0
-        self.history_lag_s = 0.0
+        self.history_lag = HistoryLag()
         self.maintenance = False
+        self.outage = False
+        self.history_unavailable = False
+        self.base_history_amount = history_amount  # the config's; reset returns to it
+        self.history_amount = history_amount
 
     def fire(self, name: str) -> ApplyFault | None:
         fault = self.apply.get(name)
         return fault if fault is not None and fault.fire(self.rng) else None
+
+    def history_lag_ms(self) -> int:
+        """The lag of one new withdrawal (drawn anew each call in the drawn form)."""
+        return self.history_lag.draw_ms(self.rng)
 
     def update(self, data: object) -> None:
         """Merge settings (the body of ``POST /_sandbox/faults``); null clears one.
@@ -107,38 +146,30 @@ class Faults:
             ConfigError: naming the bad field; nothing is changed then.
         """
         r = Reader(data, "faults")
-        r.check_keys(
-            {*APPLY_FAULTS, "clock_skew_ms", "history_lag_s", "maintenance", "seed", "reset"}
-        )
+        r.check_keys({*KNOBS, "seed", "reset"})
         reset = r.get("reset", False) is True
-        apply = {} if reset else dict(self.apply)
-        for name in APPLY_FAULTS:
-            if r.has(name):
-                fault = _parse_fault(r, name)
-                if fault is None:
-                    apply.pop(name, None)
-                else:
-                    apply[name] = fault
-        skew = 0 if reset else self.clock_skew_ms
-        if r.has("clock_skew_ms"):
-            raw = r.get("clock_skew_ms")
-            if isinstance(raw, bool) or not isinstance(raw, int):
-                raise ConfigError(r.path_of("clock_skew_ms"), "must be an integer (ms)")
-            skew = raw
-        lag = r.seconds("history_lag_s", default=0.0 if reset else self.history_lag_s)
-        maintenance = r.flag("maintenance", default=False if reset else self.maintenance)
+        # a reset merges the body into a fresh set of faults (with this config's base)
+        current = Faults(history_amount=self.base_history_amount) if reset else self
+        apply = _merge_apply_faults(r, current.apply)
+        skew = _clock_skew(r, current.clock_skew_ms)
+        lag = _history_lag(r, current.history_lag)
+        switches = {name: _switch(r, name, getattr(current, name)) for name in SWITCHES}
+        amount = _history_amount(r, current.history_amount, self.base_history_amount)
         rng = random.Random(r.opt_integer("seed")) if r.has("seed") else self.rng
         # every value checked: now change all at once
-        self.apply, self.clock_skew_ms, self.history_lag_s = apply, skew, lag
-        self.maintenance, self.rng = maintenance, rng
+        self.apply, self.clock_skew_ms, self.history_lag = apply, skew, lag
+        self.maintenance, self.outage = switches["maintenance"], switches["outage"]
+        self.history_unavailable = switches["history_unavailable"]
+        self.history_amount, self.rng = amount, rng
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {name: None for name in APPLY_FAULTS}
         out.update({name: fault.to_json() for name, fault in self.apply.items()})
+        out.update({name: getattr(self, name) for name in SWITCHES})
         out.update(
             clock_skew_ms=self.clock_skew_ms,
-            history_lag_s=self.history_lag_s,
-            maintenance=self.maintenance,
+            history_lag_s=self.history_lag.to_json(),
+            history_amount=self.history_amount,
         )
         return out
 
@@ -180,3 +211,60 @@ def _parse_fault(r: Reader, name: str) -> ApplyFault | None:
         fault.code = code
     fault.msg = f.opt_text("msg")
     return fault
+
+
+def _merge_apply_faults(r: Reader, current: dict[str, ApplyFault]) -> dict[str, ApplyFault]:
+    apply = dict(current)
+    for name in APPLY_FAULTS:
+        if r.has(name):
+            fault = _parse_fault(r, name)
+            if fault is None:
+                apply.pop(name, None)
+            else:
+                apply[name] = fault
+    return apply
+
+
+def _clock_skew(r: Reader, current: int) -> int:
+    if not r.has("clock_skew_ms"):
+        return current
+    raw = r.get("clock_skew_ms")
+    if raw is None:
+        return 0
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ConfigError(r.path_of("clock_skew_ms"), "must be an integer (ms)")
+    return raw
+
+
+def _switch(r: Reader, name: str, current: bool) -> bool:
+    if not r.has(name):
+        return current
+    return False if r.get(name) is None else r.flag(name)
+
+
+def _history_lag(r: Reader, current: HistoryLag) -> HistoryLag:
+    """A number of seconds, ``{"min"?, "max"}`` to draw per withdrawal, or null (none)."""
+    if not r.has("history_lag_s"):
+        return current
+    raw = r.get("history_lag_s")
+    if raw is None:
+        return HistoryLag()
+    if not isinstance(raw, Mapping):
+        seconds = r.seconds("history_lag_s", default=0.0)
+        return HistoryLag(min_s=seconds, max_s=seconds)
+    span = Reader(raw, r.path_of("history_lag_s"))
+    span.check_keys({"min", "max"})
+    if not span.has("max"):
+        raise ConfigError(span.path_of("max"), "is required")
+    high, low = span.seconds("max", default=0.0), span.seconds("min", default=0.0)
+    if low > high:
+        raise ConfigError(span.path_of("min"), f"must not exceed max ({low} > {high})")
+    return HistoryLag(min_s=low, max_s=high, drawn=True)
+
+
+def _history_amount(r: Reader, current: str, base: str) -> str:
+    if not r.has("history_amount"):
+        return current
+    if r.get("history_amount") is None:
+        return base
+    return read_history_amount(r, "history_amount", base)

@@ -6,7 +6,8 @@ Binance's rules (reference §2): window < 90 days (default: the last 90 days); w
 order of results is not documented; the sandbox answers newest first (by apply time,
 then acceptance order), the order Binance's website shows. Codes where Binance is
 silent: bad number syntax -1100, value out of range -1130 (also for 46+ ids), window too
-long -1127, ``startTime`` after ``endTime`` -1128.
+long -1127, ``startTime`` after ``endTime`` -1128. Each item's ``amount`` is net of
+``transactionFee`` unless the ``history_amount`` setting is ``"gross"`` (``withdrawals.py``).
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ def parse_query(params: Mapping[str, str], now_ms: int) -> HistoryQuery:
 
 
 def select(
-    candidates: Iterable[Withdrawal], q: HistoryQuery, now_ms: int
+    candidates: Iterable[Withdrawal], q: HistoryQuery, now_ms: int, *, gross: bool
 ) -> list[dict[str, object]]:
-    """The history items matching ``q``, newest first, one page."""
+    """The history items matching ``q``, newest first, one page; amounts net unless ``gross``."""
     rows = [
         w
         for w in candidates
@@ -91,7 +92,7 @@ def select(
         and (q.status is None or w.status(now_ms) == q.status)
     ]
     rows.sort(key=lambda w: (w.applied_at_ms, w.seq), reverse=True)
-    return [w.history_item(now_ms) for w in rows[q.offset : q.offset + q.limit]]
+    return [w.history_item(now_ms, gross=gross) for w in rows[q.offset : q.offset + q.limit]]
 
 
 def _int(params: Mapping[str, str], name: str) -> int | None:

@@ -109,6 +109,7 @@ class LedgerWithdrawal:
     applied_at_ms: int
     final_status: int  # 6 completed, 5 failure, 3 rejected (reached at settle_at_ms)
     settle_at_ms: int
+    visible_at_ms: int  # first shown by withdraw/history (the history_lag_s fault)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +177,7 @@ def ledger_from_records(records: list[Record]) -> Ledger:
                     applied_at_ms=r["applied_at"],
                     final_status=r["final_status"],
                     settle_at_ms=r["settle_at"],
+                    visible_at_ms=r["visible_at"] if "visible_at" in r else r["applied_at"],
                 )
             )
         elif r["type"] == "apply":

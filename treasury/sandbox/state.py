@@ -149,7 +149,7 @@ class Exchange:
             name=accepted.name,
             wallet_type=accepted.wallet_type,
             applied_at_ms=now,
-            visible_at_ms=now + round(self.faults.history_lag_s * 1000),
+            visible_at_ms=now + self.faults.history_lag_ms(),  # journaled: replay never draws
             settle_at_ms=now + fate.settle_after_ms,
             final_status=fate.final_status,
             info=fate.info,

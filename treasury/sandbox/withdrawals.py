@@ -8,8 +8,12 @@ deterministic, and lets a test jump to the end with a manual clock. The whole de
 written to the journal, so replay never needs the RNG.
 
 Fees: as on Binance, the fee comes out of the amount. The balance is debited by
-``amount``; ``transactionFee`` is the network fee at acceptance; the recipient would get
-``amount - fee``. A failed or rejected withdrawal gives ``amount`` back.
+``amount`` (the requested, gross amount, which is also what the journal and the admin
+ledger hold); ``transactionFee`` is the network fee at acceptance; the recipient gets
+``amount - fee``. A failed or rejected withdrawal gives ``amount`` back. Binance's
+``withdraw/history`` most likely reports that *net* amount (tax tools book a row as
+``amount + transactionFee``), so the history item does by default; ``gross=True`` (the
+``history_amount`` setting) shows the requested amount instead.
 """
 
 from __future__ import annotations
@@ -88,12 +92,17 @@ class Withdrawal:
     def refunded(self, now_ms: int) -> bool:
         return self.final_status != COMPLETED and now_ms >= self.settle_at_ms
 
-    def history_item(self, now_ms: int) -> dict[str, object]:
-        """The item exactly as ``withdraw/history`` shows it."""
+    @property
+    def net_amount(self) -> Decimal:
+        """What the recipient gets: the requested amount minus the fee."""
+        return self.amount - self.fee
+
+    def history_item(self, now_ms: int, *, gross: bool) -> dict[str, object]:
+        """The item exactly as ``withdraw/history`` shows it (``amount`` net unless ``gross``)."""
         status = self.status(now_ms)
         item: dict[str, object] = {
             "id": self.id,
-            "amount": format_amount(self.amount),
+            "amount": format_amount(self.amount if gross else self.net_amount),
             "transactionFee": format_amount(self.fee),
             "coin": self.coin,
             "status": status,

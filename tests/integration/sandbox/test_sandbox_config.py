@@ -70,6 +70,8 @@ def test_partial_file_keeps_default_sections(tmp_path: Path) -> None:
         ({"rate_limits": {"uid_pool": "ip"}}, "rate_limits.uid_pool"),
         ({"rate_limit_multiplier": 0}, "rate_limit_multiplier"),
         ({"surprise": 1}, "surprise"),
+        ({"history_amount": "after_fee"}, "history_amount"),
+        ({"history_amount": True}, "history_amount"),
         ({"coins": [{"coin": "USDT", "networks": []}]}, "coins[0].networks"),
         ({"coins": "USDT"}, "coins"),
         (
@@ -98,6 +100,13 @@ def test_invalid_config_names_the_field(data: dict[str, Any], field: str) -> Non
         parse_config(data)
     assert caught.value.field == field
     assert str(caught.value).startswith(field)
+
+
+def test_history_amount_defaults_to_net() -> None:
+    assert default_config().history_amount == "net"
+    assert parse_config({"history_amount": "gross"}).history_amount == "gross"
+    with pytest.raises(ConfigError, match="must be 'net' or 'gross'"):
+        parse_config({"history_amount": "GROSS"})
 
 
 def test_a_binary_float_amount_is_refused() -> None:

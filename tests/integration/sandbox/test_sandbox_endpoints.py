@@ -131,7 +131,7 @@ async def test_apply_and_history_item_shape(client: Client, sandbox: RunningSand
     [item] = history.json()
     assert item == {
         "id": wid,
-        "amount": "12.5",
+        "amount": "11.5",  # net of the fee by default: 12.5 asked, 1 fee
         "transactionFee": "1",
         "coin": "USDT",
         "status": 4,
@@ -159,7 +159,8 @@ async def test_history_omits_withdraw_order_id_when_none(client: Client) -> None
 async def test_amounts_are_exact_strings(client: Client) -> None:
     await client.apply(**usdt_trx("10.000001"))
     [item] = await client.history()
-    assert item["amount"] == "10.000001"
+    assert item["amount"] == "9.000001"  # net: 10.000001 - 1
+    assert Decimal(item["amount"]) + Decimal(item["transactionFee"]) == Decimal("10.000001")
     assert await client.free("USDT") == Decimal("2500000") - Decimal("10.000001")
 
 

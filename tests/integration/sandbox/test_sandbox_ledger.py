@@ -162,6 +162,7 @@ def test_ledger_helpers_on_a_handwritten_journal(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     ledger = read_ledger(path)
     assert ledger.withdrawals[0].amount == Decimal("10.50")
+    assert ledger.withdrawals[0].visible_at_ms == START_MS
     assert {k: [w.id for w in v] for k, v in ledger.duplicates_by_withdraw_order_id().items()} == {
         "k1": ["a", "b"]
     }
