@@ -24,6 +24,7 @@ from treasury.config import Settings, SettingsError, load_settings
 from treasury.domain.errors import DomainError, InvalidField
 from treasury.domain.status import Status
 from treasury.domain.validation import (
+    validate_account,
     validate_address,
     validate_coin,
     validate_network,
@@ -202,10 +203,12 @@ def list_(
                 statuses=statuses, coin=coin, account=account, limit=limit
             )
             pause = await ledger.state.pause_state()
+            accounts = await ledger.state.account_pauses()
         if json_:
             out.print_json({
                 "paused": pause.paused,
                 "pause_reason": pause.reason or None,
+                "paused_accounts": {a: p.reason for a, p in accounts.items()},
                 "intents": [out.intent_dict(i) for i in intents],
             })
             return
@@ -214,6 +217,10 @@ def list_(
                 f"[bold red]PAUSED[/] since {pause.at:%Y-%m-%d %H:%M:%S} UTC by {pause.by}: "
                 f"{pause.reason} — no withdrawal is sent until `treasury resume`"
             )
+        for name, p in sorted(accounts.items()):
+            out.console.print(f"[bold red]ACCOUNT {name} PAUSED[/] since "
+                              f"{p.at:%Y-%m-%d %H:%M:%S} UTC by {p.by}: ", end="")
+            out.console.print(p.reason, markup=False)
         out.console.print(out.intents_table(intents))
 
     run(body)
@@ -236,7 +243,8 @@ def show(
                             "events": [out.event_dict(e) for e in events]})
             return
         for key, value in out.intent_dict(intent).items():
-            shown = out.amount_text(value) if key in ("amount", "fee") else value
+            shown = (out.amount_text(value) if key in ("amount", "fee", "exchange_amount")
+                     else value)
             out.console.print(f"{key:>22}: {'' if shown is None else shown}", markup=False)
         out.console.print(out.events_table(events))
 
@@ -289,33 +297,74 @@ def resolve(
     run(body)
 
 
+def _account_option() -> Any:
+    return typer.Option(None, "--account", help="only this account (default: all accounts)")
+
+
 @app.command()
 def pause(
     reason: str = typer.Option("paused by operator", help="why"),
+    account: str | None = _account_option(),
     as_: str | None = typer.Option(None, "--as", help="operator name"),
 ) -> None:
-    """Kill switch: stop all sends (within one worker tick), until `treasury resume`."""
+    """Kill switch: stop all sends (or one account's) until `treasury resume`."""
     actor = _actor(as_)
+    if account is not None:
+        _validate(lambda: validate_account(account))
     settings = _settings()
 
     async def body() -> None:
         async with open_ledger(settings) as ledger:
-            changed = await admin.pause(ledger, actor=actor, reason=reason)
-        out.console.print("paused" if changed else "already paused")
+            changed = await admin.pause(ledger, actor=actor, reason=reason, account=account)
+        what = f"account {account} " if account else ""
+        out.console.print(f"{what}paused" if changed else f"{what}already paused")
 
     run(body)
 
 
 @app.command()
-def resume(as_: str | None = typer.Option(None, "--as", help="operator name")) -> None:
-    """Release the kill switch."""
+def resume(
+    account: str | None = _account_option(),
+    as_: str | None = typer.Option(None, "--as", help="operator name"),
+) -> None:
+    """Release the kill switch (or one account's pause, e.g. the automatic one)."""
+    actor = _actor(as_)
+    if account is not None:
+        _validate(lambda: validate_account(account))
+    settings = _settings()
+
+    async def body() -> None:
+        async with open_ledger(settings) as ledger:
+            changed = await admin.resume(ledger, actor=actor, account=account)
+        what = f"account {account} " if account else ""
+        out.console.print(f"{what}resumed" if changed else f"{what}was not paused")
+
+    run(body)
+
+
+@app.command()
+def resend(
+    intent_id: int = typer.Argument(
+        ..., min=1, max=2**31 - 1, help="intent id (needs_attention, proven absent)"
+    ),
+    reason: str = typer.Option(
+        "checked the exchange's withdrawal history: not there", help="what you checked"
+    ),
+    as_: str = typer.Option(..., "--as", help="your name, recorded with the decision"),
+) -> None:
+    """Send again an intent whose withdrawal the exchange provably never created.
+
+    For intents that TREASURY_RESEND=manual sent to a person. The worker looks the order
+    id up once more just before it sends.
+    """
     actor = _actor(as_)
     settings = _settings()
 
     async def body() -> None:
         async with open_ledger(settings) as ledger:
-            changed = await admin.resume(ledger, actor=actor)
-        out.console.print("resumed" if changed else "was not paused")
+            intent = await admin.resend(ledger, intent_id, actor=actor, reason=reason)
+        out.console.print(f"intent {intent.id} is queued again; it will be sent as "
+                          f"{intent.withdraw_order_id} after one more look-up")
 
     run(body)
 

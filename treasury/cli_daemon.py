@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -43,7 +44,19 @@ def check() -> None:
         from treasury.bootstrap import runtime
 
         async with runtime(settings) as rt:
-            return await preflight(settings, rt.exchange)
+            ok = await preflight(settings, rt.exchange)
+            try:
+                pauses = await rt.ledger.state.account_pauses()
+                kill = await rt.ledger.state.pause_state()
+            except Exception:  # the database line of the preflight already says why
+                return False
+        if kill.paused:
+            out.console.print(f"[WARN] kill switch: engaged by {kill.by}: {kill.reason}",
+                              markup=False)
+        for name, p in sorted(pauses.items()):
+            out.console.print(f"[FAIL] account {name}: paused by {p.by}: {p.reason}",
+                              markup=False)
+        return ok and not pauses
 
     if not run(body):
         out.fail("preflight failed", EXIT_REFUSED)
@@ -87,6 +100,97 @@ def whitelist_sync() -> None:
         )
 
     run(body)
+
+
+def parse_since(text: str) -> int:
+    """``90m``, ``2h``, ``7d``, ``3600s`` (or plain seconds) as milliseconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    raw = text.strip().lower()
+    unit = raw[-1:] if raw[-1:] in units else "s"
+    number = raw[:-1] if raw[-1:] in units else raw
+    if not (number.isascii() and number.isdigit()) or len(number) > 9:
+        raise typer.BadParameter(f"{text!r} is not a duration like 90m, 12h or 7d")
+    seconds = int(number) * units[unit]
+    if not 0 < seconds < 89 * 86400:
+        raise typer.BadParameter("must be more than 0 and less than 89 days "
+                                 "(Binance's history window is 90 days)")
+    return seconds * 1000
+
+
+@app.command()
+def reconcile(
+    account: str | None = typer.Option(None, help="only this account (default: every one)"),
+    since: str | None = typer.Option(
+        None, help="read history this far back (90m, 12h, 7d) instead of from the watermark"
+    ),
+    apply: bool = typer.Option(False, "--apply", help="carry the findings out (default: dry run)"),
+    json_: bool = typer.Option(False, "--json", help="print JSON"),
+    as_: str | None = typer.Option(None, "--as", help="operator name (with --apply)"),
+) -> None:
+    """Compare the ledger with the exchange's withdrawal history and print the differences.
+
+    With --apply: adopt withdrawals the ledger did not know it had sent, send
+    contradicted intents to needs_attention, and pause an account whose ledger is behind.
+    """
+    from treasury.cli import _actor
+
+    since_ms = parse_since(since) if since is not None else None
+    actor = _actor(as_)
+    settings = load_cli_settings()
+    configure(fmt=settings.log_format, level="warning")
+
+    async def body() -> list[object]:
+        from treasury.bootstrap import runtime
+        from treasury.services.truth import sweep
+
+        async with open_ledger(settings), runtime(settings) as rt:
+            ctxs = [c for _, c in rt.accounts if account in (None, c.config.account)]
+            if not ctxs:
+                served = ", ".join(c.config.account for _, c in rt.accounts)
+                raise SettingsError(f"account {account!r} is not configured (configured: "
+                                    f"{served})")
+            results = []
+            for ctx in ctxs:
+                start = ctx.exchange.now_ms() - since_ms if since_ms is not None else None
+                results.append(await sweep(ctx, since_ms=start, apply=apply,
+                                           found_by=f"{actor} reconcile"))
+            pauses = await rt.ledger.state.account_pauses()
+        _print_sweeps(results, {a: p.reason for a, p in pauses.items()}, apply, json_)
+        return list(results)
+
+    run(body)
+
+
+def _print_sweeps(results: list[Any], pauses: dict[str, str], applied: bool, json_: bool
+                  ) -> None:
+    from datetime import UTC, datetime
+
+    def when(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    if json_:
+        out.print_json({"applied": applied, "accounts": [
+            {"account": r.account, "start": when(r.start_ms), "end": when(r.end_ms),
+             "records": r.records, "pages": r.pages, "paused": pauses.get(r.account),
+             "findings": [f.__dict__ for f in r.findings]} for r in results
+        ]})
+        return
+    for r in results:
+        out.console.print(
+            f"account {r.account}: {r.records} withdrawal(s) read in {r.pages} page(s), "
+            f"{when(r.start_ms)} to {when(r.end_ms)}: {len(r.findings)} difference(s)",
+            markup=False,
+        )
+        for f in r.findings:
+            who = f"intent {f.intent_id}" if f.intent_id is not None else "no intent"
+            out.console.print(f"  {f.kind:<12} {who:<14} {f.exchange_withdraw_id} "
+                              f"{f.withdraw_order_id}: {f.detail}", markup=False)
+        if r.account in pauses:
+            out.console.print(f"  account {r.account} is PAUSED: {pauses[r.account]}",
+                              markup=False)
+    if not applied and any(r.findings for r in results):
+        out.console.print("dry run: nothing changed; `treasury reconcile --apply` carries "
+                          "these out")
 
 
 @app.command()

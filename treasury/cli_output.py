@@ -59,6 +59,7 @@ def intent_dict(intent: Intent) -> dict[str, Any]:
         "exchange_withdraw_id": intent.exchange_withdraw_id,
         "tx_id": intent.tx_id,
         "fee": intent.fee,
+        "exchange_amount": intent.exchange_amount,
         "created_at": intent.created_at,
         "updated_at": intent.updated_at,
     }

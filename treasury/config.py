@@ -22,6 +22,12 @@ from treasury.netaddr import is_loopback
 
 ENV_PREFIX = "TREASURY_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///treasury.sqlite3"
+HISTORY_LAG_FLOOR_S = 120.0
+# Settings that were renamed: set under the old name, they would be silently ignored.
+RENAMED = {
+    "TREASURY_SETTLE_MARGIN_S": "TREASURY_HISTORY_LAG_ALLOWANCE_S (default 600 s, at least "
+    "120 s against a real exchange)",
+}
 
 
 class SettingsError(Exception):
@@ -53,7 +59,12 @@ class Settings(BaseSettings):
     apply_timeout_s: float = Field(default=6.0, gt=0, le=60)
     # Only ever raised against the sandbox (benchmarks): Binance's budgets are fixed.
     exchange_limit_multiplier: float = Field(default=1.0, ge=1.0, le=10000)
-    settle_margin_s: float = Field(default=30.0, ge=0, le=3600)
+    # How late a withdrawal may still show up in withdraw/history. Binance documents no
+    # bound; absence counts only after this (see README: "Why ten minutes").
+    history_lag_allowance_s: float = Field(default=600.0, ge=0, le=86400)
+    resend: Literal["auto", "manual"] = "auto"
+    sweep_interval_s: float = Field(default=300.0, gt=0, le=86400)
+    exchange_unreachable_alert_s: float = Field(default=300.0, gt=0, le=86400)
     reconcile_interval_s: float = Field(default=10.0, gt=0, le=3600)
     reconcile_give_up_s: float = Field(default=3600.0, gt=0)
     hold_backoff_s: float = Field(default=30.0, gt=0, le=3600)
@@ -107,6 +118,17 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError("file does not exist or is not a regular file")
         return value
+
+    @model_validator(mode="after")
+    def _lag_allowance_floor(self) -> Settings:
+        host = urlsplit(self.binance_base_url).hostname or ""
+        if self.history_lag_allowance_s < HISTORY_LAG_FLOOR_S and not is_loopback(host):
+            raise ValueError(
+                f"TREASURY_HISTORY_LAG_ALLOWANCE_S must be at least {HISTORY_LAG_FLOOR_S:.0f} s "
+                "against a real exchange (Binance documents no bound on how late history "
+                "shows a withdrawal); lower values are for the loopback sandbox only"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_signing_method(self) -> Settings:
@@ -212,6 +234,9 @@ def _describe(exc: ValidationError) -> str:
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, or raise SettingsError with one clear line naming each problem."""
+    renamed = [f"{old}: renamed to {new}" for old, new in RENAMED.items() if old in os.environ]
+    if renamed:
+        raise SettingsError("; ".join(renamed))
     try:
         return Settings(_secrets_dir=_secret_dirs() or None, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -75,7 +75,7 @@ async def _demo(workdir: Path) -> None:
             poll_interval_s=1.0,
             intake_interval_s=0.2,
             reconcile_interval_s=2.0,
-            settle_margin_s=2.0,
+            history_lag_allowance_s=2.0,
             hold_backoff_s=2.0,
         )
         out.console.print(f"sandbox exchange on {sb.url}; ledger {db}")

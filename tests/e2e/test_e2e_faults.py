@@ -41,7 +41,7 @@ async def drop_and_history_lag(tmp: Path) -> None:
         assert len(snap.ledger.apply_requests) == 3, "something was sent twice"
         assert all(r.http_status is None for r in snap.ledger.apply_requests)
         for i in ids:
-            assert "reconciled: the exchange has it" in _trail(snap, i), _trail(snap, i)
+            assert "adopted: the exchange has it" in _trail(snap, i), _trail(snap, i)
         assert_invariants(snap)
 
 
@@ -52,7 +52,7 @@ async def error_5xx_after(tmp: Path) -> None:
         await w.start_daemon()
         snap = await _all_once(w, [iid])
         assert [r.http_status for r in snap.ledger.apply_requests] == [500]
-        assert "reconciled: the exchange has it" in _trail(snap, iid), _trail(snap, iid)
+        assert "adopted: the exchange has it" in _trail(snap, iid), _trail(snap, iid)
         assert_invariants(snap)
 
 
@@ -93,7 +93,7 @@ async def read_timeout_then_late_acceptance(tmp: Path) -> None:
         await w.start_daemon()
         snap = await _all_once(w, [iid])
         assert len(snap.ledger.apply_requests) == 1, "sent again after a timeout"
-        assert "reconciled: the exchange has it" in _trail(snap, iid), _trail(snap, iid)
+        assert "adopted: the exchange has it" in _trail(snap, iid), _trail(snap, iid)
         assert_invariants(snap, delay_before_s=4)
 
 

@@ -99,7 +99,7 @@ def clocks(draw: st.DrawFn, intent: Intent) -> dict[str, int | None]:
     else:
         now = draw(st.integers(T_MIN - 10**9, T_MAX + 10**10))
     last = draw(st.one_of(st.integers(now - 10**7, now + 10**6), st.none()))
-    return {"server_now_ms": now, "margin_ms": margin, "last_absent_check_ms": last,
+    return {"server_now_ms": now, "lag_allowance_ms": margin, "last_absent_check_ms": last,
             "min_gap_ms": draw(st.integers(0, 600_000))}
 
 
@@ -133,7 +133,7 @@ def test_absence_is_never_concluded_against_the_evidence(
         assert intent.send_timestamp_ms is not None
         assert intent.send_recv_window_ms is not None
         deadline = (intent.send_timestamp_ms + intent.send_recv_window_ms
-                    + PROCESSING_TIMEOUT_MS + clock["margin_ms"])  # type: ignore[operator]
+                    + PROCESSING_TIMEOUT_MS + clock["lag_allowance_ms"])  # type: ignore[operator]
         assert clock["server_now_ms"] >= deadline, (clock, deadline)  # type: ignore[operator]
         # two lookups, the second one at least min_gap after the first
         assert intent.absent_checks + 1 >= r.REQUIRED_ABSENT_CHECKS
@@ -144,7 +144,7 @@ def test_absence_is_never_concluded_against_the_evidence(
         assert intent.send_timestamp_ms is not None
         assert intent.send_recv_window_ms is not None
         deadline = (intent.send_timestamp_ms + intent.send_recv_window_ms
-                    + PROCESSING_TIMEOUT_MS + clock["margin_ms"])  # type: ignore[operator]
+                    + PROCESSING_TIMEOUT_MS + clock["lag_allowance_ms"])  # type: ignore[operator]
         assert clock["server_now_ms"] >= deadline, (clock, deadline)  # type: ignore[operator]
     if isinstance(decision, r.Adopt):
         # only the one record carrying our id, and only when it is what we asked for

@@ -88,7 +88,7 @@ def stack_factory(
                 "poll_interval_s": 0.3,
                 "intake_interval_s": 0.05,
                 "reconcile_interval_s": 0.3,
-                "settle_margin_s": 0.5,
+                "history_lag_allowance_s": 0.5,
                 "hold_backoff_s": 0.2,
                 "apply_recv_window_ms": 1000,
                 "lease_ttl_s": 2,

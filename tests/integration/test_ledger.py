@@ -145,11 +145,13 @@ async def test_sql_duplicate_request_id_is_refused(ledger: Ledger) -> None:
 
 async def test_illegal_transition_raises_and_writes_nothing(ledger: Ledger) -> None:
     intent, _ = await ledger.intents.enqueue(new(), actor="test")
+    intent = await ledger.intents.transition(intent.id, Status.REJECTED, reason="x",
+                                             actor="test")
     with pytest.raises(IllegalTransition):
         await ledger.intents.transition(intent.id, Status.COMPLETED, reason="x", actor="test")
     after = await ledger.intents.get(intent.id)
-    assert after.status is Status.QUEUED and after.version == intent.version
-    assert len(await ledger.intents.events(intent.id)) == 1
+    assert after.status is Status.REJECTED and after.version == intent.version
+    assert len(await ledger.intents.events(intent.id)) == 2
 
 
 async def test_transition_writes_status_and_event_together(ledger: Ledger) -> None:

@@ -28,7 +28,7 @@ class Clock:
 
 async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: Ledger) -> None:
     ctx = WorkerContext(ledger=ledger, exchange=Clock(), view=None,  # type: ignore[arg-type]
-                        config=WorkerConfig(worker_id="B"))
+                        config=WorkerConfig(worker_id="B", history_lag_allowance_s=30))
     new = validate_new_intent(coin="USDT", network="TRX", address="TXyz", amount=Decimal(10))
     intent, _ = await ledger.intents.enqueue(new, actor="test")
     await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
@@ -61,7 +61,7 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
 
 async def test_commit_refuses_a_destination_disabled_after_the_checks(ledger: Ledger) -> None:
     ctx = WorkerContext(ledger=ledger, exchange=Clock(), view=None,  # type: ignore[arg-type]
-                        config=WorkerConfig(worker_id="B"))
+                        config=WorkerConfig(worker_id="B", history_lag_allowance_s=30))
     new = validate_new_intent(coin="USDT", network="TRX", address="TXyz", amount=Decimal(10))
     intent, _ = await ledger.intents.enqueue(new, actor="test")
     entry = await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz",

@@ -39,7 +39,7 @@ def record(**kw: object) -> WithdrawalRecord:
 
 def decide(found: list[WithdrawalRecord], now_ms: int, intent: Intent = INTENT,
            last: int | None = None) -> r.ReconcileDecision:
-    return r.decide(intent, found, server_now_ms=now_ms, margin_ms=30_000,
+    return r.decide(intent, found, server_now_ms=now_ms, lag_allowance_ms=30_000,
                     last_absent_check_ms=last, min_gap_ms=5_000)
 
 
@@ -97,7 +97,7 @@ def test_never_proven_absent_while_a_copy_could_still_be_accepted(
     now: int, checks: int, last: int | None, window: int
 ) -> None:
     intent = replace(INTENT, absent_checks=checks, send_recv_window_ms=window)
-    result = r.decide(intent, [], server_now_ms=now, margin_ms=30_000,
+    result = r.decide(intent, [], server_now_ms=now, lag_allowance_ms=30_000,
                       last_absent_check_ms=last, min_gap_ms=5_000)
     if isinstance(result, r.ProvenAbsent):
         assert now >= T0 + window + r.PROCESSING_TIMEOUT_MS + 30_000

@@ -22,10 +22,31 @@ def withdraw_order_id(namespace: str, intent_id: int) -> str:
     return f"trs-{namespace}-{intent_id}"
 
 
+def next_free_order_id(base: str, burned: set[str]) -> str:
+    """``base``, or ``base-2``, ``base-3``... : the first the exchange has not seen.
+
+    Only where an intent id was handed out again (a restored SQLite ledger reuses ids the
+    exchange already saw for other withdrawals) does an intent get a suffixed order id.
+    """
+    if base not in burned:
+        return base
+    n = 2
+    while f"{base}-{n}" in burned:
+        n += 1
+    return f"{base}-{n}"
+
+
 def intent_id_from_order_id(namespace: str, order_id: str) -> int | None:
-    """The intent id an order id belongs to, or None if another ledger (or nobody) made it."""
+    """The intent id an order id names (``trs-NS-ID`` or ``trs-NS-ID-N``), or None if
+    another ledger (or nobody) made it."""
     prefix = f"trs-{namespace}-"
     if not order_id.startswith(prefix):
         return None
-    rest = order_id[len(prefix):]
-    return int(rest) if rest.isdigit() else None
+    head, _, suffix = order_id[len(prefix):].partition("-")
+    if not _digits(head) or (suffix and not _digits(suffix)):
+        return None
+    return int(head) if len(head) < 19 else None
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()

@@ -39,6 +39,7 @@ class Intent:
     last_checked_at: datetime | None = None
     submitted_at: datetime | None = None
     settled_at: datetime | None = None
+    exchange_amount: Decimal | None = None  # the `amount` the exchange's history shows
 
     @property
     def destination(self) -> tuple[str, str, str, str | None]:

@@ -18,12 +18,18 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.QUEUED: frozenset({
         S.AWAITING_APPROVAL,  # policy asks for approvals
         S.SUBMITTING,  # the worker commits to send
+        S.SUBMITTED,  # the exchange already has it (a restored ledger, late history): adopt
+        S.COMPLETED,  # ... and it has already completed there
         S.REJECTED,  # validation or policy refuses it for good
         S.FAILED,  # held longer than the maximum hold
         S.CANCELLED,  # an operator cancels it
         S.NEEDS_ATTENTION,  # an inconsistency a person must look at
     }),
-    S.AWAITING_APPROVAL: frozenset({S.QUEUED, S.REJECTED, S.CANCELLED, S.FAILED}),
+    S.AWAITING_APPROVAL: frozenset({
+        S.QUEUED, S.REJECTED, S.CANCELLED, S.FAILED,
+        S.SUBMITTED, S.COMPLETED,  # the exchange already has it (restored ledger): adopt
+        S.NEEDS_ATTENTION,  # the exchange has a withdrawal under its id that does not match
+    }),
     S.SUBMITTING: frozenset({
         S.SUBMITTED,  # the exchange accepted it (answer, or found by reconciliation)
         S.QUEUED,  # provably not sent: safe to try again later

@@ -12,10 +12,12 @@ second withdrawal. So after a timeout, a 5xx, a dropped connection or a crash wh
   accepted *and* an accepted one would be visible. The signed ``timestamp`` was stored
   before the request left; the exchange refuses a request once its clock passes
   ``timestamp + recvWindow``, may take up to its 10 s processing timeout after that
-  check, and history may lag some seconds more. Only when the server clock is past
-  ``timestamp + recvWindow + 10 s + margin`` does a lookup count, and only two such
-  lookups, taken at least ``min_gap`` apart, prove absence: then — and only then —
-  the intent may go back to ``queued`` and be sent again with the same id.
+  check, and history may show it later still — Binance documents no bound on that lag.
+  Only when the server clock is past ``timestamp + recvWindow + 10 s + lag allowance``
+  (``TREASURY_HISTORY_LAG_ALLOWANCE_S``: minutes, not seconds) does a lookup count, and
+  only two such lookups, taken at least ``min_gap`` apart, prove absence. Then — and only
+  then — the intent may go back to ``queued`` (or to a person, with ``TREASURY_RESEND=
+  manual``); the worker looks the id up once more immediately before the re-send.
 * Anything else (no usable timing data, the 7-day lookup window exceeded) goes to a
   person.
 """
@@ -23,9 +25,11 @@ second withdrawal. So after a timeout, a 5xx, a dropped connection or a crash wh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.intent import Intent
+from treasury.domain.money import format_amount
 
 PROCESSING_TIMEOUT_MS = 10_000  # Binance's documented backend processing timeout
 REQUIRED_ABSENT_CHECKS = 2
@@ -63,20 +67,51 @@ class ProvenAbsent:
 ReconcileDecision = Adopt | Attention | Wait | CountAbsence | ProvenAbsent
 
 
+def amount_matches(requested: Decimal, record: WithdrawalRecord) -> bool:
+    """Does the record's amount stand for ``requested``?
+
+    Binance documents neither form: its history ``amount`` is most likely *net* of
+    ``transactionFee`` (recipients get the requested amount minus the fee, and tax tools
+    book a row's balance change as ``amount + transactionFee``), but the gross form is
+    possible too. Both are accepted, exactly; nothing in between.
+    """
+    return record.amount == requested or record.amount + record.fee == requested
+
+
 def matches(intent: Intent, record: WithdrawalRecord) -> bool:
     return (
         record.coin == intent.coin
         and record.address == intent.address
         and (record.address_tag or None) == (intent.address_tag or None)
-        and record.amount == intent.amount
+        and amount_matches(intent.amount, record)
         and (record.network is None or record.network == intent.network)
     )
 
 
-def safe_after_ms(intent: Intent, margin_ms: int) -> int | None:
+def mismatch(intent: Intent, record: WithdrawalRecord) -> str:
+    """Which fields of the record differ from the intent, both sides named."""
+    diffs = []
+    if record.coin != intent.coin:
+        diffs.append(f"coin {record.coin} vs {intent.coin}")
+    if record.network is not None and record.network != intent.network:
+        diffs.append(f"network {record.network} vs {intent.network}")
+    if record.address != intent.address:
+        diffs.append(f"address {record.address} vs {intent.address}")
+    if (record.address_tag or None) != (intent.address_tag or None):
+        diffs.append(f"tag {record.address_tag or '-'} vs {intent.address_tag or '-'}")
+    if not amount_matches(intent.amount, record):
+        diffs.append(
+            f"amount {format_amount(record.amount)} (fee {format_amount(record.fee)}) vs "
+            f"{format_amount(intent.amount)} requested"
+        )
+    return "; ".join(diffs) or "no difference"
+
+
+def safe_after_ms(intent: Intent, lag_allowance_ms: int) -> int | None:
     if intent.send_timestamp_ms is None or intent.send_recv_window_ms is None:
         return None
-    return intent.send_timestamp_ms + intent.send_recv_window_ms + PROCESSING_TIMEOUT_MS + margin_ms
+    return (intent.send_timestamp_ms + intent.send_recv_window_ms + PROCESSING_TIMEOUT_MS
+            + lag_allowance_ms)
 
 
 def decide(
@@ -84,7 +119,7 @@ def decide(
     found: list[WithdrawalRecord],
     *,
     server_now_ms: int,
-    margin_ms: int,
+    lag_allowance_ms: int,
     last_absent_check_ms: int | None,
     min_gap_ms: int,
 ) -> ReconcileDecision:
@@ -98,11 +133,11 @@ def decide(
         record = mine[0]
         if not matches(intent, record):
             return Attention(
-                f"the exchange's withdrawal {record.id} for {oid} does not match the intent "
-                "(coin, network, address, tag or amount differ)"
+                f"the exchange's withdrawal {record.id} for {oid} does not match the intent: "
+                + mismatch(intent, record)
             )
         return Adopt(record)
-    deadline = safe_after_ms(intent, margin_ms)
+    deadline = safe_after_ms(intent, lag_allowance_ms)
     if deadline is None:
         return Attention(f"no signed timestamp recorded for {oid}: cannot prove it was not sent")
     if intent.send_timestamp_ms is not None and server_now_ms - intent.send_timestamp_ms > (

@@ -6,7 +6,9 @@ then reconcile every ``submitting`` intent *before* any new send. The loops:
 
 * lease   — renew the sender lease; losing it stops sends (the commit also checks it)
 * intake  — claim due ``queued`` intents and process them one by one (sends are paced)
-* reconcile — establish the outcome of sends left in ``submitting``
+* reconcile — establish the outcome of sends left in ``submitting``; sweep the
+  account's history against the ledger (before the first send, then every
+  ``sweep_interval_s``): no send leaves until one sweep has succeeded
 * settle  — poll history in batches until withdrawals settle
 * wake    — PostgreSQL LISTEN/NOTIFY: a new intent wakes intake at once
 
@@ -27,9 +29,10 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
+from treasury.adapters.binance.errors import ExchangeError
 from treasury.adapters.db.repository import utcnow
 from treasury.domain.intent import Intent
-from treasury.services import reconcile, settle, submit, watch
+from treasury.services import reconcile, settle, submit, truth, watch
 from treasury.services.context import WorkerContext
 
 log = structlog.get_logger("treasury.daemon")
@@ -68,6 +71,8 @@ class Daemon:
         self.stopping = anyio.Event()
         self.finished = anyio.Event()
         self.is_sender = False
+        self.swept = False  # a sweep since becoming the sender: sends may leave
+        self._last_sweep = -math.inf
         self._wake = anyio.Event()
         self._settle_wake = anyio.Event()
         self._busy = 0
@@ -194,8 +199,24 @@ class Daemon:
             self._pace(max(last_ms / 1000 if last_ms else 0.0, time.time()))
         await self.ctx.ledger.intents.release_claims(account=cfg.account, keep=cfg.worker_id)
         count = await reconcile.reconcile_all(self.ctx)
+        self.swept = False
+        await self._sweep()
         log.info("sender.active", account=cfg.account, worker=cfg.worker_id,
-                 reconciled=count, last_send_ms=last_ms)
+                 reconciled=count, last_send_ms=last_ms, swept=self.swept)
+
+    async def _sweep(self) -> None:
+        """The account's history against the ledger. Until one succeeds after becoming
+        the sender, nothing is sent: a restored ledger must learn what left meanwhile."""
+        self._last_sweep = anyio.current_time()
+        try:
+            await truth.sweep(self.ctx)
+        except (ExchangeError, ValueError) as exc:
+            log.warning("sweep.failed", account=self.ctx.config.account, error=str(exc),
+                        sending=self.swept)
+            return
+        if not self.swept:
+            self.swept = True
+            self._wake.set()
 
     async def _intake_loop(self) -> None:
         cfg = self.ctx.config
@@ -204,14 +225,14 @@ class Daemon:
             # A fresh event *before* looking for work: a NOTIFY that arrives while we
             # claim sets it, and the wait below returns at once (no lost wake-up).
             self._wake = anyio.Event()
-            worked = await self._intake_once() if self.is_sender else False
+            worked = await self._intake_once() if self.is_sender and self.swept else False
             if not worked:
                 with anyio.move_on_after(cfg.intake_interval_s):
                     await self._wake.wait()
 
     async def _intake_once(self) -> bool:
         cfg = self.ctx.config
-        if (await self.ctx.ledger.state.pause_state()).paused:
+        if (await self.ctx.ledger.state.pause_state(cfg.account)).paused:
             return False
         now = utcnow()
         claimed = await self.ctx.ledger.intents.claim_queued(
@@ -255,6 +276,9 @@ class Daemon:
                 try:
                     await reconcile.reconcile_all(self.ctx)
                     await watch.flag_unserved(self.ctx)
+                    due = self._last_sweep + self.ctx.config.sweep_interval_s
+                    if not self.swept or anyio.current_time() >= due:
+                        await self._sweep()
                 except Exception:  # a loop must survive one bad round; it is logged
                     log.exception("reconcile.round_failed")
 

@@ -18,6 +18,7 @@ when URL answers 200, 1 otherwise. No curl needed in the image.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import socket
 import sys
@@ -151,6 +152,9 @@ class Readiness:
         exchange_age_s: seconds since the exchange last answered (``Metrics.exchange_age_s``).
         exchange_max_age_s: older than this and the exchange check fails.
         timeout_s: each awaited check gets this long.
+        paused_accounts: the accounts paused on their own, with the reason
+            (``ServiceState.account_pauses``): each is a failed check ``paused:<account>``
+            (the account sends nothing until a person resumes it).
     """
 
     def __init__(
@@ -161,8 +165,10 @@ class Readiness:
         exchange_age_s: Callable[[], float] | None = None,
         exchange_max_age_s: float = 180.0,
         timeout_s: float = 2.0,
+        paused_accounts: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
     ) -> None:
         self.ticks = ticks
+        self._paused_accounts = paused_accounts
         self._database = database
         self._exchange_age_s = exchange_age_s
         self._exchange_max_age_s = exchange_max_age_s
@@ -190,6 +196,13 @@ class Readiness:
                     "failed: no answer yet" if age == float("inf")
                     else f"failed: last answer {age:.0f} s ago (max {self._exchange_max_age_s:g})"
                 )
+        if self._paused_accounts is not None and checks.get("database") == "ok":
+            with contextlib.suppress(Exception):  # the database check reports its trouble
+                with anyio.fail_after(self._timeout_s):
+                    paused = await self._paused_accounts()
+                for account, reason in sorted(paused.items()):
+                    failed.append(f"paused:{account}")
+                    checks[f"paused:{account}"] = f"failed: {reason}"
         stale = self.ticks.stale()
         now = self.ticks.now()
         for name, limit in self.ticks.max_age_s.items():

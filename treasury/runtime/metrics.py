@@ -229,6 +229,9 @@ class Sampler:
             /readyz fresh on an idle or standby daemon. None: not probed.
         banned_for_s: ``exchange.rate_limiter.banned_for_s``.
         alert: the alert sink; each condition alerts once when it starts.
+        exchange_age_s: ``Metrics.exchange_age_s``; with ``unreachable_after_s``, an
+            ``exchange_unreachable`` alert when no call has succeeded for that long
+            (counted from the sampler's start when none ever has).
     """
 
     def __init__(
@@ -242,6 +245,8 @@ class Sampler:
         banned_for_s: Callable[[], float] | None = None,
         alert: Alert = no_alert,
         interval_s: float = 10.0,
+        exchange_age_s: Callable[[], float] | None = None,
+        unreachable_after_s: float = 300.0,
     ) -> None:
         self.metrics = metrics
         metrics.track_sender(is_sender)
@@ -254,6 +259,10 @@ class Sampler:
         self._paused = False
         self._banned = False
         self._cannot_withdraw = False
+        self._exchange_age_s = exchange_age_s
+        self._unreachable_after_s = unreachable_after_s
+        self._unreachable = False
+        self._started = time.monotonic()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         await self.sample()
@@ -279,6 +288,21 @@ class Sampler:
                 await self._check_account(await self._account())
             except Exception as exc:  # an exchange error is counted by on_call already
                 log.warning("metrics.account_probe_failed", error=type(exc).__name__)
+        if self._exchange_age_s is not None:
+            age = min(self._exchange_age_s(), time.monotonic() - self._started)
+            await self._check_reachable(age)
+
+    async def _check_reachable(self, age_s: float) -> None:
+        unreachable = age_s > self._unreachable_after_s
+        if unreachable and not self._unreachable:
+            log.error("alarm.exchange_unreachable", seconds=int(age_s))
+            await self._alert("exchange_unreachable", f"no call to the exchange has succeeded "
+                              f"for {age_s:.0f} s: nothing can be sent, settled or "
+                              "reconciled until it answers again", None)
+        elif self._unreachable and not unreachable:
+            log.info("exchange.reachable_again")
+            await self._alert("exchange_reachable", "the exchange answers again", None)
+        self._unreachable = unreachable
 
     async def _check_pause(self, state: PauseState) -> None:
         self.metrics.set_paused(state.paused)

@@ -56,15 +56,19 @@ async def supervise(
         ]
         primary = daemons[0]
         metrics.track_exchange(rt.exchange)
+        async def paused_accounts() -> dict[str, str]:
+            return {a: p.reason for a, p in (await rt.ledger.state.account_pauses()).items()}
+
         ready = health.Readiness(
             ticks=ticks, database=health.database_ping(rt.ledger.engine),
-            exchange_age_s=metrics.exchange_age_s,
+            exchange_age_s=metrics.exchange_age_s, paused_accounts=paused_accounts,
         )
         sampler = ops_metrics.Sampler(
             metrics, count_by_status=rt.ledger.intents.count_by_status,
-            pause_state=rt.ledger.state.pause_state, is_sender=lambda: primary.is_sender,
+            pause_state=rt.ledger.state.effective_pause, is_sender=lambda: primary.is_sender,
             account=rt.ctx.view.account, banned_for_s=rt.exchange.rate_limiter.banned_for_s,
-            alert=rt.ctx.alert,
+            alert=rt.ctx.alert, exchange_age_s=metrics.exchange_age_s,
+            unreachable_after_s=settings.exchange_unreachable_alert_s,
         )
         async with anyio.create_task_group() as tg:
             if health.parse_bind(settings.metrics_bind):

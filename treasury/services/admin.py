@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from treasury.adapters.db.repository import ConcurrentChange, IntentRepository
 from treasury.adapters.db.service_events import ServiceEvents
 from treasury.adapters.db.state import ServiceState
+from treasury.adapters.db.unmatched import UnmatchedWithdrawals
 from treasury.adapters.db.whitelist import WhitelistRepository
 from treasury.domain.intent import Intent
 from treasury.domain.machine import CANCELLABLE
@@ -33,6 +34,7 @@ class Ledger:
     state: ServiceState
     whitelist: WhitelistRepository
     events: ServiceEvents
+    unmatched: UnmatchedWithdrawals
 
     @classmethod
     def over(cls, engine: AsyncEngine) -> Ledger:
@@ -42,6 +44,7 @@ class Ledger:
             state=ServiceState(engine),
             whitelist=WhitelistRepository(engine),
             events=ServiceEvents(engine),
+            unmatched=UnmatchedWithdrawals(engine),
         )
 
 
@@ -120,15 +123,45 @@ async def resolve(
         raise Refused(str(exc)) from None
 
 
-async def pause(ledger: Ledger, *, actor: str, reason: str) -> bool:
-    changed = await ledger.state.pause(reason=reason or "paused by operator", by=actor)
+async def pause(ledger: Ledger, *, actor: str, reason: str, account: str | None = None
+                ) -> bool:
+    reason = reason or "paused by operator"
+    changed = await ledger.state.pause(reason=reason, by=actor, account=account)
     if changed:
-        await ledger.events.record("paused", reason or "paused by operator", actor=actor)
+        await ledger.events.record("paused", reason, actor=actor, subject=account or "")
     return changed
 
 
-async def resume(ledger: Ledger, *, actor: str = "cli") -> bool:
-    changed = await ledger.state.resume()
+async def resume(ledger: Ledger, *, actor: str = "cli", account: str | None = None) -> bool:
+    changed = await ledger.state.resume(account)
     if changed:
-        await ledger.events.record("resumed", "sends allowed again", actor=actor)
+        what = f"sends of account {account!r} allowed again" if account else "sends allowed again"
+        await ledger.events.record("resumed", what, actor=actor, subject=account or "")
     return changed
+
+
+async def resend(ledger: Ledger, intent_id: int, *, actor: str, reason: str) -> Intent:
+    """Queue again an intent whose absence on the exchange was proven (``needs_attention``
+    under ``TREASURY_RESEND=manual``), by a person's decision, recorded as such."""
+    if not reason.strip():
+        raise Refused("a re-send needs a reason (--reason)")
+    intent = await ledger.intents.get(intent_id)
+    if intent.status is not Status.NEEDS_ATTENTION:
+        raise Refused(f"intent {intent_id} is {intent.status.value}; only an intent in "
+                      "needs_attention can be sent again")
+    if intent.exchange_withdraw_id is not None:
+        raise Refused(f"intent {intent_id} has exchange withdrawal {intent.exchange_withdraw_id}:"
+                      " it was sent; resolve it instead of sending it again")
+    if intent.withdraw_order_id is None or intent.send_count == 0:
+        raise Refused(f"intent {intent_id} was never sent; use `treasury resolve --outcome "
+                      "requeue` for it")
+    try:
+        return await ledger.intents.transition(
+            intent_id, Status.QUEUED, actor=actor, expect=(Status.NEEDS_ATTENTION,),
+            expect_version=intent.version,
+            reason=f"re-send decided by a person: {reason}; looked up once more before it "
+            "leaves",
+            fields={"not_before": None, "held_since": None, "absent_checks": 0},
+        )
+    except ConcurrentChange as exc:
+        raise Refused(str(exc)) from None

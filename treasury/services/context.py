@@ -26,7 +26,9 @@ class WorkerConfig:
     apply_recv_window_ms: int = 5000
     poll_interval_s: float = 5.0
     intake_interval_s: float = 0.5
-    settle_margin_s: float = 30.0
+    history_lag_allowance_s: float = 600.0
+    resend: str = "auto"  # "manual": a proven absence goes to a person, not back to queued
+    sweep_interval_s: float = 300.0
     reconcile_interval_s: float = 10.0
     reconcile_give_up_s: float = 3600.0
     hold_backoff_s: float = 30.0
@@ -54,4 +56,4 @@ class WorkerContext:
     sends: SendLedger = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sends = SendLedger(self.ledger.intents, self.ledger.state)
+        self.sends = SendLedger(self.ledger.intents, self.ledger.state, self.ledger.unmatched)

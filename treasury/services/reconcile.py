@@ -14,8 +14,8 @@ from treasury.adapters.db.repository import ConcurrentChange, utcnow
 from treasury.domain import reconcile as rule
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.intent import Intent
-from treasury.domain.settle import settled_status
 from treasury.domain.status import Status
+from treasury.services import truth
 from treasury.services.context import WorkerContext
 
 log = structlog.get_logger("treasury.reconcile")
@@ -40,11 +40,14 @@ async def reconcile_all(ctx: WorkerContext) -> int:
     if not pending:
         return 0
     # A fresh offset first: "absent" is judged against the exchange's clock, and a local
-    # clock step since the last sync must not make a deadline look passed.
+    # clock step since the last sync must not make a deadline look passed. Without it,
+    # nothing is concluded — but the give-up limit still is: silence must not last.
     try:
         await ctx.exchange.sync_clock()
     except ExchangeError as exc:
-        log.warning("reconcile.clock_sync_failed", error=str(exc))
+        now_ms = ctx.exchange.now_ms()
+        for intent in pending:
+            await _lookup_failed(ctx, intent, now_ms, exc)
         return 0
     now_ms = ctx.exchange.now_ms()
     oldest = min((i.send_timestamp_ms or now_ms) for i in pending)
@@ -86,8 +89,14 @@ async def _history_window(ctx: WorkerContext, start: int, end: int) -> list[With
 async def _lookup_failed(ctx: WorkerContext, intent: Intent, now_ms: int, exc: Exception) -> None:
     age_s = (now_ms - (intent.send_timestamp_ms or now_ms)) / 1000
     if age_s > ctx.config.reconcile_give_up_s:
-        await _attention(ctx, intent, f"could not look {intent.withdraw_order_id} up for "
-                         f"{int(age_s)} s: {exc}")
+        try:
+            await _attention(ctx, intent, (
+                f"outcome of {intent.withdraw_order_id} unknown, and the exchange could not "
+                f"be asked for {int(age_s)} s (last error: {exc}): look it up in the "
+                "account's withdrawal history on Binance, then `treasury resolve`"
+            ))
+        except ConcurrentChange:
+            return
     else:
         log.warning("reconcile.lookup_failed", intent_id=intent.id,
                     withdraw_order_id=intent.withdraw_order_id, error=str(exc))
@@ -112,7 +121,8 @@ async def decide_one(
         if intent.last_checked_at is not None else None
     )
     decision = rule.decide(
-        intent, found, server_now_ms=now_ms, margin_ms=int(cfg.settle_margin_s * 1000),
+        intent, found, server_now_ms=now_ms,
+        lag_allowance_ms=int(cfg.history_lag_allowance_s * 1000),
         last_absent_check_ms=last_ms, min_gap_ms=int(cfg.reconcile_interval_s * 1000 / 2),
     )
     log.info("reconcile.decision", intent_id=intent.id, withdraw_order_id=oid,
@@ -120,20 +130,7 @@ async def decide_one(
     ctx.on_reconciled(type(decision).__name__)
     match decision:
         case rule.Adopt(record=record):
-            fields: dict[str, object] = {"exchange_withdraw_id": record.id}
-            settled = settled_status(record)
-            target, why = settled if settled else (Status.SUBMITTED, "")
-            if target is Status.COMPLETED:
-                fields.update(tx_id=record.tx_id, fee=record.fee)
-            await repo.transition(
-                intent.id, target, actor="worker",
-                expect=(Status.SUBMITTING,), expect_version=intent.version,
-                reason=f"reconciled: the exchange has it as {record.id}"
-                + (f"; {why}" if why else ""),
-                fields=fields,
-            )
-            if target is Status.SUBMITTED:
-                ctx.on_submitted()
+            await truth.adopt(ctx, intent, record, why="reconciled by withdrawOrderId")
         case rule.Attention(reason=reason):
             await _attention(ctx, intent, reason)
         case rule.Wait():
@@ -144,6 +141,12 @@ async def decide_one(
                 fields={"absent_checks": intent.absent_checks + 1, "last_checked_at": utcnow()},
             )
             await repo.record_note(intent.id, reason=reason, actor="worker", kind="reconcile")
+        case rule.ProvenAbsent(reason=reason) if cfg.resend == "manual":
+            await _attention(ctx, intent, (
+                f"{reason}. TREASURY_RESEND=manual: check the account's withdrawal history on "
+                f"Binance for {oid}; if it is not there, `treasury resend {intent.id} --as "
+                "NAME` sends it again with the same id"
+            ))
         case rule.ProvenAbsent(reason=reason):
             await repo.transition(
                 intent.id, Status.QUEUED, actor="worker",

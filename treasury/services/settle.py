@@ -16,10 +16,12 @@ import structlog
 from treasury.adapters.binance.errors import ExchangeError
 from treasury.adapters.db.repository import ConcurrentChange
 from treasury.domain.exchange import WithdrawalRecord
+from treasury.domain.ids import intent_id_from_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.money import format_amount
 from treasury.domain.settle import is_known, settled_status
 from treasury.domain.status import Status
+from treasury.services import truth
 from treasury.services.context import WorkerConfig, WorkerContext
 
 log = structlog.get_logger("treasury.settle")
@@ -82,6 +84,8 @@ async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
                 break
     except (ExchangeError, ValueError) as exc:
         log.warning("settle.poll_failed", error=str(exc))
+        # Silence must not last: the age limit is judged even when history cannot be read
+        await _judge_ages(ctx, in_flight, now_ms, f"history unreadable: {exc}")
         return _youngest_age(sent_ms, now_ms)
     by_id = {r.id: r for r in records}
     by_oid = {r.withdraw_order_id: r for r in records if r.withdraw_order_id}
@@ -97,6 +101,8 @@ async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
             if change is None:
                 continue
             status, reason, fields = change
+            if record is not None:
+                fields = {**fields, "exchange_amount": record.amount}
             try:
                 async with conn.begin_nested():
                     await repo.transition(intent.id, status, reason=reason, actor="worker",
@@ -110,8 +116,28 @@ async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
                 alerts.append((status.value, f"intent {intent.id}: {reason}", intent.id))
     for kind, message, intent_id in alerts:
         await ctx.alert(kind, message, intent_id)
-    await _watch_foreign(ctx, records, stats)
+    await _watch(ctx, records, stats)
     return _youngest_age(sent_ms, now_ms)
+
+
+async def _judge_ages(ctx: WorkerContext, in_flight: list[Intent], now_ms: int,
+                      why: str) -> None:
+    """Send the withdrawals older than the age limit to a person, without a record."""
+    for intent in in_flight:
+        age_s = (now_ms - _sent_ms(intent)) / 1000
+        if age_s <= ctx.config.max_settle_age_s:
+            continue
+        reason = (f"not settled after {int(age_s)} s, and the exchange could not be asked "
+                  f"({why}): look up {intent.exchange_withdraw_id} on Binance")
+        try:
+            await ctx.ledger.intents.transition(
+                intent.id, Status.NEEDS_ATTENTION, reason=reason, actor="worker",
+                expect=(Status.SUBMITTED,), expect_version=intent.version,
+            )
+        except ConcurrentChange:
+            continue
+        log.error("intent.needs_attention", intent_id=intent.id, reason=reason)
+        await ctx.alert(Status.NEEDS_ATTENTION.value, f"intent {intent.id}: {reason}", intent.id)
 
 
 def _sent_ms(intent: Intent) -> int:
@@ -144,22 +170,23 @@ def _settlement(
     return None
 
 
-async def _watch_foreign(
+async def _watch(
     ctx: WorkerContext, records: list[WithdrawalRecord], stats: SettleStats
 ) -> None:
+    """Every record seen for the first time is judged: ours against the ledger (the rule
+    in ``treasury.domain.truth``), anyone else's as an unexpected withdrawal."""
     unknown = [r for r in records if r.id not in stats.foreign_seen]
     # Remember only what is still in the window: older ids never come back.
     stats.foreign_seen = {r.id for r in records}
     if not unknown:
         return
-    oids = [r.withdraw_order_id for r in unknown if r.withdraw_order_id]
-    owned = await ctx.ledger.intents.get_by_order_ids(oids)
+    namespace = await ctx.ledger.intents.namespace()
+    ours = [r for r in unknown if r.withdraw_order_id
+            and intent_id_from_order_id(namespace, r.withdraw_order_id) is not None]
+    # judged once per process; the periodic sweep looks at every record again
+    await truth.judge_records(ctx, ours, found_by="the settlement poll")
     for r in unknown:
-        owner = owned.get(r.withdraw_order_id or "")
-        if owner is not None:
-            if owner.status is Status.SUBMITTING or owner.exchange_withdraw_id in (None, r.id):
-                continue  # the intent's own withdrawal (or one being reconciled)
-            await _duplicate(ctx, owner, r)
+        if r in ours:
             continue
         message = (
             f"unexpected withdrawal {r.id} on the exchange: {format_amount(r.amount)} {r.coin}"
@@ -175,19 +202,4 @@ async def _watch_foreign(
         await ctx.alert("unexpected_withdrawal", message, None)
 
 
-
 __all__ = ["SettleStats", "poll_interval_s", "poll_once"]
-
-
-async def _duplicate(ctx: WorkerContext, owner: Intent, r: WithdrawalRecord) -> None:
-    """A second withdrawal carries an intent's id: the one thing that must never happen."""
-    message = (
-        f"DUPLICATE: withdrawal {r.id} carries the id {r.withdraw_order_id} of intent "
-        f"{owner.id}, whose withdrawal is {owner.exchange_withdraw_id}"
-    )
-    if not await ctx.ledger.events.record_once("duplicate_withdrawal", r.id, message,
-                                               actor="worker"):
-        return
-    await ctx.ledger.intents.record_note(owner.id, reason=message, actor="worker", kind="alarm")
-    log.error("alarm.duplicate_withdrawal", intent_id=owner.id, exchange_withdraw_id=r.id)
-    await ctx.alert("duplicate_withdrawal", message, owner.id)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import structlog
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from treasury.adapters.binance.errors import ExchangeError, NotSent, OutcomeUnknown, Rejected
 from treasury.adapters.db.repository import ConcurrentChange, utcnow
@@ -21,10 +22,12 @@ from treasury.domain.exchange import WithdrawRequest
 from treasury.domain.ids import withdraw_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
+from treasury.services import truth
 from treasury.services.checks import pre_send_verdict
 from treasury.services.context import WorkerContext
 
 log = structlog.get_logger("treasury.worker")
+SUBMITTED_WRITE_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # ~8 s in all
 
 
 async def process(ctx: WorkerContext, intent: Intent) -> None:
@@ -47,6 +50,8 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
 
 async def send(ctx: WorkerContext, intent: Intent) -> None:
     cfg = ctx.config
+    if intent.send_count > 0 and not await _absent_before_resend(ctx, intent):
+        return
     order_id = intent.withdraw_order_id or withdraw_order_id(
         await ctx.ledger.intents.namespace(), intent.id
     )
@@ -66,6 +71,7 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
         return
     except ConcurrentChange:
         return
+    order_id = committed.withdraw_order_id or order_id  # the commit may skip a burned id
     log.info("send.committed", intent_id=intent.id, withdraw_order_id=order_id,
              timestamp_ms=timestamp_ms)
     request = WithdrawRequest(
@@ -80,6 +86,29 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
         await _send_and_record(ctx, committed, request, timestamp_ms)
     finally:
         ctx.in_flight.discard(intent.id)
+
+
+async def _absent_before_resend(ctx: WorkerContext, intent: Intent) -> bool:
+    """One more look, by ``withdrawOrderId``, immediately before a re-send.
+
+    Absence was proven before the intent went back to ``queued``; history may still have
+    been late. Anything found is judged (adopted, or sent to a person) instead of sent.
+    """
+    oid = intent.withdraw_order_id
+    if oid is None:
+        return True
+    try:
+        found = await ctx.exchange.withdraw_history(withdraw_order_id=oid)
+    except (ExchangeError, ValueError) as exc:
+        await _hold(ctx, intent, f"cannot look {oid} up before sending it again: {exc}")
+        return False
+    mine = [r for r in found if r.withdraw_order_id == oid]
+    if not mine:
+        return True
+    log.warning("send.found_before_resend", intent_id=intent.id, withdraw_order_id=oid,
+                exchange_withdraw_ids=[r.id for r in mine])
+    await truth.judge_records(ctx, mine, found_by="the look-up before a re-send")
+    return False
 
 
 async def _send_and_record(
@@ -121,15 +150,35 @@ async def _send_and_record(
         )
         log.exception("send.unexpected_error", intent_id=intent.id, withdraw_order_id=oid)
         return
-    await repo.transition(
-        intent.id, Status.SUBMITTED, actor="worker",
-        expect=(Status.SUBMITTING,), expect_version=intent.version,
-        reason=f"accepted by the exchange as {accepted.id}",
-        fields={"exchange_withdraw_id": accepted.id},
-    )
     log.info("send.accepted", intent_id=intent.id, withdraw_order_id=oid,
              exchange_withdraw_id=accepted.id)
-    ctx.on_submitted()
+    await _record_accepted(ctx, intent, accepted.id)
+
+
+async def _record_accepted(ctx: WorkerContext, intent: Intent, exchange_id: str) -> None:
+    """Write ``submitted`` with the exchange id, retrying a failing database for a while:
+    while we still hold the id, a write is cheaper than a reconciliation. If it never
+    lands, the intent stays ``submitting`` and reconciliation finds it by order id."""
+    delays = list(SUBMITTED_WRITE_RETRIES_S)
+    while True:
+        try:
+            await ctx.ledger.intents.transition(
+                intent.id, Status.SUBMITTED, actor="worker",
+                expect=(Status.SUBMITTING,), expect_version=intent.version,
+                reason=f"accepted by the exchange as {exchange_id}",
+                fields={"exchange_withdraw_id": exchange_id},
+            )
+        except (OperationalError, DBAPIError, OSError) as exc:
+            if not delays:
+                log.error("send.accepted_not_recorded", intent_id=intent.id,
+                          exchange_withdraw_id=exchange_id, error=type(exc).__name__)
+                return
+            log.warning("send.record_retry", intent_id=intent.id,
+                        exchange_withdraw_id=exchange_id, error=type(exc).__name__)
+            await anyio.sleep(delays.pop(0))
+            continue
+        ctx.on_submitted()
+        return
 
 
 async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejected) -> None:

@@ -73,6 +73,7 @@ def to_intent(row: Row[Any] | Mapping[str, Any]) -> Intent:
         last_checked_at=m["last_checked_at"],
         submitted_at=m["submitted_at"],
         settled_at=m["settled_at"],
+        exchange_amount=m["exchange_amount"],
     )
 
 
@@ -120,6 +121,21 @@ class IntentRepository:
                 await conn.execute(select(T).where(T.c.withdraw_order_id.in_(list(order_ids))))
             ).all()
         return {r.withdraw_order_id: to_intent(r) for r in rows}
+
+    async def get_many(self, intent_ids: Sequence[int]) -> dict[int, Intent]:
+        if not intent_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(T).where(T.c.id.in_(list(intent_ids))))).all()
+        return {r.id: to_intent(r) for r in rows}
+
+    async def earliest_created_ms(self, account: str) -> int | None:
+        """When the account's oldest intent was created (epoch ms), or None."""
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.min(T.c.created_at)).where(T.c.account == account)
+            )
+        return int(value.timestamp() * 1000) if value is not None else None
 
     async def search(
         self,

@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from treasury.adapters.db.repository import ConcurrentChange, IntentRepository, to_intent, utcnow
 from treasury.adapters.db.state import ServiceState
 from treasury.adapters.db.tables import intent_approvals, whitelist_entries, withdrawal_intents
+from treasury.adapters.db.unmatched import UnmatchedWithdrawals
 from treasury.domain.decisions import Pass, Verdict
+from treasury.domain.ids import next_free_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.money import add
 from treasury.domain.rules import check_whitelist
@@ -107,9 +109,11 @@ async def _whitelist_verdict(conn: AsyncConnection, intent: Intent) -> Verdict:
 
 
 class SendLedger:
-    def __init__(self, repo: IntentRepository, state: ServiceState) -> None:
+    def __init__(self, repo: IntentRepository, state: ServiceState,
+                 unmatched: UnmatchedWithdrawals) -> None:
         self.repo = repo
         self.state = state
+        self.unmatched = unmatched
 
     async def commit_to_send(
         self,
@@ -141,6 +145,11 @@ class SendLedger:
                 raise SendRefused(f"intent changed meanwhile ({current.status.value})")
             if current.withdraw_order_id not in (None, order_id):
                 raise SendRefused("withdraw_order_id differs from the one on record")
+            if current.withdraw_order_id is None:
+                # An id the exchange has already seen for another withdrawal (a restored
+                # ledger handed the intent id out again) is never sent: take the next free.
+                burned = await self.unmatched.burned_order_ids(current.id, conn)
+                order_id = next_free_order_id(order_id, burned)
             # The whitelist again, inside the commit: an entry disabled or removed since
             # the checks ran must stop the send (invariant 2), not only the next one.
             verdict = await _whitelist_verdict(conn, current)

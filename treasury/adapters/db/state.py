@@ -19,6 +19,8 @@ from treasury.adapters.db.repository import utcnow
 from treasury.adapters.db.tables import sender_leases, service_state
 
 PAUSED = "paused"
+ACCOUNT_PAUSED = "paused:"  # + account: the automatic pause of one account
+WATERMARK = "sweep_watermark:"  # + account: exchange ms up to which history was swept
 L = sender_leases
 
 
@@ -44,35 +46,84 @@ class ServiceState:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def pause_state(self, conn: AsyncConnection | None = None) -> PauseState:
-        query = select(service_state).where(service_state.c.key == PAUSED)
-        if conn is not None:
-            row = (await conn.execute(query)).first()
-        else:
-            async with self.engine.connect() as c:
-                row = (await c.execute(query)).first()
-        if row is None:
-            return PauseState(paused=False, reason="", by="", at=None)
-        return PauseState(paused=True, reason=row.value, by=row.updated_by, at=row.updated_at)
+    async def pause_state(self, account: str | None = None) -> PauseState:
+        """The kill switch; with ``account``, what stops that account's sends (the kill
+        switch first, else the account's own pause)."""
+        keys = [PAUSED] if account is None else [PAUSED, ACCOUNT_PAUSED + account]
+        async with self.engine.connect() as conn:
+            rows = {r.key: r for r in (await conn.execute(
+                select(service_state).where(service_state.c.key.in_(keys))
+            )).all()}
+        for key in keys:
+            row = rows.get(key)
+            if row is not None:
+                return PauseState(paused=True, reason=row.value, by=row.updated_by,
+                                  at=row.updated_at)
+        return PauseState(paused=False, reason="", by="", at=None)
 
-    async def pause(self, *, reason: str, by: str) -> bool:
-        """Engage the kill switch. Returns False when it was already engaged."""
+    async def effective_pause(self) -> PauseState:
+        """The kill switch if engaged, else the first account paused on its own."""
+        state = await self.pause_state()
+        if state.paused:
+            return state
+        for account, paused in sorted((await self.account_pauses()).items()):
+            return PauseState(paused=True, reason=f"account {account!r}: {paused.reason}",
+                              by=paused.by, at=paused.at)
+        return state
+
+    async def account_pauses(self) -> dict[str, PauseState]:
+        """Every account paused on its own (not by the kill switch), by account."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(service_state).where(service_state.c.key.startswith(ACCOUNT_PAUSED))
+            )).all()
+        return {
+            r.key.removeprefix(ACCOUNT_PAUSED): PauseState(
+                paused=True, reason=r.value, by=r.updated_by, at=r.updated_at)
+            for r in rows
+        }
+
+    async def pause(self, *, reason: str, by: str, account: str | None = None) -> bool:
+        """Engage the kill switch (or one account's pause). False when already engaged."""
+        key = PAUSED if account is None else ACCOUNT_PAUSED + account
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(
                     insert(service_state).values(
-                        key=PAUSED, value=reason, updated_by=by, updated_at=utcnow()
+                        key=key, value=reason, updated_by=by, updated_at=utcnow()
                     )
                 )
         except IntegrityError:
             return False
         return True
 
-    async def resume(self) -> bool:
-        """Release the kill switch. Returns False when it was not engaged."""
+    async def resume(self, account: str | None = None) -> bool:
+        """Release the kill switch (or one account's pause). False when not engaged."""
+        key = PAUSED if account is None else ACCOUNT_PAUSED + account
         async with self.engine.begin() as conn:
-            result = await conn.execute(delete(service_state).where(service_state.c.key == PAUSED))
+            result = await conn.execute(delete(service_state).where(service_state.c.key == key))
         return bool(result.rowcount)
+
+    # ---- sweep watermark -------------------------------------------------------------
+
+    async def watermark(self, account: str) -> int | None:
+        """Exchange time (ms) up to which ``account``'s history has been swept."""
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(service_state.c.value).where(service_state.c.key == WATERMARK + account)
+            )
+        return int(value) if value is not None else None
+
+    async def set_watermark(self, account: str, ms: int, *, by: str) -> None:
+        key = WATERMARK + account
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(service_state).where(service_state.c.key == key)
+                .values(value=str(ms), updated_by=by, updated_at=utcnow())
+            )
+            if not result.rowcount:
+                await conn.execute(insert(service_state).values(
+                    key=key, value=str(ms), updated_by=by, updated_at=utcnow()))
 
     # ---- sender lease --------------------------------------------------------------
 
@@ -121,8 +172,11 @@ class ServiceState:
     @staticmethod
     async def send_refusal(conn: AsyncConnection, account: str, holder: str) -> str | None:
         """Inside the commit transaction, in one query: why no send may be committed now
-        (kill switch engaged, or ``holder`` no longer the account's live sender)."""
-        paused = select(service_state.c.key).where(service_state.c.key == PAUSED)
+        (kill switch or the account's pause engaged, or ``holder`` no longer the account's
+        live sender)."""
+        paused = select(service_state.c.key).where(
+            service_state.c.key.in_([PAUSED, ACCOUNT_PAUSED + account])
+        )
         leased = select(L.c.holder).where(
             and_(L.c.account == account, L.c.holder == holder,
                  L.c.expires_at > await db_now(conn))

@@ -104,6 +104,8 @@ withdrawal_intents = Table(
     Column("last_checked_at", UTCDateTime(), nullable=True),
     Column("submitted_at", UTCDateTime(), nullable=True),
     Column("settled_at", UTCDateTime(), nullable=True),
+    # what the exchange's history reports as `amount` (most likely net of the fee)
+    Column("exchange_amount", Amount(), nullable=True),
     CheckConstraint("length(coin) > 0 AND coin = upper(coin)", name="coin_upper_nonempty"),
     CheckConstraint("length(network) > 0", name="network_nonempty"),
     CheckConstraint("length(address) > 0", name="address_nonempty"),
@@ -112,6 +114,7 @@ withdrawal_intents = Table(
     CheckConstraint(f"status IN ({_statuses})", name="status_known"),
     *amount_checks("amount", positive=True),
     *amount_checks("fee", positive=False),
+    *amount_checks("exchange_amount", positive=False),
     # PostgreSQL's NUMERIC admits 'NaN' (which is > 0 there) and 'Infinity' (migration 0004)
     CheckConstraint("amount < 'Infinity'", name="amount_finite").ddl_if(dialect="postgresql"),
     CheckConstraint("fee IS NULL OR fee < 'Infinity'", name="fee_finite").ddl_if(
@@ -182,7 +185,7 @@ intent_approvals = Table(
 service_state = Table(
     "service_state",
     metadata,
-    Column("key", String(64), primary_key=True),
+    Column("key", String(128), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_by", String(128), nullable=False, server_default="service"),
     Column("updated_at", UTCDateTime(), nullable=False, server_default=NOW),
@@ -206,4 +209,31 @@ service_events = Table(
     Column("actor", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
     Index(None, "kind", "subject"),
+)
+
+# Withdrawals in this ledger's withdrawOrderId namespace that the ledger cannot account
+# for (restore from a backup, failover to a lagging replica, a contradicting record).
+# An order id listed here is never sent again; a new row pauses the account.
+unmatched_withdrawals = Table(
+    "unmatched_withdrawals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("exchange_withdraw_id", String(64), nullable=False),
+    Column("withdraw_order_id", String(64), nullable=False, index=True),
+    Column("intent_id", Integer, nullable=True, index=True),
+    Column("coin", String(20), nullable=False),
+    Column("network", String(32), nullable=True),
+    Column("address", String(256), nullable=False),
+    Column("address_tag", String(128), nullable=True),
+    Column("amount", Amount(), nullable=False),
+    Column("fee", Amount(), nullable=True),
+    Column("exchange_status", Integer, nullable=False),
+    Column("apply_time", UTCDateTime(), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("found_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    *amount_checks("amount", positive=False),
+    *amount_checks("fee", positive=False),
+    UniqueConstraint("account", "exchange_withdraw_id"),
 )
