@@ -173,6 +173,7 @@ class Daemon:
                     self.is_sender = held
                     if held:
                         self._wake.set()
+                        self._settle_wake.set()  # a standby's settle loop slept idle
             except Exception:
                 # A database hiccup must not end the daemon: stop sending until the lease
                 # can be renewed again (the commit transaction checks it regardless).
