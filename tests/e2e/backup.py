@@ -5,7 +5,7 @@ runs, WAL included), restored by copying the file back with the daemons stopped.
 PostgreSQL: ``pg_dump -Fc`` and ``pg_restore --clean --if-exists`` into the same database.
 """
 # A test harness: file copies and the backup tools are quick blocking calls.
-# ruff: noqa: ASYNC230, S603
+# ruff: noqa: ASYNC240
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import sqlite3
 from pathlib import Path
 
 import anyio
-
 from harness import HarnessError, World
 
 

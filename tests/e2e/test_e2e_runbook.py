@@ -6,7 +6,6 @@ backup and brings the ledger level with the exchange. Nothing may be sent twice,
 intents of the backup are adopted, the one the backup lacks is on file as unmatched, and
 after the runbook's resume new intents flow again without reusing an order id.
 """
-# ruff: noqa: S604 (the runbook's shell lines are the README's own, run as an operator would)
 
 from __future__ import annotations
 
