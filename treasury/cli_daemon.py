@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from treasury import cli_output as out
-from treasury.cli import EXIT_REFUSED, app, open_ledger, run, whitelist_app
+from treasury.cli import EXIT_BAD_INPUT, EXIT_REFUSED, app, open_ledger, run, whitelist_app
 from treasury.cli import _settings as load_cli_settings
 from treasury.config import Settings, SettingsError
 from treasury.logs import configure
@@ -109,11 +109,11 @@ def parse_since(text: str) -> int:
     unit = raw[-1:] if raw[-1:] in units else "s"
     number = raw[:-1] if raw[-1:] in units else raw
     if not (number.isascii() and number.isdigit()) or len(number) > 9:
-        raise typer.BadParameter(f"{text!r} is not a duration like 90m, 12h or 7d")
+        raise ValueError(f"{text!r} is not a duration like 90m, 12h or 7d")
     seconds = int(number) * units[unit]
     if not 0 < seconds < 89 * 86400:
-        raise typer.BadParameter("must be more than 0 and less than 89 days "
-                                 "(Binance's history window is 90 days)")
+        raise ValueError(f"{text!r}: must be more than 0 and less than 89 days "
+                         "(Binance's history window is 90 days)")
     return seconds * 1000
 
 
@@ -134,7 +134,10 @@ def reconcile(
     """
     from treasury.cli import _actor
 
-    since_ms = parse_since(since) if since is not None else None
+    try:
+        since_ms = parse_since(since) if since is not None else None
+    except ValueError as exc:
+        out.fail(f"--since: {exc}", EXIT_BAD_INPUT)
     actor = _actor(as_)
     settings = load_cli_settings()
     configure(fmt=settings.log_format, level="warning")

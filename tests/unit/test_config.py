@@ -246,3 +246,57 @@ def test_check_without_credentials_names_what_is_missing(tmp_path: Path) -> None
     assert result.exit_code == 3, (result.stdout, result.stderr)
     assert "TREASURY_BINANCE_API_KEY: missing" in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_history_lag_allowance_has_a_floor_against_a_real_exchange(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TREASURY_HISTORY_LAG_ALLOWANCE_S", "30")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "TREASURY_HISTORY_LAG_ALLOWANCE_S must be at least 120 s" in str(err.value)
+    # the loopback sandbox may use less (tests, the demo)
+    settings = load_settings(binance_base_url="http://127.0.0.1:8080")
+    assert settings.history_lag_allowance_s == 30
+    monkeypatch.setenv("TREASURY_HISTORY_LAG_ALLOWANCE_S", "120")
+    assert load_settings().history_lag_allowance_s == 120
+
+
+def test_safe_defaults_for_the_exchange_as_record_of_truth() -> None:
+    settings = load_settings()
+    assert settings.history_lag_allowance_s == 600
+    assert settings.resend == "auto"
+    assert settings.sweep_interval_s == 300
+    assert settings.exchange_unreachable_alert_s == 300
+
+
+def test_a_renamed_setting_is_refused_not_silently_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TREASURY_SETTLE_MARGIN_S", "30")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert str(err.value).startswith(
+        "TREASURY_SETTLE_MARGIN_S: renamed to TREASURY_HISTORY_LAG_ALLOWANCE_S")
+
+
+def test_resend_mode_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TREASURY_RESEND", "sometimes")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "TREASURY_RESEND" in str(err.value) and "sometimes" not in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "ms"), [("90m", 5_400_000), ("12h", 43_200_000),
+                                      ("7d", 604_800_000), ("3600", 3_600_000)])
+def test_reconcile_since_durations(text: str, ms: int) -> None:
+    from treasury.cli_daemon import parse_since
+
+    assert parse_since(text) == ms
+
+
+@pytest.mark.parametrize("text", ["", "0", "-5m", "1.5h", "90d", "soon", "١٢h"])
+def test_reconcile_refuses_a_bad_since(text: str) -> None:
+    result = CliRunner().invoke(app, ["reconcile", "--since", text])
+    assert result.exit_code == 2
+    assert "--since" in result.output or "duration" in result.output

@@ -173,3 +173,21 @@ async def test_endpoints(client: tuple[httpx.AsyncClient, Db, Clock, Metrics]) -
     assert reply.json()["failed"] == ["database"]
     assert (await http.get("/healthz")).status_code == 200  # alive, though not ready
     assert (await http.post("/healthz")).status_code == 405
+
+
+async def test_an_account_paused_by_reconciliation_is_not_ready() -> None:
+    clock, db = Clock(), Db()
+    metrics = Metrics(monotonic=clock)
+    metrics.on_call("/api/v3/account", "ok", 0.1)
+    paused = {"desk2": "the ledger disagrees with the exchange: withdrawal w9"}
+
+    async def pauses() -> dict[str, str]:
+        return paused
+
+    ready = Readiness(ticks=LoopTicks({}, clock=clock), database=db,
+                      exchange_age_s=metrics.exchange_age_s, paused_accounts=pauses)
+    report = await ready.check()
+    assert not report.ready and report.failed == ["paused:desk2"]
+    assert "w9" in report.checks["paused:desk2"]
+    paused.clear()
+    assert (await ready.check()).ready

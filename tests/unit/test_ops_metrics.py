@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import anyio
 import pytest
 
 from treasury.adapters.db.state import PauseState
@@ -246,3 +247,24 @@ async def test_sampler_survives_a_failing_database() -> None:
     await s.sample()  # does not raise; the other checks still ran
     assert alerts.kinds() == ["ip_banned"]
     assert value(m, "treasury_sender") == 0
+
+
+async def test_sampler_alerts_when_the_exchange_is_unreachable_and_when_it_is_back() -> None:
+    world, alerts = World(), Recorder()
+    age = [0.0]
+    m = Metrics()
+    s = Sampler(m, count_by_status=world.count, pause_state=world.pause_state, alert=alerts,
+                exchange_age_s=lambda: age[0], unreachable_after_s=0.05)
+    await s.sample()
+    assert alerts.kinds() == []
+    age[0] = float("inf")  # never answered: counted from the sampler's start
+    await s.sample()  # too soon after start to call it an outage
+    assert alerts.kinds() == []
+    await anyio.sleep(0.1)
+    await s.sample()
+    await s.sample()
+    assert alerts.kinds() == ["exchange_unreachable"]
+    assert "nothing can be sent" in alerts.alerts[0][1]
+    age[0] = 0.0
+    await s.sample()
+    assert alerts.kinds() == ["exchange_unreachable", "exchange_reachable"]

@@ -42,10 +42,10 @@ def intent_id_from_order_id(namespace: str, order_id: str) -> int | None:
     prefix = f"trs-{namespace}-"
     if not order_id.startswith(prefix):
         return None
-    head, _, suffix = order_id[len(prefix):].partition("-")
-    if not _digits(head) or (suffix and not _digits(suffix)):
+    parts = order_id[len(prefix):].split("-")
+    if len(parts) > 2 or not all(_digits(p) for p in parts) or len(parts[0]) >= 19:
         return None
-    return int(head) if len(head) < 19 else None
+    return int(parts[0])
 
 
 def _digits(text: str) -> bool:

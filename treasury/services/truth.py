@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from treasury.adapters.db.repository import ConcurrentChange
+from treasury.adapters.db.repository import ConcurrentChange, utcnow
 from treasury.domain import truth
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.ids import intent_id_from_order_id
@@ -174,6 +174,8 @@ async def adopt(ctx: WorkerContext, intent: Intent, record: WithdrawalRecord, *,
     fields = record_fields(record)
     if intent.withdraw_order_id is None:
         fields["withdraw_order_id"] = record.withdraw_order_id
+    if intent.submitted_at is None:  # it left: it counts against the policy's 24 h caps
+        fields["submitted_at"] = record.apply_time or utcnow()
     reason = (f"adopted: the exchange has it as {record.id} ({why}); it is never sent again"
               + (f"; {how}" if how else ""))
     done = await ctx.ledger.intents.transition(
