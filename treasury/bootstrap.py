@@ -61,6 +61,7 @@ def worker_config(settings: Settings, *, worker: str) -> WorkerConfig:
         history_lag_allowance_s=settings.history_lag_allowance_s,
         resend=settings.resend,
         sweep_interval_s=settings.sweep_interval_s,
+        exchange_unreachable_alert_s=settings.exchange_unreachable_alert_s,
         reconcile_interval_s=settings.reconcile_interval_s,
         reconcile_give_up_s=settings.reconcile_give_up_s,
         hold_backoff_s=settings.hold_backoff_s,

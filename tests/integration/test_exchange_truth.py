@@ -269,3 +269,25 @@ def _record(oid: str) -> Any:
         address_tag=None, amount=Decimal("5"), fee=Decimal("1"), status=6, tx_id=None,
         apply_time=datetime.now(UTC), complete_time=None,
     )
+
+
+async def test_nothing_is_sent_before_a_sweep_and_a_failing_sweep_alerts(
+    stack_factory: Any,
+) -> None:
+    async with stack_factory(exchange_unreachable_alert_s=0.5) as stack:
+        await sandbox_admin(stack, "faults", {"history_unavailable": True})
+        intent = await enqueue(stack)
+        async with stack.daemon() as daemon:
+            with anyio.fail_after(15):
+                while not any(a[0] == "sweep_failing" for a in stack.alerts):
+                    await anyio.sleep(0.05)
+            held = await stack.rt.ledger.intents.get(intent.id)
+            swept_while_down = daemon.swept
+            await sandbox_admin(stack, "faults", {"history_unavailable": False})
+            [done] = await stack.wait_settled([intent.id], timeout=20)
+        oid = await order_id(stack, intent.id)
+    assert held.status is Status.QUEUED and not swept_while_down
+    assert applies_for(stack, oid) == 1
+    assert done.status is Status.COMPLETED
+    message = next(m for k, m, _ in stack.alerts if k == "sweep_failing")
+    assert "nothing is sent until one succeeds" in message

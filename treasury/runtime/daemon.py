@@ -73,6 +73,8 @@ class Daemon:
         self.is_sender = False
         self.swept = False  # a sweep since becoming the sender: sends may leave
         self._last_sweep = -math.inf
+        self._failing_since: float | None = None
+        self._failure_alerted = False
         self._wake = anyio.Event()
         self._settle_wake = anyio.Event()
         self._busy = 0
@@ -208,16 +210,30 @@ class Daemon:
     async def _sweep(self) -> None:
         """The account's history against the ledger. Until one succeeds after becoming
         the sender, nothing is sent: a restored ledger must learn what left meanwhile."""
-        self._last_sweep = anyio.current_time()
+        now = self._last_sweep = anyio.current_time()
         try:
             await truth.sweep(self.ctx)
         except (ExchangeError, ValueError) as exc:
             log.warning("sweep.failed", account=self.ctx.config.account, error=str(exc),
                         sending=self.swept)
+            await self._sweep_failing(now, exc)
             return
+        self._failing_since = None
         if not self.swept:
             self.swept = True
             self._wake.set()
+
+    async def _sweep_failing(self, now: float, exc: Exception) -> None:
+        """Sends wait for a sweep; a sweep that keeps failing must not hold them silently."""
+        if self._failing_since is None:
+            self._failing_since, self._failure_alerted = now, False
+        waited = now - self._failing_since
+        if waited >= self.ctx.config.exchange_unreachable_alert_s and not self._failure_alerted:
+            self._failure_alerted = True
+            account = self.ctx.config.account
+            held = "" if self.swept else "; nothing is sent until one succeeds"
+            await self.ctx.alert("sweep_failing", f"account {account!r}: the withdrawal history "
+                                 f"could not be read for {waited:.0f} s ({exc}){held}", None)
 
     async def _intake_loop(self) -> None:
         cfg = self.ctx.config

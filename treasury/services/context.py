@@ -29,6 +29,7 @@ class WorkerConfig:
     history_lag_allowance_s: float = 600.0
     resend: str = "auto"  # "manual": a proven absence goes to a person, not back to queued
     sweep_interval_s: float = 300.0
+    exchange_unreachable_alert_s: float = 300.0
     reconcile_interval_s: float = 10.0
     reconcile_give_up_s: float = 3600.0
     hold_backoff_s: float = 30.0
