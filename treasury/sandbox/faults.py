@@ -1,6 +1,6 @@
 """Injected faults: the worst documented exchange behaviour, on demand.
 
-See CONTRACT.md, "What the exchange may do".
+See docs/CONTRACT.md, "What the exchange may do".
 
 Faults are run-time knobs, not exchange state: they live in memory, are set at start
 (``faults=`` dict or JSON file) and through ``POST /_sandbox/faults``, and are *not*

@@ -1,6 +1,6 @@
 """Binance error codes → what the caller must do. The one table; every row names its source.
 
-Source keys are those of ``/work/shared/reference/binance-capital-api.md`` (§5): ERR =
+Source keys are those of ``docs/binance-capital-api.md`` (§5): ERR =
 spot ``errors.md``, WERR = Wallet error-code page, REST = ``rest-api.md``, SDK = official
 connector, CCXT, and [INFERENCE] where the decision is ours and no source states it.
 
