@@ -95,10 +95,14 @@ async def test_unknown_order_id_pauses_the_account_and_is_never_reused(
             still = await stack.rt.ledger.intents.get(waiting.id)
             later = await enqueue(stack, amount="21")  # an intent created after the restore
             pause = await stack.rt.ledger.state.pause_state("default")
+            # a restarted daemon sweeps again: the withdrawal on file is not pinned on the
+            # new intent, even where SQLite handed it the same id
+            again = await sweep(stack.rt.ctx, found_by="test")
             await admin_cases.resume(stack.rt.ledger, actor="cli:test", account="default")
             [sent] = await stack.wait_settled([later.id], timeout=20)
         unmatched = await stack.rt.ledger.unmatched.list()
     assert still.status is Status.QUEUED  # held back by the pause, not sent
+    assert again.findings == []
     assert wid in pause.reason and "treasury resume --account default" in pause.reason
     assert [(u.exchange_withdraw_id, u.intent_id) for u in unmatched] == [(wid, ghost_id)]
     assert any(a[0] == "ledger_behind_exchange" for a in stack.alerts)

@@ -101,7 +101,7 @@ def mismatch(intent: Intent, record: WithdrawalRecord) -> str:
         diffs.append(f"tag {record.address_tag or '-'} vs {intent.address_tag or '-'}")
     if not amount_matches(intent.amount, record):
         diffs.append(
-            f"amount {format_amount(record.amount)} (fee {format_amount(record.fee)}) vs "
+            f"amount {format_amount(record.amount)} + fee {format_amount(record.fee)} vs "
             f"{format_amount(intent.amount)} requested"
         )
     return "; ".join(diffs) or "no difference"

@@ -98,7 +98,7 @@ def describe(record: WithdrawalRecord) -> str:
     tag = f" tag {record.address_tag}" if record.address_tag else ""
     return (
         f"withdrawal {record.id} ({record.withdraw_order_id or 'no withdrawOrderId'}): "
-        f"{format_amount(record.amount)} {record.coin} (fee {format_amount(record.fee)}) "
+        f"{format_amount(record.amount)} {record.coin} + fee {format_amount(record.fee)} "
         f"on {record.network or '?'} to {record.address}{tag}, exchange status {record.status}"
     )
 

@@ -94,6 +94,11 @@ async def judge_records(
     namespace = await ctx.ledger.intents.namespace()
     unique = list({r.id: r for r in records}.values())
     owners = await owners_of(ctx, namespace, unique)
+    # A withdrawal on file as unmatched was judged, alarmed and its order id burned: the
+    # intent that now carries its intent id (SQLite reuses ids after a restore) is not it.
+    on_file = await ctx.ledger.unmatched.on_file(
+        ctx.config.account, [r.id for r in unique if (r.withdraw_order_id or "") in owners])
+    unique = [r for r in unique if r.id not in on_file]
     findings: list[Finding] = []
     for record in unique:
         oid = record.withdraw_order_id or ""

@@ -7,6 +7,7 @@ burned: the commit to send never uses one of them again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -75,6 +76,15 @@ class UnmatchedWithdrawals:
             return set((await conn.execute(query)).scalars())
         async with self.engine.connect() as c:
             return set((await c.execute(query)).scalars())
+
+    async def on_file(self, account: str, exchange_ids: Sequence[str]) -> set[str]:
+        """Which of ``exchange_ids`` (of ``account``) are on file already."""
+        if not exchange_ids:
+            return set()
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(U.c.exchange_withdraw_id).where(
+                U.c.account == account, U.c.exchange_withdraw_id.in_(list(exchange_ids))))
+            return set(rows.scalars())
 
     async def list(self, account: str | None = None, limit: int = 1000) -> list[Unmatched]:
         query = select(U).order_by(U.c.id).limit(limit)
