@@ -181,7 +181,8 @@ def _print_sweeps(results: list[Any], pauses: dict[str, str], applied: bool, jso
     for r in results:
         out.console.print(
             f"account {r.account}: {r.records} withdrawal(s) read in {r.pages} page(s), "
-            f"{when(r.start_ms)} to {when(r.end_ms)}: {len(r.findings)} difference(s)",
+            f"{when(r.start_ms)} to {when(r.end_ms)}: {len(r.findings)} difference(s)"
+            + (", carried out" if applied and r.findings else ""),
             markup=False,
         )
         for f in r.findings:
