@@ -268,3 +268,22 @@ async def test_sampler_alerts_when_the_exchange_is_unreachable_and_when_it_is_ba
     age[0] = 0.0
     await s.sample()
     assert alerts.kinds() == ["exchange_unreachable", "exchange_reachable"]
+
+
+async def test_sampler_exposes_each_accounts_own_pause() -> None:
+    world, alerts = World(), Recorder()
+    paused: dict[str, object] = {"desk2": "ledger behind"}
+
+    async def pauses() -> dict[str, object]:
+        return paused
+
+    m = Metrics()
+    s = Sampler(m, count_by_status=world.count, pause_state=world.pause_state, alert=alerts,
+                account_pauses=pauses, accounts=["default", "desk2"])
+    await s.sample()
+    assert value(m, "treasury_account_paused", account="desk2") == 1
+    assert value(m, "treasury_account_paused", account="default") == 0
+    paused.clear()
+    await s.sample()
+    assert value(m, "treasury_account_paused", account="desk2") == 0
+    assert alerts.kinds() == []  # whoever paused the account alerted; no second page

@@ -14,7 +14,7 @@ Three ways in, so the daemon and the services need not know about Prometheus:
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping
 from typing import Any, Protocol
 
 import anyio
@@ -105,6 +105,11 @@ class Metrics:
                                        "a sync with the exchange", registry=r)
         self.paused = Gauge("treasury_paused", "1 while the kill switch is engaged",
                             registry=r)
+        self.account_paused = Gauge(
+            "treasury_account_paused",
+            "1 while the account is paused on its own (e.g. the ledger is behind the exchange)",
+            ["account"], registry=r,
+        )
         self.sender = Gauge("treasury_sender", "1 while this process is the account's sender",
                             registry=r)
         self.alerts = Counter("treasury_alerts", "Alert deliveries by result "
@@ -145,6 +150,10 @@ class Metrics:
 
     def set_paused(self, paused: bool) -> None:
         self.paused.set(1 if paused else 0)
+
+    def set_account_pauses(self, accounts: Collection[str], paused: Collection[str]) -> None:
+        for account in accounts:
+            self.account_paused.labels(account=account).set(1 if account in paused else 0)
 
     def set_sender(self, is_sender: bool) -> None:
         self.sender.set(1 if is_sender else 0)
@@ -229,6 +238,9 @@ class Sampler:
             /readyz fresh on an idle or standby daemon. None: not probed.
         banned_for_s: ``exchange.rate_limiter.banned_for_s``.
         alert: the alert sink; each condition alerts once when it starts.
+        account_pauses: the accounts paused on their own (``ServiceState.account_pauses``)
+            for ``treasury_account_paused`` (whoever pauses an account alerts).
+        accounts: the accounts served, each with a gauge even when not paused.
         exchange_age_s: ``Metrics.exchange_age_s``; with ``unreachable_after_s``, an
             ``exchange_unreachable`` alert when no call has succeeded for that long
             (counted from the sampler's start when none ever has).
@@ -247,6 +259,8 @@ class Sampler:
         interval_s: float = 10.0,
         exchange_age_s: Callable[[], float] | None = None,
         unreachable_after_s: float = 300.0,
+        account_pauses: Callable[[], Awaitable[Mapping[str, object]]] | None = None,
+        accounts: Collection[str] = (),
     ) -> None:
         self.metrics = metrics
         metrics.track_sender(is_sender)
@@ -260,6 +274,8 @@ class Sampler:
         self._banned = False
         self._cannot_withdraw = False
         self._exchange_age_s = exchange_age_s
+        self._account_pauses = account_pauses
+        self._accounts = tuple(accounts)
         self._unreachable_after_s = unreachable_after_s
         self._unreachable = False
         self._started = time.monotonic()
@@ -281,6 +297,12 @@ class Sampler:
             await self._check_pause(await self._pause_state())
         except Exception as exc:
             log.warning("metrics.pause_state_failed", error=type(exc).__name__)
+        if self._account_pauses is not None:
+            try:
+                paused = await self._account_pauses()
+                self.metrics.set_account_pauses({*self._accounts, *paused}, set(paused))
+            except Exception as exc:
+                log.warning("metrics.account_pauses_failed", error=type(exc).__name__)
         if self._banned_for_s is not None:
             await self._check_ban(self._banned_for_s())
         if self._account is not None:

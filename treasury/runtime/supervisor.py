@@ -65,10 +65,12 @@ async def supervise(
         )
         sampler = ops_metrics.Sampler(
             metrics, count_by_status=rt.ledger.intents.count_by_status,
-            pause_state=rt.ledger.state.effective_pause, is_sender=lambda: primary.is_sender,
+            pause_state=rt.ledger.state.pause_state, is_sender=lambda: primary.is_sender,
             account=rt.ctx.view.account, banned_for_s=rt.exchange.rate_limiter.banned_for_s,
             alert=rt.ctx.alert, exchange_age_s=metrics.exchange_age_s,
             unreachable_after_s=settings.exchange_unreachable_alert_s,
+            account_pauses=rt.ledger.state.account_pauses,
+            accounts=[c.config.account for _, c in rt.accounts],
         )
         async with anyio.create_task_group() as tg:
             if health.parse_bind(settings.metrics_bind):

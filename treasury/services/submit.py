@@ -168,6 +168,11 @@ async def _record_accepted(ctx: WorkerContext, intent: Intent, exchange_id: str)
                 reason=f"accepted by the exchange as {exchange_id}",
                 fields={"exchange_withdraw_id": exchange_id},
             )
+        except ConcurrentChange:
+            # reconciliation (a sweep, `treasury reconcile --apply`) recorded it first
+            log.info("send.recorded_elsewhere", intent_id=intent.id,
+                     exchange_withdraw_id=exchange_id)
+            return
         except (OperationalError, DBAPIError, OSError) as exc:
             if not delays:
                 log.error("send.accepted_not_recorded", intent_id=intent.id,

@@ -61,16 +61,6 @@ class ServiceState:
                                   at=row.updated_at)
         return PauseState(paused=False, reason="", by="", at=None)
 
-    async def effective_pause(self) -> PauseState:
-        """The kill switch if engaged, else the first account paused on its own."""
-        state = await self.pause_state()
-        if state.paused:
-            return state
-        for account, paused in sorted((await self.account_pauses()).items()):
-            return PauseState(paused=True, reason=f"account {account!r}: {paused.reason}",
-                              by=paused.by, at=paused.at)
-        return state
-
     async def account_pauses(self) -> dict[str, PauseState]:
         """Every account paused on its own (not by the kill switch), by account."""
         async with self.engine.connect() as conn:
