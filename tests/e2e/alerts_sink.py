@@ -60,7 +60,7 @@ class AlertSink:
                 self.send_header("content-length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return  # quiet: pytest shows stderr of failing tests
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
