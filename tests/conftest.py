@@ -110,7 +110,7 @@ async def migrated_url(db_url: str) -> str:
 @pytest.fixture
 async def ledger(migrated_url: str) -> AsyncIterator[object]:
     from treasury.adapters.db.engine import create_engine
-    from treasury.services.admin import Ledger
+    from treasury.adapters.db.ledger import SqlLedger as Ledger
 
     engine = create_engine(migrated_url)
     try:

@@ -25,11 +25,12 @@ from decimal import Decimal
 import anyio
 
 from treasury.adapters.db.engine import create_engine
+from treasury.adapters.db.ledger import SqlLedger
 from treasury.domain.intent import EventRecord, Intent
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
+from treasury.ports.store import Ledger
 from treasury.services import admin
-from treasury.services.admin import Ledger
 
 # A bot waits until the intent is final or a person must look at it.
 SETTLED = frozenset({*(s for s in Status if s.terminal), Status.NEEDS_ATTENTION})
@@ -52,7 +53,7 @@ class Treasury:
             database_url = load_settings().database_url
         engine = create_engine(database_url)
         try:
-            yield cls(Ledger.over(engine), actor=actor)
+            yield cls(SqlLedger.over(engine), actor=actor)
         finally:
             await engine.dispose()
 

@@ -23,13 +23,12 @@ from treasury.adapters.binance.client import BinanceClient
 from treasury.adapters.binance.limits import RateLimits
 from treasury.adapters.binance.signing import load_signer
 from treasury.adapters.db.engine import create_engine, normalize_url
-from treasury.adapters.db.sending import PolicyGate
+from treasury.adapters.db.ledger import SqlLedger
 from treasury.config import AccountCredentials, Settings, SettingsError, account_credentials
-from treasury.domain.decisions import Approve, Hold, Pass, Reject, Verdict
+from treasury.domain.decisions import Verdict
 from treasury.domain.intent import Intent
 from treasury.logs import register_secret
-from treasury.services.admin import Ledger
-from treasury.services.context import Alert, WorkerConfig, WorkerContext, no_alert
+from treasury.services.context import Alert, PolicyGate, WorkerConfig, WorkerContext, no_alert
 from treasury.services.exchange_view import ExchangeView
 
 log = structlog.get_logger("treasury.bootstrap")
@@ -51,24 +50,15 @@ def rate_limits(settings: Settings) -> RateLimits:
 
 
 def worker_config(settings: Settings, *, worker: str) -> WorkerConfig:
+    """The worker's knobs: every ``WorkerConfig`` field named like a setting takes the
+    setting's value (no field is copied by hand); the rest are derived here."""
+    derived = {"worker_id", "uid_weight_per_min", "claim_batch", "history_weight",
+               "apply_weight"}
+    same = {f.name: getattr(settings, f.name) for f in dataclasses.fields(WorkerConfig)
+            if f.name in Settings.model_fields and f.name not in derived}
     return WorkerConfig(
-        account=settings.account,
+        **same,
         worker_id=worker,
-        withdraw_rate=settings.withdraw_rate,
-        apply_recv_window_ms=settings.apply_recv_window_ms,
-        poll_interval_s=settings.poll_interval_s,
-        intake_interval_s=settings.intake_interval_s,
-        history_lag_allowance_s=settings.history_lag_allowance_s,
-        resend=settings.resend,
-        sweep_interval_s=settings.sweep_interval_s,
-        exchange_unreachable_alert_s=settings.exchange_unreachable_alert_s,
-        reconcile_interval_s=settings.reconcile_interval_s,
-        reconcile_give_up_s=settings.reconcile_give_up_s,
-        hold_backoff_s=settings.hold_backoff_s,
-        max_hold_s=settings.max_hold_s,
-        max_settle_age_s=settings.max_settle_age_s,
-        lease_ttl_s=settings.lease_ttl_s,
-        shutdown_grace_s=settings.shutdown_grace_s,
         uid_weight_per_min=rate_limits(settings).sapi_uid_weight,
         # a claim covers ~3 s of sends: the pipeline drains once per claim, not every 20
         claim_batch=max(20, math.ceil(settings.withdraw_rate * 3)),
@@ -139,18 +129,11 @@ class PolicyHolder:
 
         def gate(intent: Intent, coin_used: Decimal, dest_used: Decimal,
                  approvals: int) -> Verdict:
-            decision = p.decide(
+            return p.decide(
                 coin=intent.coin, amount=intent.amount, policy=loaded,
                 usage=p.Usage(coin_24h=coin_used, destination_24h=dest_used),
                 approvals=approvals,
             )
-            if isinstance(decision, p.Reject):
-                return Reject(decision.reason)
-            if isinstance(decision, p.Hold):
-                return Hold(decision.reason)
-            if isinstance(decision, p.NeedsApproval):
-                return Approve(decision.required, decision.have, decision.reason)
-            return Pass()
 
         self._gate = gate
 
@@ -186,7 +169,7 @@ class PolicyHolder:
 @dataclass
 class Runtime:
     settings: Settings
-    ledger: Ledger
+    ledger: SqlLedger
     exchange: BinanceClient  # the primary account's
     ctx: WorkerContext  # the primary account's
     policy: PolicyHolder
@@ -207,7 +190,7 @@ async def runtime(
     engine = create_engine(settings.database_url)
     async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
         try:
-            ledger = Ledger.over(engine)
+            ledger = SqlLedger.over(engine)
             policy = PolicyHolder(settings.policy_file)
             me = worker or worker_id(settings)
             accounts = []

@@ -22,6 +22,7 @@ from treasury.netaddr import is_loopback
 
 ENV_PREFIX = "TREASURY_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///treasury.sqlite3"
+DEFAULT_METRICS_BIND = "127.0.0.1:9464"
 HISTORY_LAG_FLOOR_S = 120.0
 # Settings that were renamed: set under the old name, they would be silently ignored.
 RENAMED = {
@@ -82,7 +83,7 @@ class Settings(BaseSettings):
     manual_whitelist_cooling_s: float = Field(default=0, ge=0, le=365 * 86400)
     lease_ttl_s: float = Field(default=15.0, ge=2, le=600)
     shutdown_grace_s: float = Field(default=8.0, gt=0, le=60)
-    metrics_bind: str | None = "127.0.0.1:9464"  # "off" disables; loopback unless explicit
+    metrics_bind: str | None = DEFAULT_METRICS_BIND  # "off" disables; loopback unless explicit
     alert_webhook_url: str | None = None
     alert_format: Literal["json", "slack", "telegram"] = "json"
     alert_telegram_chat_id: str | None = None
@@ -150,6 +151,25 @@ class Settings(BaseSettings):
             )
         if missing:
             raise SettingsError("; ".join(missing))
+
+
+class _MetricsBindOnly(BaseSettings):
+    model_config = Settings.model_config
+
+    metrics_bind: str | None = DEFAULT_METRICS_BIND
+
+
+def load_metrics_bind() -> str | None:
+    """``TREASURY_METRICS_BIND`` alone, read from the same places as the settings but
+    without checking the others: a health probe needs no database URL or credentials.
+
+    Raises:
+        SettingsError: the value cannot be read as text.
+    """
+    try:
+        return _MetricsBindOnly(_secrets_dir=_secret_dirs() or None).metrics_bind
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import anyio
 from rich.live import Live
 from rich.table import Table
 
-from treasury import cli_output as out
+from treasury.cli import output as out
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
 
@@ -93,7 +93,7 @@ async def _demo(workdir: Path) -> None:
                 ids[intent.id] = label
             daemon = Daemon(rt.ctx, pace=rt.exchange.apply_limiter.note_sent_at)
             async with anyio.create_task_group() as tg:
-                tg.start_soon(daemon.run, False)
+                tg.start_soon(daemon.run)
                 with Live(refresh_per_second=4, console=out.console) as live:
                     while True:
                         intents = [await rt.ledger.intents.get(i) for i in ids]

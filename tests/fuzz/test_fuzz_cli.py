@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
-import treasury.cli_daemon  # noqa: F401  (registers the daemon commands on the app)
 from treasury.adapters.db import migrate
 from treasury.cli import app
 

@@ -34,7 +34,7 @@ class Stack:
     async def daemon(self) -> AsyncIterator[Daemon]:
         daemon = Daemon(self.rt.ctx, pace=self.rt.exchange.apply_limiter.note_sent_at)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(daemon.run, False)
+            tg.start_soon(daemon.run)
             try:
                 yield daemon
             finally:

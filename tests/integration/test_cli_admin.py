@@ -19,7 +19,6 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner, Result
 
-import treasury.cli_daemon  # noqa: F401  (registers run/check/whitelist sync/sandbox/demo)
 from treasury.adapters.db.engine import create_engine
 from treasury.cli import app
 from treasury.domain.status import Status

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from treasury.adapters.db.engine import create_engine
+from treasury.adapters.db.ledger import SqlLedger as Ledger
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
-from treasury.services.admin import Ledger
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 FENCE_OPEN = re.compile(r"^```sql\s*$")

@@ -9,6 +9,7 @@ import anyio
 import httpx
 import pytest
 
+from treasury.adapters.db import migrate
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
 from treasury.services.preflight import run_checks
@@ -104,11 +105,10 @@ async def test_check_fails_on_each_bad_posture(
     stack_factory: Any, change: dict[str, object], failing: str
 ) -> None:
     async with stack_factory() as stack:
-        good = await run_checks(stack.rt.exchange, database_url=stack.rt.settings.database_url,
-                                allow_unrestricted_ip=False)
+        schema = migrate.schema_probe(stack.rt.settings.database_url)
+        good = await run_checks(stack.rt.exchange, schema=schema, allow_unrestricted_ip=False)
         await admin(stack, "account", {"account": "default", **change})
-        bad = await run_checks(stack.rt.exchange, database_url=stack.rt.settings.database_url,
-                               allow_unrestricted_ip=False)
+        bad = await run_checks(stack.rt.exchange, schema=schema, allow_unrestricted_ip=False)
     assert all(c.ok for c in good), good
     assert [c.name for c in bad if not c.ok] == [failing]
 
@@ -120,7 +120,7 @@ async def test_unrestricted_ip_can_be_allowed_explicitly_with_a_warning(
         await admin(stack, "account", {"account": "default",
                                        "apiRestrictions": {"ipRestrict": False}})
         checks = await run_checks(stack.rt.exchange,
-                                  database_url=stack.rt.settings.database_url,
+                                  schema=migrate.schema_probe(stack.rt.settings.database_url),
                                   allow_unrestricted_ip=True)
     [ip] = [c for c in checks if c.name == "ip restriction"]
     assert ip.ok and ip.warning

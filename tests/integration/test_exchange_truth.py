@@ -182,9 +182,10 @@ async def proven_absent(stack: Any, intent: Intent) -> Intent:
     ctx = stack.rt.ctx
     assert await ctx.ledger.state.acquire_lease("default", ctx.config.worker_id, 60)
     old = ctx.exchange.now_ms() - 120_000
-    committed = await ctx.sends.commit_to_send(
-        intent, worker=ctx.config.worker_id, order_id=await order_id(stack, intent.id),
-        timestamp_ms=old, recv_window_ms=1000, policy_gate=None,
+    committed = await submit.commit_to_send(
+        ctx.ledger, intent, worker=ctx.config.worker_id,
+        order_id=await order_id(stack, intent.id), timestamp_ms=old, recv_window_ms=1000,
+        policy_gate=None,
     )
     for _ in range(2):
         current = await ctx.ledger.intents.get(committed.id)
@@ -251,8 +252,9 @@ async def test_unreachable_exchange_still_reaches_a_person(stack_factory: Any) -
         intent = await enqueue(stack)
         ctx = stack.rt.ctx
         assert await ctx.ledger.state.acquire_lease("default", ctx.config.worker_id, 60)
-        await ctx.sends.commit_to_send(
-            intent, worker=ctx.config.worker_id, order_id=await order_id(stack, intent.id),
+        await submit.commit_to_send(
+            ctx.ledger, intent, worker=ctx.config.worker_id,
+            order_id=await order_id(stack, intent.id),
             timestamp_ms=ctx.exchange.now_ms() - 5_000, recv_window_ms=1000, policy_gate=None,
         )
         await sandbox_admin(stack, "faults", {"outage": True})

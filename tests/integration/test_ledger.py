@@ -181,3 +181,20 @@ async def test_raw_sql_cannot_change_status_or_amount_or_events(ledger: Ledger) 
     after = await ledger.intents.get(intent.id)
     assert (after.status, after.amount, after.address) == (Status.QUEUED, Decimal(10), "TXyz")
     assert len(await ledger.intents.events(intent.id)) == 1
+
+
+async def test_an_unreachable_database_is_store_unavailable() -> None:
+    """The port's error, not the driver's: services retry on it without knowing SQL."""
+    from treasury.adapters.db.engine import create_engine
+    from treasury.adapters.db.ledger import SqlLedger
+    from treasury.ports.store import StoreUnavailable
+
+    # nothing listens on port 1: the connection is refused (asyncpg: no helper thread
+    # left behind, unlike a failed aiosqlite connect)
+    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/test")
+    try:
+        with pytest.raises(StoreUnavailable, match="did not answer"):
+            await SqlLedger.over(engine).intents.transition(
+                1, Status.SUBMITTED, reason="x", actor="test")
+    finally:
+        await engine.dispose()

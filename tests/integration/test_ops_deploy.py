@@ -185,6 +185,8 @@ def test_dockerfile_promises() -> None:
     assert user and not user[-1].startswith(("root", "0"))
     entry = re.search(r"^ENTRYPOINT (\[.*\])$", text, re.MULTILINE)
     assert entry and json.loads(entry.group(1)) == ["/usr/local/bin/treasury-entrypoint"]
-    assert "treasury.runtime.health" in text and "curl" not in text.split("HEALTHCHECK")[1]
+    health = re.search(r"^  CMD (\[.*\])$", text.split("HEALTHCHECK")[1], re.MULTILINE)
+    assert health and json.loads(health.group(1)) == ["treasury", "healthcheck"]
+    assert "curl" not in text.split("HEALTHCHECK")[1]
     assert "deploy/docker/entrypoint.sh" in text
     assert os.access(ENTRYPOINT, os.X_OK)

@@ -1,15 +1,17 @@
-"""The ops endpoint on a real socket (uvicorn in this event loop), the health-check
-command against it, and alerts delivered to real, dead and hanging receivers."""
+"""The ops endpoint on a real socket (uvicorn in this event loop), ``treasury healthcheck``
+against it, and alerts delivered to real, dead and hanging receivers."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from treasury.runtime.alerts import WebhookAlerts
+from treasury.adapters.alerts import WebhookAlerts
 from treasury.runtime.health import LoopTicks, Readiness, build_app, serve
 from treasury.runtime.metrics import Metrics
 
@@ -69,12 +71,15 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def health_check(url: str) -> tuple[int, str]:
+async def health_check(url: str | None, env: dict[str, str] | None = None,
+                       cwd: Path | None = None) -> tuple[int, str]:
+    """``treasury healthcheck`` in a process of its own: (exit code, stdout + stderr)."""
+    args = ["--url", url] if url is not None else []
     done = await anyio.run_process(
-        [sys.executable, "-m", "treasury.runtime.health", "--check", url, "--timeout", "3"],
-        check=False,
+        [sys.executable, "-m", "treasury", "healthcheck", *args, "--timeout", "3"],
+        check=False, env=env, cwd=cwd,
     )
-    return done.returncode, done.stdout.decode()
+    return done.returncode, done.stdout.decode() + done.stderr.decode()
 
 
 # ---- the ops endpoint --------------------------------------------------------------
@@ -108,6 +113,31 @@ async def test_serves_health_readiness_and_metrics_then_stops() -> None:
             await http.get(f"{url}/healthz")
     code, out = await health_check(f"{url}/readyz")
     assert code == 1 and out.startswith("unreachable")
+
+
+async def test_the_health_check_probes_the_metrics_bind_without_other_settings(
+    tmp_path: Path,
+) -> None:
+    """No --url: /readyz on TREASURY_METRICS_BIND. No credentials, and settings the daemon
+    would refuse, do not matter to the probe."""
+    ticks = LoopTicks({"lease": 60.0})
+    ticks.tick("lease")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TREASURY_")}
+    env |= {"TREASURY_DATABASE_URL": "not a url", "TREASURY_WITHDRAW_RATE": "fast"}
+    async with serving(build_app(Readiness(ticks=ticks))) as url:
+        port = url.rsplit(":", 1)[1]
+        for bind in (f"127.0.0.1:{port}", port, f"0.0.0.0:{port}"):
+            code, out = await health_check(None, env | {"TREASURY_METRICS_BIND": bind},
+                                           cwd=tmp_path)
+            assert code == 0 and out.startswith('200 {"ready":true'), (bind, out)
+    code, out = await health_check(None, env | {"TREASURY_METRICS_BIND": f"127.0.0.1:{port}"},
+                                   cwd=tmp_path)
+    assert code == 1 and out.startswith("unreachable")
+    # nothing to probe: unhealthy (1, never Docker's reserved 2), with the reason
+    for bind, why in (("off", "is off"), ("example.com:9464", "IP address")):
+        code, out = await health_check(None, env | {"TREASURY_METRICS_BIND": bind},
+                                       cwd=tmp_path)
+        assert code == 1 and out.startswith("error: configuration:") and why in out, out
 
 
 async def test_stops_promptly_with_a_client_connected() -> None:

@@ -16,7 +16,7 @@ import pytest
 from treasury.adapters.db.repository import ConcurrentChange, utcnow
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
-from treasury.services import reconcile
+from treasury.services import reconcile, submit
 from treasury.services.admin import Ledger
 from treasury.services.context import WorkerConfig, WorkerContext
 
@@ -34,8 +34,8 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
     await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
     assert await ledger.state.acquire_lease("default", "B", 60)
     now = Clock().now_ms()
-    first = await ctx.sends.commit_to_send(
-        intent, worker="B", order_id="trs-x-1", timestamp_ms=now - 100_000,
+    first = await submit.commit_to_send(
+        ctx.ledger, intent, worker="B", order_id="trs-x-1", timestamp_ms=now - 100_000,
         recv_window_ms=5000, policy_gate=None,
     )
     await ledger.intents.update_fields(
@@ -46,8 +46,8 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
     await reconcile.decide_one(ctx, stale, [], now)  # daemon B proves it absent
     requeued = await ledger.intents.get(first.id)
     assert requeued.status is Status.QUEUED
-    second = await ctx.sends.commit_to_send(
-        requeued, worker="B", order_id="trs-x-1", timestamp_ms=Clock().now_ms(),
+    second = await submit.commit_to_send(
+        ctx.ledger, requeued, worker="B", order_id="trs-x-1", timestamp_ms=Clock().now_ms(),
         recv_window_ms=5000, policy_gate=None,
     )
     with pytest.raises(ConcurrentChange):
@@ -68,10 +68,10 @@ async def test_commit_refuses_a_destination_disabled_after_the_checks(ledger: Le
                                        address_tag=None)
     assert await ledger.state.acquire_lease("default", "B", 60)
     await ledger.whitelist.set_enabled(entry.id, False)  # between the checks and the commit
-    from treasury.adapters.db.sending import SendRefused
+    from treasury.services.submit import SendRefused
 
     with pytest.raises(SendRefused, match="disabled"):
-        await ctx.sends.commit_to_send(intent, worker="B", order_id="trs-x-1",
+        await submit.commit_to_send(ctx.ledger, intent, worker="B", order_id="trs-x-1",
                                        timestamp_ms=Clock().now_ms(), recv_window_ms=5000,
                                        policy_gate=None)
     assert (await ledger.intents.get(intent.id)).status is Status.QUEUED

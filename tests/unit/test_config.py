@@ -11,7 +11,6 @@ import structlog
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-import treasury.cli_daemon  # noqa: F401  (registers run/check)
 from treasury.cli import app
 from treasury.config import DEFAULT_DATABASE_URL, Settings, SettingsError, load_settings
 from treasury.logs import _RedactingFormatter
@@ -290,7 +289,7 @@ def test_resend_mode_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(("text", "ms"), [("90m", 5_400_000), ("12h", 43_200_000),
                                       ("7d", 604_800_000), ("3600", 3_600_000)])
 def test_reconcile_since_durations(text: str, ms: int) -> None:
-    from treasury.cli_daemon import parse_since
+    from treasury.cli.exchange import parse_since
 
     assert parse_since(text) == ms
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from treasury.adapters.alerts import AlertRecord, WebhookAlerts, from_settings, payload
 from treasury.config import load_settings
 from treasury.logs import REDACTED, register_secret, scrub_text
-from treasury.runtime.alerts import AlertRecord, WebhookAlerts, from_settings, payload
 
 URL = "https://hooks.example.test/services/T000/B000/abcdefghijklmnopqrstuvwx"
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -4,11 +4,14 @@ tests/integration/test_ops_server.py)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 
+from treasury.cli.health import readyz_url
+from treasury.config import load_metrics_bind
 from treasury.runtime.health import (
     LoopTicks,
     Readiness,
@@ -65,6 +68,41 @@ def test_parse_bind(value: str | None, expected: tuple[str, int] | None) -> None
 def test_parse_bind_refuses(value: str) -> None:
     with pytest.raises(ValueError, match="metrics bind"):
         parse_bind(value)
+
+
+@pytest.mark.parametrize(("bind", "url"), [
+    (None, "http://127.0.0.1:9464/readyz"),
+    ("9464", "http://127.0.0.1:9464/readyz"),
+    ("0.0.0.0:9464", "http://127.0.0.1:9464/readyz"),  # every interface: ask loopback
+    ("[::]:9464", "http://[::1]:9464/readyz"),
+    ("[::1]:9000", "http://[::1]:9000/readyz"),
+    ("localhost:9464", "http://localhost:9464/readyz"),
+    ("10.1.2.3:9464", "http://10.1.2.3:9464/readyz"),
+])
+def test_the_health_check_url_follows_the_bind(bind: str | None, url: str) -> None:
+    assert readyz_url(bind) == url
+
+
+@pytest.mark.parametrize(("bind", "why"), [
+    ("off", "is off"), ("127.0.0.1:0", "port 0"), ("metrics.internal:9464", "IP address"),
+])
+def test_no_health_check_url_without_a_fixed_bind(bind: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        readyz_url(bind)
+
+
+def test_the_health_check_reads_the_bind_alone(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    """Settings the daemon would refuse (and no credentials) do not stop the probe."""
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("TREASURY_DATABASE_URL", "not a url")
+    monkeypatch.setenv("TREASURY_WITHDRAW_RATE", "fast")
+    monkeypatch.delenv("TREASURY_METRICS_BIND", raising=False)
+    assert load_metrics_bind() == "127.0.0.1:9464"
+    (tmp_path / ".env").write_text("TREASURY_METRICS_BIND=0.0.0.0:9999\n")
+    assert load_metrics_bind() == "0.0.0.0:9999"
+    monkeypatch.setenv("TREASURY_METRICS_BIND", "off")
+    assert load_metrics_bind() == "off"
 
 
 def test_stale_loops() -> None:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import anyio
 import pytest
 
-from treasury.adapters.db.state import PauseState
 from treasury.domain.exchange import AccountInfo
+from treasury.ports.store import PauseState
 from treasury.runtime.metrics import Metrics, Sampler
 
 APPLY = "/sapi/v1/capital/withdraw/apply"

@@ -12,15 +12,12 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import treasury.domain.policy as policy_module
+from treasury.domain.decisions import Approve, Hold, Pass, Reject
+from treasury.domain.decisions import Verdict as Decision
 from treasury.domain.errors import InvalidField
 from treasury.domain.policy import (
-    Allow,
     CoinPolicy,
-    Decision,
-    Hold,
-    NeedsApproval,
     Policy,
-    Reject,
     Usage,
     approvals_needed,
     check_approver,
@@ -48,32 +45,32 @@ def usage(coin: str = "0", destination: str = "0") -> Usage:
 
 # (policy, coin, amount, coin_24h, destination_24h, approvals, expected type, words in reason)
 CASES: list[tuple[Policy, str, str, str, str, int, type[Decision], tuple[str, ...]]] = [
-    (OPEN, "USDT", "5000", "0", "0", 0, Allow, ()),
-    (OPEN, "USDT", "10000", "0", "0", 0, Allow, ()),  # the threshold itself needs no approval
-    (OPEN, "USDT", "10000.01", "0", "0", 0, NeedsApproval, ("10000.01 USDT", "10000 USDT")),
-    (OPEN, "USDT", "10000.01", "0", "0", 1, NeedsApproval, ("2 approval", "1 recorded")),
-    (OPEN, "USDT", "10000.01", "0", "0", 2, Allow, ()),
-    (OPEN, "USDT", "10000.01", "0", "0", 5, Allow, ()),
-    (OPEN, "USDT", "50000", "0", "0", 2, Allow, ()),  # exactly the per-intent maximum
+    (OPEN, "USDT", "5000", "0", "0", 0, Pass, ()),
+    (OPEN, "USDT", "10000", "0", "0", 0, Pass, ()),  # the threshold itself needs no approval
+    (OPEN, "USDT", "10000.01", "0", "0", 0, Approve, ("10000.01 USDT", "10000 USDT")),
+    (OPEN, "USDT", "10000.01", "0", "0", 1, Approve, ("2 approval", "1 recorded")),
+    (OPEN, "USDT", "10000.01", "0", "0", 2, Pass, ()),
+    (OPEN, "USDT", "10000.01", "0", "0", 5, Pass, ()),
+    (OPEN, "USDT", "50000", "0", "0", 2, Pass, ()),  # exactly the per-intent maximum
     (OPEN, "USDT", "50000.000001", "0", "0", 2, Reject, ("per-intent maximum", "50000 USDT")),
     (OPEN, "USDT", "60000", "0", "0", 0, Reject, ("per-intent maximum",)),  # reject beats approval
-    (OPEN, "USDT", "5000", "195000", "0", 0, Allow, ()),  # fills the daily cap exactly
+    (OPEN, "USDT", "5000", "195000", "0", 0, Pass, ()),  # fills the daily cap exactly
     (OPEN, "USDT", "5000", "195000.5", "0", 0, Hold, ("daily cap", "195000.5 USDT", "4999.5 USDT")),
     (OPEN, "USDT", "5000", "250000", "0", 0, Hold, ("0 USDT left",)),  # already over: no room
     (OPEN, "USDT", "5000", "96000", "96000", 0, Hold, ("destination", "4000 USDT left")),
-    (OPEN, "USDT", "5000", "96000", "95000", 0, Allow, ()),
-    (OPEN, "USDT", "20000", "190000", "0", 0, NeedsApproval, ()),  # approvals before room
+    (OPEN, "USDT", "5000", "96000", "95000", 0, Pass, ()),
+    (OPEN, "USDT", "20000", "190000", "0", 0, Approve, ()),  # approvals before room
     (OPEN, "USDT", "20000", "190000", "0", 2, Hold, ("daily cap",)),
-    (OPEN, "BTC", "10000", "0", "0", 0, Allow, ()),  # [default] applies to unlisted coins
+    (OPEN, "BTC", "10000", "0", "0", 0, Pass, ()),  # [default] applies to unlisted coins
     (OPEN, "BTC", "10000.1", "0", "0", 9, Reject, ("10000.1 BTC", "per-intent maximum")),
-    (LISTED_ONLY, "BTC", "1000000", "1e9", "1e9", 0, Allow, ()),  # no default: no limits
+    (LISTED_ONLY, "BTC", "1000000", "1e9", "1e9", 0, Pass, ()),  # no default: no limits
     (CLOSED, "BTC", "1", "0", "0", 0, Reject, ("BTC", "deny_unlisted_coins")),
-    (CLOSED, "USDT", "1", "0", "0", 0, Allow, ()),
+    (CLOSED, "USDT", "1", "0", "0", 0, Pass, ()),
     (OPEN, "USDT", "0", "0", "0", 0, Reject, ("positive",)),
     (OPEN, "USDT", "-1", "0", "0", 0, Reject, ("positive",)),
     (OPEN, "USDT", "NaN", "0", "0", 0, Reject, ("positive",)),
     (OPEN, "USDT", "Infinity", "0", "0", 0, Reject, ("positive",)),
-    (Policy.permissive(), "ANY", "1E+30", "1E+40", "1E+40", 0, Allow, ()),
+    (Policy.permissive(), "ANY", "1E+30", "1E+40", "1E+40", 0, Pass, ()),
 ]
 
 
@@ -130,7 +127,7 @@ def test_an_amount_that_can_never_fit_a_cap_is_rejected(
 
 def test_needs_approval_reports_the_counts() -> None:
     decision = decide(coin="USDT", amount=D("20000"), policy=OPEN, usage=usage(), approvals=1)
-    assert isinstance(decision, NeedsApproval)
+    assert isinstance(decision, Approve)
     assert (decision.required, decision.have) == (2, 1)
 
 
@@ -147,7 +144,7 @@ def test_cap_arithmetic_is_exact_beyond_28_digits() -> None:
         coin="USDT", amount=D("1E-18"), policy=policy, usage=usage(str(used)), approvals=0
     )
     assert isinstance(over, Hold)
-    assert fits == Allow()
+    assert fits == Pass()
 
 
 @pytest.mark.parametrize(
@@ -316,14 +313,14 @@ def test_allowed_amounts_never_exceed_the_rolling_caps(
                 usage=usage_of(total, used_here),
                 approvals=approvals,
             )
-            if isinstance(decision, Allow):
+            if isinstance(decision, Pass):
                 total += amount
                 per_destination[destination] = used_here + amount
             if rules.daily_cap is not None:
                 assert total <= rules.daily_cap
             if rules.destination_daily_cap is not None:
                 assert all(v <= rules.destination_daily_cap for v in per_destination.values())
-            if rules.max_per_intent is not None and isinstance(decision, Allow):
+            if rules.max_per_intent is not None and isinstance(decision, Pass):
                 assert amount <= rules.max_per_intent
 
 
@@ -355,8 +352,8 @@ def test_smaller_is_never_worse(
     if isinstance(run(small), Reject):
         assert isinstance(run(big), Reject)
     # ... and whatever lets a big amount through lets a smaller one through too.
-    if isinstance(run(big), Allow):
-        assert isinstance(run(small), Allow)
+    if isinstance(run(big), Pass):
+        assert isinstance(run(small), Pass)
 
 
 @given(
@@ -382,8 +379,8 @@ def test_decide_never_raises(
         usage=usage_of(coin_24h, dest_24h),
         approvals=approvals,
     )
-    assert isinstance(decision, Allow | NeedsApproval | Hold | Reject)
-    if not isinstance(decision, Allow):
+    assert isinstance(decision, Pass | Approve | Hold | Reject)
+    if not isinstance(decision, Pass):
         assert decision.reason
     if not amount.is_finite() or amount <= 0:
         assert isinstance(decision, Reject)
@@ -406,8 +403,8 @@ def test_approvals_only_matter_above_the_threshold(
     threshold = rules.approval_threshold
     if threshold is None or amount <= threshold:
         assert with_none == with_some
-        assert not isinstance(with_none, NeedsApproval)
-    elif isinstance(with_some, NeedsApproval):
+        assert not isinstance(with_none, Approve)
+    elif isinstance(with_some, Approve):
         assert approvals < rules.approvals_required
         assert with_some.required == rules.approvals_required
     else:
@@ -433,7 +430,7 @@ def test_enough_approvals_never_leave_an_intent_waiting_for_approval(
         usage=usage_of(coin_24h, dest_24h),
         approvals=rules.approvals_required,
     )
-    assert not isinstance(decision, NeedsApproval)
+    assert not isinstance(decision, Approve)
 
 
 @given(coin=coins, amount=amounts, coin_24h=usages, dest_24h=usages, approvals=st.integers(0, 5))
@@ -447,4 +444,4 @@ def test_a_permissive_policy_always_allows(
         usage=usage_of(coin_24h, dest_24h),
         approvals=approvals,
     )
-    assert decision == Allow()
+    assert decision == Pass()

@@ -6,9 +6,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
-from treasury.adapters.db.repository import ConcurrentChange
+from treasury.ports.store import ConcurrentChange, StoreUnavailable
 from treasury.services import submit
 
 
@@ -21,7 +20,7 @@ class FlakyIntents:
     async def transition(self, intent_id: int, to: Any, **kw: Any) -> None:
         self.calls.append({"intent_id": intent_id, "to": to, **kw})
         if len(self.calls) <= self.failures:
-            raise OperationalError("UPDATE", {}, ConnectionError("database restarting"))
+            raise StoreUnavailable("database restarting")
         if self.then is not None:
             raise self.then
 

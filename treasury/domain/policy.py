@@ -18,8 +18,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from types import MappingProxyType
-from typing import TypeAlias
 
+from treasury.domain.decisions import Approve, Hold, Pass, Reject, Verdict
 from treasury.domain.errors import InvalidField
 from treasury.domain.money import format_amount
 from treasury.domain.validation import COIN_RE
@@ -127,37 +127,6 @@ class Usage:
         return cls(coin_24h=ZERO, destination_24h=ZERO)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Allow:
-    """The intent may be sent now."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class NeedsApproval:
-    """The intent waits for more approvals; ``have`` of ``required`` are recorded."""
-
-    required: int
-    have: int
-    reason: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Hold:
-    """Not now, but it could pass later (a rolling cap frees up as time passes)."""
-
-    reason: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reject:
-    """It can never pass under this policy; nothing is sent."""
-
-    reason: str
-
-
-Decision: TypeAlias = Allow | NeedsApproval | Hold | Reject
-
-
 def approvals_needed(amount: Decimal, coin_policy: CoinPolicy | None) -> int:
     """Approvals an intent of ``amount`` needs: 0 at or under the threshold (or without one)."""
     if coin_policy is None or coin_policy.approval_threshold is None:
@@ -167,7 +136,7 @@ def approvals_needed(amount: Decimal, coin_policy: CoinPolicy | None) -> int:
     return 0
 
 
-def decide(*, coin: str, amount: Decimal, policy: Policy, usage: Usage, approvals: int) -> Decision:
+def decide(*, coin: str, amount: Decimal, policy: Policy, usage: Usage, approvals: int) -> Verdict:
     """Decide what happens to one intent. The first rule that applies wins:
 
     1. the coin is not allowed (``deny_unlisted_coins`` and not listed) → ``Reject``;
@@ -175,11 +144,11 @@ def decide(*, coin: str, amount: Decimal, policy: Policy, usage: Usage, approval
     3. ``amount > daily_cap``, then ``amount > destination_daily_cap``: it could never
        fit even with nothing else sent → ``Reject``;
     4. ``amount > approval_threshold`` and ``approvals < approvals_required`` →
-       ``NeedsApproval`` (approvals are gathered before the caps are looked at, so
+       ``Approve`` (approvals are gathered before the caps are looked at, so
        an approved intent only waits for room);
     5. ``usage.coin_24h + amount > daily_cap``, then the same per destination →
        ``Hold``, naming the cap, the amount used and the room left;
-    6. otherwise ``Allow``.
+    6. otherwise ``Pass``.
 
     A non-finite or non-positive amount is rejected rather than raised on. Caps
     are inclusive: an intent that fills a cap exactly is allowed.
@@ -194,7 +163,7 @@ def decide(*, coin: str, amount: Decimal, policy: Policy, usage: Usage, approval
         )
     rules = policy.for_coin(coin)
     if rules is None:
-        return Allow()
+        return Pass()
     shown = f"{format_amount(amount)} {coin}"
 
     if rules.max_per_intent is not None and amount > rules.max_per_intent:
@@ -217,7 +186,7 @@ def decide(*, coin: str, amount: Decimal, policy: Policy, usage: Usage, approval
     have = max(0, approvals)
     threshold = rules.approval_threshold
     if threshold is not None and have < required:
-        return NeedsApproval(
+        return Approve(
             required=required,
             have=have,
             reason=f"{shown} is above the approval threshold of "
@@ -237,7 +206,7 @@ def decide(*, coin: str, amount: Decimal, policy: Policy, usage: Usage, approval
                 f"{coin}: {format_amount(used)} {coin} already committed, "
                 f"{format_amount(room)} {coin} left; it will be sent when enough room frees up"
             )
-    return Allow()
+    return Pass()
 
 
 def _person(name: str) -> str:

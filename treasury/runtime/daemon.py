@@ -12,15 +12,15 @@ then reconcile every ``submitting`` intent *before* any new send. The loops:
 * settle  — poll history in batches until withdrawals settle
 * wake    — PostgreSQL LISTEN/NOTIFY: a new intent wakes intake at once
 
-Shutdown: the first SIGTERM/SIGINT stops intake from claiming; an in-flight send gets
-``shutdown_grace_s`` to finish and be recorded; then everything is cancelled. A second
-signal cancels at once; the next start reconciles whatever was left in flight.
+Shutdown: ``stop()`` (the supervisor calls it on the first SIGTERM/SIGINT) stops intake
+from claiming; an in-flight send gets ``shutdown_grace_s`` to finish and be recorded; then
+everything is cancelled. A second signal makes the supervisor cancel at once; the next
+start reconciles whatever was left in flight.
 """
 
 from __future__ import annotations
 
 import math
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -29,9 +29,9 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from treasury.adapters.binance.errors import ExchangeError
 from treasury.adapters.db.repository import utcnow
 from treasury.domain.intent import Intent
+from treasury.ports.exchange import ExchangeError
 from treasury.services import reconcile, settle, submit, truth, watch
 from treasury.services.context import WorkerContext
 
@@ -57,7 +57,6 @@ class Daemon:
         pace: Callable[[float], None] | None = None,
         listen: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
         on_tick: Hook | None = None,
-        reload: Callable[[], object] | None = None,
         whitelist_sync: Callable[[], Awaitable[object]] | None = None,
         whitelist_sync_interval_s: float = 0.0,
     ) -> None:
@@ -65,7 +64,6 @@ class Daemon:
         self._pace = pace  # seeds the client's send pacer with the last send (epoch s)
         self._listen = listen
         self._on_tick = on_tick or (lambda _name: None)
-        self._reload = reload
         self._whitelist_sync = whitelist_sync
         self._whitelist_sync_interval_s = whitelist_sync_interval_s
         self.stopping = anyio.Event()
@@ -84,10 +82,9 @@ class Daemon:
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    async def run(self, handle_signals: bool = True) -> None:
+    async def run(self) -> None:
+        """Run the loops until ``stop()``; signals are the caller's (the supervisor's)."""
         async with anyio.create_task_group() as tg:
-            if handle_signals:
-                tg.start_soon(self._signals, tg.cancel_scope)
             await tg.start(self._lease_loop)
             tg.start_soon(self._reconcile_loop)
             tg.start_soon(self._settle_loop)
@@ -96,8 +93,6 @@ class Daemon:
                 tg.start_soon(self._listen_loop)
             if self._whitelist_sync is not None and self._whitelist_sync_interval_s > 0:
                 tg.start_soon(self._whitelist_loop)
-            if handle_signals and self._reload is not None:
-                tg.start_soon(self._sighup)
             await self.stopping.wait()
             await self._drain()
             tg.cancel_scope.cancel()
@@ -126,24 +121,6 @@ class Daemon:
                 await self.ctx.ledger.state.release_lease(
                     self.ctx.config.account, self.ctx.config.worker_id
                 )
-
-    async def _signals(self, scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                if not self.stopping.is_set():
-                    log.info("shutdown.requested", signal=signal.Signals(signum).name)
-                    self.stop()
-                else:
-                    log.warning("shutdown.forced", signal=signal.Signals(signum).name)
-                    scope.cancel()
-                    return
-
-    async def _sighup(self) -> None:
-        assert self._reload is not None
-        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
-            async for _ in signals:
-                log.info("reload.requested")
-                self._reload()
 
     # ---- loops -----------------------------------------------------------------------
 
@@ -262,13 +239,13 @@ class Daemon:
         async with anyio.create_task_group() as tg:
             for intent in claimed:
                 if self.stopping.is_set() or not self.is_sender:
-                    await self.ctx.sends.release(intent)
+                    await self.ctx.ledger.intents.release(intent)
                     continue
                 await self._slots.acquire()
                 if self.stopping.is_set() or not self.is_sender:
                     # stopped (or lost the lease) while waiting for a slot: start nothing
                     self._slots.release()
-                    await self.ctx.sends.release(intent)
+                    await self.ctx.ledger.intents.release(intent)
                     continue
                 tg.start_soon(self._process, intent)
         return bool(claimed)

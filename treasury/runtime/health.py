@@ -11,17 +11,15 @@ machine unless the operator writes a non-loopback IP literal (``0.0.0.0:9464``, 
 container whose port is published on the host's loopback). Host names other than
 ``localhost`` are refused, so DNS never decides where this listens. ``off`` disables it.
 
-``python -m treasury.runtime.health --check URL`` is the container health check: exit 0
-when URL answers 200, 1 otherwise. No curl needed in the image.
+The container's health check probes ``/readyz`` from outside the daemon: ``treasury
+healthcheck`` (``treasury/cli/health.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ipaddress
 import socket
-import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Iterable, Mapping
 from contextlib import contextmanager
@@ -33,7 +31,7 @@ from anyio.abc import TaskStatus
 
 from treasury.netaddr import is_loopback, listen_socket
 
-if TYPE_CHECKING:  # the rest is imported where used: the --check command starts fast
+if TYPE_CHECKING:  # the rest is imported where used: `treasury healthcheck` starts fast
     import uvicorn
     from prometheus_client.registry import CollectorRegistry
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -340,42 +338,3 @@ def _server(app: Starlette, *, on_started: Callable[[], None]) -> uvicorn.Server
         app, lifespan="off", http="h11", ws="none", log_config=None, log_level="warning",
         access_log=False, timeout_graceful_shutdown=1, server_header=False,
     ))
-
-
-# ---- the health-check command ----------------------------------------------------------
-
-
-def check(url: str, *, timeout_s: float = 3.0) -> int:
-    """GET ``url``: 0 when it answers 200, else 1 (the reason on stdout, for ``docker
-    inspect``). Standard library only, and no proxy: this runs every few seconds."""
-    import urllib.error
-    import urllib.request
-
-    if not url.startswith(("http://", "https://")):
-        print("the URL must be http(s)")
-        return 1
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout_s) as reply:
-            print(f"{reply.status} {reply.read(1000).decode('utf-8', 'replace')}".rstrip())
-            return 0 if reply.status == 200 else 1
-    except urllib.error.HTTPError as exc:
-        with exc:  # it holds the connection
-            print(f"{exc.code} {exc.read(1000).decode('utf-8', 'replace')}".rstrip())
-        return 1
-    except (OSError, ValueError) as exc:  # URLError is an OSError; timeouts too
-        print(f"unreachable: {type(getattr(exc, 'reason', exc)).__name__}")
-        return 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m treasury.runtime.health")
-    parser.add_argument("--check", metavar="URL", required=True,
-                        help="exit 0 if URL answers 200 (e.g. http://127.0.0.1:9464/readyz)")
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
-    args = parser.parse_args(argv)
-    return check(args.check, timeout_s=args.timeout)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

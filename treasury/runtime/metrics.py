@@ -25,9 +25,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import CollectorRegistry
 
 from treasury.adapters.binance.endpoints import WITHDRAW_APPLY, WITHDRAW_HISTORY
-from treasury.adapters.db.state import PauseState
 from treasury.domain.exchange import AccountInfo
 from treasury.domain.status import ALL_STATUSES
+from treasury.ports.store import PauseState
 from treasury.services.context import Alert, no_alert
 
 log = structlog.get_logger("treasury.metrics")

@@ -14,9 +14,9 @@ from functools import partial
 import anyio
 import structlog
 
+from treasury.adapters import alerts as ops_alerts
 from treasury.bootstrap import postgres_listener, runtime
 from treasury.config import Settings
-from treasury.runtime import alerts as ops_alerts
 from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
 from treasury.runtime.daemon import Daemon
@@ -47,7 +47,6 @@ async def supervise(
                 pace=exchange.apply_limiter.note_sent_at,
                 listen=postgres_listener(settings, ctx.config.account),  # type: ignore[arg-type]
                 on_tick=ticks.tick,
-                reload=rt.policy.reload,
                 # the local whitelist mirror follows the primary account's address book
                 whitelist_sync=sync if ctx is rt.ctx else None,
                 whitelist_sync_interval_s=settings.whitelist_sync_interval_s,
@@ -91,7 +90,7 @@ async def supervise(
             async with anyio.create_task_group() as workers:
                 workers.start_soon(_signals, daemons, rt.policy.reload, workers.cancel_scope)
                 for daemon in daemons:
-                    workers.start_soon(daemon.run, False)
+                    workers.start_soon(daemon.run)
                 await _all_stopped(daemons)
                 workers.cancel_scope.cancel()
             tg.cancel_scope.cancel()

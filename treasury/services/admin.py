@@ -6,46 +6,17 @@ when a use case refuses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from treasury.adapters.db.repository import ConcurrentChange, IntentRepository
-from treasury.adapters.db.service_events import ServiceEvents
-from treasury.adapters.db.state import ServiceState
-from treasury.adapters.db.unmatched import UnmatchedWithdrawals
-from treasury.adapters.db.whitelist import WhitelistRepository
 from treasury.domain.intent import Intent
 from treasury.domain.machine import CANCELLABLE
 from treasury.domain.status import Status
 from treasury.domain.validation import NewIntent
+from treasury.ports.store import ConcurrentChange, Ledger
+
+__all__ = ["Ledger", "Refused", "cancel", "enqueue", "pause", "resend", "resolve", "resume"]
 
 
 class Refused(Exception):
     """The operation is not allowed in the intent's current state; nothing was written."""
-
-
-@dataclass
-class Ledger:
-    """The repositories over one database, as the CLI, the bots' API and the worker use them."""
-
-    engine: AsyncEngine
-    intents: IntentRepository
-    state: ServiceState
-    whitelist: WhitelistRepository
-    events: ServiceEvents
-    unmatched: UnmatchedWithdrawals
-
-    @classmethod
-    def over(cls, engine: AsyncEngine) -> Ledger:
-        return cls(
-            engine=engine,
-            intents=IntentRepository(engine),
-            state=ServiceState(engine),
-            whitelist=WhitelistRepository(engine),
-            events=ServiceEvents(engine),
-            unmatched=UnmatchedWithdrawals(engine),
-        )
 
 
 async def enqueue(ledger: Ledger, new: NewIntent, *, actor: str) -> tuple[Intent, bool]:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from treasury.adapters.db.repository import utcnow
-from treasury.adapters.db.whitelist import WhitelistRepository
 from treasury.domain import rules
 from treasury.domain.decisions import Hold, Pass, Verdict
 from treasury.domain.intent import Intent
+from treasury.ports.clock import utcnow
+from treasury.ports.store import AddressBook
 from treasury.services.exchange_view import ExchangeView
 
 
 async def pre_send_verdict(
     intent: Intent,
     view: ExchangeView,
-    whitelist: WhitelistRepository,
+    whitelist: AddressBook,
     *,
     reserved: Decimal,
 ) -> Verdict:

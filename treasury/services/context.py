@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
-from treasury.adapters.db.sending import PolicyGate, SendLedger
-from treasury.ports import Exchange
-from treasury.services.admin import Ledger
+from treasury.domain.decisions import Verdict
+from treasury.domain.intent import Intent
+from treasury.ports.exchange import Exchange
+from treasury.ports.store import Ledger
 from treasury.services.exchange_view import ExchangeView
 
 # kind, message, intent id (if any): delivered in the background, never blocks the worker
 Alert = Callable[[str, str, int | None], Awaitable[None]]
+# (intent, coin usage 24h, destination usage 24h, approvals) -> the policy's verdict
+PolicyGate = Callable[[Intent, Decimal, Decimal, int], Verdict]
 
 
 async def no_alert(_kind: str, _message: str, _intent_id: int | None) -> None:
@@ -54,7 +58,3 @@ class WorkerContext:
     in_flight: set[int] = field(default_factory=set)
     on_submitted: Callable[[], None] = lambda: None  # wakes the settle poller
     on_reconciled: Callable[[str], None] = lambda _decision: None  # metrics
-    sends: SendLedger = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.sends = SendLedger(self.ledger.intents, self.ledger.state, self.ledger.unmatched)

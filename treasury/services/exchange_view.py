@@ -21,7 +21,7 @@ from treasury.domain.exchange import (
     WithdrawQuota,
 )
 from treasury.domain.money import add
-from treasury.ports import Exchange
+from treasury.ports.exchange import Exchange
 
 V = TypeVar("V")
 

@@ -7,12 +7,11 @@ key, once leaked, can empty the account from anywhere.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from treasury.adapters.binance.errors import ExchangeError
-from treasury.adapters.db import migrate
 from treasury.domain.money import format_amount
-from treasury.ports import Exchange
+from treasury.ports.exchange import Exchange, ExchangeError
 
 MAX_OFFSET_MS = 1000
 
@@ -25,13 +24,17 @@ class Check:
     warning: bool = False
 
 
+# The database's schema revision and the one the code expects (the composition root
+# passes ``treasury.adapters.db.migrate.revisions``).
+SchemaProbe = Callable[[], Awaitable[tuple[str | None, str]]]
+
+
 async def run_checks(
-    exchange: Exchange, *, database_url: str, allow_unrestricted_ip: bool
+    exchange: Exchange, *, schema: SchemaProbe, allow_unrestricted_ip: bool
 ) -> list[Check]:
     results: list[Check] = []
     try:
-        current = await migrate.current_revision(database_url)
-        head = migrate.head_revision()
+        current, head = await schema()
         results.append(Check("database", current == head,
                              f"at revision {current}, code expects {head}"
                              if current != head else f"reachable, migrated ({head})"))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import structlog
 
-from treasury.adapters.binance.errors import ExchangeError
-from treasury.adapters.db.repository import ConcurrentChange, utcnow
 from treasury.domain import reconcile as rule
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
+from treasury.ports.clock import utcnow
+from treasury.ports.exchange import ExchangeError
+from treasury.ports.store import ConcurrentChange
 from treasury.services import truth
 from treasury.services.context import WorkerContext
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from treasury.adapters.binance.errors import ExchangeError
-from treasury.adapters.db.repository import ConcurrentChange
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.ids import intent_id_from_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.money import format_amount
 from treasury.domain.settle import is_known, settled_status
 from treasury.domain.status import Status
+from treasury.ports.exchange import ExchangeError
+from treasury.ports.store import Change, ConcurrentChange
 from treasury.services import truth
 from treasury.services.context import WorkerConfig, WorkerContext
 
@@ -89,31 +89,32 @@ async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
         return _youngest_age(sent_ms, now_ms)
     by_id = {r.id: r for r in records}
     by_oid = {r.withdraw_order_id: r for r in records if r.withdraw_order_id}
-    alerts: list[tuple[str, str, int]] = []
+    changes: list[Change] = []
+    for intent in in_flight:
+        record = by_id.get(intent.exchange_withdraw_id or "") or by_oid.get(
+            intent.withdraw_order_id or ""
+        )
+        change = _settlement(ctx.config, intent, record, now_ms)
+        if change is None:
+            continue
+        status, reason, fields = change
+        if record is not None:
+            fields = {**fields, "exchange_amount": record.amount}
+        changes.append(Change(intent_id=intent.id, to=status, reason=reason, actor="worker",
+                              expect=(Status.SUBMITTED,), fields=fields))
     # One transaction for the whole poll (a savepoint per intent): settling many
     # withdrawals costs one commit, not one each.
-    async with repo.engine.begin() as conn:
-        for intent in in_flight:
-            record = by_id.get(intent.exchange_withdraw_id or "") or by_oid.get(
-                intent.withdraw_order_id or ""
-            )
-            change = _settlement(ctx.config, intent, record, now_ms)
-            if change is None:
-                continue
-            status, reason, fields = change
-            if record is not None:
-                fields = {**fields, "exchange_amount": record.amount}
-            try:
-                async with conn.begin_nested():
-                    await repo.transition(intent.id, status, reason=reason, actor="worker",
-                                          expect=(Status.SUBMITTED,), fields=fields, conn=conn)
-            except ConcurrentChange:
-                continue
-            stats.settled += status.terminal
-            log.info("intent.settled", intent_id=intent.id, status=status.value,
-                     withdraw_order_id=intent.withdraw_order_id, reason=reason)
-            if status is not Status.COMPLETED:
-                alerts.append((status.value, f"intent {intent.id}: {reason}", intent.id))
+    alerts: list[tuple[str, str, int]] = []
+    results = await repo.transition_many(changes) if changes else []
+    for done in results:
+        if isinstance(done, ConcurrentChange):
+            continue
+        stats.settled += done.status.terminal
+        log.info("intent.settled", intent_id=done.id, status=done.status.value,
+                 withdraw_order_id=done.withdraw_order_id, reason=done.status_reason)
+        if done.status is not Status.COMPLETED:
+            alerts.append((done.status.value, f"intent {done.id}: {done.status_reason}",
+                           done.id))
     for kind, message, intent_id in alerts:
         await ctx.alert(kind, message, intent_id)
     await _watch(ctx, records, stats)

@@ -12,19 +12,19 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import structlog
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from treasury.adapters.binance.errors import ExchangeError, NotSent, OutcomeUnknown, Rejected
-from treasury.adapters.db.repository import ConcurrentChange, utcnow
-from treasury.adapters.db.sending import SendRefused
-from treasury.domain.decisions import Approve, Hold, Pass, Reject
+from treasury.domain import rules
+from treasury.domain.decisions import Approve, Hold, Pass, Reject, Verdict
 from treasury.domain.exchange import WithdrawRequest
-from treasury.domain.ids import withdraw_order_id
+from treasury.domain.ids import next_free_order_id, withdraw_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
+from treasury.ports.clock import utcnow
+from treasury.ports.exchange import ExchangeError, NotSent, OutcomeUnknown, Rejected
+from treasury.ports.store import ConcurrentChange, Ledger, StoreUnavailable
 from treasury.services import truth
 from treasury.services.checks import pre_send_verdict
-from treasury.services.context import WorkerContext
+from treasury.services.context import PolicyGate, WorkerContext
 
 log = structlog.get_logger("treasury.worker")
 SUBMITTED_WRITE_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # ~8 s in all
@@ -62,8 +62,9 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
         await anyio.sleep(pacer.wait_s())
     timestamp_ms = ctx.exchange.now_ms()
     try:
-        committed = await ctx.sends.commit_to_send(
-            intent, worker=cfg.worker_id, order_id=order_id, timestamp_ms=timestamp_ms,
+        committed = await commit_to_send(
+            ctx.ledger, intent, worker=cfg.worker_id, order_id=order_id,
+            timestamp_ms=timestamp_ms,
             recv_window_ms=cfg.apply_recv_window_ms, policy_gate=ctx.policy(),
         )
     except SendRefused as refused:
@@ -173,7 +174,7 @@ async def _record_accepted(ctx: WorkerContext, intent: Intent, exchange_id: str)
             log.info("send.recorded_elsewhere", intent_id=intent.id,
                      exchange_withdraw_id=exchange_id)
             return
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except StoreUnavailable as exc:
             if not delays:
                 log.error("send.accepted_not_recorded", intent_id=intent.id,
                           exchange_withdraw_id=exchange_id, error=type(exc).__name__)
@@ -215,14 +216,15 @@ async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejecte
 
 async def _policy_refused(ctx: WorkerContext, intent: Intent, refused: SendRefused) -> None:
     verdict = refused.verdict
+    who = refused.source
     if isinstance(verdict, Reject):
-        await _stop(ctx, intent, Status.REJECTED, f"policy: {verdict.reason}")
+        await _stop(ctx, intent, Status.REJECTED, f"{who}: {verdict.reason}")
     elif isinstance(verdict, Approve):
-        await _stop(ctx, intent, Status.AWAITING_APPROVAL, f"policy: {verdict.reason}")
+        await _stop(ctx, intent, Status.AWAITING_APPROVAL, f"{who}: {verdict.reason}")
     elif isinstance(verdict, Hold):
-        await _hold(ctx, intent, f"policy: {verdict.reason}")
+        await _hold(ctx, intent, f"{who}: {verdict.reason}")
     elif verdict is None or isinstance(verdict, Pass):
-        await ctx.sends.release(intent)  # paused, lease lost or changed: let it go
+        await ctx.ledger.intents.release(intent)  # paused, lease lost or changed: let go
         log.info("send.not_committed", intent_id=intent.id, reason=refused.reason)
 
 
@@ -239,15 +241,101 @@ async def _stop(ctx: WorkerContext, intent: Intent, to: Status, reason: str) -> 
 async def _hold(
     ctx: WorkerContext, intent: Intent, reason: str, until_s: float | None = None
 ) -> None:
+    """Keep a queued intent back with a reason; held longer than ``max_hold_s``, it fails."""
     retry_at = utcnow() + timedelta(seconds=ctx.config.hold_backoff_s)
     if until_s is not None:
         retry_at = max(retry_at, datetime.fromtimestamp(until_s, UTC))
+    held_for = (utcnow() - (intent.held_since or utcnow())).total_seconds()
     try:
-        held = await ctx.sends.hold(
-            intent, reason=reason, retry_at=retry_at, max_hold_s=ctx.config.max_hold_s
-        )
+        if held_for > ctx.config.max_hold_s:
+            failed = await ctx.ledger.intents.transition(
+                intent.id, Status.FAILED, actor="worker", expect=(Status.QUEUED,),
+                reason=f"held for more than {int(ctx.config.max_hold_s)} s; last reason: "
+                f"{reason}",
+            )
+            await ctx.alert("failed", f"intent {intent.id} failed: {failed.status_reason}",
+                            intent.id)
+            log.info("intent.held", intent_id=intent.id, reason=reason, status="failed")
+            return
+        await ctx.ledger.intents.hold(intent, reason=reason, retry_at=retry_at)
     except ConcurrentChange:
         return
-    if held.status is Status.FAILED:
-        await ctx.alert("failed", f"intent {intent.id} failed: {held.status_reason}", intent.id)
-    log.info("intent.held", intent_id=intent.id, reason=reason, status=held.status.value)
+    log.info("intent.held", intent_id=intent.id, reason=reason, status="queued")
+
+
+class SendRefused(Exception):
+    """The commit did not happen; nothing will be sent.
+
+    ``verdict`` is the policy's (or the address book's) word when they refused, else None
+    (paused, lease lost, changed meanwhile: the worker simply lets go of the intent).
+    """
+
+    def __init__(self, reason: str, verdict: Verdict | None = None, *,
+                 source: str = "policy") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.verdict = verdict
+        self.source = source  # "policy" or "address book": who said no
+
+
+async def commit_to_send(
+    ledger: Ledger,
+    intent: Intent,
+    *,
+    worker: str,
+    order_id: str,
+    timestamp_ms: int,
+    recv_window_ms: int,
+    policy_gate: PolicyGate | None,
+) -> Intent:
+    """The point of no return: in ONE unit of work, every reason not to send is read and
+    the intent moves to ``submitting`` with its ``withdrawOrderId`` and the timestamp
+    that will be signed. Only after this returns may the request leave.
+
+    In order: the kill switch and the account's pause, the sender lease (a fence: a
+    process whose lease ran out cannot commit), the intent's status and version, an order
+    id the exchange has not seen, the address book again (an entry disabled since the
+    checks ran stops this send), and the policy's caps against what is already committed
+    (commits of one account are serialised, so a burst cannot exceed a cap together).
+
+    Raises:
+        SendRefused: nothing was written; ``verdict`` says why when it is a decision.
+    """
+    async with ledger.units.open(intent.id, serialize_account=intent.account) as unit:
+        refusal = await unit.send_refusal(worker)
+        if refusal is not None:
+            raise SendRefused(refusal)
+        current = unit.intent
+        if current.status is not Status.QUEUED or current.version != intent.version:
+            raise SendRefused(f"intent changed meanwhile ({current.status.value})")
+        if current.withdraw_order_id not in (None, order_id):
+            raise SendRefused("withdraw_order_id differs from the one on record")
+        if current.withdraw_order_id is None:
+            # an id the exchange has already seen for another withdrawal (a restored
+            # ledger handed the intent id out again) is never sent: take the next free one
+            order_id = next_free_order_id(order_id, await unit.burned_order_ids())
+        now = utcnow()
+        entry = await unit.address_book_entry()
+        verdict = rules.check_whitelist(current, None if entry is None else entry.enabled,
+                                        None if entry is None else entry.usable_from, now)
+        if not isinstance(verdict, Pass):
+            raise SendRefused(getattr(verdict, "reason", "address book"), verdict,
+                              source="address book")
+        if policy_gate is not None:
+            coin_used, dest_used = await unit.usage_24h(now)
+            verdict = policy_gate(current, coin_used, dest_used, len(await unit.approvers()))
+            if not isinstance(verdict, Pass):
+                raise SendRefused(getattr(verdict, "reason", "policy"), verdict)
+        return await unit.transition(
+            Status.SUBMITTING, actor="worker",
+            reason=f"committed to send as {order_id} (signed timestamp {timestamp_ms})",
+            fields={
+                "withdraw_order_id": order_id,
+                "send_timestamp_ms": timestamp_ms,
+                "send_recv_window_ms": recv_window_ms,
+                "send_count": current.send_count + 1,
+                "absent_checks": 0,
+                "last_checked_at": None,
+                "submitted_at": now,
+            },
+        )

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from treasury.adapters.db.repository import ConcurrentChange, utcnow
 from treasury.domain import truth
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.ids import intent_id_from_order_id
@@ -25,6 +24,8 @@ from treasury.domain.intent import Intent
 from treasury.domain.money import format_amount
 from treasury.domain.settle import settled_status
 from treasury.domain.status import Status
+from treasury.ports.clock import utcnow
+from treasury.ports.store import ConcurrentChange
 from treasury.services.context import WorkerContext
 
 log = structlog.get_logger("treasury.truth")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from treasury.adapters.db.service_events import ServiceEvents
-from treasury.adapters.db.whitelist import WhitelistRepository
-from treasury.ports import Exchange
+from treasury.ports.exchange import Exchange
+from treasury.ports.store import AddressBook, EventLog
 
 Key = tuple[str, str, str, str]
 
@@ -29,7 +28,7 @@ class Drift:
 
 
 async def sync_whitelist(
-    exchange: Exchange, repo: WhitelistRepository, events: ServiceEvents | None = None,
+    exchange: Exchange, repo: AddressBook, events: EventLog | None = None,
     *, actor: str = "whitelist-sync",
 ) -> Drift:
     remote = {

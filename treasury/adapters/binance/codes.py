@@ -26,31 +26,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-
-class Reason(enum.StrEnum):
-    """Short machine-readable category of a failure (metrics label, worker routing)."""
-
-    CONNECT_FAILED = "connect_failed"  # no connection was made: nothing was sent
-    TIMEOUT = "timeout"  # the answer did not come in time
-    DISCONNECTED = "disconnected"  # the connection broke while sending or reading
-    RATE_LIMITED = "rate_limited"  # 429, -1003, -4005
-    IP_BANNED = "ip_banned"  # 418
-    CLOCK_SKEW = "clock_skew"  # -1021: timestamp outside recvWindow
-    SERVER_ERROR = "server_error"  # 5xx, -1000/-1001/-1006/-1007/-1008
-    BLOCKED = "blocked"  # a non-2xx answer without a Binance code (WAF 403, proxy, 404)
-    INVALID_RESPONSE = "invalid_response"  # a body we cannot parse
-    UNKNOWN_CODE = "unknown_code"  # a code that is not in this table
-    BAD_REQUEST = "bad_request"  # malformed parameters: a bug on our side
-    AUTH = "auth"  # key, signature or permission
-    ADDRESS = "address"  # the destination is invalid for the coin/network
-    ADDRESS_COOLING = "address_cooling"  # a new address usable only after some hours
-    WHITELIST = "whitelist"  # address not whitelisted, or whitelist switched off
-    ASSET = "asset"  # coin unknown, closed for withdrawal or locked
-    AMOUNT = "amount"  # multiple, minimum, precision, fee
-    BALANCE = "balance"  # not enough funds
-    ACCOUNT = "account"  # account-level restriction (2FA, recent login, "limited")
-    QUOTA = "quota"  # 24 h maximum reached
-    TRAVEL_RULE = "travel_rule"  # must use the local-entity endpoint
+from treasury.ports.exchange import Reason as Reason  # the vocabulary lives in the port
 
 
 class Outcome(enum.Enum):

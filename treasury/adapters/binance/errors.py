@@ -29,63 +29,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from treasury.adapters.binance.codes import Reason
+from treasury.ports.exchange import (
+    ExchangeError,
+    NotSent,
+    OutcomeUnknown,
+    Reason,
+    Rejected,
+)
 
-
-class ExchangeError(Exception):
-    """Base of every error the Binance adapter raises about an exchange call.
-
-    Attributes:
-        endpoint: the request path, e.g. ``/sapi/v1/capital/withdraw/apply``.
-        code: Binance's error ``code`` when the body carried one.
-        http_status: the HTTP status when a response arrived.
-        reason: a short machine-readable category (``Reason``), for metrics and routing.
-        detail: the human explanation without the endpoint prefix.
-    """
-
-    outcome = "error"  # the label passed to the ``on_call`` metrics hook
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        endpoint: str,
-        reason: Reason,
-        code: int | None = None,
-        http_status: int | None = None,
-    ) -> None:
-        self.detail = detail
-        self.endpoint = endpoint
-        self.reason = reason
-        self.code = code
-        self.http_status = http_status
-        facts = [f"reason={reason.value}"]
-        if code is not None:
-            facts.append(f"code={code}")
-        if http_status is not None:
-            facts.append(f"http={http_status}")
-        super().__init__(f"{endpoint}: {detail} ({', '.join(facts)})")
-
-
-class NotSent(ExchangeError):
-    """The request was not executed: nothing changed, sending it again is safe."""
-
-    outcome = "not_sent"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        endpoint: str,
-        reason: Reason,
-        code: int | None = None,
-        http_status: int | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
-        super().__init__(
-            detail, endpoint=endpoint, reason=reason, code=code, http_status=http_status
-        )
-        self.retry_after_s = retry_after_s
+__all__ = ["ExchangeError", "IpBanned", "NotSent", "OutcomeUnknown", "Reason", "Rejected",
+           "ResponseInvalid"]
 
 
 class IpBanned(NotSent):
@@ -127,52 +80,3 @@ class ResponseInvalid(NotSent):
         self.problem = problem
 
 
-class Rejected(ExchangeError):
-    """The exchange gave a definitive answer: the request was refused and did nothing."""
-
-    outcome = "rejected"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        endpoint: str,
-        reason: Reason,
-        permanent: bool,
-        code: int | None = None,
-        http_status: int | None = None,
-    ) -> None:
-        super().__init__(
-            detail, endpoint=endpoint, reason=reason, code=code, http_status=http_status
-        )
-        self.permanent = permanent
-
-
-class OutcomeUnknown(ExchangeError):
-    """withdraw/apply may have been executed. Reconcile through withdraw/history first."""
-
-    outcome = "unknown"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        endpoint: str,
-        reason: Reason,
-        timestamp_ms: int,
-        recv_window_ms: int,
-        withdraw_order_id: str,
-        code: int | None = None,
-        http_status: int | None = None,
-    ) -> None:
-        super().__init__(
-            detail, endpoint=endpoint, reason=reason, code=code, http_status=http_status
-        )
-        self.timestamp_ms = timestamp_ms
-        self.recv_window_ms = recv_window_ms
-        self.withdraw_order_id = withdraw_order_id
-
-    @property
-    def last_acceptable_ms(self) -> int:
-        """Exchange time after which no copy of this request can still be accepted."""
-        return self.timestamp_ms + self.recv_window_ms

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -29,6 +30,15 @@ def head_revision() -> str:
     if head is None:
         raise RuntimeError("no migrations found")
     return head
+
+
+def schema_probe(database_url: str) -> Callable[[], Awaitable[tuple[str | None, str]]]:
+    """The preflight's view of the schema: (the database's revision, the code's head)."""
+
+    async def probe() -> tuple[str | None, str]:
+        return await current_revision(database_url), head_revision()
+
+    return probe
 
 
 async def upgrade(database_url: str, revision: str = "head") -> None:

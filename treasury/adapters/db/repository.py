@@ -8,11 +8,11 @@ makes it fail (``ConcurrentChange``) instead of silently overwriting.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, literal_column, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, and_, exists, func, insert, literal_column, or_, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from treasury.adapters.db.tables import intent_events, service_state, withdrawal_intents
@@ -20,26 +20,19 @@ from treasury.domain import machine
 from treasury.domain.intent import EventRecord, Intent
 from treasury.domain.status import Status
 from treasury.domain.validation import NewIntent
+from treasury.ports.clock import utcnow
+from treasury.ports.store import (
+    Change,
+    ConcurrentChange,
+    IdempotencyConflict,
+    NotFound,
+    StoreUnavailable,
+)
 
 T = withdrawal_intents
 E = intent_events
-
-
-class NotFound(LookupError):
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what} not found")
-
-
-class ConcurrentChange(RuntimeError):
-    """The row changed between read and write; nothing was written."""
-
-
-class IdempotencyConflict(ValueError):
-    """The request_id exists already with different contents; nothing was written."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["ConcurrentChange", "IdempotencyConflict", "IntentRepository", "NotFound",
+           "to_intent", "utcnow"]
 
 
 def to_intent(row: Row[Any] | Mapping[str, Any]) -> Intent:
@@ -271,9 +264,31 @@ class IntentRepository:
         if conn is not None:
             return await self._transition(conn, intent_id, to, reason, actor, expect,
                                           expect_version, fields, locked)
-        async with self.engine.begin() as c:
-            return await self._transition(c, intent_id, to, reason, actor, expect,
-                                          expect_version, fields, None)
+        try:
+            async with self.engine.begin() as c:
+                return await self._transition(c, intent_id, to, reason, actor, expect,
+                                              expect_version, fields, None)
+        except (OperationalError, InterfaceError, OSError) as exc:
+            # PEP 249's errors of the database's operation, not of the statement: a lost
+            # connection, a restart, a lock timeout. The write may be tried again.
+            raise StoreUnavailable(f"intent {intent_id}: the database did not answer "
+                                   f"({type(exc).__name__})") from exc
+
+    async def transition_many(self, changes: Sequence[Change]
+                              ) -> list[Intent | ConcurrentChange]:
+        """Several status changes in one transaction (one commit), a savepoint each: one
+        that meets a concurrent change is skipped and reported, the others land."""
+        results: list[Intent | ConcurrentChange] = []
+        async with self.engine.begin() as conn:
+            for c in changes:
+                try:
+                    async with conn.begin_nested():
+                        results.append(await self._transition(
+                            conn, c.intent_id, c.to, c.reason, c.actor, c.expect,
+                            c.expect_version, c.fields, None))
+                except ConcurrentChange as exc:
+                    results.append(exc)
+        return results
 
     async def _transition(
         self,
@@ -441,6 +456,73 @@ class IntentRepository:
             query = query.where(T.c.account == account)
         async with self.engine.connect() as conn:
             return [to_intent(r) for r in (await conn.execute(query)).all()]
+
+    async def hold(self, intent: Intent, *, reason: str, retry_at: datetime) -> Intent:
+        """Keep a queued intent back with a reason until ``retry_at``; an event is written
+        when the reason changes, not on every retry.
+
+        Raises:
+            ConcurrentChange: it is no longer queued.
+        """
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status_reason": reason, "not_before": retry_at,
+            "held_since": intent.held_since or now,
+            "claimed_by": None, "claimed_until": None, "updated_at": now,
+        }
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(
+                update(T).where(and_(T.c.id == intent.id, T.c.status == Status.QUEUED.value))
+                .values(**values).returning(T)
+            )).first()
+            if row is None:
+                raise ConcurrentChange(f"intent {intent.id} is no longer queued")
+            if reason != intent.status_reason:
+                await self.record_note(intent.id, reason=f"held: {reason}", actor="worker",
+                                       kind="hold", conn=conn)
+        return to_intent(row)
+
+    async def release(self, intent: Intent) -> None:
+        """Give a claimed intent back (nothing was decided for it)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(T).where(and_(T.c.id == intent.id, T.c.claimed_by.is_not(None)))
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    async def unserved(self, *, older_than_s: float, skip_reason_prefix: str,
+                       limit: int = 500) -> list[tuple[int, str]]:
+        """Queued intents older than ``older_than_s`` whose account no live sender lease
+        covers, and whose reason does not start with ``skip_reason_prefix`` yet."""
+        from treasury.adapters.db.state import db_now
+        from treasury.adapters.db.tables import sender_leases as L
+
+        async with self.engine.connect() as conn:
+            now = await db_now(conn)
+            live = exists().where(and_(L.c.account == T.c.account, L.c.expires_at > now))
+            rows = (await conn.execute(
+                select(T.c.id, T.c.account).where(and_(
+                    T.c.status == Status.QUEUED.value,
+                    T.c.created_at < now - timedelta(seconds=older_than_s),
+                    ~live,
+                    or_(T.c.status_reason.is_(None),
+                        ~T.c.status_reason.startswith(skip_reason_prefix)),
+                )).limit(limit)
+            )).all()
+        return [(int(r.id), str(r.account)) for r in rows]
+
+    async def set_reason(self, intent_id: int, reason: str, *, kind: str = "hold") -> bool:
+        """Give a queued intent a reason (and an event) without a status change."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(T).where(and_(T.c.id == intent_id, T.c.status == Status.QUEUED.value))
+                .values(status_reason=reason, updated_at=utcnow())
+            )
+            if not result.rowcount:
+                return False
+            await self.record_note(intent_id, reason=reason, actor="worker", kind=kind,
+                                   conn=conn)
+        return True
 
     async def last_send_ms(self, account: str) -> int | None:
         async with self.engine.connect() as conn:

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from treasury.adapters.db.repository import utcnow
 from treasury.adapters.db.tables import service_events
+from treasury.ports.clock import utcnow
+from treasury.ports.store import ServiceEvent
 
 S = service_events
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServiceEvent:
-    id: int
-    kind: str
-    subject: str
-    detail: str
-    actor: str
-    created_at: datetime
 
 
 class ServiceEvents:

@@ -8,28 +8,20 @@ lease ran out cannot commit a send.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from treasury.adapters.db.repository import utcnow
 from treasury.adapters.db.tables import sender_leases, service_state
+from treasury.ports.clock import utcnow
+from treasury.ports.store import PauseState
 
 PAUSED = "paused"
 ACCOUNT_PAUSED = "paused:"  # + account: the automatic pause of one account
 WATERMARK = "sweep_watermark:"  # + account: exchange ms up to which history was swept
 L = sender_leases
-
-
-@dataclass(frozen=True, kw_only=True)
-class PauseState:
-    paused: bool
-    reason: str
-    by: str
-    at: datetime | None
 
 
 async def db_now(conn: AsyncConnection) -> datetime:

@@ -8,38 +8,17 @@ burned: the commit to send never uses one of them again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from treasury.adapters.db.repository import utcnow
 from treasury.adapters.db.tables import unmatched_withdrawals, withdrawal_intents
 from treasury.domain.exchange import WithdrawalRecord
+from treasury.ports.clock import utcnow
+from treasury.ports.store import Unmatched
 
 U = unmatched_withdrawals
-
-
-@dataclass(frozen=True, kw_only=True)
-class Unmatched:
-    account: str
-    exchange_withdraw_id: str
-    withdraw_order_id: str
-    intent_id: int | None
-    coin: str
-    network: str | None
-    address: str
-    address_tag: str | None
-    amount: Decimal
-    fee: Decimal | None
-    exchange_status: int
-    apply_time: datetime | None
-    reason: str
-    found_by: str
-    created_at: datetime
 
 
 class UnmatchedWithdrawals:
@@ -68,14 +47,12 @@ class UnmatchedWithdrawals:
             return False
         return True
 
-    async def burned_order_ids(self, intent_id: int, conn: AsyncConnection | None = None
-                               ) -> set[str]:
-        """Order ids naming ``intent_id`` that the exchange has used for something else."""
+    @staticmethod
+    async def burned_in(conn: AsyncConnection, intent_id: int) -> set[str]:
+        """Inside a transaction: order ids naming ``intent_id`` that the exchange has used
+        for something else."""
         query = select(U.c.withdraw_order_id).where(U.c.intent_id == intent_id)
-        if conn is not None:
-            return set((await conn.execute(query)).scalars())
-        async with self.engine.connect() as c:
-            return set((await c.execute(query)).scalars())
+        return set((await conn.execute(query)).scalars())
 
     async def on_file(self, account: str, exchange_ids: Sequence[str]) -> set[str]:
         """Which of ``exchange_ids`` (of ``account``) are on file already."""

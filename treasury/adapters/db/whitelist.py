@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from treasury.adapters.db.repository import utcnow
 from treasury.adapters.db.tables import whitelist_entries
+from treasury.ports.clock import utcnow
+from treasury.ports.store import DuplicateEntry, WhitelistEntry
 
 W = whitelist_entries
+__all__ = ["DuplicateEntry", "WhitelistEntry", "WhitelistRepository"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class WhitelistEntry:
-    id: int
-    coin: str
-    network: str
-    address: str
-    address_tag: str | None
-    label: str
-    source: str
-    enabled: bool
-    usable_from: datetime | None
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.coin, self.network, self.address, self.address_tag or "")
-
-
-class DuplicateEntry(ValueError):
-    pass
-
-
-def _entry(r: object) -> WhitelistEntry:
+def entry_of(r: object) -> WhitelistEntry:
     m = r._mapping  # type: ignore[attr-defined]
     return WhitelistEntry(
         id=m["id"], coin=m["coin"], network=m["network"], address=m["address"],
@@ -83,12 +61,12 @@ class WhitelistRepository:
                 + (f" tag {address_tag}" if address_tag else "")
                 + " is already in the whitelist"
             ) from None
-        return _entry(row)
+        return entry_of(row)
 
     async def all(self) -> list[WhitelistEntry]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(W).order_by(W.c.coin, W.c.network, W.c.id))).all()
-        return [_entry(r) for r in rows]
+        return [entry_of(r) for r in rows]
 
     async def find(
         self, coin: str, network: str, address: str, address_tag: str | None
@@ -102,7 +80,7 @@ class WhitelistRepository:
                     )
                 )
             ).first()
-        return _entry(row) if row is not None else None
+        return entry_of(row) if row is not None else None
 
     async def remove(self, entry_id: int) -> bool:
         async with self.engine.begin() as conn:

@@ -1,17 +1,28 @@
-"""Commands that talk to an exchange: run, check, whitelist sync, sandbox, demo."""
+"""Commands that talk to an exchange: run, check, whitelist sync, reconcile, sandbox, demo."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from treasury import cli_output as out
-from treasury.cli import EXIT_BAD_INPUT, EXIT_REFUSED, app, open_ledger, run, whitelist_app
-from treasury.cli import _settings as load_cli_settings
+from treasury.cli import output as out
+from treasury.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_REFUSED,
+    actor_of,
+    app,
+    read_settings,
+    run,
+    whitelist_app,
+    with_ledger,
+)
 from treasury.config import Settings, SettingsError
 from treasury.logs import configure
+
+if TYPE_CHECKING:
+    from treasury.ports.store import Ledger
 
 
 def _print_checks(checks: list[object]) -> bool:
@@ -24,11 +35,13 @@ def _print_checks(checks: list[object]) -> bool:
 
 
 async def preflight(settings: Settings, exchange: object) -> bool:
+    """Run the preflight checks and print one line each; True when none failed."""
+    from treasury.adapters.db.migrate import schema_probe
     from treasury.services.preflight import run_checks
 
     checks = await run_checks(
         exchange,  # type: ignore[arg-type]
-        database_url=settings.database_url,
+        schema=schema_probe(settings.database_url),
         allow_unrestricted_ip=settings.allow_unrestricted_ip_key,
     )
     return _print_checks(list(checks))
@@ -37,7 +50,7 @@ async def preflight(settings: Settings, exchange: object) -> bool:
 @app.command()
 def check() -> None:
     """Preflight: database, clock, API key, permissions, IP restriction, quota, status."""
-    settings = load_cli_settings()
+    settings = read_settings()
     configure(fmt=settings.log_format, level="warning")
 
     async def body() -> bool:
@@ -65,7 +78,7 @@ def check() -> None:
 @app.command("run")
 def run_daemon() -> None:
     """Run the withdrawal daemon until SIGTERM/SIGINT."""
-    settings = load_cli_settings()
+    settings = read_settings()
     configure(fmt=settings.log_format, level=settings.log_level)
 
     async def body() -> bool:
@@ -80,14 +93,14 @@ def run_daemon() -> None:
 @whitelist_app.command("sync")
 def whitelist_sync() -> None:
     """Pull the exchange's whitelist and reconcile the local mirror; prints the drift."""
-    settings = load_cli_settings()
+    settings = read_settings()
     configure(fmt=settings.log_format, level="warning")
 
-    async def body() -> None:
+    async def body(_schema_checked: Ledger) -> None:
         from treasury.bootstrap import runtime
         from treasury.services.whitelist_sync import sync_whitelist
 
-        async with open_ledger(settings), runtime(settings) as rt:
+        async with runtime(settings) as rt:
             drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist, rt.ledger.events,
                                          actor="cli:whitelist-sync")
         for label, keys in (("added", drift.added), ("disabled", drift.disabled),
@@ -99,7 +112,7 @@ def whitelist_sync() -> None:
             f"{len(drift.reenabled)} re-enabled, {drift.unchanged} unchanged"
         )
 
-    run(body)
+    with_ledger(body, settings)
 
 
 def parse_since(text: str) -> int:
@@ -132,21 +145,19 @@ def reconcile(
     With --apply: adopt withdrawals the ledger did not know it had sent, send
     contradicted intents to needs_attention, and pause an account whose ledger is behind.
     """
-    from treasury.cli import _actor
-
     try:
         since_ms = parse_since(since) if since is not None else None
     except ValueError as exc:
         out.fail(f"--since: {exc}", EXIT_BAD_INPUT)
-    actor = _actor(as_)
-    settings = load_cli_settings()
+    actor = actor_of(as_)
+    settings = read_settings()
     configure(fmt=settings.log_format, level="warning")
 
-    async def body() -> list[object]:
+    async def body(_schema_checked: Ledger) -> None:
         from treasury.bootstrap import runtime
         from treasury.services.truth import sweep
 
-        async with open_ledger(settings), runtime(settings) as rt:
+        async with runtime(settings) as rt:
             ctxs = [c for _, c in rt.accounts if account in (None, c.config.account)]
             if not ctxs:
                 served = ", ".join(c.config.account for _, c in rt.accounts)
@@ -159,9 +170,8 @@ def reconcile(
                                            found_by=f"{actor} reconcile"))
             pauses = await rt.ledger.state.account_pauses()
         _print_sweeps(results, {a: p.reason for a, p in pauses.items()}, apply, json_)
-        return list(results)
 
-    run(body)
+    with_ledger(body, settings)
 
 
 def _print_sweeps(results: list[Any], pauses: dict[str, str], applied: bool, json_: bool
@@ -216,7 +226,7 @@ def sandbox(
         serve(host=host, port=port, config_path=config, state_path=state, faults=faults,
               allow_remote=allow_remote, on_ready=ready)
     except (ValueError, OSError) as exc:
-        out.fail(str(exc), 2)
+        out.fail(str(exc), EXIT_BAD_INPUT)
 
 
 @app.command()
@@ -227,34 +237,3 @@ def demo(
     from treasury.demo import run_demo
 
     run_demo(keep)
-
-
-@app.command()
-def approve(
-    intent_id: int = typer.Argument(..., help="intent id (status awaiting_approval)"),
-    as_: str = typer.Option(..., "--as", help="your name: recorded, and never the requester"),
-) -> None:
-    """Approve an intent that policy holds for approval."""
-    from treasury.cli import _actor
-    from treasury.domain.policy import Policy
-
-    name = _actor(as_).removeprefix("cli:")
-    settings = load_cli_settings()
-
-    async def body() -> None:
-        from treasury.policy_file import PolicyError, load_policy
-        from treasury.services.approvals import approve as record
-
-        try:
-            policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
-        except PolicyError as exc:
-            raise SettingsError(str(exc)) from None
-        async with open_ledger(settings) as ledger:
-            result = await record(ledger, intent_id, approver=name, policy=policy)
-        state = ("released to the worker" if result.released
-                 else f"{result.required - len(result.approvers)} more approval(s) needed")
-        out.console.print(
-            f"intent {intent_id}: approved by {', '.join(result.approvers)}; {state}"
-        )
-
-    run(body)

@@ -1,0 +1,32 @@
+"""The ``treasury`` command: operators' admin CLI and the daemon's entry point.
+
+Every command refuses bad input with one line naming the problem and a non-zero
+exit, and writes nothing in that case.
+
+One module per group of commands, each registering its commands on ``common.app``:
+
+* ``common``   the Typer apps, settings, the operator's name, exit codes, known errors
+               as one line, ``with_ledger`` (open the ledger, run a body on it)
+* ``output``   how things are shown: rich tables for people, JSON for scripts
+* ``schema``   migrate
+* ``intents``  enqueue, list, show, cancel, resolve, resend, approve
+* ``controls`` pause, resume, whitelist add / list / remove
+* ``exchange`` run, check, whitelist sync, reconcile, sandbox, demo
+* ``health``   healthcheck (the container's probe of ``/readyz``)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The order of the imports is the order of `treasury --help`.
+# isort: off
+from treasury.cli import schema, intents, controls, exchange, health  # noqa: F401
+# isort: on
+from treasury.cli.common import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> Any:
+    return app()

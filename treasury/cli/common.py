@@ -1,0 +1,128 @@
+"""What every command shares: the Typer apps, the settings, the operator's name, the exit
+codes, known errors as one line, and running a body against the ledger.
+
+The database and service layers are imported where a command needs them, not here:
+``treasury --help`` and ``treasury healthcheck`` start without SQLAlchemy or alembic.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+import typer
+
+from treasury.cli import output as out
+from treasury.config import Settings, SettingsError, load_settings
+from treasury.domain.errors import DomainError, InvalidField
+from treasury.ports.store import IdempotencyConflict, NotFound
+
+if TYPE_CHECKING:
+    from treasury.ports.store import Ledger
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Exactly-once Binance withdrawals from a SQL queue.",
+    pretty_exceptions_enable=False,
+)
+whitelist_app = typer.Typer(
+    no_args_is_help=True, help="The local mirror of the exchange whitelist."
+)
+app.add_typer(whitelist_app, name="whitelist")
+
+T = TypeVar("T")
+EXIT_REFUSED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CONFIG = 3
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: larger ones cannot exist
+
+
+def read_settings() -> Settings:
+    """The settings, or exit 3 with one line naming each bad variable."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        out.fail(f"configuration: {exc}", EXIT_CONFIG)
+
+
+def actor_of(name: str | None) -> str:
+    """``cli:<operator>`` from ``--as``, else ``TREASURY_OPERATOR``, else the login name."""
+    who = name or os.environ.get("TREASURY_OPERATOR") or getpass.getuser()
+    who = who.strip()
+    if not who or len(who) > 100 or any(c.isspace() for c in who):
+        out.fail("--as: give an operator name without spaces", EXIT_BAD_INPUT)
+    return f"cli:{who}"
+
+
+def validated(fn: Callable[[], T]) -> T:
+    """``fn()``, or exit 2 with the field it refused."""
+    try:
+        return fn()
+    except InvalidField as exc:
+        out.fail(str(exc), EXIT_BAD_INPUT)
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run an async command body, turning known errors into one clear line."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+    from treasury.services.admin import Refused
+
+    try:
+        return anyio.run(fn)
+    except InvalidField as exc:
+        out.fail(str(exc), EXIT_BAD_INPUT)
+    except (Refused, NotFound, IdempotencyConflict) as exc:
+        out.fail(str(exc), EXIT_REFUSED)
+    except DomainError as exc:
+        out.fail(str(exc), EXIT_REFUSED)
+    except SettingsError as exc:
+        out.fail(f"configuration: {exc}", EXIT_CONFIG)
+    except IntegrityError as exc:
+        out.fail(f"the database refused the change: {_db_message(exc)}", EXIT_REFUSED)
+    except (OperationalError, DBAPIError, OSError) as exc:
+        out.fail(f"database unavailable: {_db_message(exc)}", EXIT_CONFIG)
+
+
+def with_ledger(body: Callable[[Ledger], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Open the ledger (refusing a schema that is not at head), run ``body`` on it, close.
+
+    The settings are read here unless given; errors end the command as ``run`` says.
+    """
+    chosen = read_settings() if settings is None else settings
+
+    async def main() -> T:
+        async with _open_ledger(chosen) as ledger:
+            return await body(ledger)
+
+    return run(main)
+
+
+def _db_message(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).splitlines()[0][:300]
+
+
+@asynccontextmanager
+async def _open_ledger(settings: Settings) -> AsyncIterator[Ledger]:
+    from treasury.adapters.db import migrate as migrations
+    from treasury.adapters.db.engine import create_engine
+    from treasury.adapters.db.ledger import SqlLedger
+
+    engine = create_engine(settings.database_url)
+    try:
+        current = await migrations.current_revision(settings.database_url)
+        head = migrations.head_revision()
+        if current != head:
+            state = "empty" if current is None else f"at revision {current}"
+            raise SettingsError(
+                f"the database is {state}, the code expects {head}: run `treasury migrate`"
+            )
+        yield SqlLedger.over(engine)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,219 @@
+"""Commands on withdrawal intents: enqueue, list, show, cancel, resolve, resend, approve."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from treasury.cli import output as out
+from treasury.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_CONFIG,
+    MAX_ID,
+    actor_of,
+    app,
+    read_settings,
+    validated,
+    with_ledger,
+)
+from treasury.domain.status import Status
+from treasury.domain.validation import validate_coin, validate_new_intent
+
+if TYPE_CHECKING:
+    from treasury.ports.store import Ledger
+
+@app.command()
+def enqueue(
+    coin: str = typer.Option(..., help="asset symbol, e.g. USDT"),
+    network: str = typer.Option(..., help="network as the exchange names it, e.g. TRX"),
+    address: str = typer.Option(..., help="destination address"),
+    amount: str = typer.Option(..., help="exact decimal amount, e.g. 125.50"),
+    tag: str | None = typer.Option(None, "--tag", help="memo / address tag, if needed"),
+    request_id: str | None = typer.Option(
+        None, help="idempotency key: the same key twice gives one intent"
+    ),
+    account: str = typer.Option("default", help="exchange account that sends it"),
+    note: str | None = typer.Option(None, help="free text for the audit trail"),
+    as_: str | None = typer.Option(None, "--as", help="operator name for the audit trail"),
+    json_: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Queue a withdrawal. Prints the intent (the existing one for a known --request-id)."""
+    from treasury.services import admin
+
+    actor = actor_of(as_)
+    new = validated(lambda: validate_new_intent(
+        coin=coin, network=network, address=address, amount=amount, address_tag=tag,
+        account=account, request_id=request_id, requested_by=actor.removeprefix("cli:"),
+        note=note,
+    ))
+    intent, created = with_ledger(lambda ledger: admin.enqueue(ledger, new, actor=actor))
+    if json_:
+        out.print_json({**out.intent_dict(intent), "created": created})
+    else:
+        verb = "queued" if created else "already known (same request_id)"
+        out.console.print(f"intent {intent.id} {verb}: {intent.status.value}")
+
+
+def _statuses(values: list[str]) -> list[Status]:
+    result = []
+    for v in values:
+        try:
+            result.append(Status(v))
+        except ValueError:
+            known = ", ".join(s.value for s in Status)
+            out.fail(f"--status: {v!r} is not a status ({known})", EXIT_BAD_INPUT)
+    return result
+
+
+@app.command("list")
+def list_(
+    status: list[str] = typer.Option([], "--status", help="filter (repeatable)"),
+    coin: str | None = typer.Option(None, help="filter by coin"),
+    account: str | None = typer.Option(None, help="filter by account"),
+    limit: int = typer.Option(50, min=1, max=10000, help="at most this many, newest first"),
+    json_: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """List intents, newest first."""
+    statuses = _statuses(status)
+    if coin is not None:
+        validated(lambda: validate_coin(coin))
+
+    async def body(ledger: Ledger) -> None:
+        intents = await ledger.intents.search(
+            statuses=statuses, coin=coin, account=account, limit=limit
+        )
+        pause = await ledger.state.pause_state()
+        accounts = await ledger.state.account_pauses()
+        if json_:
+            out.print_json({
+                "paused": pause.paused,
+                "pause_reason": pause.reason or None,
+                "paused_accounts": {a: p.reason for a, p in accounts.items()},
+                "intents": [out.intent_dict(i) for i in intents],
+            })
+            return
+        if pause.paused:
+            out.console.print(
+                f"[bold red]PAUSED[/] since {pause.at:%Y-%m-%d %H:%M:%S} UTC by {pause.by}: "
+                f"{pause.reason} — no withdrawal is sent until `treasury resume`"
+            )
+        for name, p in sorted(accounts.items()):
+            out.console.print(f"[bold red]ACCOUNT {name} PAUSED[/] since "
+                              f"{p.at:%Y-%m-%d %H:%M:%S} UTC by {p.by}: ", end="")
+            out.console.print(p.reason, markup=False)
+        out.console.print(out.intents_table(intents))
+
+    with_ledger(body)
+
+
+@app.command()
+def show(
+    intent_id: int = typer.Argument(..., min=1, max=MAX_ID, help="intent id"),
+    json_: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Show one intent and its full event history."""
+
+    async def body(ledger: Ledger) -> None:
+        intent = await ledger.intents.get(intent_id)
+        events = await ledger.intents.events(intent_id)
+        if json_:
+            out.print_json({**out.intent_dict(intent),
+                            "events": [out.event_dict(e) for e in events]})
+            return
+        for key, value in out.intent_dict(intent).items():
+            shown = (out.amount_text(value) if key in ("amount", "fee", "exchange_amount")
+                     else value)
+            out.console.print(f"{key:>22}: {'' if shown is None else shown}", markup=False)
+        out.console.print(out.events_table(events))
+
+    with_ledger(body)
+
+
+@app.command()
+def cancel(
+    intent_id: int = typer.Argument(..., min=1, max=MAX_ID, help="intent id"),
+    reason: str = typer.Option("cancelled by operator", help="why"),
+    as_: str | None = typer.Option(None, "--as", help="operator name"),
+) -> None:
+    """Cancel an intent that has not been submitted yet."""
+    from treasury.services import admin
+
+    actor = actor_of(as_)
+    intent = with_ledger(
+        lambda ledger: admin.cancel(ledger, intent_id, actor=actor, reason=reason)
+    )
+    out.console.print(f"intent {intent.id} cancelled")
+
+
+@app.command()
+def resolve(
+    intent_id: int = typer.Argument(
+        ..., min=1, max=MAX_ID, help="intent id (status needs_attention)"
+    ),
+    outcome: str = typer.Option(
+        ..., help="completed | failed | submitted | requeue | cancelled"
+    ),
+    reason: str = typer.Option(..., help="what you checked and why you decide this"),
+    exchange_id: str | None = typer.Option(None, help="the exchange's withdrawal id"),
+    tx_id: str | None = typer.Option(None, help="on-chain transaction id"),
+    as_: str | None = typer.Option(None, "--as", help="operator name"),
+) -> None:
+    """Settle an intent in needs_attention by a person's decision."""
+    from treasury.services import admin
+
+    actor = actor_of(as_)
+    intent = with_ledger(lambda ledger: admin.resolve(
+        ledger, intent_id, outcome=outcome, actor=actor, reason=reason,
+        exchange_id=exchange_id, tx_id=tx_id,
+    ))
+    out.console.print(f"intent {intent.id} is now {intent.status.value}")
+
+
+@app.command()
+def resend(
+    intent_id: int = typer.Argument(
+        ..., min=1, max=MAX_ID, help="intent id (needs_attention, proven absent)"
+    ),
+    reason: str = typer.Option(
+        "checked the exchange's withdrawal history: not there", help="what you checked"
+    ),
+    as_: str = typer.Option(..., "--as", help="your name, recorded with the decision"),
+) -> None:
+    """Send again an intent whose withdrawal the exchange provably never created.
+
+    For intents that TREASURY_RESEND=manual sent to a person. The worker looks the order
+    id up once more just before it sends.
+    """
+    from treasury.services import admin
+
+    actor = actor_of(as_)
+    intent = with_ledger(
+        lambda ledger: admin.resend(ledger, intent_id, actor=actor, reason=reason)
+    )
+    out.console.print(f"intent {intent.id} is queued again; it will be sent as "
+                      f"{intent.withdraw_order_id} after one more look-up")
+
+
+@app.command()
+def approve(
+    intent_id: int = typer.Argument(..., help="intent id (status awaiting_approval)"),
+    as_: str = typer.Option(..., "--as", help="your name: recorded, and never the requester"),
+) -> None:
+    """Approve an intent that policy holds for approval."""
+    from treasury.domain.policy import Policy
+    from treasury.policy_file import PolicyError, load_policy
+    from treasury.services.approvals import approve as record
+
+    name = actor_of(as_).removeprefix("cli:")
+    settings = read_settings()
+    try:
+        policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
+    except PolicyError as exc:
+        out.fail(f"configuration: {exc}", EXIT_CONFIG)
+    result = with_ledger(
+        lambda ledger: record(ledger, intent_id, approver=name, policy=policy), settings
+    )
+    state = ("released to the worker" if result.released
+             else f"{result.required - len(result.approvers)} more approval(s) needed")
+    out.console.print(f"intent {intent_id}: approved by {', '.join(result.approvers)}; {state}")

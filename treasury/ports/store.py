@@ -1,0 +1,241 @@
+"""The ledger's port: the stores services read and write, and the unit of work.
+
+The SQL adapter (``treasury.adapters.db``) implements these over SQLite and PostgreSQL;
+``treasury.testing`` implements them in memory. A service never sees a connection, an
+engine or a driver exception: only these protocols, the values below and the errors.
+
+Every store method is its own transaction, except inside an ``IntentUnit``: one
+transaction around one locked intent, in which a decision (commit to send, approve) reads
+what it needs and writes its outcome, or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from treasury.domain.exchange import WithdrawalRecord
+from treasury.domain.intent import EventRecord, Intent
+from treasury.domain.status import Status
+from treasury.domain.validation import NewIntent
+
+# ---- errors ------------------------------------------------------------------------------
+
+
+class NotFound(LookupError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+
+
+class ConcurrentChange(RuntimeError):
+    """The row changed between read and write; nothing was written."""
+
+
+class IdempotencyConflict(ValueError):
+    """The request_id exists already with different contents; nothing was written."""
+
+
+class DuplicateEntry(ValueError):
+    """The address book has that destination already."""
+
+
+class StoreUnavailable(ConnectionError):
+    """The database did not answer (connection lost, restarting): nothing is known to have
+    been written; the same write may be tried again.
+
+    Raised by ``IntentStore.transition``, the one write a service retries on its own (the
+    answer to a send). Elsewhere a failing database surfaces as the driver's error, which
+    the daemon's loops log and survive, and the CLI reports as "database unavailable".
+    """
+
+
+# ---- values ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhitelistEntry:
+    id: int
+    coin: str
+    network: str
+    address: str
+    address_tag: str | None
+    label: str
+    source: str
+    enabled: bool
+    usable_from: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.coin, self.network, self.address, self.address_tag or "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unmatched:
+    account: str
+    exchange_withdraw_id: str
+    withdraw_order_id: str
+    intent_id: int | None
+    coin: str
+    network: str | None
+    address: str
+    address_tag: str | None
+    amount: Decimal
+    fee: Decimal | None
+    exchange_status: int
+    apply_time: datetime | None
+    reason: str
+    found_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceEvent:
+    id: int
+    kind: str
+    subject: str
+    detail: str
+    actor: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class PauseState:
+    paused: bool
+    reason: str
+    by: str
+    at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """One status change for ``IntentStore.transition_many``."""
+
+    intent_id: int
+    to: Status
+    reason: str
+    actor: str
+    expect: tuple[Status, ...] | None = None
+    expect_version: int | None = None
+    fields: Mapping[str, Any] | None = None
+
+
+# ---- stores ------------------------------------------------------------------------------
+
+
+class IntentStore(Protocol):
+    async def namespace(self) -> str: ...
+    async def get(self, intent_id: int) -> Intent: ...
+    async def get_by_request_id(self, request_id: str) -> Intent: ...
+    async def get_by_order_ids(self, order_ids: Sequence[str]) -> dict[str, Intent]: ...
+    async def get_many(self, intent_ids: Sequence[int]) -> dict[int, Intent]: ...
+    async def earliest_created_ms(self, account: str) -> int | None: ...
+    async def search(self, *, statuses: Sequence[Status] = (), coin: str | None = None,
+                     account: str | None = None, limit: int = 50) -> list[Intent]: ...
+    async def count_by_status(self) -> dict[str, int]: ...
+    async def events(self, intent_id: int) -> list[EventRecord]: ...
+    async def enqueue(self, new: NewIntent, *, actor: str) -> tuple[Intent, bool]: ...
+    async def transition(self, intent_id: int, to: Status, *, reason: str, actor: str,
+                         expect: Sequence[Status] | None = None,
+                         expect_version: int | None = None,
+                         fields: Mapping[str, Any] | None = None) -> Intent: ...
+    async def transition_many(self, changes: Sequence[Change]
+                              ) -> list[Intent | ConcurrentChange]: ...
+    async def record_note(self, intent_id: int, *, reason: str, actor: str,
+                          kind: str) -> None: ...
+    async def update_fields(self, intent_id: int, *, expect_status: Status,
+                            fields: Mapping[str, Any],
+                            expect_version: int | None = None) -> Intent: ...
+    async def hold(self, intent: Intent, *, reason: str, retry_at: datetime) -> Intent: ...
+    async def release(self, intent: Intent) -> None: ...
+    async def claim_queued(self, *, account: str, worker: str, now: datetime,
+                           lease_until: datetime, limit: int) -> list[Intent]: ...
+    async def release_claims(self, *, account: str, keep: str) -> int: ...
+    async def in_status(self, status: Status, *, account: str | None = None,
+                        limit: int = 1000) -> list[Intent]: ...
+    async def last_send_ms(self, account: str) -> int | None: ...
+    async def unserved(self, *, older_than_s: float, skip_reason_prefix: str,
+                       limit: int = 500) -> list[tuple[int, str]]: ...
+    async def set_reason(self, intent_id: int, reason: str, *, kind: str = "hold") -> bool: ...
+
+
+class AccountState(Protocol):
+    async def pause_state(self, account: str | None = None) -> PauseState: ...
+    async def account_pauses(self) -> dict[str, PauseState]: ...
+    async def pause(self, *, reason: str, by: str, account: str | None = None) -> bool: ...
+    async def resume(self, account: str | None = None) -> bool: ...
+    async def watermark(self, account: str) -> int | None: ...
+    async def set_watermark(self, account: str, ms: int, *, by: str) -> None: ...
+    async def acquire_lease(self, account: str, holder: str, ttl_s: float) -> bool: ...
+    async def release_lease(self, account: str, holder: str) -> None: ...
+
+
+class AddressBook(Protocol):
+    async def add(self, *, coin: str, network: str, address: str, address_tag: str | None,
+                  label: str = "", source: str = "manual",
+                  usable_from: datetime | None = None) -> WhitelistEntry: ...
+    async def all(self) -> list[WhitelistEntry]: ...
+    async def find(self, coin: str, network: str, address: str,
+                   address_tag: str | None) -> WhitelistEntry | None: ...
+    async def remove(self, entry_id: int) -> bool: ...
+    async def set_enabled(self, entry_id: int, enabled: bool,
+                          label: str | None = None) -> None: ...
+
+
+class EventLog(Protocol):
+    async def record(self, kind: str, detail: str, *, actor: str, subject: str = "") -> None: ...
+    async def record_once(self, kind: str, subject: str, detail: str, *, actor: str) -> bool: ...
+    async def recent(self, kind: str | None = None, limit: int = 100) -> list[ServiceEvent]: ...
+
+
+class UnmatchedStore(Protocol):
+    async def record(self, *, account: str, record: WithdrawalRecord, intent_id: int | None,
+                     reason: str, found_by: str) -> bool: ...
+    async def on_file(self, account: str, exchange_ids: Sequence[str]) -> set[str]: ...
+    async def list(self, account: str | None = None, limit: int = 1000) -> list[Unmatched]: ...
+
+
+# ---- the unit of work around one intent --------------------------------------------------
+
+
+class IntentUnit(Protocol):
+    """One transaction around one locked intent; leaving it commits (or, on an exception,
+    rolls back everything done in it)."""
+
+    @property
+    def intent(self) -> Intent: ...
+    async def send_refusal(self, worker: str) -> str | None: ...
+    async def address_book_entry(self) -> WhitelistEntry | None: ...
+    async def usage_24h(self, now: datetime) -> tuple[Decimal, Decimal]: ...
+    async def approvers(self) -> tuple[str, ...]: ...
+    async def add_approval(self, approver: str) -> bool: ...
+    async def burned_order_ids(self) -> set[str]: ...
+    async def note(self, *, reason: str, actor: str, kind: str) -> None: ...
+    async def transition(self, to: Status, *, reason: str, actor: str,
+                         fields: Mapping[str, Any] | None = None) -> Intent: ...
+
+
+class Units(Protocol):
+    def open(self, intent_id: int, *, serialize_account: str | None = None
+             ) -> AbstractAsyncContextManager[IntentUnit]:
+        """Lock ``intent_id`` in a new transaction (``NotFound`` if there is none). With
+        ``serialize_account``, that account's commits are serialised across processes
+        first (policy caps are summed inside the unit)."""
+        ...
+
+
+@dataclass
+class Ledger:
+    """Everything a service may ask of the database."""
+
+    intents: IntentStore
+    state: AccountState
+    whitelist: AddressBook
+    events: EventLog
+    unmatched: UnmatchedStore
+    units: Units
