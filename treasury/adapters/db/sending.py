@@ -179,15 +179,17 @@ class SendLedger:
             return sent
 
     async def hold(
-        self, intent: Intent, *, reason: str, retry_at: datetime, max_hold_s: float
+        self, intent: Intent, *, reason: str, retry_at: datetime, max_hold_s: float,
+        start_clock: bool = True,
     ) -> Intent:
         """Keep a queued intent back with a reason; after ``max_hold_s`` it fails.
 
-        An event is written when the reason changes, not on every retry.
+        An event is written when the reason changes, not on every retry. With
+        ``start_clock=False`` the hold does not count towards ``max_hold_s``.
         """
         now = utcnow()
-        held_since = intent.held_since or now
-        if (now - held_since).total_seconds() > max_hold_s:
+        held_since = intent.held_since or (now if start_clock else None)
+        if held_since is not None and (now - held_since).total_seconds() > max_hold_s:
             return await self.repo.transition(
                 intent.id, Status.FAILED, actor="worker", expect=(Status.QUEUED,),
                 reason=f"held for more than {int(max_hold_s)} s; last reason: {reason}",
