@@ -618,7 +618,8 @@ class MemoryIntentStore:
                 values["version"] = expect_version + 1
             return to_intent(t.update_intent(intent_id, values))
 
-    async def hold(self, intent: Intent, *, reason: str, retry_at: datetime) -> Intent:
+    async def hold(self, intent: Intent, *, reason: str, retry_at: datetime,
+                   start_clock: bool = True) -> Intent:
         async with self._db.write() as t:
             now = self._db.now()
             row = t.intents.get(intent.id)
@@ -626,7 +627,7 @@ class MemoryIntentStore:
                 raise ConcurrentChange(f"intent {intent.id} is no longer queued")
             row = t.update_intent(intent.id, {
                 "status_reason": reason, "not_before": retry_at,
-                "held_since": intent.held_since or now,
+                "held_since": intent.held_since or (now if start_clock else None),
                 "claimed_by": None, "claimed_until": None, "updated_at": now,
             })
             if reason != intent.status_reason:

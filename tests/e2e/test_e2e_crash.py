@@ -54,9 +54,15 @@ async def crash_after_claim(kind: str, tmp: Path) -> None:
     faults = {"delay_before_accept_s": {"seconds": 3, "next": 1}}
     # at 10/s the daemon processes one intent at a time (above, sends overlap)
     async with world(kind, tmp, faults=faults, env={"TREASURY_WITHDRAW_RATE": "10"}) as w:
+        d = await w.start_daemon()
+        # after it became the sender: what was queued before would be held (a new sender
+        # waits out the history lag), and SQL's CURRENT_TIMESTAMP counts whole seconds;
+        # paused meanwhile, so that one claim takes all three
+        await w.cli("pause", "--reason", "queue three", "--as", "e2e")
+        await anyio.sleep(1.1)
         ids = [await w.insert_sql(*USDT_TRX, "10.5"), await w.insert_sql(*USDT_ETH, "11.25"),
                await w.insert_sql(*XRP_1, "40")]
-        d = await w.start_daemon()
+        await w.cli("resume", "--as", "e2e")
 
         async def claimed() -> bool:
             rows = {r["id"]: r for r in await w.intents()}

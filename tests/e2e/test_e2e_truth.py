@@ -28,6 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from alerts_sink import AlertSink, alert_sink
@@ -384,8 +385,9 @@ async def lag_within_allowance(kind: str, tmp: Path) -> None:
     record shows before absence could count, so each is adopted and nothing is re-sent."""
     env = {"TREASURY_HISTORY_LAG_ALLOWANCE_S": "100"}
     async with world(kind, tmp, faults=LAG_FAULTS, env=env) as w:
-        ids = await _ten(w)
         await w.start_daemon()
+        await anyio.sleep(1.1)  # intents from before the daemon became the sender would
+        ids = await _ten(w)  # wait out the allowance first (100 s here): not this test's point
         rows = await w.wait_settled(ids, timeout=150)
         snap = await Snapshot.take(w)
         _sent_once_each(snap)
@@ -407,8 +409,9 @@ async def lag_beyond_allowance_manual(kind: str, tmp: Path) -> None:
     records showed: the look-up before the re-send adopts them; nothing leaves twice."""
     env = {"TREASURY_HISTORY_LAG_ALLOWANCE_S": "5", "TREASURY_RESEND": "manual"}
     async with world(kind, tmp, faults=LAG_FAULTS, env=env) as w:
-        ids = await _ten(w)
         await w.start_daemon()
+        await anyio.sleep(1.1)  # intents from before the daemon became the sender would
+        ids = await _ten(w)  # wait out the allowance first (100 s here): not this test's point
         rows = await w.wait_settled(ids, timeout=150)
         snap = await Snapshot.take(w)
         _sent_once_each(snap)
@@ -524,6 +527,9 @@ async def test_unreachable_exchange_reaches_a_person_with_alerts(
     with alert_sink() as sink:
         async with world(backend, tmp_path, sandbox_cfg=cfg, env={**env, **_sink_env(sink)}) as w:
             d = await w.start_daemon()  # started: its first sweep succeeded
+            # intents queued before the daemon became the sender wait out the history lag
+            # (README: a new sender waits); SQL's CURRENT_TIMESTAMP counts whole seconds
+            await anyio.sleep(1.1)
             # history fails from here on, so no record can settle or adopt anything; the
             # give-up times, not a race with the poller, decide what happens next
             await w.sandbox.set_faults(

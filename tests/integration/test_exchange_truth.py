@@ -297,3 +297,76 @@ async def test_nothing_is_sent_before_a_sweep_and_a_failing_sweep_alerts(
     assert done.status is Status.COMPLETED
     message = next(m for k, m, _ in stack.alerts if k == "sweep_failing")
     assert "nothing is sent until one succeeds" in message
+
+
+async def test_a_new_sender_waits_out_the_history_lag_before_sending_older_intents(
+    stack_factory: Any,
+) -> None:
+    """A predecessor (a daemon of the ledger before it was restored) sent the intent just
+    before this daemon started, and history does not show it yet. The new sender must
+    not send it until the allowance has passed; then it finds the record and adopts it.
+    An intent created after the daemon became the sender is not held."""
+    from treasury.domain.exchange import WithdrawRequest
+
+    async with stack_factory() as stack:
+        intent = await enqueue(stack)
+        oid = await order_id(stack, intent.id)
+        await sandbox_admin(stack, "faults", {"history_lag_s": 3})
+        await stack.rt.exchange.withdraw(WithdrawRequest(
+            coin="USDT", network="TRX", address=TRX, address_tag=None,
+            amount=Decimal("20"), withdraw_order_id=oid))  # the lost send
+        async with stack.daemon() as daemon:
+            with anyio.fail_after(10):
+                while not daemon.swept:
+                    await anyio.sleep(0.05)
+            fresh = await enqueue(stack, amount="21")
+            [sent] = await stack.wait_settled([fresh.id], timeout=20)
+            [adopted] = await stack.wait_settled([intent.id], timeout=30)
+        events = await stack.rt.ledger.intents.events(intent.id)
+    assert applies_for(stack, oid) == 1  # the predecessor's only
+    assert adopted.status is Status.COMPLETED and "adopted" in (adopted.status_reason or "")
+    assert any("held until" in e.reason and "history-lag allowance" in e.reason
+               for e in events)
+    assert sent.status is Status.COMPLETED
+
+
+async def test_a_new_intent_on_a_lost_intents_id_is_not_taken_for_its_withdrawal(
+    stack_factory: Any,
+) -> None:
+    """SQLite hands a lost intent's id out again; the lost withdrawal was applied before
+    the new intent existed, so it cannot be the new intent's — not even when it matches."""
+    async with stack_factory() as stack:
+        intent = await enqueue(stack)  # same destination and amount as the lost one
+        applied = stack.rt.exchange.now_ms() - 120_000  # inside the sweep window
+        wid = await exchange_has(stack, await order_id(stack, intent.id),
+                                 applied_at_ms=applied, status=6)
+        result = await sweep(stack.rt.ctx, found_by="test")
+        after = await stack.rt.ledger.intents.get(intent.id)
+        unmatched = await stack.rt.ledger.unmatched.list()
+    assert [f.kind for f in result.findings] == ["unknown"]
+    assert after.status is Status.QUEUED and after.exchange_withdraw_id is None
+    assert [(u.exchange_withdraw_id, u.intent_id) for u in unmatched] == [(wid, intent.id)]
+
+
+async def test_reconciliation_files_a_contradicting_record_and_pauses(
+    stack_factory: Any,
+) -> None:
+    """An unknown outcome whose record does not match: whichever reader finds it, the
+    record is on file, the intent goes to a person, the account stops sending."""
+    async with stack_factory() as stack:
+        intent = await enqueue(stack)
+        ctx = stack.rt.ctx
+        assert await ctx.ledger.state.acquire_lease("default", ctx.config.worker_id, 60)
+        oid = await order_id(stack, intent.id)
+        await submit.commit_to_send(
+            ctx.ledger, intent, worker=ctx.config.worker_id, order_id=oid,
+            timestamp_ms=ctx.exchange.now_ms() - 5_000, recv_window_ms=1000, policy_gate=None,
+        )
+        wid = await exchange_has(stack, oid, address=OTHER)
+        await reconcile.reconcile_all(ctx)
+        after = await ctx.ledger.intents.get(intent.id)
+        unmatched = await ctx.ledger.unmatched.list()
+        pause = await ctx.ledger.state.pause_state("default")
+    assert after.status is Status.NEEDS_ATTENTION and OTHER in (after.status_reason or "")
+    assert [u.exchange_withdraw_id for u in unmatched] == [wid]
+    assert pause.paused

@@ -35,15 +35,17 @@ async def enqueue(stack: Any, amount: str, address: str = TRX, by: str = "alice"
 
 async def test_rolling_cap_holds_under_a_burst(stack_factory: Any, tmp_path: Path) -> None:
     path = policy_file(tmp_path, '[coins.USDT]\ndaily_cap = "100"\n')
-    async with stack_factory(policy_file=path) as stack:
+    async with stack_factory(policy_file=path) as stack, stack.daemon() as daemon:
+        with anyio.fail_after(10):  # enqueued once it is the sender (else held at first)
+            while not daemon.swept:
+                await anyio.sleep(0.05)
         ids = []
         async with anyio.create_task_group() as tg:  # many intents enqueued at once
             async def one() -> None:
                 ids.append(await enqueue(stack, "30"))
             for _ in range(8):
                 tg.start_soon(one)
-        async with stack.daemon():
-            await anyio.sleep(4)
+        await anyio.sleep(4)
         intents = [await stack.rt.ledger.intents.get(i) for i in ids]
     sent = [i for i in intents if i.withdraw_order_id is not None]
     assert len(sent) == 3  # 3 x 30 = 90 fits under 100; a 4th would make 120

@@ -23,17 +23,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from treasury.adapters.db.repository import utcnow
 from treasury.domain.intent import Intent
+from treasury.domain.reconcile import PROCESSING_TIMEOUT_MS
+from treasury.ports.clock import utcnow
 from treasury.ports.exchange import ExchangeError
 from treasury.services import reconcile, settle, submit, truth, watch
-from treasury.services.context import WorkerContext
+from treasury.services.context import StartupHold, WorkerContext
 
 log = structlog.get_logger("treasury.daemon")
 
@@ -72,6 +73,7 @@ class Daemon:
         self.swept = False  # a sweep since becoming the sender: sends may leave
         self._last_sweep = -math.inf
         self._failing_since: float | None = None
+        self._last_ok_sweep = datetime.min.replace(tzinfo=UTC)
         self._failure_alerted = False
         self._wake = anyio.Event()
         self._settle_wake = anyio.Event()
@@ -179,6 +181,11 @@ class Daemon:
             self._pace(max(last_ms / 1000 if last_ms else 0.0, time.time()))
         await self.ctx.ledger.intents.release_claims(account=cfg.account, keep=cfg.worker_id)
         count = await reconcile.reconcile_all(self.ctx)
+        now = utcnow()
+        wait_s = ((cfg.apply_recv_window_ms + PROCESSING_TIMEOUT_MS) / 1000
+                  + cfg.history_lag_allowance_s)
+        self.ctx.startup_hold = StartupHold(created_before=now,
+                                            until=now + timedelta(seconds=wait_s))
         self.swept = False
         await self._sweep()
         log.info("sender.active", account=cfg.account, worker=cfg.worker_id,
@@ -188,6 +195,7 @@ class Daemon:
         """The account's history against the ledger. Until one succeeds after becoming
         the sender, nothing is sent: a restored ledger must learn what left meanwhile."""
         now = self._last_sweep = anyio.current_time()
+        started_at = utcnow()
         try:
             await truth.sweep(self.ctx)
         except (ExchangeError, ValueError) as exc:
@@ -196,6 +204,7 @@ class Daemon:
             await self._sweep_failing(now, exc)
             return
         self._failing_since = None
+        self._last_ok_sweep = started_at
         if not self.swept:
             self.swept = True
             self._wake.set()
@@ -271,8 +280,16 @@ class Daemon:
                     await reconcile.reconcile_all(self.ctx)
                     await watch.flag_unserved(self.ctx)
                     due = self._last_sweep + self.ctx.config.sweep_interval_s
-                    if not self.swept or anyio.current_time() >= due:
+                    hold = self.ctx.startup_hold
+                    hold_over = hold is not None and utcnow() >= hold.until
+                    if not self.swept or hold_over or anyio.current_time() >= due:
                         await self._sweep()
+                    if (hold is not None and hold_over and self.ctx.startup_hold is hold
+                            and self._last_ok_sweep >= hold.until):
+                        # the history has had its allowance, and was read after it
+                        self.ctx.startup_hold = None
+                        log.info("sender.startup_hold_over", account=self.ctx.config.account)
+                        self._wake.set()
                 except Exception:  # a loop must survive one bad round; it is logged
                     log.exception("reconcile.round_failed")
 

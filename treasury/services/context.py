@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from treasury.domain.decisions import Verdict
@@ -47,6 +48,25 @@ class WorkerConfig:
     claim_batch: int = 20
 
 
+@dataclass(frozen=True)
+class StartupHold:
+    """A new sender does not send what was queued before it started until the history
+    could show every withdrawal a predecessor made: a restored ledger (or a replica that
+    lost writes) cannot tell it which of those intents already left."""
+
+    created_before: datetime
+    until: datetime
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"held until {self.until:%Y-%m-%d %H:%M:%S} UTC: this daemon became the sender "
+            "at " f"{self.created_before:%H:%M:%S}, and a withdrawal made just before that "
+            "(by a restored or failed-over ledger) can take up to the history-lag allowance "
+            "to show in history; nothing queued before then is sent until it has been looked for"
+        )
+
+
 @dataclass(kw_only=True)
 class WorkerContext:
     ledger: Ledger
@@ -56,5 +76,6 @@ class WorkerContext:
     policy: Callable[[], PolicyGate | None] = lambda: None
     alert: Alert = no_alert
     in_flight: set[int] = field(default_factory=set)
+    startup_hold: StartupHold | None = None
     on_submitted: Callable[[], None] = lambda: None  # wakes the settle poller
     on_reconciled: Callable[[str], None] = lambda _decision: None  # metrics

@@ -121,6 +121,16 @@ async def decide_one(
         _server_ms_of_local(ctx, int(intent.last_checked_at.timestamp() * 1000))
         if intent.last_checked_at is not None else None
     )
+    mine = [r for r in found if r.withdraw_order_id == oid]
+    if len(mine) == 1 and not rule.matches(intent, mine[0]):
+        # A record of ours that contradicts the intent: the one rule for any record of ours
+        # (truth.judge) decides it, so that it is filed and pauses the account however it
+        # was found — by this look-up, the sweep or the settlement poll.
+        log.info("reconcile.decision", intent_id=intent.id, withdraw_order_id=oid,
+                 decision="Attention")
+        ctx.on_reconciled("Attention")
+        await truth.judge_records(ctx, mine, found_by="reconciliation by withdrawOrderId")
+        return
     decision = rule.decide(
         intent, found, server_now_ms=now_ms,
         lag_allowance_ms=int(cfg.history_lag_allowance_s * 1000),

@@ -8,6 +8,7 @@ record the answer. An answer that does not settle the outcome leaves the intent 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -50,6 +51,13 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
 
 async def send(ctx: WorkerContext, intent: Intent) -> None:
     cfg = ctx.config
+    hold = ctx.startup_hold
+    if hold is not None and intent.send_count == 0 and intent.created_at < hold.created_before:
+        # not the intent's own trouble: it does not count towards the maximum hold
+        with contextlib.suppress(ConcurrentChange):
+            await ctx.ledger.intents.hold(intent, reason=hold.reason, retry_at=hold.until,
+                                          start_clock=False)
+        return
     if intent.send_count > 0 and not await _absent_before_resend(ctx, intent):
         return
     order_id = intent.withdraw_order_id or withdraw_order_id(

@@ -14,6 +14,7 @@ few minutes' sends is one page. The client's weight budget paces the pages.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -32,6 +33,8 @@ log = structlog.get_logger("treasury.truth")
 PAGE = 1000
 LOOKBACK_MS = 5 * 60 * 1000  # an apply time may precede our clock estimate; margin
 MAX_WINDOW_MS = 89 * 24 * 3600 * 1000  # history windows must be shorter than 90 days
+# this host's clock against the exchange's second-resolution applyTime
+CLOCK_TOLERANCE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -73,15 +76,26 @@ async def owners_of(
     repo = ctx.ledger.intents
     by_oid = await repo.get_by_order_ids(list(ours))
     by_id = await repo.get_many(sorted({i for i in ours.values() if i is not None}))
+    applied = {r.withdraw_order_id: r.apply_time for r in records if r.withdraw_order_id}
     result: dict[str, tuple[Intent | None, int | None]] = {}
     for oid, iid in ours.items():
         owner = by_oid.get(oid)
         if owner is None:
             candidate = by_id.get(iid) if iid is not None else None
-            if candidate is not None and candidate.withdraw_order_id is None:
+            if candidate is not None and candidate.withdraw_order_id is None and not _newer(
+                candidate, applied.get(oid)
+            ):
                 owner = candidate
         result[oid] = (owner, iid)
     return result
+
+
+def _newer(intent: Intent, apply_time: datetime | None) -> bool:
+    """Was ``intent`` created after the withdrawal was applied? Then it cannot be its
+    intent: a restored ledger handed the lost intent's id to a new one."""
+    if apply_time is None:
+        return False
+    return intent.created_at > apply_time + CLOCK_TOLERANCE
 
 
 async def judge_records(

@@ -457,7 +457,8 @@ class IntentRepository:
         async with self.engine.connect() as conn:
             return [to_intent(r) for r in (await conn.execute(query)).all()]
 
-    async def hold(self, intent: Intent, *, reason: str, retry_at: datetime) -> Intent:
+    async def hold(self, intent: Intent, *, reason: str, retry_at: datetime,
+                   start_clock: bool = True) -> Intent:
         """Keep a queued intent back with a reason until ``retry_at``; an event is written
         when the reason changes, not on every retry.
 
@@ -467,7 +468,7 @@ class IntentRepository:
         now = utcnow()
         values: dict[str, Any] = {
             "status_reason": reason, "not_before": retry_at,
-            "held_since": intent.held_since or now,
+            "held_since": intent.held_since or (now if start_clock else None),
             "claimed_by": None, "claimed_until": None, "updated_at": now,
         }
         async with self.engine.begin() as conn:
