@@ -61,8 +61,12 @@ async def test_a_record_that_does_not_match_the_intent_needs_a_person(world: Wor
     after = await world.get(intent.id)
     assert after.status is S.NEEDS_ATTENTION
     assert "does not match" in (after.status_reason or "")
-    assert world.alert_kinds() == ["needs_attention"]
+    # filed and the account paused, as when the sweep or the settlement poll finds it
+    assert world.alert_kinds() == ["needs_attention", "paused"]
     assert after.exchange_withdraw_id is None
+    assert [u.exchange_withdraw_id for u in await world.ctx.ledger.unmatched.list()] == [
+        "other-1"]
+    assert (await world.ctx.ledger.state.pause_state("default")).paused
 
 
 async def test_absence_counts_only_after_the_lag_allowance_and_two_looks_apart(
