@@ -83,17 +83,21 @@ async def _demo(workdir: Path) -> None:
         async with runtime(settings, worker="demo") as rt:
             drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist)
             out.console.print(f"whitelist mirrored from the exchange: {len(drift.added)} entries")
-            ids: dict[int, str] = {}
-            for label, coin, network, address, tag, amount in DEMO_INTENTS:
-                slug = label.replace(" ", "-").replace(",", "")
-                new = validate_new_intent(coin=coin, network=network, address=address,
-                                          address_tag=tag, amount=Decimal(amount),
-                                          request_id=f"demo-{slug}", requested_by="demo")
-                intent, _ = await rt.ledger.intents.enqueue(new, actor="cli:demo")
-                ids[intent.id] = label
             daemon = Daemon(rt.ctx, pace=rt.exchange.apply_limiter.note_sent_at)
+            ids: dict[int, str] = {}
             async with anyio.create_task_group() as tg:
                 tg.start_soon(daemon.run)
+                # enqueued once the daemon is the sender, as a bot would: what was queued
+                # before it started would first wait out the history-lag allowance
+                while not (daemon.is_sender and daemon.swept):  # noqa: ASYNC110 (two flags)
+                    await anyio.sleep(0.05)
+                for label, coin, network, address, tag, amount in DEMO_INTENTS:
+                    slug = label.replace(" ", "-").replace(",", "")
+                    new = validate_new_intent(coin=coin, network=network, address=address,
+                                              address_tag=tag, amount=Decimal(amount),
+                                              request_id=f"demo-{slug}", requested_by="demo")
+                    intent, _ = await rt.ledger.intents.enqueue(new, actor="cli:demo")
+                    ids[intent.id] = label
                 with Live(refresh_per_second=4, console=out.console) as live:
                     while True:
                         intents = [await rt.ledger.intents.get(i) for i in ids]
