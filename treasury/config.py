@@ -248,7 +248,8 @@ def _describe(exc: ValidationError) -> str:
         loc = [str(p) for p in err["loc"] if p != "__root__"]
         name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{name}: {msg}")
+        # a check across settings names its variables itself
+        lines.append(msg if not loc and msg.startswith(ENV_PREFIX) else f"{name}: {msg}")
     return "; ".join(lines)
 
 
