@@ -8,8 +8,12 @@ unless TREASURY_REQUIRE_POSTGRES=1 (CI), where they fail instead.
 
 from __future__ import annotations
 
+import asyncio
+import faulthandler
 import os
 import socket
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +25,49 @@ from treasury.logs import forget_secrets
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 _KEEP = {"TREASURY_TEST_POSTGRES_URL", "TREASURY_REQUIRE_POSTGRES", "TREASURY_TORTURE_ROUNDS"}
+
+
+@pytest.fixture(autouse=True)
+def _stacks_before_a_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A hung async test shows only the event loop's ``select`` when pytest-timeout stops
+    it. Shortly before that, print every asyncio task's stack and every thread's, so the
+    report names what was waiting (set up first, so it also covers other fixtures'
+    tear-downs)."""
+    limit = float(request.config.getoption("timeout", None) or
+                  request.config.getini("timeout") or 0)
+    if limit <= 0:
+        yield
+        return
+
+    def dump() -> None:
+        out = sys.__stderr__ or sys.stderr
+        print(f"\n=== {request.node.nodeid}: still running after {limit * 0.9:.0f} s; "
+              "asyncio tasks ===", file=out)
+        for task in list(getattr(asyncio.tasks, "_all_tasks", ())):
+            if not task.done():
+                print(f"task {task.get_name()}:", file=out)
+                for where in _awaiting(task.get_coro()):
+                    print(f"    {where}", file=out)
+        print("=== threads ===", file=out)
+        faulthandler.dump_traceback(file=out, all_threads=True)
+
+    timer = threading.Timer(limit * 0.9, dump)
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
+
+
+def _awaiting(coro: object) -> list[str]:
+    """Where a suspended coroutine waits, outermost first (``Task.get_stack`` stops at
+    the first frame)."""
+    chain = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return chain
 
 
 @pytest.fixture(autouse=True)

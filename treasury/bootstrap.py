@@ -177,46 +177,66 @@ class Runtime:
 
 
 @asynccontextmanager
+async def open_ledger(settings: Settings) -> AsyncIterator[SqlLedger]:
+    """The process's one engine, as the ledger's stores; disposed on the way out.
+
+    Every entry point (``run``, the CLI, the demo, ``treasury.api``) opens the database
+    here and nowhere else; migrations and the schema check run on this same engine.
+    """
+    register_secret(normalize_url(settings.database_url).password)  # never in a log line
+    engine = create_engine(settings.database_url)
+    try:
+        yield SqlLedger.over(engine)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
 async def runtime(
     settings: Settings,
     *,
+    ledger: SqlLedger | None = None,
     alert: Alert = no_alert,
     worker: str | None = None,
     on_call: OnCall | None = None,
 ) -> AsyncIterator[Runtime]:
     """Everything ``treasury run`` needs: the ledger, and per account served a client
-    (its own key, weight budgets and send pacer) and a worker context (its own lease)."""
-    register_secret(normalize_url(settings.database_url).password)  # never in a log line
-    engine = create_engine(settings.database_url)
+    (its own key, weight budgets and send pacer) and a worker context (its own lease).
+
+    Pass the ``ledger`` a command already opened to keep one engine per process;
+    without one, it is opened (and closed) here.
+    """
+    if ledger is None:
+        async with open_ledger(settings) as own, runtime(
+            settings, ledger=own, alert=alert, worker=worker, on_call=on_call
+        ) as rt:
+            yield rt
+        return
     async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
-        try:
-            ledger = SqlLedger.over(engine)
-            policy = PolicyHolder(settings.policy_file)
-            me = worker or worker_id(settings)
-            accounts = []
-            for creds in account_credentials(settings):
-                exchange = build_exchange(settings, http, on_call=on_call, credentials=creds)
+        policy = PolicyHolder(settings.policy_file)
+        me = worker or worker_id(settings)
+        accounts = []
+        for creds in account_credentials(settings):
+            exchange = build_exchange(settings, http, on_call=on_call, credentials=creds)
 
-                async def can_withdraw_changed(now: bool, name: str = creds.name) -> None:
-                    if not now:
-                        await alert("can_withdraw_false",
-                                    f"canWithdraw of account {name!r} turned false", None)
+            async def can_withdraw_changed(now: bool, name: str = creds.name) -> None:
+                if not now:
+                    await alert("can_withdraw_false",
+                                f"canWithdraw of account {name!r} turned false", None)
 
-                ctx = WorkerContext(
-                    ledger=ledger,
-                    exchange=exchange,
-                    view=ExchangeView(exchange, rules_ttl_s=settings.rules_ttl_s,
-                                      on_can_withdraw=can_withdraw_changed),
-                    config=dataclasses.replace(worker_config(settings, worker=me),
-                                               account=creds.name),
-                    policy=policy.gate,
-                    alert=alert,
-                )
-                accounts.append((exchange, ctx))
-            yield Runtime(settings=settings, ledger=ledger, exchange=accounts[0][0],
-                          ctx=accounts[0][1], policy=policy, accounts=accounts)
-        finally:
-            await engine.dispose()
+            ctx = WorkerContext(
+                ledger=ledger,
+                exchange=exchange,
+                view=ExchangeView(exchange, rules_ttl_s=settings.rules_ttl_s,
+                                  on_can_withdraw=can_withdraw_changed),
+                config=dataclasses.replace(worker_config(settings, worker=me),
+                                           account=creds.name),
+                policy=policy.gate,
+                alert=alert,
+            )
+            accounts.append((exchange, ctx))
+        yield Runtime(settings=settings, ledger=ledger, exchange=accounts[0][0],
+                      ctx=accounts[0][1], policy=policy, accounts=accounts)
 
 
 def postgres_listener(

@@ -46,7 +46,7 @@ def run_demo(keep: Path | None) -> None:
 
 async def _demo(workdir: Path) -> None:
     from treasury.adapters.db import migrate
-    from treasury.bootstrap import runtime
+    from treasury.bootstrap import open_ledger, runtime
     from treasury.config import load_settings
     from treasury.domain.validation import validate_new_intent
     from treasury.logs import configure
@@ -79,8 +79,10 @@ async def _demo(workdir: Path) -> None:
             hold_backoff_s=2.0,
         )
         out.console.print(f"sandbox exchange on {sb.url}; ledger {db}")
-        await migrate.upgrade(settings.database_url)
-        async with runtime(settings, worker="demo") as rt:
+        async with open_ledger(settings) as ledger, runtime(
+            settings, ledger=ledger, worker="demo"
+        ) as rt:
+            await migrate.upgrade(ledger.engine)
             drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist)
             out.console.print(f"whitelist mirrored from the exchange: {len(drift.added)} entries")
             daemon = Daemon(rt.ctx, pace=rt.exchange.apply_limiter.note_sent_at)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,16 +12,32 @@ from typing import Any
 
 import anyio
 import pytest
+import structlog
 
 from treasury.bootstrap import Runtime, runtime
 from treasury.config import load_settings
 from treasury.domain.status import Status
+from treasury.logs import _RedactingFormatter
 from treasury.runtime.daemon import Daemon
 from treasury.sandbox.config import default_config
 from treasury.sandbox.server import RunningSandbox, running_sandbox
 from treasury.services.whitelist_sync import sync_whitelist
 
 SETTLED = {s for s in Status if s.terminal} | {Status.NEEDS_ATTENTION}
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A CLI command run in process logs to the runner's (then closed) stderr: undo that."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [
+        h for h in root.handlers if not isinstance(h.formatter, _RedactingFormatter)
+    ]
+    root.setLevel(level)
+    structlog.configure(**saved)
 
 
 @dataclass

@@ -8,13 +8,10 @@ after). The good paths go through the same commands an operator types.
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
-import structlog
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner, Result
@@ -22,25 +19,10 @@ from typer.testing import CliRunner, Result
 from treasury.adapters.db.engine import create_engine
 from treasury.cli import app
 from treasury.domain.status import Status
-from treasury.logs import _RedactingFormatter
 from treasury.services.admin import Ledger
 
 runner = CliRunner()
 GOOD = ("--coin", "USDT", "--network", "TRX", "--address", "TXyzAbc123", "--amount", "10")
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Some commands configure logging onto the runner's (then closed) stderr: undo that."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    level = root.level
-    yield
-    root.handlers[:] = [
-        h for h in root.handlers if not isinstance(h.formatter, _RedactingFormatter)
-    ]
-    root.setLevel(level)
-    structlog.configure(**saved)
 
 
 async def cli(*args: str) -> Result:

@@ -190,3 +190,8 @@ def test_dockerfile_promises() -> None:
     assert "curl" not in text.split("HEALTHCHECK")[1]
     assert "deploy/docker/entrypoint.sh" in text
     assert os.access(ENTRYPOINT, os.X_OK)
+    # dependencies from the pinned, hashed lock; the package itself adds none
+    assert re.search(r"pip install --require-hashes -r requirements/runtime\.txt", text)
+    assert re.search(r"pip install --no-deps /src", text)
+    ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!requirements/runtime.txt" in ignore

@@ -22,6 +22,8 @@ from treasury.domain.errors import DomainError, InvalidField
 from treasury.ports.store import IdempotencyConflict, NotFound
 
 if TYPE_CHECKING:
+    from treasury.adapters.db.ledger import SqlLedger
+    from treasury.bootstrap import Runtime
     from treasury.ports.store import Ledger
 
 app = typer.Typer(
@@ -109,20 +111,30 @@ def _db_message(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def _open_ledger(settings: Settings) -> AsyncIterator[Ledger]:
+async def _open_ledger(settings: Settings) -> AsyncIterator[SqlLedger]:
+    """The process's one engine (``bootstrap.open_ledger``), refused unless at head."""
     from treasury.adapters.db import migrate as migrations
-    from treasury.adapters.db.engine import create_engine
-    from treasury.adapters.db.ledger import SqlLedger
+    from treasury.bootstrap import open_ledger
 
-    engine = create_engine(settings.database_url)
-    try:
-        current = await migrations.current_revision(settings.database_url)
+    async with open_ledger(settings) as ledger:
+        current = await migrations.current_revision(ledger.engine)
         head = migrations.head_revision()
         if current != head:
             state = "empty" if current is None else f"at revision {current}"
             raise SettingsError(
                 f"the database is {state}, the code expects {head}: run `treasury migrate`"
             )
-        yield SqlLedger.over(engine)
-    finally:
-        await engine.dispose()
+        yield ledger
+
+
+def with_runtime(body: Callable[[Runtime], Awaitable[T]], settings: Settings) -> T:
+    """``with_ledger`` for commands that also talk to the exchange: the runtime is built
+    on the same engine (one per process)."""
+
+    async def main() -> T:
+        from treasury.bootstrap import runtime
+
+        async with _open_ledger(settings) as ledger, runtime(settings, ledger=ledger) as rt:
+            return await body(rt)
+
+    return run(main)

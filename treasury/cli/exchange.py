@@ -16,13 +16,13 @@ from treasury.cli.common import (
     read_settings,
     run,
     whitelist_app,
-    with_ledger,
+    with_runtime,
 )
-from treasury.config import Settings, SettingsError
+from treasury.config import SettingsError
 from treasury.logs import configure
 
 if TYPE_CHECKING:
-    from treasury.ports.store import Ledger
+    from treasury.bootstrap import Runtime
 
 
 def _print_checks(checks: list[object]) -> bool:
@@ -34,15 +34,15 @@ def _print_checks(checks: list[object]) -> bool:
     return ok
 
 
-async def preflight(settings: Settings, exchange: object) -> bool:
+async def preflight(rt: Runtime) -> bool:
     """Run the preflight checks and print one line each; True when none failed."""
     from treasury.adapters.db.migrate import schema_probe
     from treasury.services.preflight import run_checks
 
     checks = await run_checks(
-        exchange,  # type: ignore[arg-type]
-        schema=schema_probe(settings.database_url),
-        allow_unrestricted_ip=settings.allow_unrestricted_ip_key,
+        rt.exchange,
+        schema=schema_probe(rt.ledger.engine),
+        allow_unrestricted_ip=rt.settings.allow_unrestricted_ip_key,
     )
     return _print_checks(list(checks))
 
@@ -57,7 +57,7 @@ def check() -> None:
         from treasury.bootstrap import runtime
 
         async with runtime(settings) as rt:
-            ok = await preflight(settings, rt.exchange)
+            ok = await preflight(rt)
             try:
                 pauses = await rt.ledger.state.account_pauses()
                 kill = await rt.ledger.state.pause_state()
@@ -96,13 +96,11 @@ def whitelist_sync() -> None:
     settings = read_settings()
     configure(fmt=settings.log_format, level="warning")
 
-    async def body(_schema_checked: Ledger) -> None:
-        from treasury.bootstrap import runtime
+    async def body(rt: Runtime) -> None:
         from treasury.services.whitelist_sync import sync_whitelist
 
-        async with runtime(settings) as rt:
-            drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist, rt.ledger.events,
-                                         actor="cli:whitelist-sync")
+        drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist, rt.ledger.events,
+                                     actor="cli:whitelist-sync")
         for label, keys in (("added", drift.added), ("disabled", drift.disabled),
                             ("re-enabled", drift.reenabled)):
             for key in keys:
@@ -112,7 +110,7 @@ def whitelist_sync() -> None:
             f"{len(drift.reenabled)} re-enabled, {drift.unchanged} unchanged"
         )
 
-    with_ledger(body, settings)
+    with_runtime(body, settings)
 
 
 def parse_since(text: str) -> int:
@@ -153,25 +151,23 @@ def reconcile(
     settings = read_settings()
     configure(fmt=settings.log_format, level="warning")
 
-    async def body(_schema_checked: Ledger) -> None:
-        from treasury.bootstrap import runtime
+    async def body(rt: Runtime) -> None:
         from treasury.services.truth import sweep
 
-        async with runtime(settings) as rt:
-            ctxs = [c for _, c in rt.accounts if account in (None, c.config.account)]
-            if not ctxs:
-                served = ", ".join(c.config.account for _, c in rt.accounts)
-                raise SettingsError(f"account {account!r} is not configured (configured: "
-                                    f"{served})")
-            results = []
-            for ctx in ctxs:
-                start = ctx.exchange.now_ms() - since_ms if since_ms is not None else None
-                results.append(await sweep(ctx, since_ms=start, apply=apply,
-                                           found_by=f"{actor} reconcile"))
-            pauses = await rt.ledger.state.account_pauses()
+        ctxs = [c for _, c in rt.accounts if account in (None, c.config.account)]
+        if not ctxs:
+            served = ", ".join(c.config.account for _, c in rt.accounts)
+            raise SettingsError(f"account {account!r} is not configured (configured: "
+                                f"{served})")
+        results = []
+        for ctx in ctxs:
+            start = ctx.exchange.now_ms() - since_ms if since_ms is not None else None
+            results.append(await sweep(ctx, since_ms=start, apply=apply,
+                                       found_by=f"{actor} reconcile"))
+        pauses = await rt.ledger.state.account_pauses()
         _print_sweeps(results, {a: p.reason for a, p in pauses.items()}, apply, json_)
 
-    with_ledger(body, settings)
+    with_runtime(body, settings)
 
 
 def _print_sweeps(results: list[Any], pauses: dict[str, str], applied: bool, json_: bool

@@ -10,13 +10,15 @@ from treasury.cli.common import app, read_settings, run
 def migrate() -> None:
     """Create or upgrade the database schema (safe to run repeatedly)."""
     from treasury.adapters.db import migrate as migrations
+    from treasury.bootstrap import open_ledger
 
     settings = read_settings()
 
     async def body() -> None:
-        before = await migrations.current_revision(settings.database_url)
-        await migrations.upgrade(settings.database_url)
-        after = await migrations.current_revision(settings.database_url)
+        async with open_ledger(settings) as ledger:
+            before = await migrations.current_revision(ledger.engine)
+            await migrations.upgrade(ledger.engine)
+            after = await migrations.current_revision(ledger.engine)
         if before == after:
             out.console.print(f"database already at {after}")
         else:

@@ -15,7 +15,7 @@ import anyio
 import structlog
 
 from treasury.adapters import alerts as ops_alerts
-from treasury.bootstrap import postgres_listener, runtime
+from treasury.bootstrap import Runtime, postgres_listener, runtime
 from treasury.config import Settings
 from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
@@ -25,13 +25,13 @@ from treasury.services.whitelist_sync import sync_whitelist
 
 
 async def supervise(
-    settings: Settings, *, preflight: Callable[[Settings, object], Awaitable[bool]]
+    settings: Settings, *, preflight: Callable[[Runtime], Awaitable[bool]]
 ) -> bool:
     """Run until a signal stops the daemon. False if the preflight refused to start."""
     metrics = ops_metrics.Metrics()
     sink = ops_alerts.from_settings(settings, on_result=metrics.alert_result)
     async with runtime(settings, alert=sink or no_alert, on_call=metrics.on_call) as rt:
-        if not await preflight(settings, rt.exchange):
+        if not await preflight(rt):
             return False
         rt.ctx.on_reconciled = metrics.reconciled
         ticks = health.LoopTicks(health.loop_max_ages(rt.ctx.config))

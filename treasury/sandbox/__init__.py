@@ -25,7 +25,13 @@ from treasury.sandbox.config import (
 )
 from treasury.sandbox.core import Sandbox, open_sandbox
 from treasury.sandbox.ledger import ApplyRequest, Ledger, LedgerWithdrawal, read_ledger
-from treasury.sandbox.server import RunningSandbox, SandboxThread, running_sandbox, serve
+from treasury.sandbox.server import (
+    RunningSandbox,
+    SandboxTask,
+    SandboxThread,
+    running_sandbox,
+    serve,
+)
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -41,6 +47,7 @@ __all__ = [
     "RunningSandbox",
     "Sandbox",
     "SandboxConfig",
+    "SandboxTask",
     "SandboxThread",
     "SystemClock",
     "WhitelistEntry",

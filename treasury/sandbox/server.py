@@ -33,6 +33,8 @@ from treasury.sandbox.faults import Faults
 from treasury.sandbox.ledger import Ledger
 from treasury.sandbox.state import Exchange
 
+SHUTDOWN_TIMEOUT_S = 10.0  # uvicorn's graceful shutdown is 2 s; this bounds a stuck one
+
 
 class _Server(uvicorn.Server):
     """uvicorn's server without its signal capture (the caller owns signals)."""
@@ -71,8 +73,11 @@ class _Server(uvicorn.Server):
         deadline = time.monotonic() + (self.config.timeout_graceful_shutdown or 0)
         while (state.connections or state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        for task in state.tasks:
+        stuck = list(state.tasks)
+        for task in stuck:
             task.cancel(msg="sandbox shutdown: graceful timeout exceeded")
+        if stuck:  # a cancelled handler is gone before the server reports stopped
+            await asyncio.wait(stuck, timeout=1)
         for server in self.servers:
             await server.wait_closed()
 
@@ -166,27 +171,37 @@ async def running_sandbox(
         finally:
             stopped.set()
 
-    # A plain asyncio task rather than a task group: an error in the caller's block then
-    # propagates as itself, not wrapped in an ExceptionGroup.
-    task = asyncio.get_running_loop().create_task(serve())
     try:
-        # uvicorn exposes readiness only as a flag, so poll it briefly
-        while not server.started and not task.done():  # noqa: ASYNC110
-            await anyio.sleep(0.005)
-        if not server.started:
-            await task
-            raise RuntimeError("the sandbox server did not start")
-        yield handle
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            try:
+                # uvicorn exposes readiness only as a flag, so poll it briefly
+                while not server.started and not stopped.is_set():  # noqa: ASYNC110
+                    await anyio.sleep(0.005)
+                if not server.started:
+                    raise RuntimeError("the sandbox server did not start")
+                yield handle
+            finally:
+                # Structured shutdown: ask uvicorn to stop (graceful, bounded by its
+                # timeout), wait for it shielded from the caller's cancellation, and
+                # cancel it if it is stuck beyond that: the group never ends with the
+                # server still running, and never hangs its caller.
+                server.request_exit()
+                with anyio.move_on_after(SHUTDOWN_TIMEOUT_S, shield=True):
+                    await stopped.wait()
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # one failure (the caller's, or the server's) surfaces as itself
+        if len(group.exceptions) != 1:
+            raise
+        inner, context = group.exceptions[0], group.exceptions[0].__context__
+        try:
+            raise inner
+        finally:
+            inner.__context__ = context  # not "during handling of the group"
     finally:
-        server.request_exit()
-        with anyio.CancelScope(shield=True):
-            _done, pending = await asyncio.wait([task], timeout=10)
-            for stuck in pending:  # never let a stuck server hang its caller's shutdown
-                stuck.cancel()
         sock.close()
         sandbox.close()
-    if task.done() and not task.cancelled():
-        task.result()  # a server crash surfaces here when the block itself ended normally
 
 
 def serve(
@@ -220,6 +235,47 @@ def serve(
             await running.wait_stopped()
 
     asyncio.run(main())
+
+
+class SandboxTask:
+    """The sandbox in a task of its own on the current loop.
+
+    For a fixture whose set-up and tear-down run in different tasks (pytest-asyncio's
+    do): a task group cannot be entered in one task and left in another, so this task
+    owns ``running_sandbox``'s group from start to end, and ``stop()`` waits for it.
+    ``sb = await SandboxTask.start(config=...)``; ``sb.running.url``; ``await sb.stop()``.
+    """
+
+    def __init__(self, task: asyncio.Task[None], running: RunningSandbox,
+                 stop: anyio.Event) -> None:
+        self._task = task
+        self.running = running
+        self._stop = stop
+
+    @classmethod
+    async def start(cls, **kwargs: Any) -> SandboxTask:
+        ready, stop = anyio.Event(), anyio.Event()
+        box: list[RunningSandbox] = []
+
+        async def own() -> None:
+            async with running_sandbox(**kwargs) as running:
+                box.append(running)
+                ready.set()
+                await stop.wait()
+
+        task = asyncio.get_running_loop().create_task(own(), name="treasury-sandbox")
+        while not ready.is_set() and not task.done():  # noqa: ASYNC110
+            await anyio.sleep(0.005)
+        if not box:
+            await task  # its error (bind, config, ...) is the caller's
+            raise RuntimeError("the sandbox task ended before it started")
+        return cls(task, box[0], stop)
+
+    async def stop(self) -> None:
+        """Stop the server and wait for its task (bounded: ``running_sandbox`` is)."""
+        self._stop.set()
+        with anyio.CancelScope(shield=True):
+            await self._task
 
 
 class SandboxThread:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sandbox_testkit import BASE_CONFIG, START_MS, Client
 
-from treasury.sandbox import ManualClock, RunningSandbox, parse_config, running_sandbox
+from treasury.sandbox import ManualClock, RunningSandbox, SandboxTask, parse_config
 
 
 @pytest.fixture
@@ -28,8 +28,12 @@ async def sandbox(
     clock: ManualClock, config_overrides: dict[str, Any]
 ) -> AsyncIterator[RunningSandbox]:
     config = parse_config({**BASE_CONFIG, **config_overrides})
-    async with running_sandbox(config=config, clock=clock) as running:
-        yield running
+    # its own task: pytest-asyncio tears a fixture down in another task than set it up
+    owner = await SandboxTask.start(config=config, clock=clock)
+    try:
+        yield owner.running
+    finally:
+        await owner.stop()
 
 
 @pytest.fixture

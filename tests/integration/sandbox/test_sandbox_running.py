@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from sandbox_testkit import BASE_CONFIG, encode, sign, usdt_trx
@@ -18,6 +20,7 @@ from sandbox_testkit import BASE_CONFIG, encode, sign, usdt_trx
 from treasury.sandbox import (
     DEFAULT_API_KEY,
     DEFAULT_API_SECRET,
+    SandboxTask,
     SandboxThread,
     parse_config,
     read_ledger,
@@ -116,3 +119,59 @@ def test_sandbox_thread_for_synchronous_tests(tmp_path: Path) -> None:
     assert len(read_ledger(state).withdrawals) == 1
     with pytest.raises(RuntimeError):
         _ = sandbox.url  # stopped
+
+
+async def test_leaving_the_block_stops_everything_even_a_stuck_request() -> None:
+    """Structured shutdown: a handler stuck in a 60 s delay is cancelled within uvicorn's
+    graceful timeout, and no task of the server outlives the block."""
+    before = set(asyncio.all_tasks())
+    faults = {"delay_after_accept_s": {"seconds": 60}}
+    outcome: list[str] = []
+
+    async def apply(url: str) -> None:
+        query = encode({**usdt_trx(withdrawOrderId="stuck-1"),
+                        "timestamp": int(time.time() * 1000)})
+        query += f"&signature={sign(DEFAULT_API_SECRET, query)}"
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                answer = await http.post(f"/sapi/v1/capital/withdraw/apply?{query}",
+                                         headers={"X-MBX-APIKEY": DEFAULT_API_KEY})
+            outcome.append(str(answer.status_code))
+        except httpx.HTTPError as exc:
+            outcome.append(type(exc).__name__)
+
+    async with anyio.create_task_group() as tg:
+        async with running_sandbox(config=parse_config(BASE_CONFIG), faults=faults) as sb:
+            tg.start_soon(apply, sb.url)
+            with anyio.fail_after(10):
+                while not sb.ledger().withdrawals:  # accepted, now sleeping 60 s
+                    await anyio.sleep(0.01)
+            started = time.monotonic()
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 5, stopped_in  # graceful 2 s, then the stuck handler is cancelled
+    assert outcome and outcome != ["200"], outcome  # never answered as a success
+    assert set(asyncio.all_tasks()) - before == set()
+
+
+async def test_an_error_in_the_block_surfaces_as_itself_not_as_a_group() -> None:
+    before = set(asyncio.all_tasks())
+    with pytest.raises(LookupError, match="from the caller") as caught:
+        async with running_sandbox(config=parse_config(BASE_CONFIG)):
+            raise LookupError("from the caller")
+    assert type(caught.value) is LookupError
+    assert set(asyncio.all_tasks()) - before == set()
+
+
+async def test_sandbox_task_starts_and_stops_across_tasks() -> None:
+    """What a pytest-asyncio fixture needs: start in one task, stop in another."""
+    before = set(asyncio.all_tasks())
+    holder: list[SandboxTask] = []
+
+    async def set_up() -> None:
+        holder.append(await SandboxTask.start(config=parse_config(BASE_CONFIG)))
+
+    await asyncio.get_running_loop().create_task(set_up())
+    async with httpx.AsyncClient(base_url=holder[0].running.url) as http:
+        assert (await http.get("/api/v3/time")).status_code == 200
+    await asyncio.get_running_loop().create_task(holder[0].stop())
+    assert set(asyncio.all_tasks()) - before == set()
