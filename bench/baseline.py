@@ -66,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(wait)
             last_apply = time.monotonic()
             params = {
-                "coin": args.coin, "network": args.network, "address": args.address,
-                "amount": args.amount, "withdrawOrderId": f"baseline-{run_id}-{n}",
+                "coin": args.coin,
+                "network": args.network,
+                "address": args.address,
+                "amount": args.amount,
+                "withdrawOrderId": f"baseline-{run_id}-{n}",
                 "timestamp": int(time.time() * 1000),
             }
             sent_at = time.time()
@@ -82,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             while status not in FINAL and time.time() < deadline:
                 time.sleep(args.poll_s)
                 query = {"idList": withdraw_id, "timestamp": int(time.time() * 1000)}
-                answer = http.get("/sapi/v1/capital/withdraw/history?" +
-                                  signed(query, args.api_secret))
+                answer = http.get(
+                    "/sapi/v1/capital/withdraw/history?" + signed(query, args.api_secret)
+                )
                 counts["history"] += 1
                 if answer.status_code != 200:
                     counts["errors"] += 1
@@ -91,12 +95,28 @@ def main(argv: list[str] | None = None) -> int:
                 rows = answer.json()
                 if rows:
                     status = int(rows[0]["status"])
-            items.append({"n": n, "id": withdraw_id, "sent_at": sent_at, "done_at": time.time(),
-                          "status": FINAL.get(status or -1, "unsettled")})
+            items.append(
+                {
+                    "n": n,
+                    "id": withdraw_id,
+                    "sent_at": sent_at,
+                    "done_at": time.time(),
+                    "status": FINAL.get(status or -1, "unsettled"),
+                }
+            )
     ended = time.time()
     settled = sum(1 for i in items if i.get("status") == "completed")
-    json.dump({"start": started, "end": ended, "count": args.count, "completed": settled,
-               "requests": counts, "items": items}, sys.stdout)
+    json.dump(
+        {
+            "start": started,
+            "end": ended,
+            "count": args.count,
+            "completed": settled,
+            "requests": counts,
+            "items": items,
+        },
+        sys.stdout,
+    )
     sys.stdout.write("\n")
     return 0 if settled == args.count else 1
 

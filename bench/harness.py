@@ -37,8 +37,9 @@ from urllib.parse import parse_qs, urlsplit
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-PG_BASE = os.environ.get("TREASURY_TEST_POSTGRES_URL",
-                         "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_BASE = os.environ.get(
+    "TREASURY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 COIN, NETWORK = "USDT", "TRX"
 ADDRESS = "TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ"  # whitelisted in the sandbox's default config
 AMOUNT = Decimal("11")
@@ -128,8 +129,16 @@ class RequestLog:
                 with contextlib.suppress(ValueError):
                     offset = int(q.get("offset", ["0"])[0])
                 by_oid = "withdrawOrderId" in q or "idList" in q
-            self.hits.append(Hit(time.time(), path, status[0], offset, by_oid,
-                                 (time.perf_counter() - began) * 1000))
+            self.hits.append(
+                Hit(
+                    time.time(),
+                    path,
+                    status[0],
+                    offset,
+                    by_oid,
+                    (time.perf_counter() - began) * 1000,
+                )
+            )
 
     def between(self, start: float, end: float) -> list[Hit]:
         return [h for h in list(self.hits) if start <= h.t <= end]
@@ -157,17 +166,22 @@ def _install_request_log() -> None:
 class Sandbox:
     """The sandbox exchange in a thread, with a raised rate limit and no failures."""
 
-    def __init__(self, *, multiplier: float, processing_s: float, jitter_s: float = 0.0,
-                 seed: int = 7) -> None:
+    def __init__(
+        self, *, multiplier: float, processing_s: float, jitter_s: float = 0.0, seed: int = 7
+    ) -> None:
         from treasury.sandbox.config import Timings, default_config
 
         base = default_config()
         self.config = dataclasses.replace(
             base,
-            timings=Timings(processing_s=processing_s, processing_jitter_s=jitter_s,
-                            failure_share=0.0, rejection_share=0.0, seed=seed),
-            rate_limits=dataclasses.replace(base.rate_limits,
-                                            multiplier=Decimal(str(multiplier))),
+            timings=Timings(
+                processing_s=processing_s,
+                processing_jitter_s=jitter_s,
+                failure_share=0.0,
+                rejection_share=0.0,
+                seed=seed,
+            ),
+            rate_limits=dataclasses.replace(base.rate_limits, multiplier=Decimal(str(multiplier))),
             journal_fsync=False,
         )
         self.processing_s = processing_s
@@ -200,7 +214,7 @@ class Sandbox:
         """withdraw/apply requests received so far (incremental, cheap to poll)."""
         records = self._thread.sandbox.journal.records
         end = len(records)
-        for r in records[self._seen:end]:
+        for r in records[self._seen : end]:
             if r.get("type") == "apply":
                 self._applies += 1
         self._seen = end
@@ -271,8 +285,11 @@ def settings_for(db: Database, sandbox: Sandbox, **extra: Any) -> Any:
     from treasury.config import load_settings
 
     return load_settings(
-        database_url=db.url, binance_base_url=sandbox.url, binance_api_key=sandbox.api_key,
-        binance_api_secret=sandbox.api_secret, **extra,
+        database_url=db.url,
+        binance_base_url=sandbox.url,
+        binance_api_key=sandbox.api_key,
+        binance_api_secret=sandbox.api_secret,
+        **extra,
     )
 
 
@@ -299,10 +316,19 @@ def engine_for(db: Database) -> Any:
 
 def intent_row(n: int, prefix: str, now: datetime) -> dict[str, Any]:
     return {
-        "coin": COIN, "network": NETWORK, "address": ADDRESS, "address_tag": None,
-        "amount": AMOUNT, "account": "default", "request_id": f"{prefix}-{n}",
-        "requested_by": "bench", "status": "queued", "status_reason": "waiting for the worker",
-        "enqueued_via": "bench", "created_at": now, "updated_at": now,
+        "coin": COIN,
+        "network": NETWORK,
+        "address": ADDRESS,
+        "address_tag": None,
+        "amount": AMOUNT,
+        "account": "default",
+        "request_id": f"{prefix}-{n}",
+        "requested_by": "bench",
+        "status": "queued",
+        "status_reason": "waiting for the worker",
+        "enqueued_via": "bench",
+        "created_at": now,
+        "updated_at": now,
     }
 
 
@@ -326,22 +352,29 @@ async def bulk_fill(engine: Any, count: int, prefix: str) -> None:
     from sqlalchemy import text
 
     now = datetime.now(UTC)
-    cols = ("coin, network, address, amount, account, request_id, requested_by, status, "
-            "status_reason, enqueued_via, created_at, updated_at")
+    cols = (
+        "coin, network, address, amount, account, request_id, requested_by, status, "
+        "status_reason, enqueued_via, created_at, updated_at"
+    )
     if engine.dialect.name == "postgresql":
-        sql = (f"INSERT INTO withdrawal_intents ({cols}) SELECT 'USDT', 'TRX', :addr, 11, "  # noqa: S608
-               "'default', :prefix || g, 'bench', 'queued', 'waiting for the worker', 'bench', "
-               ":now, :now FROM generate_series(1, :n) AS g")
+        sql = (
+            f"INSERT INTO withdrawal_intents ({cols}) SELECT 'USDT', 'TRX', :addr, 11, "  # noqa: S608
+            "'default', :prefix || g, 'bench', 'queued', 'waiting for the worker', 'bench', "
+            ":now, :now FROM generate_series(1, :n) AS g"
+        )
         params: dict[str, Any] = {"now": now}
     else:
-        sql = ("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n) "  # noqa: S608
-               f"INSERT INTO withdrawal_intents ({cols}) SELECT 'USDT', 'TRX', :addr, '11', "
-               "'default', :prefix || x, 'bench', 'queued', 'waiting for the worker', 'bench', "
-               ":now, :now FROM g")
+        sql = (
+            "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n) "  # noqa: S608
+            f"INSERT INTO withdrawal_intents ({cols}) SELECT 'USDT', 'TRX', :addr, '11', "
+            "'default', :prefix || x, 'bench', 'queued', 'waiting for the worker', 'bench', "
+            ":now, :now FROM g"
+        )
         params = {"now": now.strftime("%Y-%m-%d %H:%M:%S.%f")}
     async with engine.begin() as conn:  # constants only above; values are bound parameters
-        await conn.execute(text(sql), {"addr": ADDRESS, "prefix": f"{prefix}-", "n": count,
-                                       **params})
+        await conn.execute(
+            text(sql), {"addr": ADDRESS, "prefix": f"{prefix}-", "n": count, **params}
+        )
 
 
 async def make_terminal(engine: Any, up_to_id: int) -> None:
@@ -353,12 +386,18 @@ async def make_terminal(engine: Any, up_to_id: int) -> None:
     now = datetime.now(UTC)
     async with engine.begin() as conn:
         await conn.execute(
-            update(T).where(T.c.id <= up_to_id).values(
-                status="completed", status_reason="bench: settled", version=T.c.version + 1,
+            update(T)
+            .where(T.c.id <= up_to_id)
+            .values(
+                status="completed",
+                status_reason="bench: settled",
+                version=T.c.version + 1,
                 withdraw_order_id=literal("bench-") + cast(T.c.id, String),
                 exchange_withdraw_id=cast(T.c.id, String),
                 send_timestamp_ms=cast(T.c.id, BigInteger) + 1_700_000_000_000,
-                send_count=1, submitted_at=now - timedelta(days=1), settled_at=now,
+                send_count=1,
+                submitted_at=now - timedelta(days=1),
+                settled_at=now,
                 updated_at=now,
             )
         )
@@ -369,8 +408,15 @@ async def enqueue_one(engine: Any, n: int, prefix: str) -> Any:
     from treasury.adapters.db.repository import IntentRepository
     from treasury.domain.validation import validate_new_intent
 
-    new = validate_new_intent(coin=COIN, network=NETWORK, address=ADDRESS, address_tag=None,
-                              amount=AMOUNT, request_id=None, requested_by="bench")
+    new = validate_new_intent(
+        coin=COIN,
+        network=NETWORK,
+        address=ADDRESS,
+        address_tag=None,
+        amount=AMOUNT,
+        request_id=None,
+        requested_by="bench",
+    )
     intent, _ = await IntentRepository(engine).enqueue(new, actor="bench")
     return intent
 
@@ -381,9 +427,18 @@ async def intents_table(engine: Any) -> list[dict[str, Any]]:
     from treasury.adapters.db.tables import withdrawal_intents as T
 
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(
-            T.c.id, T.c.status, T.c.withdraw_order_id, T.c.created_at, T.c.submitted_at,
-            T.c.settled_at))).all()
+        rows = (
+            await conn.execute(
+                select(
+                    T.c.id,
+                    T.c.status,
+                    T.c.withdraw_order_id,
+                    T.c.created_at,
+                    T.c.submitted_at,
+                    T.c.settled_at,
+                )
+            )
+        ).all()
     return [dict(r._mapping) for r in rows]
 
 
@@ -416,22 +471,27 @@ class Daemon:
     _sampler: threading.Thread | None = None
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("TREASURY_") and k != "CREDENTIALS_DIRECTORY"}
-        env.update({
-            "TREASURY_DATABASE_URL": self.db.url,
-            "TREASURY_BINANCE_BASE_URL": self.sandbox.url,
-            "TREASURY_BINANCE_API_KEY": self.sandbox.api_key,
-            "TREASURY_BINANCE_API_SECRET": self.sandbox.api_secret,
-            "TREASURY_WITHDRAW_RATE": str(self.rate),
-            "TREASURY_EXCHANGE_LIMIT_MULTIPLIER": str(self.multiplier),
-            "TREASURY_WORKER_ID": f"bench-{self.name}",
-            # the sandbox shows every withdrawal at once: a short allowance is honest here
-            "TREASURY_HISTORY_LAG_ALLOWANCE_S": "1",
-            "TREASURY_LOG_FORMAT": "json",
-            "TREASURY_LOG_LEVEL": "info",
-            "PYTHONPATH": str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("TREASURY_") and k != "CREDENTIALS_DIRECTORY"
+        }
+        env.update(
+            {
+                "TREASURY_DATABASE_URL": self.db.url,
+                "TREASURY_BINANCE_BASE_URL": self.sandbox.url,
+                "TREASURY_BINANCE_API_KEY": self.sandbox.api_key,
+                "TREASURY_BINANCE_API_SECRET": self.sandbox.api_secret,
+                "TREASURY_WITHDRAW_RATE": str(self.rate),
+                "TREASURY_EXCHANGE_LIMIT_MULTIPLIER": str(self.multiplier),
+                "TREASURY_WORKER_ID": f"bench-{self.name}",
+                # the sandbox shows every withdrawal at once: a short allowance is honest here
+                "TREASURY_HISTORY_LAG_ALLOWANCE_S": "1",
+                "TREASURY_LOG_FORMAT": "json",
+                "TREASURY_LOG_LEVEL": "info",
+                "PYTHONPATH": str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
+            }
+        )
         env.update(self.extra_env)
         return env
 
@@ -441,9 +501,12 @@ class Daemon:
         self.log_path = run_dir / "daemon.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                self.command or [sys.executable, "-m", "treasury", "run"], cwd=run_dir,
+                self.command or [sys.executable, "-m", "treasury", "run"],
+                cwd=run_dir,
                 env=self.env(),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         cleanup.add(f"daemon {self.name}", self.stop)
@@ -485,13 +548,16 @@ class Daemon:
         while time.monotonic() - started < timeout_s:
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
-                raise RuntimeError(f"daemon {self.name} exited ({code}); log tail:\n"
-                                   f"{self.log_text()[-3000:]}")
+                raise RuntimeError(
+                    f"daemon {self.name} exited ({code}); log tail:\n{self.log_text()[-3000:]}"
+                )
             if '"sender.active"' in self.log_text():
                 return time.monotonic() - started
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"daemon {self.name} not active after {timeout_s} s; log tail:\n"
-                           f"{self.log_text()[-3000:]}")
+        raise TimeoutError(
+            f"daemon {self.name} not active after {timeout_s} s; log tail:\n"
+            f"{self.log_text()[-3000:]}"
+        )
 
     def sched_wait_s(self) -> float:
         """Seconds the daemon's threads were runnable but waiting for a CPU (schedstat)."""
@@ -539,8 +605,9 @@ class Daemon:
         return counts
 
 
-async def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.1,
-                     what: str = "condition") -> float:
+async def wait_until(
+    predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.1, what: str = "condition"
+) -> float:
     """Await ``predicate()`` (sync or async) becoming true; returns the seconds waited."""
     started = time.monotonic()
     while True:
@@ -578,8 +645,13 @@ async def time_claims(engine: Any, *, repeats: int, batch: int) -> list[float]:
     for n in range(repeats + 3):
         now = utcnow()
         t0 = time.perf_counter()
-        claimed = await repo.claim_queued(account="default", worker="bench-claim", now=now,
-                                          lease_until=now + timedelta(seconds=60), limit=batch)
+        claimed = await repo.claim_queued(
+            account="default",
+            worker="bench-claim",
+            now=now,
+            lease_until=now + timedelta(seconds=60),
+            limit=batch,
+        )
         elapsed = time.perf_counter() - t0
         if len(claimed) != batch:
             raise RuntimeError(f"claimed {len(claimed)} intents, expected {batch}")
@@ -602,10 +674,12 @@ async def explain_claim(engine: Any) -> str:
 
     from treasury.adapters.db.types import UTCDateTime
 
-    sql = ("SELECT id FROM withdrawal_intents WHERE status = 'queued' AND account = 'default'"
-           " AND (not_before IS NULL OR not_before <= :now)"
-           " AND (claimed_until IS NULL OR claimed_until < :now OR claimed_by = 'x')"
-           " ORDER BY id LIMIT 20")
+    sql = (
+        "SELECT id FROM withdrawal_intents WHERE status = 'queued' AND account = 'default'"
+        " AND (not_before IS NULL OR not_before <= :now)"
+        " AND (claimed_until IS NULL OR claimed_until < :now OR claimed_by = 'x')"
+        " ORDER BY id LIMIT 20"
+    )
     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
     stmt = text(prefix + sql).bindparams(bindparam("now", type_=UTCDateTime()))
     async with engine.connect() as conn:

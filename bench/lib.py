@@ -44,12 +44,17 @@ def steady_rate(times_s: Iterable[float], trim: float = 0.05) -> SteadyRate:
         raise ValueError("trim must be within [0, 0.5)")
     ordered = sorted(times_s)
     cut = int(len(ordered) * trim)
-    window = ordered[cut: len(ordered) - cut] if cut else ordered
+    window = ordered[cut : len(ordered) - cut] if cut else ordered
     if len(window) < 2 or window[-1] <= window[0]:
-        return SteadyRate(math.nan, len(window), window[0] if window else math.nan,
-                          window[-1] if window else math.nan)
-    return SteadyRate((len(window) - 1) / (window[-1] - window[0]), len(window), window[0],
-                      window[-1])
+        return SteadyRate(
+            math.nan,
+            len(window),
+            window[0] if window else math.nan,
+            window[-1] if window else math.nan,
+        )
+    return SteadyRate(
+        (len(window) - 1) / (window[-1] - window[0]), len(window), window[0], window[-1]
+    )
 
 
 def peak_concurrency(intervals: Iterable[tuple[float, float]]) -> int:
@@ -118,9 +123,14 @@ class Figure:
         if isinstance(value, float) and math.isnan(value):
             value = None
         return {
-            "key": self.key, "label": self.label, "value": value, "unit": self.unit,
+            "key": self.key,
+            "label": self.label,
+            "value": value,
+            "unit": self.unit,
             "target": None if self.op is None else f"{self.op} {_num(self.target)}",
-            "pass": self.passed, "context": self.context, **self.extra,
+            "pass": self.passed,
+            "context": self.context,
+            **self.extra,
         }
 
 
@@ -158,8 +168,9 @@ def render_table(figures: Sequence[Figure]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     lines = []
     for n, r in enumerate(rows):
-        cells = [r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i])
-                 for i in range(len(widths))]
+        cells = [
+            r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i]) for i in range(len(widths))
+        ]
         lines.append("  ".join(cells) + "  " + r[-1])
         if n == 0:
             lines.append("-" * (sum(widths) + 2 * len(widths) + len(header[-1])))

@@ -78,10 +78,24 @@ class Mode:
     baseline_n: int
 
 
-QUICK = Mode("quick", util_intents=1000, util_cap_s=30, latency_samples=25,
-             idle_cpu_backends=("postgres",), claim_repeats=16, baseline_n=25)
-FULL = Mode("full", util_intents=3000, util_cap_s=90, latency_samples=50,
-            idle_cpu_backends=("postgres", "sqlite"), claim_repeats=40, baseline_n=200)
+QUICK = Mode(
+    "quick",
+    util_intents=1000,
+    util_cap_s=30,
+    latency_samples=25,
+    idle_cpu_backends=("postgres",),
+    claim_repeats=16,
+    baseline_n=25,
+)
+FULL = Mode(
+    "full",
+    util_intents=3000,
+    util_cap_s=90,
+    latency_samples=50,
+    idle_cpu_backends=("postgres", "sqlite"),
+    claim_repeats=40,
+    baseline_n=200,
+)
 
 
 class Bench:
@@ -122,8 +136,10 @@ class Bench:
         n = self.mode.util_intents
         processing = 1000 / self.rate  # ≈1,000 in flight at the configured rate
         kind = self.main_db
-        self.say(f"utilization: {n} intents at {self.rate:g}/s on {kind}, "
-                 f"sandbox processing {processing:g} s")
+        self.say(
+            f"utilization: {n} intents at {self.rate:g}/s on {kind}, "
+            f"sandbox processing {processing:g} s"
+        )
         self.note_load("utilization start")
         sb, db, engine = await self.setup(kind, processing)
         d = self.daemon("utilization", db, sb)
@@ -136,13 +152,16 @@ class Bench:
         cpu0, wait0 = d.cpu_seconds(), d.sched_wait_s()
         capped = False
         try:
-            await h.wait_until(lambda: sb.apply_count() >= n, self.mode.util_cap_s, 0.2,
-                               "all intents sent")
+            await h.wait_until(
+                lambda: sb.apply_count() >= n, self.mode.util_cap_s, 0.2, "all intents sent"
+            )
         except TimeoutError:
             capped = True
             await h.pause_sending(engine)
-            self.say(f"  time cap {self.mode.util_cap_s:g} s reached after "
-                     f"{sb.apply_count()} sends: paused sending")
+            self.say(
+                f"  time cap {self.mode.util_cap_s:g} s reached after "
+                f"{sb.apply_count()} sends: paused sending"
+            )
             await asyncio.sleep(1.0)  # an in-flight send finishes
         t_sent = time.time()
         send_cpu = 100 * (d.cpu_seconds() - cpu0) / (t_sent - t_ready)
@@ -151,8 +170,11 @@ class Bench:
 
         async def all_settled() -> bool:
             counts = await h.status_counts(engine)
-            return counts.get("completed", 0) + counts.get("failed", 0) >= sent \
-                and counts.get("submitting", 0) == 0 and counts.get("submitted", 0) == 0
+            return (
+                counts.get("completed", 0) + counts.get("failed", 0) >= sent
+                and counts.get("submitting", 0) == 0
+                and counts.get("submitted", 0) == 0
+            )
 
         await h.wait_until(all_settled, processing + 60, 0.25, "all sent intents settled")
         t_settled = time.time()
@@ -176,28 +198,38 @@ class Bench:
         history = [x for x in hits if x.path.endswith("/withdraw/history")]
         polls = [x for x in history if not x.by_order_id]
         in_flight = [(w.applied_at_ms, w.settle_at_ms) for w in ledger.withdrawals]
-        daemon_view = [(h.ms_of(r["submitted_at"]), h.ms_of(r["settled_at"])) for r in rows
-                       if r["submitted_at"] is not None and r["settled_at"] is not None]
+        daemon_view = [
+            (h.ms_of(r["submitted_at"]), h.ms_of(r["settled_at"]))
+            for r in rows
+            if r["submitted_at"] is not None and r["settled_at"] is not None
+        ]
         settled = counts.get("completed", 0)
         # where a send's time goes: the sandbox's own handling time per endpoint
         per_path: dict[str, list[float]] = {}
         for hit in hits:
             per_path.setdefault(hit.path, []).append(hit.dur_ms)
         self.results["utilization"] = {
-            "db": kind, "intents": n, "sent": sent, "accepted": len(accepted),
-            "capped": capped, "cap_s": self.mode.util_cap_s,
-            "steady_rate_per_s": steady.rate_per_s, "steady_events": steady.events,
+            "db": kind,
+            "intents": n,
+            "sent": sent,
+            "accepted": len(accepted),
+            "capped": capped,
+            "cap_s": self.mode.util_cap_s,
+            "steady_rate_per_s": steady.rate_per_s,
+            "steady_events": steady.events,
             "overall_rate_per_s": ratio(len(times) - 1, max(times) - min(times))
-            if len(times) > 1 else math.nan,
+            if len(times) > 1
+            else math.nan,
             "utilization": steady.rate_per_s / self.rate,
             "http_429": sum(1 for x in hits if x.status == 429),
             "http_418": sum(1 for x in hits if x.status == 418),
             "duplicates": len(ledger.duplicates_by_withdraw_order_id()),
-            "status_counts": counts, "requests_by_status": statuses,
-            "sandbox_ms_p50_by_path": {p: round(percentile(v, 50), 2)
-                                       for p, v in per_path.items()},
-            "requests_per_send": {p: round(len(v) / max(1, len(accepted)), 3)
-                                  for p, v in per_path.items()},
+            "status_counts": counts,
+            "requests_by_status": statuses,
+            "sandbox_ms_p50_by_path": {p: round(percentile(v, 50), 2) for p, v in per_path.items()},
+            "requests_per_send": {
+                p: round(len(v) / max(1, len(accepted)), 3) for p, v in per_path.items()
+            },
             "daemon_cpu_pct_sending": send_cpu,
             "daemon_runqueue_wait_pct_sending": send_wait,
             "send_cycle_ms": send_cycle(accepted, hits, events),
@@ -208,9 +240,12 @@ class Bench:
             "processing_s": processing,
         }
         self.results["polling"] = {
-            "db": kind, "history_requests": len(history), "window_polls": len(polls),
+            "db": kind,
+            "history_requests": len(history),
+            "window_polls": len(polls),
             "extra_pages": sum(1 for x in polls if x.offset > 0),
-            "lookups_by_order_id": len(history) - len(polls), "settled": settled,
+            "lookups_by_order_id": len(history) - len(polls),
+            "settled": settled,
             "per_settled": ratio(len(history), settled),
             "peak_in_flight_sandbox": peak_concurrency(in_flight),
             "peak_in_flight_daemon": peak_concurrency(daemon_view),
@@ -218,11 +253,15 @@ class Bench:
         }
         self.note_load("utilization end")
         u = self.results["utilization"]
-        self.say(f"  sent {sent} in {t_sent - t_ready:.1f} s: steady {u['steady_rate_per_s']:.2f}/s"
-                 f" (utilization {u['utilization']:.3f}); 429s {u['http_429']}; history "
-                 f"{len(history)} for {settled} settled")
-        self.say(f"  daemon CPU {send_cpu:.0f}% of a core, waiting for a CPU {send_wait:.0f}%; "
-                 f"one send cycle (median ms): {u['send_cycle_ms']}")
+        self.say(
+            f"  sent {sent} in {t_sent - t_ready:.1f} s: steady {u['steady_rate_per_s']:.2f}/s"
+            f" (utilization {u['utilization']:.3f}); 429s {u['http_429']}; history "
+            f"{len(history)} for {settled} settled"
+        )
+        self.say(
+            f"  daemon CPU {send_cpu:.0f}% of a core, waiting for a CPU {send_wait:.0f}%; "
+            f"one send cycle (median ms): {u['send_cycle_ms']}"
+        )
 
     # -- 2: pick-up latency (+ idle CPU) ----------------------------------------------------
 
@@ -244,8 +283,9 @@ class Bench:
             before = sb.apply_count()
             await h.enqueue_one(engine, i, f"lat-{kind}")
             try:
-                await h.wait_until(lambda b=before: sb.apply_count() > b, 10, 0.002,
-                                   f"the apply of sample {i}")
+                await h.wait_until(
+                    lambda b=before: sb.apply_count() > b, 10, 0.002, f"the apply of sample {i}"
+                )
             except TimeoutError:
                 missed += 1  # counted and reported; the next sample goes on
                 if missed > 3:
@@ -263,20 +303,28 @@ class Bench:
         done = [r for r in rows if r["withdraw_order_id"] in first_apply]
         lat = [first_apply[r["withdraw_order_id"]] - h.ms_of(r["created_at"]) for r in done]
         to_commit = [h.ms_of(r["submitted_at"]) - h.ms_of(r["created_at"]) for r in done]
-        commit_to_apply = [first_apply[r["withdraw_order_id"]] - h.ms_of(r["submitted_at"])
-                           for r in done]
+        commit_to_apply = [
+            first_apply[r["withdraw_order_id"]] - h.ms_of(r["submitted_at"]) for r in done
+        ]
         self.results[f"latency_{kind}"] = {
-            "samples": len(lat), "missed": missed,
-            "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
-            "max_ms": max(lat) if lat else math.nan, "latencies_ms": lat,
+            "samples": len(lat),
+            "missed": missed,
+            "p50_ms": percentile(lat, 50),
+            "p99_ms": percentile(lat, 99),
+            "max_ms": max(lat) if lat else math.nan,
+            "latencies_ms": lat,
             "enqueue_to_commit_p50_ms": percentile(to_commit, 50),
             "commit_to_apply_p50_ms": percentile(commit_to_apply, 50),
-            "idle_cpu_pct": idle, "ready_s": ready_s, "rss_peak_mb": d.peak_rss / 2**20,
+            "idle_cpu_pct": idle,
+            "ready_s": ready_s,
+            "rss_peak_mb": d.peak_rss / 2**20,
         }
         self.note_load(f"latency {kind} end")
-        self.say(f"  p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms "
-                 f"(enqueue → committed p50 {percentile(to_commit, 50):.1f} ms, committed → "
-                 f"apply p50 {percentile(commit_to_apply, 50):.1f} ms)")
+        self.say(
+            f"  p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms "
+            f"(enqueue → committed p50 {percentile(to_commit, 50):.1f} ms, committed → "
+            f"apply p50 {percentile(commit_to_apply, 50):.1f} ms)"
+        )
 
     # -- 4: claim time vs table size ---------------------------------------------------------
 
@@ -303,20 +351,29 @@ class Bench:
             for _ in range(rounds):  # alternate, so a burst of load hits both sizes alike
                 for size in sizes:
                     times[size] += await h.time_claims(
-                        engines[size][1], repeats=max(1, self.mode.claim_repeats // rounds),
-                        batch=batch)
+                        engines[size][1],
+                        repeats=max(1, self.mode.claim_repeats // rounds),
+                        batch=batch,
+                    )
             for size in sizes:
                 call = median(times[size])
                 out[str(size)][label] = {
-                    "per_intent_ms": call / batch * 1000, "call_ms_p50": call * 1000,
+                    "per_intent_ms": call / batch * 1000,
+                    "call_ms_p50": call * 1000,
                     "call_ms_max": max(times[size]) * 1000,
                     "plan": await h.explain_claim(engines[size][1]),
                 }
-            out[f"ratio_{label}"] = ratio(out["100000"][label]["per_intent_ms"],
-                                          out["1000"][label]["per_intent_ms"])
-            self.say(f"  {kind} [{label}]: " + ", ".join(
-                f"{size:,} rows {out[str(size)][label]['per_intent_ms']:.3f} ms/intent"
-                for size in sizes) + f" → ratio {out[f'ratio_{label}']:.2f}")
+            out[f"ratio_{label}"] = ratio(
+                out["100000"][label]["per_intent_ms"], out["1000"][label]["per_intent_ms"]
+            )
+            self.say(
+                f"  {kind} [{label}]: "
+                + ", ".join(
+                    f"{size:,} rows {out[str(size)][label]['per_intent_ms']:.3f} ms/intent"
+                    for size in sizes
+                )
+                + f" → ratio {out[f'ratio_{label}']:.2f}"
+            )
 
         if kind == "sqlite":
             await measure("as_shipped")  # the product never runs ANALYZE on SQLite
@@ -340,8 +397,10 @@ class Bench:
     async def baseline_start(self) -> dict[str, Any]:
         n, processing = self.mode.baseline_n, 1.0
         kind = self.main_db
-        self.say(f"baseline: {n} withdrawals by the daemon ({kind}), then by bench/baseline.py;"
-                 f" sandbox processing {processing:g} s")
+        self.say(
+            f"baseline: {n} withdrawals by the daemon ({kind}), then by bench/baseline.py;"
+            f" sandbox processing {processing:g} s"
+        )
         sb, db, engine = await self.setup(kind, processing)
         await h.bulk_enqueue(engine, n, "base")
         d = self.daemon("baseline", db, sb)
@@ -353,25 +412,58 @@ class Bench:
         await h.wait_until(done, n / self.rate * 20 + 60, 0.05, "the daemon's batch settled")
         t_done = time.time()
         d.stop()
-        settled_at = sorted(h.ms_of(r["settled_at"]) / 1000 for r in await h.intents_table(engine)
-                            if r["settled_at"] is not None)
+        settled_at = sorted(
+            h.ms_of(r["settled_at"]) / 1000
+            for r in await h.intents_table(engine)
+            if r["settled_at"] is not None
+        )
         await engine.dispose()
         applied = [r.at_ms / 1000 for r in sb.ledger().apply_requests if r.accepted]
         treasury_s = t_done - min(applied)
-        self.say(f"  daemon: {n} settled {treasury_s:.1f} s after its first send; "
-                 "baseline script started in the background")
+        self.say(
+            f"  daemon: {n} settled {treasury_s:.1f} s after its first send; "
+            "baseline script started in the background"
+        )
         out_path = self.workdir / "baseline.json"
-        cmd = [sys.executable, str(Path(__file__).with_name("baseline.py")),
-               "--base-url", sb.url, "--api-key", sb.api_key, "--api-secret", sb.api_secret,
-               "--count", str(n), "--rate", str(self.rate), "--poll-s", "1.0",
-               "--coin", h.COIN, "--network", h.NETWORK, "--address", h.ADDRESS,
-               "--amount", str(h.AMOUNT), "--deadline-s", str(n * 4 + 60)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).with_name("baseline.py")),
+            "--base-url",
+            sb.url,
+            "--api-key",
+            sb.api_key,
+            "--api-secret",
+            sb.api_secret,
+            "--count",
+            str(n),
+            "--rate",
+            str(self.rate),
+            "--poll-s",
+            "1.0",
+            "--coin",
+            h.COIN,
+            "--network",
+            h.NETWORK,
+            "--address",
+            h.ADDRESS,
+            "--amount",
+            str(h.AMOUNT),
+            "--deadline-s",
+            str(n * 4 + 60),
+        ]
         proc = _spawn(cmd, out_path, self.workdir / "baseline.err")
         self.cleanup.add("baseline script", lambda: _kill(proc))
-        return {"proc": proc, "out": out_path, "n": n, "treasury_s": treasury_s,
-                "treasury_applies": sorted(applied), "t_done": t_done, "processing_s": processing,
-                "treasury_settled": [t - min(applied) for t in settled_at],
-                "deadline": time.monotonic() + n * 4 + 90}
+        return {
+            "proc": proc,
+            "out": out_path,
+            "n": n,
+            "treasury_s": treasury_s,
+            "treasury_applies": sorted(applied),
+            "t_done": t_done,
+            "processing_s": processing,
+            "treasury_settled": [t - min(applied) for t in settled_at],
+            "deadline": time.monotonic() + n * 4 + 90,
+        }
 
     async def baseline_finish(self, state: dict[str, Any]) -> None:
         proc: subprocess.Popen[bytes] = state["proc"]
@@ -384,20 +476,29 @@ class Bench:
             err = (self.workdir / "baseline.err").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the baseline script produced no result: {err}") from None
         items = [i for i in data["items"] if "done_at" in i]
-        base_s = (max(i["done_at"] for i in items) - min(i["sent_at"] for i in items)) \
-            if items else math.nan
+        base_s = (
+            (max(i["done_at"] for i in items) - min(i["sent_at"] for i in items))
+            if items
+            else math.nan
+        )
         self.results["baseline"] = {
-            "n": state["n"], "completed": data["completed"], "baseline_s": base_s,
-            "treasury_s": state["treasury_s"], "ratio": ratio(base_s, state["treasury_s"]),
-            "baseline_requests": data["requests"], "processing_s": state["processing_s"],
-            "baseline_done": sorted(i["done_at"] - min(x["sent_at"] for x in items)
-                                    for i in items),
-            "treasury_applies": [t - state["treasury_applies"][0]
-                                 for t in state["treasury_applies"]],
+            "n": state["n"],
+            "completed": data["completed"],
+            "baseline_s": base_s,
+            "treasury_s": state["treasury_s"],
+            "ratio": ratio(base_s, state["treasury_s"]),
+            "baseline_requests": data["requests"],
+            "processing_s": state["processing_s"],
+            "baseline_done": sorted(i["done_at"] - min(x["sent_at"] for x in items) for i in items),
+            "treasury_applies": [
+                t - state["treasury_applies"][0] for t in state["treasury_applies"]
+            ],
             "treasury_settled": state["treasury_settled"],
         }
-        self.say(f"  baseline {base_s:.1f} s vs daemon {state['treasury_s']:.1f} s "
-                 f"→ ratio {self.results['baseline']['ratio']:.1f}")
+        self.say(
+            f"  baseline {base_s:.1f} s vs daemon {state['treasury_s']:.1f} s "
+            f"→ ratio {self.results['baseline']['ratio']:.1f}"
+        )
 
     # -- all of it ------------------------------------------------------------------------------
 
@@ -420,8 +521,9 @@ class Bench:
             await self.baseline_finish(state)
 
 
-def send_cycle(accepted: list[Any], hits: list[h.Hit], events: list[dict[str, Any]]
-               ) -> dict[str, float]:
+def send_cycle(
+    accepted: list[Any], hits: list[h.Hit], events: list[dict[str, Any]]
+) -> dict[str, float]:
     """Median time of each step between two consecutive sends, in ms.
 
     apply k (sandbox ledger) → ``send.accepted`` k logged (answer read, SUBMITTED
@@ -433,14 +535,15 @@ def send_cycle(accepted: list[Any], hits: list[h.Hit], events: list[dict[str, An
     def stamp(e: dict[str, Any]) -> float:
         return datetime.fromisoformat(e["timestamp"]).timestamp()
 
-    committed = {e["withdraw_order_id"]: stamp(e) for e in events
-                 if e.get("event") == "send.committed"}
+    committed = {
+        e["withdraw_order_id"]: stamp(e) for e in events if e.get("event") == "send.committed"
+    }
     acked = {e["withdraw_order_id"]: stamp(e) for e in events if e.get("event") == "send.accepted"}
     account = sorted(x.t for x in hits if x.path == "/api/v3/account")
     quota = sorted(x.t for x in hits if x.path.endswith("/withdraw/quota"))
     applies = sorted((r.at_ms / 1000, r.params.get("withdrawOrderId")) for r in accepted)
     cut = len(applies) // 20  # steady state: leave out the first and last 5%
-    steady = applies[cut: len(applies) - cut]
+    steady = applies[cut : len(applies) - cut]
     chains = []
     for (t_a, oid_a), (t_b, oid_b) in itertools.pairwise(steady):
         b = acked.get(oid_a)
@@ -461,8 +564,9 @@ def send_cycle(accepted: list[Any], hits: list[h.Hit], events: list[dict[str, An
 
 def _spawn(cmd: list[str], out_path: Path, err_path: Path) -> subprocess.Popen[bytes]:
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        return subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+        )
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -484,15 +588,38 @@ def figures(b: Bench) -> list[Figure]:
     figs: list[Figure] = []
     u = r.get("utilization")
     if u:
-        ctx = (f"{rate}; {u['db']}; {u['sent']} sent{' (time cap hit)' if u['capped'] else ''}; "
-               f"{u['steady_rate_per_s']:.2f} sends/s steady")
+        ctx = (
+            f"{rate}; {u['db']}; {u['sent']} sent{' (time cap hit)' if u['capped'] else ''}; "
+            f"{u['steady_rate_per_s']:.2f} sends/s steady"
+        )
         figs += [
-            Figure("utilization", "1. utilization (sends/s ÷ rate)", u["utilization"], "",
-                   ">=", 0.95, ctx),
-            Figure("http_429", "1. HTTP 429 answers at the sandbox", u["http_429"], "", "==", 0,
-                   f"{rate}; utilization run ({u['http_418']} x 418)"),
-            Figure("duplicates", "1. duplicate withdrawals (same id)", u["duplicates"], "",
-                   "==", 0, "utilization run, sandbox ledger"),
+            Figure(
+                "utilization",
+                "1. utilization (sends/s ÷ rate)",
+                u["utilization"],
+                "",
+                ">=",
+                0.95,
+                ctx,
+            ),
+            Figure(
+                "http_429",
+                "1. HTTP 429 answers at the sandbox",
+                u["http_429"],
+                "",
+                "==",
+                0,
+                f"{rate}; utilization run ({u['http_418']} x 418)",
+            ),
+            Figure(
+                "duplicates",
+                "1. duplicate withdrawals (same id)",
+                u["duplicates"],
+                "",
+                "==",
+                0,
+                "utilization run, sandbox ledger",
+            ),
         ]
     for kind in b.backends:
         lat = r.get(f"latency_{kind}")
@@ -501,55 +628,140 @@ def figures(b: Bench) -> list[Figure]:
         how = "LISTEN/NOTIFY" if kind == "postgres" else "polling every 0.5 s"
         ctx = f"{rate}; {kind} ({how}); {lat['samples']} samples, idle daemon"
         if kind == "postgres":
-            figs.append(Figure("latency_pg_p50", "2. pick-up p50, PostgreSQL", lat["p50_ms"],
-                               "ms", "<", 100, ctx))
-            figs.append(Figure("latency_pg_p99", "2. pick-up p99, PostgreSQL", lat["p99_ms"],
-                               "ms", None, None, ctx))
+            figs.append(
+                Figure(
+                    "latency_pg_p50",
+                    "2. pick-up p50, PostgreSQL",
+                    lat["p50_ms"],
+                    "ms",
+                    "<",
+                    100,
+                    ctx,
+                )
+            )
+            figs.append(
+                Figure(
+                    "latency_pg_p99",
+                    "2. pick-up p99, PostgreSQL",
+                    lat["p99_ms"],
+                    "ms",
+                    None,
+                    None,
+                    ctx,
+                )
+            )
         else:
-            figs.append(Figure("latency_sqlite_p50", "2. pick-up p50, SQLite", lat["p50_ms"],
-                               "ms", None, None, ctx))
-            figs.append(Figure("latency_sqlite_p99", "2. pick-up p99, SQLite", lat["p99_ms"],
-                               "ms", None, None, ctx))
+            figs.append(
+                Figure(
+                    "latency_sqlite_p50",
+                    "2. pick-up p50, SQLite",
+                    lat["p50_ms"],
+                    "ms",
+                    None,
+                    None,
+                    ctx,
+                )
+            )
+            figs.append(
+                Figure(
+                    "latency_sqlite_p99",
+                    "2. pick-up p99, SQLite",
+                    lat["p99_ms"],
+                    "ms",
+                    None,
+                    None,
+                    ctx,
+                )
+            )
     p = r.get("polling")
     if p:
-        figs.append(Figure(
-            "polling_cost", "3. history requests per settled", p["per_settled"], "", "<=", 0.05,
-            f"{rate}; {p['history_requests']} requests ({p['extra_pages']} extra pages, "
-            f"{p['lookups_by_order_id']} by id) / {p['settled']} settled; peak in flight "
-            f"{p['peak_in_flight_sandbox']} (sandbox), {p['peak_in_flight_daemon']} (daemon)"))
+        figs.append(
+            Figure(
+                "polling_cost",
+                "3. history requests per settled",
+                p["per_settled"],
+                "",
+                "<=",
+                0.05,
+                f"{rate}; {p['history_requests']} requests ({p['extra_pages']} extra pages, "
+                f"{p['lookups_by_order_id']} by id) / {p['settled']} settled; peak in flight "
+                f"{p['peak_in_flight_sandbox']} (sandbox), {p['peak_in_flight_daemon']} (daemon)",
+            )
+        )
     for kind in b.backends:
         s = r.get(f"scale_{kind}")
         if not s:
             continue
         label = "as_shipped" if kind == "sqlite" else "analyzed"
-        figs.append(Figure(
-            f"claim_ratio_{kind}", f"4. claim time 100k ÷ 1k rows, {kind}", s["ratio"], "x",
-            "<=", 2.0,
-            f"{s['1000'][label]['per_intent_ms']:.3f} → {s['100000'][label]['per_intent_ms']:.3f}"
-            f" ms/intent (batch {s['batch']}, {s['queued_due']} due"
-            + (", no ANALYZE, as the product leaves it)" if kind == "sqlite" else ", ANALYZEd)")))
+        analyzed = ", no ANALYZE, as the product leaves it" if kind == "sqlite" else ", ANALYZEd"
+        figs.append(
+            Figure(
+                f"claim_ratio_{kind}",
+                f"4. claim time 100k ÷ 1k rows, {kind}",
+                s["ratio"],
+                "x",
+                "<=",
+                2.0,
+                f"{s['1000'][label]['per_intent_ms']:.3f} → "
+                f"{s['100000'][label]['per_intent_ms']:.3f} ms/intent "
+                f"(batch {s['batch']}, {s['queued_due']} due{analyzed})",
+            )
+        )
         if kind == "sqlite":
-            figs.append(Figure(
-                "claim_ratio_sqlite_analyzed", "4. same, SQLite after ANALYZE",
-                s["ratio_after_analyze"], "x", None, None,
-                f"{s['1000']['after_analyze']['per_intent_ms']:.3f} → "
-                f"{s['100000']['after_analyze']['per_intent_ms']:.3f} ms/intent; plan: "
-                + s["100000"]["after_analyze"]["plan"].splitlines()[0][:60]))
+            figs.append(
+                Figure(
+                    "claim_ratio_sqlite_analyzed",
+                    "4. same, SQLite after ANALYZE",
+                    s["ratio_after_analyze"],
+                    "x",
+                    None,
+                    None,
+                    f"{s['1000']['after_analyze']['per_intent_ms']:.3f} → "
+                    f"{s['100000']['after_analyze']['per_intent_ms']:.3f} ms/intent; plan: "
+                    + s["100000"]["after_analyze"]["plan"].splitlines()[0][:60],
+                )
+            )
     rss = max((d.peak_rss for d in b.daemons), default=0) / 2**20
-    figs.append(Figure("rss_peak", "4. daemon peak RSS", rss if rss else None, "MB", "<", 150,
-                       f"max over {len(b.daemons)} daemon runs (psutil, every 0.1 s)"))
+    figs.append(
+        Figure(
+            "rss_peak",
+            "4. daemon peak RSS",
+            rss if rss else None,
+            "MB",
+            "<",
+            150,
+            f"max over {len(b.daemons)} daemon runs (psutil, every 0.1 s)",
+        )
+    )
     for kind in b.backends:
         lat = r.get(f"latency_{kind}")
         if lat and lat.get("idle_cpu_pct") is not None:
-            figs.append(Figure(f"idle_cpu_{kind}", f"4. idle CPU, {kind}", lat["idle_cpu_pct"],
-                               "%", None, None, "10 s, nothing queued, % of one core"))
+            figs.append(
+                Figure(
+                    f"idle_cpu_{kind}",
+                    f"4. idle CPU, {kind}",
+                    lat["idle_cpu_pct"],
+                    "%",
+                    None,
+                    None,
+                    "10 s, nothing queued, % of one core",
+                )
+            )
     base = r.get("baseline")
     if base:
-        figs.append(Figure(
-            "baseline_ratio", "5. time to settle: baseline ÷ treasury", base["ratio"], "x",
-            ">", 1.0,
-            f"{base['n']} withdrawals; {base['baseline_s']:.1f} s vs {base['treasury_s']:.1f} s;"
-            f" {rate}; processing {base['processing_s']:g} s, baseline polls every 1 s"))
+        figs.append(
+            Figure(
+                "baseline_ratio",
+                "5. time to settle: baseline ÷ treasury",
+                base["ratio"],
+                "x",
+                ">",
+                1.0,
+                f"{base['n']} withdrawals; {base['baseline_s']:.1f} s vs "
+                f"{base['treasury_s']:.1f} s;"
+                f" {rate}; processing {base['processing_s']:g} s, baseline polls every 1 s",
+            )
+        )
     return figs
 
 
@@ -577,8 +789,9 @@ def plot(b: Bench, path: Path) -> None:
     for kind in b.backends:
         lat = b.results.get(f"latency_{kind}")
         if lat and lat["latencies_ms"]:
-            ax.hist(lat["latencies_ms"], bins=30, alpha=0.6,
-                    label=f"{kind} p50 {lat['p50_ms']:.0f} ms")
+            ax.hist(
+                lat["latencies_ms"], bins=30, alpha=0.6, label=f"{kind} p50 {lat['p50_ms']:.0f} ms"
+            )
     ax.set_xlabel("enqueue → withdraw/apply (ms)")
     ax.set_ylabel("intents")
     ax.set_title("2. pick-up latency, idle daemon")
@@ -586,8 +799,11 @@ def plot(b: Bench, path: Path) -> None:
     ax = axes[1][0]
     base = b.results.get("baseline")
     if base:
-        ax.plot(base["baseline_done"], range(1, len(base["baseline_done"]) + 1),
-                label=f"baseline settled ({base['baseline_s']:.0f} s)")
+        ax.plot(
+            base["baseline_done"],
+            range(1, len(base["baseline_done"]) + 1),
+            label=f"baseline settled ({base['baseline_s']:.0f} s)",
+        )
         ta = base["treasury_applies"]
         ax.plot(ta, range(1, len(ta) + 1), label="treasury sent")
         ts = base["treasury_settled"]
@@ -614,8 +830,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="treasury benchmark")
     parser.add_argument("--quick", action="store_true", help="~2 minute run")
     parser.add_argument("--rate", type=float, default=50.0, help="TREASURY_WITHDRAW_RATE (≤ 50)")
-    parser.add_argument("--multiplier", type=float, default=50.0,
-                        help="sandbox rate_limits.multiplier = TREASURY_EXCHANGE_LIMIT_MULTIPLIER")
+    parser.add_argument(
+        "--multiplier",
+        type=float,
+        default=50.0,
+        help="sandbox rate_limits.multiplier = TREASURY_EXCHANGE_LIMIT_MULTIPLIER",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite)")
     args = parser.parse_args(argv)
     if not 0 < args.rate <= 50:
@@ -630,8 +850,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="treasury-bench-"))
     cleanup = h.Cleanup()
     bench = Bench(args, workdir, cleanup)
-    print(f"machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['ram_gb']} GB RAM,"
-          f" Python {machine['python']}; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['ram_gb']} GB RAM,"
+        f" Python {machine['python']}; load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"mode {bench.mode.name}; databases: {', '.join(bench.backends)}; work dir {workdir}")
     error: str | None = None
     try:
@@ -650,9 +872,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render_table(figs))
     counts = summary_counts(figs)
-    print(f"\n{counts['pass']} pass, {counts['fail']} fail, {counts['n/a']} n/a; "
-          f"{time.time() - started:.0f} s; load average during phases: "
-          + ", ".join(f"{label} {la[0]:.1f}" for label, la in bench.loads))
+    print(
+        f"\n{counts['pass']} pass, {counts['fail']} fail, {counts['n/a']} n/a; "
+        f"{time.time() - started:.0f} s; load average during phases: "
+        + ", ".join(f"{label} {la[0]:.1f}" for label, la in bench.loads)
+    )
     daemon_problems = {d.name: d.problems() for d in bench.daemons if d.problems()}
     if daemon_problems:
         print(f"daemon warnings/errors: {daemon_problems}")
@@ -662,11 +886,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {error}")
     OUT.mkdir(parents=True, exist_ok=True)
     results = {
-        "mode": bench.mode.name, "started": started, "duration_s": time.time() - started,
-        "machine": machine, "load_average": bench.loads, "error": error,
-        "config": {"withdraw_rate": args.rate, "limit_multiplier": args.multiplier,
-                   "databases": bench.backends, "mode": bench.mode.__dict__},
-        "figures": [f.as_json() for f in figs], "daemon_problems": daemon_problems,
+        "mode": bench.mode.name,
+        "started": started,
+        "duration_s": time.time() - started,
+        "machine": machine,
+        "load_average": bench.loads,
+        "error": error,
+        "config": {
+            "withdraw_rate": args.rate,
+            "limit_multiplier": args.multiplier,
+            "databases": bench.backends,
+            "mode": bench.mode.__dict__,
+        },
+        "figures": [f.as_json() for f in figs],
+        "daemon_problems": daemon_problems,
         "phases": bench.results,
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))

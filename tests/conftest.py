@@ -33,16 +33,20 @@ def _stacks_before_a_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
     it. Shortly before that, print every asyncio task's stack and every thread's, so the
     report names what was waiting (set up first, so it also covers other fixtures'
     tear-downs)."""
-    limit = float(request.config.getoption("timeout", None) or
-                  request.config.getini("timeout") or 0)
+    limit = float(
+        request.config.getoption("timeout", None) or request.config.getini("timeout") or 0
+    )
     if limit <= 0:
         yield
         return
 
     def dump() -> None:
         out = sys.__stderr__ or sys.stderr
-        print(f"\n=== {request.node.nodeid}: still running after {limit * 0.9:.0f} s; "
-              "asyncio tasks ===", file=out)
+        print(
+            f"\n=== {request.node.nodeid}: still running after {limit * 0.9:.0f} s; "
+            "asyncio tasks ===",
+            file=out,
+        )
         for task in list(getattr(asyncio.tasks, "_all_tasks", ())):
             if not task.done():
                 print(f"task {task.get_name()}:", file=out)

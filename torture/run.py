@@ -39,10 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="where rounds live (default: a temp dir)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the work dirs of passed rounds")
-    parser.add_argument("--max-lag", type=float, default=LONG_LAG_MAX_S,
-                        help="largest history lag X of a long-lag round, s (at least 8)")
-    parser.add_argument("--cover", action="store_true",
-                        help="force round n to have a restore / long lag / gross (n %% 3)")
+    parser.add_argument(
+        "--max-lag",
+        type=float,
+        default=LONG_LAG_MAX_S,
+        help="largest history lag X of a long-lag round, s (at least 8)",
+    )
+    parser.add_argument(
+        "--cover",
+        action="store_true",
+        help="force round n to have a restore / long lag / gross (n %% 3)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.concurrency < 1 or args.intents < 2:
         parser.error("--rounds and --concurrency must be >= 1, --intents >= 2")
@@ -52,13 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     base = args.workdir or Path(tempfile.mkdtemp(prefix="treasury-torture-"))
     base.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    print(f"torture: {args.rounds} rounds, seed {args.seed}, {args.db}, work dir {base}",
-          flush=True)
-    results = anyio.run(lambda: run_rounds(
-        args.rounds, args.seed, args.db, base, concurrency=args.concurrency,
-        intents=args.intents, cover=args.cover, long_lag_max_s=args.max_lag,
-        log=lambda m: print(m, flush=True),
-    ))
+    print(
+        f"torture: {args.rounds} rounds, seed {args.seed}, {args.db}, work dir {base}", flush=True
+    )
+    results = anyio.run(
+        lambda: run_rounds(
+            args.rounds,
+            args.seed,
+            args.db,
+            base,
+            concurrency=args.concurrency,
+            intents=args.intents,
+            cover=args.cover,
+            long_lag_max_s=args.max_lag,
+            log=lambda m: print(m, flush=True),
+        )
+    )
     print(summary(results))
     print(f"wall time {time.monotonic() - started:.0f} s")
     if args.json:

@@ -77,9 +77,15 @@ class Treasury:
             IdempotencyConflict: ``request_id`` exists with different contents.
         """
         new = validate_new_intent(
-            coin=coin, network=network, address=address, amount=amount,
-            address_tag=address_tag, account=account, request_id=request_id,
-            requested_by=requested_by, note=note,
+            coin=coin,
+            network=network,
+            address=address,
+            amount=amount,
+            address_tag=address_tag,
+            account=account,
+            request_id=request_id,
+            requested_by=requested_by,
+            note=note,
         )
         intent, _created = await admin.enqueue(self._ledger, new, actor=self._actor)
         return intent

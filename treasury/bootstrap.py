@@ -52,10 +52,12 @@ def rate_limits(settings: Settings) -> RateLimits:
 def worker_config(settings: Settings, *, worker: str) -> WorkerConfig:
     """The worker's knobs: every ``WorkerConfig`` field named like a setting takes the
     setting's value (no field is copied by hand); the rest are derived here."""
-    derived = {"worker_id", "uid_weight_per_min", "claim_batch", "history_weight",
-               "apply_weight"}
-    same = {f.name: getattr(settings, f.name) for f in dataclasses.fields(WorkerConfig)
-            if f.name in Settings.model_fields and f.name not in derived}
+    derived = {"worker_id", "uid_weight_per_min", "claim_batch", "history_weight", "apply_weight"}
+    same = {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(WorkerConfig)
+        if f.name in Settings.model_fields and f.name not in derived
+    }
     return WorkerConfig(
         **same,
         worker_id=worker,
@@ -80,8 +82,11 @@ def build_exchange(
     secret = creds.api_secret
     pem = creds.private_key_file.read_bytes() if creds.private_key_file else None
     passphrase = creds.passphrase
-    for value in (secret.get_secret_value() if secret else None, pem,
-                  passphrase.get_secret_value() if passphrase else None):
+    for value in (
+        secret.get_secret_value() if secret else None,
+        pem,
+        passphrase.get_secret_value() if passphrase else None,
+    ):
         register_secret(value)
     try:
         signer = load_signer(
@@ -127,10 +132,11 @@ class PolicyHolder:
         self._mtime = self.path.stat().st_mtime
         loaded = load_policy(self.path)
 
-        def gate(intent: Intent, coin_used: Decimal, dest_used: Decimal,
-                 approvals: int) -> Verdict:
+        def gate(intent: Intent, coin_used: Decimal, dest_used: Decimal, approvals: int) -> Verdict:
             return p.decide(
-                coin=intent.coin, amount=intent.amount, policy=loaded,
+                coin=intent.coin,
+                amount=intent.amount,
+                policy=loaded,
                 usage=p.Usage(coin_24h=coin_used, destination_24h=dest_used),
                 approvals=approvals,
             )
@@ -207,9 +213,10 @@ async def runtime(
     without one, it is opened (and closed) here.
     """
     if ledger is None:
-        async with open_ledger(settings) as own, runtime(
-            settings, ledger=own, alert=alert, worker=worker, on_call=on_call
-        ) as rt:
+        async with (
+            open_ledger(settings) as own,
+            runtime(settings, ledger=own, alert=alert, worker=worker, on_call=on_call) as rt,
+        ):
             yield rt
         return
     async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
@@ -221,22 +228,29 @@ async def runtime(
 
             async def can_withdraw_changed(now: bool, name: str = creds.name) -> None:
                 if not now:
-                    await alert("can_withdraw_false",
-                                f"canWithdraw of account {name!r} turned false", None)
+                    await alert(
+                        "can_withdraw_false", f"canWithdraw of account {name!r} turned false", None
+                    )
 
             ctx = WorkerContext(
                 ledger=ledger,
                 exchange=exchange,
-                view=ExchangeView(exchange, rules_ttl_s=settings.rules_ttl_s,
-                                  on_can_withdraw=can_withdraw_changed),
-                config=dataclasses.replace(worker_config(settings, worker=me),
-                                           account=creds.name),
+                view=ExchangeView(
+                    exchange, rules_ttl_s=settings.rules_ttl_s, on_can_withdraw=can_withdraw_changed
+                ),
+                config=dataclasses.replace(worker_config(settings, worker=me), account=creds.name),
                 policy=policy.gate,
                 alert=alert,
             )
             accounts.append((exchange, ctx))
-        yield Runtime(settings=settings, ledger=ledger, exchange=accounts[0][0],
-                      ctx=accounts[0][1], policy=policy, accounts=accounts)
+        yield Runtime(
+            settings=settings,
+            ledger=ledger,
+            exchange=accounts[0][0],
+            ctx=accounts[0][1],
+            policy=policy,
+            accounts=accounts,
+        )
 
 
 def postgres_listener(
@@ -255,6 +269,7 @@ def postgres_listener(
 
         conn = await asyncpg.connect(dsn)
         try:
+
             def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
                 if payload == account:
                     wake()

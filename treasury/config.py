@@ -201,10 +201,15 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
     """
     settings.require_exchange_credentials()
     assert settings.binance_api_key is not None
-    result = [AccountCredentials(
-        settings.account, settings.binance_api_key, settings.binance_api_secret,
-        settings.binance_private_key_file, settings.binance_private_key_passphrase,
-    )]
+    result = [
+        AccountCredentials(
+            settings.account,
+            settings.binance_api_key,
+            settings.binance_api_secret,
+            settings.binance_private_key_file,
+            settings.binance_private_key_passphrase,
+        )
+    ]
     for raw in settings.extra_accounts.split(","):
         name = raw.strip()
         if not name:
@@ -226,11 +231,15 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
             )
         if key_file and not Path(key_file).is_file():
             raise SettingsError(f"{prefix}_PRIVATE_KEY_FILE: file does not exist")
-        result.append(AccountCredentials(
-            name, SecretStr(key), SecretStr(secret) if secret else None,
-            Path(key_file) if key_file else None,
-            SecretStr(passphrase) if passphrase else None,
-        ))
+        result.append(
+            AccountCredentials(
+                name,
+                SecretStr(key),
+                SecretStr(secret) if secret else None,
+                Path(key_file) if key_file else None,
+                SecretStr(passphrase) if passphrase else None,
+            )
+        )
     return result
 
 

@@ -24,12 +24,23 @@ from treasury.domain.status import Status
 DEMO_INTENTS = [
     # (label, coin, network, address, tag, amount)
     ("valid, USDT on TRON", "USDT", "TRX", "TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ", None, "25.5"),
-    ("valid, USDT on Ethereum", "USDT", "ETH", "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
-     None, "120"),
-    ("valid, XRP with memo", "XRP", "XRP", "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh", "104400725",
-     "40"),
-    ("valid, BTC, 8 decimals", "BTC", "BTC", "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh", None,
-     "0.01234567"),
+    (
+        "valid, USDT on Ethereum",
+        "USDT",
+        "ETH",
+        "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
+        None,
+        "120",
+    ),
+    ("valid, XRP with memo", "XRP", "XRP", "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh", "104400725", "40"),
+    (
+        "valid, BTC, 8 decimals",
+        "BTC",
+        "BTC",
+        "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh",
+        None,
+        "0.01234567",
+    ),
     ("below the minimum", "USDT", "TRX", "T2WouRpQKa1QRj1xs34r742gcgx1APB6g2", None, "2"),
     ("not whitelisted", "USDT", "TRX", "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7", None, "30"),
     ("memo missing", "XRP", "XRP", "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh", None, "40"),
@@ -60,8 +71,14 @@ async def _demo(workdir: Path) -> None:
     base = default_config()
     config = dataclasses.replace(
         base,
-        timings=dataclasses.replace(base.timings, processing_s=4.0, processing_jitter_s=1.0,
-                                    failure_share=0.0, rejection_share=0.0, seed=7),
+        timings=dataclasses.replace(
+            base.timings,
+            processing_s=4.0,
+            processing_jitter_s=1.0,
+            failure_share=0.0,
+            rejection_share=0.0,
+            seed=7,
+        ),
         journal_fsync=False,
     )
     db = workdir / "demo.sqlite3"
@@ -79,9 +96,10 @@ async def _demo(workdir: Path) -> None:
             hold_backoff_s=2.0,
         )
         out.console.print(f"sandbox exchange on {sb.url}; ledger {db}")
-        async with open_ledger(settings) as ledger, runtime(
-            settings, ledger=ledger, worker="demo"
-        ) as rt:
+        async with (
+            open_ledger(settings) as ledger,
+            runtime(settings, ledger=ledger, worker="demo") as rt,
+        ):
             await migrate.upgrade(ledger.engine)
             drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist)
             out.console.print(f"whitelist mirrored from the exchange: {len(drift.added)} entries")
@@ -95,9 +113,15 @@ async def _demo(workdir: Path) -> None:
                     await anyio.sleep(0.05)
                 for label, coin, network, address, tag, amount in DEMO_INTENTS:
                     slug = label.replace(" ", "-").replace(",", "")
-                    new = validate_new_intent(coin=coin, network=network, address=address,
-                                              address_tag=tag, amount=Decimal(amount),
-                                              request_id=f"demo-{slug}", requested_by="demo")
+                    new = validate_new_intent(
+                        coin=coin,
+                        network=network,
+                        address=address,
+                        address_tag=tag,
+                        amount=Decimal(amount),
+                        request_id=f"demo-{slug}",
+                        requested_by="demo",
+                    )
                     intent, _ = await rt.ledger.intents.enqueue(new, actor="cli:demo")
                     ids[intent.id] = label
                 with Live(refresh_per_second=4, console=out.console) as live:
@@ -125,6 +149,11 @@ def _table(intents: list[Intent], labels: dict[int, str], title: str = "intents"
     for col in ("id", "case", "amount", "status", "reason"):
         table.add_column(col, overflow="fold")
     for i in intents:
-        table.add_row(str(i.id), labels[i.id], f"{out.amount_text(i.amount)} {i.coin}",
-                      i.status.value, i.status_reason or "")
+        table.add_row(
+            str(i.id),
+            labels[i.id],
+            f"{out.amount_text(i.amount)} {i.coin}",
+            i.status.value,
+            i.status_reason or "",
+        )
     return table

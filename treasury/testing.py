@@ -190,7 +190,8 @@ class ManualClock:
         for name, module in list(sys.modules.items()):
             bound = getattr(module, "utcnow", None) if module is not None else None
             if name.startswith("treasury.") and (
-                    bound is _REAL_UTCNOW or isinstance(bound, ManualClock)):
+                bound is _REAL_UTCNOW or isinstance(bound, ManualClock)
+            ):
                 patcher.setattr(module, "utcnow", self)
 
 
@@ -204,14 +205,26 @@ class ConstraintViolation(ValueError):
 
 # The columns of withdrawal_intents: the Intent's fields and three the service keeps to itself.
 INTENT_COLUMNS = frozenset(f.name for f in dataclasses.fields(Intent)) | {
-    "enqueued_via", "claimed_by", "claimed_until"}
+    "enqueued_via",
+    "claimed_by",
+    "claimed_until",
+}
 _AMOUNTS = ("amount", "fee", "exchange_amount")
-_TIMES = ("created_at", "updated_at", "not_before", "held_since", "claimed_until",
-          "last_checked_at", "submitted_at", "settled_at")
+_TIMES = (
+    "created_at",
+    "updated_at",
+    "not_before",
+    "held_since",
+    "claimed_until",
+    "last_checked_at",
+    "submitted_at",
+    "settled_at",
+)
 _FIXED = ("coin", "network", "address", "address_tag", "amount", "account")
 # What counts against the policy's 24 h caps (as treasury.adapters.db.sending.COMMITTED).
-COMMITTED = frozenset({Status.SUBMITTING, Status.SUBMITTED, Status.COMPLETED,
-                       Status.NEEDS_ATTENTION})
+COMMITTED = frozenset(
+    {Status.SUBMITTING, Status.SUBMITTED, Status.COMPLETED, Status.NEEDS_ATTENTION}
+)
 PAUSED = "paused"
 ACCOUNT_PAUSED = "paused:"
 WATERMARK = "sweep_watermark:"
@@ -274,17 +287,28 @@ class _Tables:
         return to_intent(self.row(intent_id))
 
     def insert_intent(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        row = {c: None for c in INTENT_COLUMNS} | {
-            "version": 0, "send_count": 0, "absent_checks": 0} | _typed(values)
+        row = (
+            {c: None for c in INTENT_COLUMNS}
+            | {"version": 0, "send_count": 0, "absent_checks": 0}
+            | _typed(values)
+        )
         row["id"] = self.new_id("intents")
         _check_row(row)
         self._check_unique(row)
         self.intents[row["id"]] = row
         # the database's trigger: every intent's creation is its first event
-        self.events.append(EventRecord(
-            id=self.new_id("events"), intent_id=row["id"], from_status=None,
-            to_status=row["status"].value, reason="enqueued",
-            actor=row["enqueued_via"] or "sql", kind="status", created_at=row["created_at"]))
+        self.events.append(
+            EventRecord(
+                id=self.new_id("events"),
+                intent_id=row["id"],
+                from_status=None,
+                to_status=row["status"].value,
+                reason="enqueued",
+                actor=row["enqueued_via"] or "sql",
+                kind="status",
+                created_at=row["created_at"],
+            )
+        )
         return row
 
     def update_intent(self, intent_id: int, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -300,34 +324,56 @@ class _Tables:
         for column in ("request_id", "withdraw_order_id"):
             value = row[column]
             if value is not None and any(
-                other[column] == value for other_id, other in self.intents.items()
+                other[column] == value
+                for other_id, other in self.intents.items()
                 if other_id != row["id"]
             ):
                 raise ConstraintViolation(f"withdrawal_intents.{column} {value!r} is taken")
 
     def add_event(self, event: machine.Event, now: datetime) -> None:
-        self.events.append(EventRecord(
-            id=self.new_id("events"), intent_id=event.intent_id,
-            from_status=event.from_status.value if event.from_status else None,
-            to_status=event.to_status.value, reason=event.reason, actor=event.actor,
-            kind=event.kind, created_at=now))
+        self.events.append(
+            EventRecord(
+                id=self.new_id("events"),
+                intent_id=event.intent_id,
+                from_status=event.from_status.value if event.from_status else None,
+                to_status=event.to_status.value,
+                reason=event.reason,
+                actor=event.actor,
+                kind=event.kind,
+                created_at=now,
+            )
+        )
 
-    def transition(self, now: datetime, intent_id: int, to: Status, *, reason: str, actor: str,
-                   expect: Sequence[Status] | None = None, expect_version: int | None = None,
-                   fields: Mapping[str, Any] | None = None, locked: Intent | None = None
-                   ) -> Intent:
+    def transition(
+        self,
+        now: datetime,
+        intent_id: int,
+        to: Status,
+        *,
+        reason: str,
+        actor: str,
+        expect: Sequence[Status] | None = None,
+        expect_version: int | None = None,
+        fields: Mapping[str, Any] | None = None,
+        locked: Intent | None = None,
+    ) -> Intent:
         """The SQL adapter's ``_transition``, step for step."""
         current = locked if locked is not None else self.intent(intent_id)
         if expect is not None and current.status not in expect:
             raise ConcurrentChange(
                 f"intent {intent_id} is {current.status.value}, expected "
-                + " or ".join(s.value for s in expect))
+                + " or ".join(s.value for s in expect)
+            )
         if expect_version is not None and current.version != expect_version:
             raise ConcurrentChange(f"intent {intent_id} changed meanwhile")
         event = machine.transition(intent_id, current.status, to, reason=reason, actor=actor)
         values: dict[str, Any] = {
-            "status": to, "status_reason": reason, "version": current.version + 1,
-            "updated_at": now, "claimed_by": None, "claimed_until": None,
+            "status": to,
+            "status_reason": reason,
+            "version": current.version + 1,
+            "updated_at": now,
+            "claimed_by": None,
+            "claimed_until": None,
         }
         if to.terminal:
             values["settled_at"] = now
@@ -340,13 +386,13 @@ class _Tables:
 
     def note(self, now: datetime, intent_id: int, *, reason: str, actor: str, kind: str) -> None:
         status = self.row(intent_id)["status"]
-        self.add_event(machine.note(intent_id, status, reason=reason, actor=actor, kind=kind),
-                       now)
+        self.add_event(machine.note(intent_id, status, reason=reason, actor=actor, kind=kind), now)
 
     # ---- whitelist, unmatched, state ---------------------------------------------------
 
-    def find_entry(self, coin: str, network: str, address: str,
-                   address_tag: str | None) -> WhitelistEntry | None:
+    def find_entry(
+        self, coin: str, network: str, address: str, address_tag: str | None
+    ) -> WhitelistEntry | None:
         key = (coin, network, address, address_tag or "")
         return next((e for e in self.whitelist.values() if e.key == key), None)
 
@@ -414,8 +460,10 @@ def _check_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         raise ConstraintViolation("a status change needs a version bump")
     if any(new[c] != old[c] for c in _FIXED):
         raise ConstraintViolation(f"{', '.join(_FIXED)} are fixed once inserted")
-    if old["withdraw_order_id"] is not None and new["withdraw_order_id"] != old[
-            "withdraw_order_id"]:
+    if (
+        old["withdraw_order_id"] is not None
+        and new["withdraw_order_id"] != old["withdraw_order_id"]
+    ):
         raise ConstraintViolation("withdraw_order_id is fixed once set")
 
 
@@ -456,7 +504,8 @@ class _Database:
         if self._owner == task:
             raise RuntimeError(
                 "a store write inside an open unit of work would wait for the unit's own "
-                "lock: write through the unit (IntentUnit.transition/note) instead")
+                "lock: write through the unit (IntentUnit.transition/note) instead"
+            )
         async with self._lock:
             self._owner = task
             try:
@@ -504,8 +553,11 @@ class MemoryIntentStore:
 
     async def get_by_order_ids(self, order_ids: Sequence[str]) -> dict[str, Intent]:
         wanted = set(order_ids)
-        return {r["withdraw_order_id"]: to_intent(r) for r in self._rows()
-                if r["withdraw_order_id"] in wanted}
+        return {
+            r["withdraw_order_id"]: to_intent(r)
+            for r in self._rows()
+            if r["withdraw_order_id"] in wanted
+        }
 
     async def get_many(self, intent_ids: Sequence[int]) -> dict[int, Intent]:
         rows = self._db.tables.intents
@@ -515,11 +567,21 @@ class MemoryIntentStore:
         times = [r["created_at"] for r in self._rows() if r["account"] == account]
         return _ms(min(times)) if times else None
 
-    async def search(self, *, statuses: Sequence[Status] = (), coin: str | None = None,
-                     account: str | None = None, limit: int = 50) -> list[Intent]:
-        rows = [r for r in reversed(self._rows())
-                if (not statuses or r["status"] in statuses)
-                and (not coin or r["coin"] == coin) and (not account or r["account"] == account)]
+    async def search(
+        self,
+        *,
+        statuses: Sequence[Status] = (),
+        coin: str | None = None,
+        account: str | None = None,
+        limit: int = 50,
+    ) -> list[Intent]:
+        rows = [
+            r
+            for r in reversed(self._rows())
+            if (not statuses or r["status"] in statuses)
+            and (not coin or r["coin"] == coin)
+            and (not account or r["account"] == account)
+        ]
         return [to_intent(r) for r in rows[:limit]]
 
     async def count_by_status(self) -> dict[str, int]:
@@ -531,28 +593,40 @@ class MemoryIntentStore:
     async def events(self, intent_id: int) -> list[EventRecord]:
         return [e for e in self._db.tables.events if e.intent_id == intent_id]
 
-    async def in_status(self, status: Status, *, account: str | None = None,
-                        limit: int = 1000) -> list[Intent]:
-        rows = [r for r in self._rows()
-                if r["status"] is status and (account is None or r["account"] == account)]
+    async def in_status(
+        self, status: Status, *, account: str | None = None, limit: int = 1000
+    ) -> list[Intent]:
+        rows = [
+            r
+            for r in self._rows()
+            if r["status"] is status and (account is None or r["account"] == account)
+        ]
         return [to_intent(r) for r in rows[:limit]]
 
     async def last_send_ms(self, account: str) -> int | None:
-        sent = [r["send_timestamp_ms"] for r in self._rows()
-                if r["account"] == account and r["send_timestamp_ms"] is not None]
+        sent = [
+            r["send_timestamp_ms"]
+            for r in self._rows()
+            if r["account"] == account and r["send_timestamp_ms"] is not None
+        ]
         return max(sent) if sent else None
 
-    async def unserved(self, *, older_than_s: float, skip_reason_prefix: str,
-                       limit: int = 500) -> list[tuple[int, str]]:
+    async def unserved(
+        self, *, older_than_s: float, skip_reason_prefix: str, limit: int = 500
+    ) -> list[tuple[int, str]]:
         t = self._db.tables
         now = self._db.now()
         served = {a for a, lease in t.leases.items() if lease.expires_at > now}
-        rows = [r for r in self._rows()
-                if r["status"] is Status.QUEUED
-                and r["created_at"] < now - timedelta(seconds=older_than_s)
-                and r["account"] not in served
-                and (r["status_reason"] is None
-                     or not r["status_reason"].startswith(skip_reason_prefix))]
+        rows = [
+            r
+            for r in self._rows()
+            if r["status"] is Status.QUEUED
+            and r["created_at"] < now - timedelta(seconds=older_than_s)
+            and r["account"] not in served
+            and (
+                r["status_reason"] is None or not r["status_reason"].startswith(skip_reason_prefix)
+            )
+        ]
         return [(r["id"], r["account"]) for r in rows[:limit]]
 
     def _rows(self) -> list[dict[str, Any]]:
@@ -566,36 +640,69 @@ class MemoryIntentStore:
                 if new.request_id is not None and row["request_id"] == new.request_id:
                     return _same_request(to_intent(row), new), False
             now = self._db.now()
-            row = t.insert_intent({
-                "coin": new.coin, "network": new.network, "address": new.address,
-                "address_tag": new.address_tag, "amount": new.amount, "account": new.account,
-                "request_id": new.request_id, "requested_by": new.requested_by,
-                "note": new.note, "status": Status.QUEUED,
-                "status_reason": "waiting for the worker", "enqueued_via": actor,
-                "created_at": now, "updated_at": now,
-            })
+            row = t.insert_intent(
+                {
+                    "coin": new.coin,
+                    "network": new.network,
+                    "address": new.address,
+                    "address_tag": new.address_tag,
+                    "amount": new.amount,
+                    "account": new.account,
+                    "request_id": new.request_id,
+                    "requested_by": new.requested_by,
+                    "note": new.note,
+                    "status": Status.QUEUED,
+                    "status_reason": "waiting for the worker",
+                    "enqueued_via": actor,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         return to_intent(row), True
 
-    async def transition(self, intent_id: int, to: Status, *, reason: str, actor: str,
-                         expect: Sequence[Status] | None = None,
-                         expect_version: int | None = None,
-                         fields: Mapping[str, Any] | None = None) -> Intent:
+    async def transition(
+        self,
+        intent_id: int,
+        to: Status,
+        *,
+        reason: str,
+        actor: str,
+        expect: Sequence[Status] | None = None,
+        expect_version: int | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Intent:
         self._db.outage(f"intent {intent_id}")
         async with self._db.write() as t:
-            return t.transition(self._db.now(), intent_id, to, reason=reason, actor=actor,
-                                expect=expect, expect_version=expect_version, fields=fields)
+            return t.transition(
+                self._db.now(),
+                intent_id,
+                to,
+                reason=reason,
+                actor=actor,
+                expect=expect,
+                expect_version=expect_version,
+                fields=fields,
+            )
 
-    async def transition_many(self, changes: Sequence[Change]
-                              ) -> list[Intent | ConcurrentChange]:
+    async def transition_many(self, changes: Sequence[Change]) -> list[Intent | ConcurrentChange]:
         results: list[Intent | ConcurrentChange] = []
         async with self._db.write() as t:
             now = self._db.now()
             for c in changes:
                 try:
                     with _savepoint(t):
-                        results.append(t.transition(
-                            now, c.intent_id, c.to, reason=c.reason, actor=c.actor,
-                            expect=c.expect, expect_version=c.expect_version, fields=c.fields))
+                        results.append(
+                            t.transition(
+                                now,
+                                c.intent_id,
+                                c.to,
+                                reason=c.reason,
+                                actor=c.actor,
+                                expect=c.expect,
+                                expect_version=c.expect_version,
+                                fields=c.fields,
+                            )
+                        )
                 except ConcurrentChange as exc:
                     results.append(exc)
         return results
@@ -604,32 +711,46 @@ class MemoryIntentStore:
         async with self._db.write() as t:
             t.note(self._db.now(), intent_id, reason=reason, actor=actor, kind=kind)
 
-    async def update_fields(self, intent_id: int, *, expect_status: Status,
-                            fields: Mapping[str, Any],
-                            expect_version: int | None = None) -> Intent:
+    async def update_fields(
+        self,
+        intent_id: int,
+        *,
+        expect_status: Status,
+        fields: Mapping[str, Any],
+        expect_version: int | None = None,
+    ) -> Intent:
         async with self._db.write() as t:
             row = t.intents.get(intent_id)
-            if (row is None or row["status"] is not expect_status
-                    or (expect_version is not None and row["version"] != expect_version)):
-                raise ConcurrentChange(
-                    f"intent {intent_id} is no longer {expect_status.value}")
+            if (
+                row is None
+                or row["status"] is not expect_status
+                or (expect_version is not None and row["version"] != expect_version)
+            ):
+                raise ConcurrentChange(f"intent {intent_id} is no longer {expect_status.value}")
             values: dict[str, Any] = {"updated_at": self._db.now(), **fields}
             if expect_version is not None:
                 values["version"] = expect_version + 1
             return to_intent(t.update_intent(intent_id, values))
 
-    async def hold(self, intent: Intent, *, reason: str, retry_at: datetime,
-                   start_clock: bool = True) -> Intent:
+    async def hold(
+        self, intent: Intent, *, reason: str, retry_at: datetime, start_clock: bool = True
+    ) -> Intent:
         async with self._db.write() as t:
             now = self._db.now()
             row = t.intents.get(intent.id)
             if row is None or row["status"] is not Status.QUEUED:
                 raise ConcurrentChange(f"intent {intent.id} is no longer queued")
-            row = t.update_intent(intent.id, {
-                "status_reason": reason, "not_before": retry_at,
-                "held_since": intent.held_since or (now if start_clock else None),
-                "claimed_by": None, "claimed_until": None, "updated_at": now,
-            })
+            row = t.update_intent(
+                intent.id,
+                {
+                    "status_reason": reason,
+                    "not_before": retry_at,
+                    "held_since": intent.held_since or (now if start_clock else None),
+                    "claimed_by": None,
+                    "claimed_until": None,
+                    "updated_at": now,
+                },
+            )
             if reason != intent.status_reason:
                 t.note(now, intent.id, reason=f"held: {reason}", actor="worker", kind="hold")
         return to_intent(row)
@@ -640,25 +761,37 @@ class MemoryIntentStore:
             if row is not None and row["claimed_by"] is not None:
                 t.update_intent(intent.id, {"claimed_by": None, "claimed_until": None})
 
-    async def claim_queued(self, *, account: str, worker: str, now: datetime,
-                           lease_until: datetime, limit: int) -> list[Intent]:
+    async def claim_queued(
+        self, *, account: str, worker: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Intent]:
         async with self._db.write() as t:
             due = [
-                i for i in sorted(t.intents) if (r := t.intents[i])["status"] is Status.QUEUED
+                i
+                for i in sorted(t.intents)
+                if (r := t.intents[i])["status"] is Status.QUEUED
                 and r["account"] == account
                 and (r["not_before"] is None or r["not_before"] <= now)
-                and (r["claimed_until"] is None or r["claimed_until"] < now
-                     or r["claimed_by"] == worker)
+                and (
+                    r["claimed_until"] is None
+                    or r["claimed_until"] < now
+                    or r["claimed_by"] == worker
+                )
             ][:limit]
-            return [to_intent(t.update_intent(i, {"claimed_by": worker,
-                                                  "claimed_until": lease_until}))
-                    for i in due]
+            return [
+                to_intent(t.update_intent(i, {"claimed_by": worker, "claimed_until": lease_until}))
+                for i in due
+            ]
 
     async def release_claims(self, *, account: str, keep: str) -> int:
         async with self._db.write() as t:
-            freed = [i for i, r in t.intents.items()
-                     if r["account"] == account and r["status"] is Status.QUEUED
-                     and r["claimed_by"] is not None and r["claimed_by"] != keep]
+            freed = [
+                i
+                for i, r in t.intents.items()
+                if r["account"] == account
+                and r["status"] is Status.QUEUED
+                and r["claimed_by"] is not None
+                and r["claimed_by"] != keep
+            ]
             for i in freed:
                 t.update_intent(i, {"claimed_by": None, "claimed_until": None})
         return len(freed)
@@ -676,12 +809,19 @@ class MemoryIntentStore:
 
 def _same_request(existing: Intent, new: NewIntent) -> Intent:
     mine = (new.coin, new.network, new.address, new.address_tag, new.amount, new.account)
-    theirs = (existing.coin, existing.network, existing.address, existing.address_tag,
-              existing.amount, existing.account)
+    theirs = (
+        existing.coin,
+        existing.network,
+        existing.address,
+        existing.address_tag,
+        existing.amount,
+        existing.account,
+    )
     if mine != theirs:
         raise IdempotencyConflict(
             f"request_id {new.request_id!r} already names intent {existing.id} "
-            "with a different coin, network, address, tag, amount or account")
+            "with a different coin, network, address, tag, amount or account"
+        )
     return existing
 
 
@@ -694,15 +834,18 @@ class MemoryAccountState:
         for key in keys:
             row = self._db.tables.state.get(key)
             if row is not None:
-                return PauseState(paused=True, reason=row.value, by=row.updated_by,
-                                  at=row.updated_at)
+                return PauseState(
+                    paused=True, reason=row.value, by=row.updated_by, at=row.updated_at
+                )
         return PauseState(paused=False, reason="", by="", at=None)
 
     async def account_pauses(self) -> dict[str, PauseState]:
         return {
             key.removeprefix(ACCOUNT_PAUSED): PauseState(
-                paused=True, reason=row.value, by=row.updated_by, at=row.updated_at)
-            for key, row in self._db.tables.state.items() if key.startswith(ACCOUNT_PAUSED)
+                paused=True, reason=row.value, by=row.updated_by, at=row.updated_at
+            )
+            for key, row in self._db.tables.state.items()
+            if key.startswith(ACCOUNT_PAUSED)
         }
 
     async def pause(self, *, reason: str, by: str, account: str | None = None) -> bool:
@@ -746,9 +889,17 @@ class MemoryAddressBook:
     def __init__(self, db: _Database) -> None:
         self._db = db
 
-    async def add(self, *, coin: str, network: str, address: str, address_tag: str | None,
-                  label: str = "", source: str = "manual",
-                  usable_from: datetime | None = None) -> WhitelistEntry:
+    async def add(
+        self,
+        *,
+        coin: str,
+        network: str,
+        address: str,
+        address_tag: str | None,
+        label: str = "",
+        source: str = "manual",
+        usable_from: datetime | None = None,
+    ) -> WhitelistEntry:
         if source not in ("exchange", "manual"):
             raise ConstraintViolation("whitelist_entries: source_known violated")
         async with self._db.write() as t:
@@ -756,36 +907,48 @@ class MemoryAddressBook:
                 raise DuplicateEntry(
                     f"{coin}/{network} {address}"
                     + (f" tag {address_tag}" if address_tag else "")
-                    + " is already in the whitelist")
+                    + " is already in the whitelist"
+                )
             now = self._db.now()
             entry = WhitelistEntry(
-                id=t.new_id("whitelist"), coin=coin, network=network, address=address,
-                address_tag=address_tag, label=label, source=source, enabled=True,
-                usable_from=usable_from, created_at=now, updated_at=now)
+                id=t.new_id("whitelist"),
+                coin=coin,
+                network=network,
+                address=address,
+                address_tag=address_tag,
+                label=label,
+                source=source,
+                enabled=True,
+                usable_from=usable_from,
+                created_at=now,
+                updated_at=now,
+            )
             t.whitelist[entry.id] = entry
         return entry
 
     async def all(self) -> list[WhitelistEntry]:
-        return sorted(self._db.tables.whitelist.values(),
-                      key=lambda e: (e.coin, e.network, e.id))
+        return sorted(self._db.tables.whitelist.values(), key=lambda e: (e.coin, e.network, e.id))
 
-    async def find(self, coin: str, network: str, address: str,
-                   address_tag: str | None) -> WhitelistEntry | None:
+    async def find(
+        self, coin: str, network: str, address: str, address_tag: str | None
+    ) -> WhitelistEntry | None:
         return self._db.tables.find_entry(coin, network, address, address_tag)
 
     async def remove(self, entry_id: int) -> bool:
         async with self._db.write() as t:
             return t.whitelist.pop(entry_id, None) is not None
 
-    async def set_enabled(self, entry_id: int, enabled: bool,
-                          label: str | None = None) -> None:
+    async def set_enabled(self, entry_id: int, enabled: bool, label: str | None = None) -> None:
         async with self._db.write() as t:
             entry = t.whitelist.get(entry_id)
             if entry is None:
                 return
             t.whitelist[entry_id] = dataclasses.replace(
-                entry, enabled=enabled, updated_at=self._db.now(),
-                label=entry.label if label is None else label)
+                entry,
+                enabled=enabled,
+                updated_at=self._db.now(),
+                label=entry.label if label is None else label,
+            )
 
 
 class MemoryEventLog:
@@ -804,33 +967,61 @@ class MemoryEventLog:
         return True
 
     async def recent(self, kind: str | None = None, limit: int = 100) -> list[ServiceEvent]:
-        events = [e for e in reversed(self._db.tables.service_events)
-                  if kind is None or e.kind == kind]
+        events = [
+            e for e in reversed(self._db.tables.service_events) if kind is None or e.kind == kind
+        ]
         return events[:limit]
 
     def _append(self, t: _Tables, kind: str, subject: str, detail: str, actor: str) -> None:
-        t.service_events.append(ServiceEvent(
-            id=t.new_id("service_events"), kind=kind, subject=subject, detail=detail,
-            actor=actor, created_at=self._db.now()))
+        t.service_events.append(
+            ServiceEvent(
+                id=t.new_id("service_events"),
+                kind=kind,
+                subject=subject,
+                detail=detail,
+                actor=actor,
+                created_at=self._db.now(),
+            )
+        )
 
 
 class MemoryUnmatchedStore:
     def __init__(self, db: _Database) -> None:
         self._db = db
 
-    async def record(self, *, account: str, record: WithdrawalRecord, intent_id: int | None,
-                     reason: str, found_by: str) -> bool:
+    async def record(
+        self,
+        *,
+        account: str,
+        record: WithdrawalRecord,
+        intent_id: int | None,
+        reason: str,
+        found_by: str,
+    ) -> bool:
         async with self._db.write() as t:
-            if any(u.account == account and u.exchange_withdraw_id == record.id
-                   for u in t.unmatched):
+            if any(
+                u.account == account and u.exchange_withdraw_id == record.id for u in t.unmatched
+            ):
                 return False
-            t.unmatched.append(Unmatched(
-                account=account, exchange_withdraw_id=record.id,
-                withdraw_order_id=record.withdraw_order_id or "", intent_id=intent_id,
-                coin=record.coin, network=record.network, address=record.address,
-                address_tag=record.address_tag or None, amount=record.amount, fee=record.fee,
-                exchange_status=record.status, apply_time=record.apply_time, reason=reason,
-                found_by=found_by, created_at=self._db.now()))
+            t.unmatched.append(
+                Unmatched(
+                    account=account,
+                    exchange_withdraw_id=record.id,
+                    withdraw_order_id=record.withdraw_order_id or "",
+                    intent_id=intent_id,
+                    coin=record.coin,
+                    network=record.network,
+                    address=record.address,
+                    address_tag=record.address_tag or None,
+                    amount=record.amount,
+                    fee=record.fee,
+                    exchange_status=record.status,
+                    apply_time=record.apply_time,
+                    reason=reason,
+                    found_by=found_by,
+                    created_at=self._db.now(),
+                )
+            )
             if intent_id is not None:
                 # as PostgreSQL's sequence is moved: that intent id is never handed out again
                 t.last_id["intents"] = max(t.last_id.get("intents", 0), intent_id)
@@ -838,8 +1029,11 @@ class MemoryUnmatchedStore:
 
     async def on_file(self, account: str, exchange_ids: Sequence[str]) -> set[str]:
         wanted = set(exchange_ids)
-        return {u.exchange_withdraw_id for u in self._db.tables.unmatched
-                if u.account == account and u.exchange_withdraw_id in wanted}
+        return {
+            u.exchange_withdraw_id
+            for u in self._db.tables.unmatched
+            if u.account == account and u.exchange_withdraw_id in wanted
+        }
 
     async def list(self, account: str | None = None, limit: int = 1000) -> list[Unmatched]:
         rows = [u for u in self._db.tables.unmatched if account is None or u.account == account]
@@ -868,14 +1062,22 @@ class MemoryIntentUnit:
 
     async def usage_24h(self, now: datetime) -> tuple[Decimal, Decimal]:
         i = self._intent
-        rows = [r for r in self._t.intents.values()
-                if r["account"] == i.account and r["coin"] == i.coin
-                and r["status"] in COMMITTED and r["id"] != i.id
-                and r["submitted_at"] is not None
-                and r["submitted_at"] > now - timedelta(hours=24)]
-        same = [r for r in rows
-                if (r["network"], r["address"], r["address_tag"]) == (
-                    i.network, i.address, i.address_tag)]
+        rows = [
+            r
+            for r in self._t.intents.values()
+            if r["account"] == i.account
+            and r["coin"] == i.coin
+            and r["status"] in COMMITTED
+            and r["id"] != i.id
+            and r["submitted_at"] is not None
+            and r["submitted_at"] > now - timedelta(hours=24)
+        ]
+        same = [
+            r
+            for r in rows
+            if (r["network"], r["address"], r["address_tag"])
+            == (i.network, i.address, i.address_tag)
+        ]
         return add(*(r["amount"] for r in rows)), add(*(r["amount"] for r in same))
 
     async def approvers(self) -> tuple[str, ...]:
@@ -888,16 +1090,23 @@ class MemoryIntentUnit:
         return True
 
     async def burned_order_ids(self) -> set[str]:
-        return {u.withdraw_order_id for u in self._t.unmatched
-                if u.intent_id == self._intent.id}
+        return {u.withdraw_order_id for u in self._t.unmatched if u.intent_id == self._intent.id}
 
     async def note(self, *, reason: str, actor: str, kind: str) -> None:
         self._t.note(self._db.now(), self._intent.id, reason=reason, actor=actor, kind=kind)
 
-    async def transition(self, to: Status, *, reason: str, actor: str,
-                         fields: Mapping[str, Any] | None = None) -> Intent:
-        self._intent = self._t.transition(self._db.now(), self._intent.id, to, reason=reason,
-                                          actor=actor, fields=fields, locked=self._intent)
+    async def transition(
+        self, to: Status, *, reason: str, actor: str, fields: Mapping[str, Any] | None = None
+    ) -> Intent:
+        self._intent = self._t.transition(
+            self._db.now(),
+            self._intent.id,
+            to,
+            reason=reason,
+            actor=actor,
+            fields=fields,
+            locked=self._intent,
+        )
         return self._intent
 
 
@@ -906,8 +1115,9 @@ class MemoryUnits:
         self._db = db
 
     @asynccontextmanager
-    async def open(self, intent_id: int, *, serialize_account: str | None = None
-                   ) -> AsyncIterator[MemoryIntentUnit]:
+    async def open(
+        self, intent_id: int, *, serialize_account: str | None = None
+    ) -> AsyncIterator[MemoryIntentUnit]:
         # serialize_account: every unit is serialised by the one writer lock already
         async with self._db.write() as t:
             yield MemoryIntentUnit(self._db, t, t.intent(intent_id))
@@ -923,8 +1133,9 @@ class MemoryLedger(Ledger):
             ``treasury.ports.clock.utcnow`` as it is at each call.
     """
 
-    def __init__(self, *, namespace: str = "memtest1",
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, *, namespace: str = "memtest1", clock: Callable[[], datetime] | None = None
+    ) -> None:
         self._db = db = _Database(namespace=namespace, clock=clock or _port_now)
         super().__init__(
             intents=MemoryIntentStore(db),
@@ -947,12 +1158,27 @@ class MemoryLedger(Ledger):
 APPLY = "/sapi/v1/capital/withdraw/apply"
 HISTORY = "/sapi/v1/capital/withdraw/history"
 DAY_MS = 24 * 3600 * 1000
-_METHODS = frozenset({
-    "sync_clock", "system_status", "account", "api_restrictions", "coin_configs",
-    "whitelist_addresses", "withdraw_quota", "withdraw", "withdraw_history"})
+_METHODS = frozenset(
+    {
+        "sync_clock",
+        "system_status",
+        "account",
+        "api_restrictions",
+        "coin_configs",
+        "whitelist_addresses",
+        "withdraw_quota",
+        "withdraw",
+        "withdraw_history",
+    }
+)
 _DEFAULT = object()  # "no scripted answer: behave as the exchange would"
-_REFUNDED = frozenset({ExchangeWithdrawStatus.CANCELLED, ExchangeWithdrawStatus.REJECTED,
-                       ExchangeWithdrawStatus.FAILURE})
+_REFUNDED = frozenset(
+    {
+        ExchangeWithdrawStatus.CANCELLED,
+        ExchangeWithdrawStatus.REJECTED,
+        ExchangeWithdrawStatus.FAILURE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -976,15 +1202,25 @@ class Call:
     at_ms: int
 
 
-def not_sent(detail: str = "connection refused (fake)", *, endpoint: str = APPLY,
-             reason: Reason = Reason.CONNECT_FAILED, code: int | None = None,
-             retry_after_s: float | None = None) -> NotSent:
-    return NotSent(detail, endpoint=endpoint, reason=reason, code=code,
-                   retry_after_s=retry_after_s)
+def not_sent(
+    detail: str = "connection refused (fake)",
+    *,
+    endpoint: str = APPLY,
+    reason: Reason = Reason.CONNECT_FAILED,
+    code: int | None = None,
+    retry_after_s: float | None = None,
+) -> NotSent:
+    return NotSent(detail, endpoint=endpoint, reason=reason, code=code, retry_after_s=retry_after_s)
 
 
-def rejected(detail: str = "refused (fake)", *, permanent: bool, endpoint: str = APPLY,
-             reason: Reason = Reason.ADDRESS, code: int | None = None) -> Rejected:
+def rejected(
+    detail: str = "refused (fake)",
+    *,
+    permanent: bool,
+    endpoint: str = APPLY,
+    reason: Reason = Reason.ADDRESS,
+    code: int | None = None,
+) -> Rejected:
     return Rejected(detail, endpoint=endpoint, reason=reason, permanent=permanent, code=code)
 
 
@@ -1011,11 +1247,17 @@ class FakeExchange:
         recv_window_ms: the recvWindow the client signs with.
     """
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None,
-                 balances: Mapping[str, Decimal | str | int] | None = None,
-                 fee: Decimal | str = "1", history_amount: Literal["net", "gross"] = "net",
-                 history_lag_s: float = 0.0, recv_window_ms: int = 5000,
-                 server_offset_ms: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        balances: Mapping[str, Decimal | str | int] | None = None,
+        fee: Decimal | str = "1",
+        history_amount: Literal["net", "gross"] = "net",
+        history_lag_s: float = 0.0,
+        recv_window_ms: int = 5000,
+        server_offset_ms: int = 0,
+    ) -> None:
         self._clock = clock or _port_now
         self.balances = {c: Decimal(v) for c, v in (balances or {}).items()}
         self.fee = Decimal(fee)
@@ -1026,8 +1268,9 @@ class FakeExchange:
         self._known_offset_ms = server_offset_ms  # what now_ms uses: the last sync's view
         self.system = SystemStatus(normal=True, message="")
         self.can_withdraw = True
-        self.restrictions = ApiRestrictions(ip_restrict=True, enable_withdrawals=True,
-                                            enable_reading=True)
+        self.restrictions = ApiRestrictions(
+            ip_restrict=True, enable_withdrawals=True, enable_reading=True
+        )
         self.quota = WithdrawQuota(quota=Decimal(8_000_000), used=Decimal(0))
         self.networks: dict[str, list[NetworkRule]] = {}
         self.whitelist: list[WhitelistAddress] = []
@@ -1049,18 +1292,33 @@ class FakeExchange:
         """How many scripted answers for ``method`` are still waiting."""
         return len(self._scripts.get(method, ()))
 
-    def add_network(self, coin: str, network: str, *, withdraw_min: Decimal | str = "0",
-                    withdraw_max: Decimal | str = "0", multiple: Decimal | str = "0",
-                    fee: Decimal | str | None = None, enabled: bool = True,
-                    address_regex: str = "", memo_regex: str = "",
-                    memo_required: bool = False) -> NetworkRule:
+    def add_network(
+        self,
+        coin: str,
+        network: str,
+        *,
+        withdraw_min: Decimal | str = "0",
+        withdraw_max: Decimal | str = "0",
+        multiple: Decimal | str = "0",
+        fee: Decimal | str | None = None,
+        enabled: bool = True,
+        address_regex: str = "",
+        memo_regex: str = "",
+        memo_required: bool = False,
+    ) -> NetworkRule:
         """Let ``coin`` be withdrawn on ``network`` (``coin_configs`` shows it)."""
         rule = NetworkRule(
-            coin=coin, network=network, withdraw_enable=enabled,
-            withdraw_min=Decimal(withdraw_min), withdraw_max=Decimal(withdraw_max),
+            coin=coin,
+            network=network,
+            withdraw_enable=enabled,
+            withdraw_min=Decimal(withdraw_min),
+            withdraw_max=Decimal(withdraw_max),
             withdraw_multiple=Decimal(multiple),
             withdraw_fee=self.fee if fee is None else Decimal(fee),
-            address_regex=address_regex, memo_regex=memo_regex, memo_required=memo_required)
+            address_regex=address_regex,
+            memo_regex=memo_regex,
+            memo_required=memo_required,
+        )
         self.networks.setdefault(coin, []).append(rule)
         return rule
 
@@ -1076,13 +1334,19 @@ class FakeExchange:
         """Put a withdrawal the code under test did not make into history (another ledger's,
         a leaked key's, one sent before a ledger was restored from backup)."""
         applied = _ms(record.apply_time) if record.apply_time else self.server_ms()
-        self._withdrawals.append(_Withdrawal(
-            record=dataclasses.replace(record, apply_time=_at(applied)), applied_ms=applied,
-            visible_ms=self.server_ms() + int(visible_after_s * 1000),
-            seq=len(self._withdrawals) + 1, debited=Decimal(0)))
+        self._withdrawals.append(
+            _Withdrawal(
+                record=dataclasses.replace(record, apply_time=_at(applied)),
+                applied_ms=applied,
+                visible_ms=self.server_ms() + int(visible_after_s * 1000),
+                seq=len(self._withdrawals) + 1,
+                debited=Decimal(0),
+            )
+        )
 
-    def set_status(self, ref: str, status: int, *, info: str = "",
-                   tx_id: str | None = None) -> WithdrawalRecord:
+    def set_status(
+        self, ref: str, status: int, *, info: str = "", tx_id: str | None = None
+    ) -> WithdrawalRecord:
         """Move a withdrawal (by exchange id or order id) to an exchange status code."""
         w = self._find(ref)
         completed = status == ExchangeWithdrawStatus.COMPLETED
@@ -1090,9 +1354,12 @@ class FakeExchange:
             coin = w.record.coin
             self.balances[coin] = add(self.balances.get(coin, Decimal(0)), w.debited)
         w.record = dataclasses.replace(
-            w.record, status=status, info=info,
+            w.record,
+            status=status,
+            info=info,
             tx_id=(tx_id or f"0xfake{w.seq:04d}") if completed else w.record.tx_id,
-            complete_time=_at(self.server_ms()) if completed else w.record.complete_time)
+            complete_time=_at(self.server_ms()) if completed else w.record.complete_time,
+        )
         return w.record
 
     def complete(self, ref: str, *, tx_id: str | None = None) -> WithdrawalRecord:
@@ -1116,8 +1383,11 @@ class FakeExchange:
 
     def executed(self, order_id: str | None = None) -> list[WithdrawalRecord]:
         """The withdrawals the exchange holds (visible in history yet or not)."""
-        return [w.record for w in self._withdrawals
-                if order_id is None or w.record.withdraw_order_id == order_id]
+        return [
+            w.record
+            for w in self._withdrawals
+            if order_id is None or w.record.withdraw_order_id == order_id
+        ]
 
     # ---- the Exchange protocol -----------------------------------------------------------
 
@@ -1136,30 +1406,48 @@ class FakeExchange:
         return _resolve(self._answer("system_status", {}), SystemStatus, lambda: self.system)
 
     async def account(self) -> AccountInfo:
-        return _resolve(self._answer("account", {}), AccountInfo, lambda: AccountInfo(
-            can_withdraw=self.can_withdraw, can_trade=True, can_deposit=True,
-            balances={c: Balance(asset=c, free=v, locked=Decimal(0))
-                      for c, v in self.balances.items()}))
+        return _resolve(
+            self._answer("account", {}),
+            AccountInfo,
+            lambda: AccountInfo(
+                can_withdraw=self.can_withdraw,
+                can_trade=True,
+                can_deposit=True,
+                balances={
+                    c: Balance(asset=c, free=v, locked=Decimal(0)) for c, v in self.balances.items()
+                },
+            ),
+        )
 
     async def api_restrictions(self) -> ApiRestrictions:
-        return _resolve(self._answer("api_restrictions", {}), ApiRestrictions,
-                        lambda: self.restrictions)
+        return _resolve(
+            self._answer("api_restrictions", {}), ApiRestrictions, lambda: self.restrictions
+        )
 
     async def coin_configs(self) -> dict[str, CoinConfig]:
-        return _resolve(self._answer("coin_configs", {}), dict, lambda: {
-            coin: CoinConfig(coin=coin, withdraw_all_enable=True,
-                             free=self.balances.get(coin, Decimal(0)), networks=tuple(rules))
-            for coin, rules in self.networks.items()})
+        return _resolve(
+            self._answer("coin_configs", {}),
+            dict,
+            lambda: {
+                coin: CoinConfig(
+                    coin=coin,
+                    withdraw_all_enable=True,
+                    free=self.balances.get(coin, Decimal(0)),
+                    networks=tuple(rules),
+                )
+                for coin, rules in self.networks.items()
+            },
+        )
 
     async def whitelist_addresses(self) -> list[WhitelistAddress]:
-        return _resolve(self._answer("whitelist_addresses", {}), list,
-                        lambda: list(self.whitelist))
+        return _resolve(self._answer("whitelist_addresses", {}), list, lambda: list(self.whitelist))
 
     async def withdraw_quota(self) -> WithdrawQuota:
         return _resolve(self._answer("withdraw_quota", {}), WithdrawQuota, lambda: self.quota)
 
-    async def withdraw(self, request: WithdrawRequest, *,
-                       timestamp_ms: int | None = None) -> WithdrawAccepted:
+    async def withdraw(
+        self, request: WithdrawRequest, *, timestamp_ms: int | None = None
+    ) -> WithdrawAccepted:
         answer = self._answer("withdraw", {"request": request, "timestamp_ms": timestamp_ms})
         if isinstance(answer, Timeout):
             signed = timestamp_ms if timestamp_ms is not None else self.now_ms()
@@ -1167,23 +1455,44 @@ class FakeExchange:
                 with suppress(ExchangeError):  # refused: then it was not executed
                     self._execute(request, signed)
             raise OutcomeUnknown(
-                "no answer: the connection was lost (fake timeout)", endpoint=APPLY,
-                reason=Reason.TIMEOUT, timestamp_ms=signed, recv_window_ms=self.recv_window_ms,
-                withdraw_order_id=request.withdraw_order_id)
-        return _resolve(answer, WithdrawAccepted, lambda: self._execute(
-            request, timestamp_ms if timestamp_ms is not None else self.now_ms()))
+                "no answer: the connection was lost (fake timeout)",
+                endpoint=APPLY,
+                reason=Reason.TIMEOUT,
+                timestamp_ms=signed,
+                recv_window_ms=self.recv_window_ms,
+                withdraw_order_id=request.withdraw_order_id,
+            )
+        return _resolve(
+            answer,
+            WithdrawAccepted,
+            lambda: self._execute(
+                request, timestamp_ms if timestamp_ms is not None else self.now_ms()
+            ),
+        )
 
     async def withdraw_history(
-        self, *, withdraw_order_id: str | None = None, id_list: Sequence[str] | None = None,
-        coin: str | None = None, status: int | None = None, start_time_ms: int | None = None,
-        end_time_ms: int | None = None, offset: int = 0, limit: int = 1000,
+        self,
+        *,
+        withdraw_order_id: str | None = None,
+        id_list: Sequence[str] | None = None,
+        coin: str | None = None,
+        status: int | None = None,
+        start_time_ms: int | None = None,
+        end_time_ms: int | None = None,
+        offset: int = 0,
+        limit: int = 1000,
     ) -> list[WithdrawalRecord]:
         args: dict[str, Any] = {
-            "withdraw_order_id": withdraw_order_id, "id_list": id_list, "coin": coin,
-            "status": status, "start_time_ms": start_time_ms, "end_time_ms": end_time_ms,
-            "offset": offset, "limit": limit}
-        return _resolve(self._answer("withdraw_history", args), list,
-                        lambda: self._history(**args))
+            "withdraw_order_id": withdraw_order_id,
+            "id_list": id_list,
+            "coin": coin,
+            "status": status,
+            "start_time_ms": start_time_ms,
+            "end_time_ms": end_time_ms,
+            "offset": offset,
+            "limit": limit,
+        }
+        return _resolve(self._answer("withdraw_history", args), list, lambda: self._history(**args))
 
     # ---- inside the exchange -------------------------------------------------------------
 
@@ -1195,35 +1504,72 @@ class FakeExchange:
     def _execute(self, request: WithdrawRequest, timestamp_ms: int) -> WithdrawAccepted:
         now = self.server_ms()
         if timestamp_ms > now + 1000 or now - timestamp_ms > self.recv_window_ms:
-            raise NotSent("Timestamp for this request is outside of the recvWindow.",
-                          endpoint=APPLY, reason=Reason.CLOCK_SKEW, code=-1021,
-                          http_status=400)
+            raise NotSent(
+                "Timestamp for this request is outside of the recvWindow.",
+                endpoint=APPLY,
+                reason=Reason.CLOCK_SKEW,
+                code=-1021,
+                http_status=400,
+            )
         free = self.balances.get(request.coin, Decimal(0))
         if free < request.amount:
-            raise Rejected("Insufficient balance (fake).", endpoint=APPLY,
-                           reason=Reason.BALANCE, permanent=False, code=-4026, http_status=400)
+            raise Rejected(
+                "Insufficient balance (fake).",
+                endpoint=APPLY,
+                reason=Reason.BALANCE,
+                permanent=False,
+                code=-4026,
+                http_status=400,
+            )
         self.balances[request.coin] = free - request.amount
         seq = len(self._withdrawals) + 1
         shown = request.amount if self.history_amount == "gross" else request.amount - self.fee
         record = WithdrawalRecord(
-            id=f"fakewd{seq:06d}", withdraw_order_id=request.withdraw_order_id,
-            coin=request.coin, network=request.network, address=request.address,
-            address_tag=request.address_tag, amount=shown, fee=self.fee,
-            status=ExchangeWithdrawStatus.PROCESSING, tx_id=None, apply_time=_at(now),
-            complete_time=None)
-        self._withdrawals.append(_Withdrawal(
-            record=record, applied_ms=now, visible_ms=now + int(self.history_lag_s * 1000),
-            seq=seq, debited=request.amount))
-        return WithdrawAccepted(id=record.id, timestamp_ms=timestamp_ms,
-                                recv_window_ms=self.recv_window_ms)
+            id=f"fakewd{seq:06d}",
+            withdraw_order_id=request.withdraw_order_id,
+            coin=request.coin,
+            network=request.network,
+            address=request.address,
+            address_tag=request.address_tag,
+            amount=shown,
+            fee=self.fee,
+            status=ExchangeWithdrawStatus.PROCESSING,
+            tx_id=None,
+            apply_time=_at(now),
+            complete_time=None,
+        )
+        self._withdrawals.append(
+            _Withdrawal(
+                record=record,
+                applied_ms=now,
+                visible_ms=now + int(self.history_lag_s * 1000),
+                seq=seq,
+                debited=request.amount,
+            )
+        )
+        return WithdrawAccepted(
+            id=record.id, timestamp_ms=timestamp_ms, recv_window_ms=self.recv_window_ms
+        )
 
-    def _history(self, *, withdraw_order_id: str | None, id_list: Sequence[str] | None,
-                 coin: str | None, status: int | None, start_time_ms: int | None,
-                 end_time_ms: int | None, offset: int, limit: int) -> list[WithdrawalRecord]:
+    def _history(
+        self,
+        *,
+        withdraw_order_id: str | None,
+        id_list: Sequence[str] | None,
+        coin: str | None,
+        status: int | None,
+        start_time_ms: int | None,
+        end_time_ms: int | None,
+        offset: int,
+        limit: int,
+    ) -> list[WithdrawalRecord]:
         now = self.server_ms()
         window = (7 if withdraw_order_id is not None else 90) * DAY_MS
-        end = end_time_ms if end_time_ms is not None else (
-            now if start_time_ms is None else max(now, start_time_ms))
+        end = (
+            end_time_ms
+            if end_time_ms is not None
+            else (now if start_time_ms is None else max(now, start_time_ms))
+        )
         start = start_time_ms if start_time_ms is not None else end - window + 1
         if not 1 <= limit <= 1000 or offset < 0:
             raise _bad_request("limit or offset out of range", -1130)
@@ -1231,19 +1577,21 @@ class FakeExchange:
             raise _bad_request("startTime must not be after endTime.", -1128)
         if end - start >= window:
             raise _bad_request("The time interval is too big.", -4031)
-        rows = [w for w in self._withdrawals
-                if start <= w.applied_ms <= end and w.visible_ms <= now
-                and (withdraw_order_id is None
-                     or w.record.withdraw_order_id == withdraw_order_id)
-                and (id_list is None or w.record.id in id_list)
-                and (coin is None or w.record.coin == coin)
-                and (status is None or w.record.status == status)]
+        rows = [
+            w
+            for w in self._withdrawals
+            if start <= w.applied_ms <= end
+            and w.visible_ms <= now
+            and (withdraw_order_id is None or w.record.withdraw_order_id == withdraw_order_id)
+            and (id_list is None or w.record.id in id_list)
+            and (coin is None or w.record.coin == coin)
+            and (status is None or w.record.status == status)
+        ]
         rows.sort(key=lambda w: (w.applied_ms, w.seq), reverse=True)
-        return [w.record for w in rows[offset:offset + limit]]
+        return [w.record for w in rows[offset : offset + limit]]
 
     def _find(self, ref: str) -> _Withdrawal:
-        found = [w for w in self._withdrawals
-                 if ref in (w.record.id, w.record.withdraw_order_id)]
+        found = [w for w in self._withdrawals if ref in (w.record.id, w.record.withdraw_order_id)]
         if len(found) != 1:
             raise ValueError(f"{len(found)} withdrawals match {ref!r}; name one by its id")
         return found[0]
@@ -1254,8 +1602,14 @@ def _at(ms: int) -> datetime:
 
 
 def _bad_request(detail: str, code: int) -> Rejected:
-    return Rejected(detail, endpoint=HISTORY, reason=Reason.BAD_REQUEST, permanent=True,
-                    code=code, http_status=400)
+    return Rejected(
+        detail,
+        endpoint=HISTORY,
+        reason=Reason.BAD_REQUEST,
+        permanent=True,
+        code=code,
+        http_status=400,
+    )
 
 
 def _resolve(answer: object, kind: type[T], default: Callable[[], T]) -> T:

@@ -93,9 +93,7 @@ def upgrade() -> None:
         sa.Column("last_checked_at", UTCDateTime(), nullable=True),
         sa.Column("submitted_at", UTCDateTime(), nullable=True),
         sa.Column("settled_at", UTCDateTime(), nullable=True),
-        sa.CheckConstraint(
-            "length(coin) > 0 AND coin = upper(coin)", name="coin_upper_nonempty"
-        ),
+        sa.CheckConstraint("length(coin) > 0 AND coin = upper(coin)", name="coin_upper_nonempty"),
         sa.CheckConstraint("length(network) > 0", name="network_nonempty"),
         sa.CheckConstraint("length(address) > 0", name="address_nonempty"),
         sa.CheckConstraint(
@@ -162,9 +160,7 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
         sa.Column("updated_at", UTCDateTime(), nullable=False, server_default=NOW),
         sa.Column("tag_key", sa.String(128), nullable=False, server_default=""),
-        sa.CheckConstraint(
-            "source IN ('exchange', 'manual')", name="source_known"
-        ),
+        sa.CheckConstraint("source IN ('exchange', 'manual')", name="source_known"),
         sa.CheckConstraint(
             "length(coin) > 0 AND length(network) > 0",
             name="coin_network_nonempty",
@@ -208,8 +204,9 @@ def upgrade() -> None:
     )
     # The namespace makes withdrawOrderIds unique across ledgers sharing one account.
     op.execute(
-        sa.text("INSERT INTO service_state (key, value, updated_by) VALUES ('namespace', :v, 'migration')")
-        .bindparams(v=secrets.token_hex(4))
+        sa.text(
+            "INSERT INTO service_state (key, value, updated_by) VALUES ('namespace', :v, 'migration')"
+        ).bindparams(v=secrets.token_hex(4))
     )
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_triggers_up()

@@ -28,8 +28,9 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(256), nullable=False, server_default=""),
         sa.Column("detail", sa.Text, nullable=False),
         sa.Column("actor", sa.String(128), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False,
-                  server_default=sa.text("CURRENT_TIMESTAMP")),
+        sa.Column(
+            "created_at", UTCDateTime(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")
+        ),
     )
     op.create_index("ix_service_events_kind_subject", "service_events", ["kind", "subject"])
 

@@ -23,8 +23,11 @@ WHERE = sa.text("status = 'queued'")
 
 def upgrade() -> None:
     op.create_index(
-        "ix_withdrawal_intents_queued", "withdrawal_intents", ["account", "id"],
-        sqlite_where=WHERE, postgresql_where=WHERE,
+        "ix_withdrawal_intents_queued",
+        "withdrawal_intents",
+        ["account", "id"],
+        sqlite_where=WHERE,
+        postgresql_where=WHERE,
     )
 
 

@@ -46,8 +46,9 @@ def _exact(column: str, *, nullable: bool) -> str:
 def upgrade() -> None:
     # room for per-account keys ("paused:<account>", "sweep_watermark:<account>")
     with op.batch_alter_table("service_state") as batch:
-        batch.alter_column("key", type_=sa.String(128), existing_type=sa.String(64),
-                           existing_nullable=False)
+        batch.alter_column(
+            "key", type_=sa.String(128), existing_type=sa.String(64), existing_nullable=False
+        )
     # ADD COLUMN, not a table rebuild: a rebuild on SQLite would drop the intents' triggers
     check = _exact("exchange_amount", nullable=True)
     if op.get_bind().dialect.name == "sqlite":
@@ -56,8 +57,7 @@ def upgrade() -> None:
             f"CONSTRAINT ck_withdrawal_intents_exchange_amount_exact CHECK ({check})"
         )
     else:
-        op.add_column("withdrawal_intents",
-                      sa.Column("exchange_amount", Amount(), nullable=True))
+        op.add_column("withdrawal_intents", sa.Column("exchange_amount", Amount(), nullable=True))
         op.create_check_constraint("exchange_amount_exact", "withdrawal_intents", check)
     op.create_table(
         "unmatched_withdrawals",
@@ -76,27 +76,31 @@ def upgrade() -> None:
         sa.Column("apply_time", UTCDateTime(), nullable=True),
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("found_by", sa.String(128), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False,
-                  server_default=sa.text("CURRENT_TIMESTAMP")),
+        sa.Column(
+            "created_at", UTCDateTime(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")
+        ),
         sa.CheckConstraint(_exact("amount", nullable=False), name="amount_exact"),
         sa.CheckConstraint(_exact("fee", nullable=True), name="fee_exact"),
-        sa.UniqueConstraint("account", "exchange_withdraw_id",
-                            name="uq_unmatched_withdrawals_account_exchange_withdraw_id"),
+        sa.UniqueConstraint(
+            "account",
+            "exchange_withdraw_id",
+            name="uq_unmatched_withdrawals_account_exchange_withdraw_id",
+        ),
     )
-    op.create_index("ix_unmatched_withdrawals_withdraw_order_id", "unmatched_withdrawals",
-                    ["withdraw_order_id"])
-    op.create_index("ix_unmatched_withdrawals_intent_id", "unmatched_withdrawals",
-                    ["intent_id"])
+    op.create_index(
+        "ix_unmatched_withdrawals_withdraw_order_id", "unmatched_withdrawals", ["withdraw_order_id"]
+    )
+    op.create_index("ix_unmatched_withdrawals_intent_id", "unmatched_withdrawals", ["intent_id"])
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM service_state WHERE length(key) > 64")
     with op.batch_alter_table("service_state") as batch:
-        batch.alter_column("key", type_=sa.String(64), existing_type=sa.String(128),
-                           existing_nullable=False)
+        batch.alter_column(
+            "key", type_=sa.String(64), existing_type=sa.String(128), existing_nullable=False
+        )
     op.drop_index("ix_unmatched_withdrawals_intent_id", table_name="unmatched_withdrawals")
-    op.drop_index("ix_unmatched_withdrawals_withdraw_order_id",
-                  table_name="unmatched_withdrawals")
+    op.drop_index("ix_unmatched_withdrawals_withdraw_order_id", table_name="unmatched_withdrawals")
     op.drop_table("unmatched_withdrawals")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_constraint("exchange_amount_exact", "withdrawal_intents", type_="check")

@@ -65,8 +65,9 @@ class AlertSink:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="alert-sink", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="alert-sink", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -28,6 +28,7 @@ def _sqlite_path(w: World) -> Path:
 async def backup(w: World, dest: Path) -> Path:
     """Write a consistent copy of the world's ledger to ``dest``."""
     if w.kind == "sqlite":
+
         def copy() -> None:
             src = sqlite3.connect(_sqlite_path(w))
             try:
@@ -56,12 +57,12 @@ async def restore(w: World, src: Path) -> None:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         shutil.copyfile(src, path)
         return
-    await _tool(["pg_restore", "--clean", "--if-exists", "--no-owner", "-d", _pg_url(w),
-                 str(src)])
+    await _tool(["pg_restore", "--clean", "--if-exists", "--no-owner", "-d", _pg_url(w), str(src)])
 
 
 async def _tool(argv: list[str]) -> None:
     result = await anyio.run_process(argv, check=False)
     if result.returncode != 0:
-        raise HarnessError(f"{argv[0]} exited {result.returncode}: "
-                           f"{result.stderr.decode(errors='replace')[:2000]}")
+        raise HarnessError(
+            f"{argv[0]} exited {result.returncode}: {result.stderr.decode(errors='replace')[:2000]}"
+        )

@@ -15,8 +15,10 @@ from harness import postgres_base_url, postgres_reachable
 def need_postgres() -> None:
     if postgres_reachable():
         return
-    msg = (f"PostgreSQL not reachable at {postgres_base_url()}; set TREASURY_TEST_POSTGRES_URL "
-           "to run the PostgreSQL end-to-end tests")
+    msg = (
+        f"PostgreSQL not reachable at {postgres_base_url()}; set TREASURY_TEST_POSTGRES_URL "
+        "to run the PostgreSQL end-to-end tests"
+    )
     if os.environ.get("TREASURY_REQUIRE_POSTGRES") == "1":
         pytest.fail(msg)
     pytest.skip(msg)

@@ -72,8 +72,17 @@ BTC_BTC = ("BTC", "BTC", "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh", None)
 ETH_ARB = ("ETH", "ARBITRUM", "0x94df8b352de7f46f64b01d3666bf6e936e44ce60", None)
 XRP_1 = ("XRP", "XRP", "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh", "104400725")
 XRP_2 = ("XRP", "XRP", "r9Q997XVDHVduUDtPiNm9kvLEzFq5yxhR9", "treasury-ops_1")
-DESTINATIONS = [USDT_TRX, USDT_TRX_2, USDT_TRX_3, USDT_ETH, USDT_BSC, BTC_BTC, ETH_ARB, XRP_1,
-                XRP_2]
+DESTINATIONS = [
+    USDT_TRX,
+    USDT_TRX_2,
+    USDT_TRX_3,
+    USDT_ETH,
+    USDT_BSC,
+    BTC_BTC,
+    ETH_ARB,
+    XRP_1,
+    XRP_2,
+]
 # A plausible amount per coin (above every network's minimum, within its precision).
 SAMPLE_AMOUNTS = {
     "USDT": ["10.5", "12.000001", "250", "1234.56789", "99.99", "31.4159"],
@@ -91,8 +100,12 @@ class HarnessError(AssertionError):
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[Any]], *, timeout: float, poll: float = 0.1,
-    what: str = "condition", describe: Callable[[], Awaitable[str]] | None = None,
+    predicate: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float,
+    poll: float = 0.1,
+    what: str = "condition",
+    describe: Callable[[], Awaitable[str]] | None = None,
 ) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -170,8 +183,12 @@ async def drop_pg_database(name: str) -> None:
 
 
 def sandbox_config(
-    *, processing_s: float = 1.0, failure_share: float = 0.0, rejection_share: float = 0.0,
-    seed: int | None = None, multiplier: int = 100,
+    *,
+    processing_s: float = 1.0,
+    failure_share: float = 0.0,
+    rejection_share: float = 0.0,
+    seed: int | None = None,
+    multiplier: int = 100,
 ) -> dict[str, object]:
     """A sandbox config derived from the built-in one: fast settlement, raised limits."""
     return {
@@ -225,22 +242,42 @@ class SandboxProcess:
 
     @classmethod
     async def start(
-        cls, workdir: Path, *, config: Mapping[str, object], faults: Mapping[str, object] | None,
-        name: str = "sandbox", state_path: Path | None = None,
+        cls,
+        workdir: Path,
+        *,
+        config: Mapping[str, object],
+        faults: Mapping[str, object] | None,
+        name: str = "sandbox",
+        state_path: Path | None = None,
     ) -> SandboxProcess:
         config_path = workdir / f"{name}-config.json"
         config_path.write_text(json.dumps(config))
         state_path = state_path or workdir / f"{name}.jsonl"
         out_path, log_path = workdir / f"{name}.out", workdir / f"{name}.err"
-        argv = [sys.executable, "-m", "treasury.sandbox", "--port", "0", "--config",
-                str(config_path), "--state", str(state_path)]
+        argv = [
+            sys.executable,
+            "-m",
+            "treasury.sandbox",
+            "--port",
+            "0",
+            "--config",
+            str(config_path),
+            "--state",
+            str(state_path),
+        ]
         if faults:
             faults_path = workdir / f"{name}-faults.json"
             faults_path.write_text(json.dumps(faults))
             argv += ["--faults", str(faults_path)]
         with open(out_path, "wb") as out, open(log_path, "ab") as err:
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=workdir,
-                                    env=_child_env({}), start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=err,
+                cwd=workdir,
+                env=_child_env({}),
+                start_new_session=True,
+            )
         try:
             deadline = time.monotonic() + 20
             url = None
@@ -338,8 +375,9 @@ class DaemonProcess:
                 raise HarnessError(f"treasury run exited with {self.proc.poll()}:\n{self.logs()}")
             return self.saw("sender.active") or self.saw("standby")
 
-        await wait_until(ready, timeout=timeout, poll=0.05, what="treasury run to start",
-                         describe=self._tail)
+        await wait_until(
+            ready, timeout=timeout, poll=0.05, what="treasury run to start", describe=self._tail
+        )
 
     async def _tail(self) -> str:
         return self.logs()[-4000:]
@@ -366,26 +404,31 @@ class World:
     # -- environment and commands ---------------------------------------------------------
 
     def env(self, **extra: str) -> dict[str, str]:
-        return _child_env({
-            "TREASURY_DATABASE_URL": self.db_url,
-            "TREASURY_BINANCE_BASE_URL": self.sandbox.url,
-            "TREASURY_BINANCE_API_KEY": API_KEY,
-            "TREASURY_BINANCE_API_SECRET": API_SECRET,
-            **FAST_ENV,
-            **self.env_overrides,
-            **extra,
-        })
+        return _child_env(
+            {
+                "TREASURY_DATABASE_URL": self.db_url,
+                "TREASURY_BINANCE_BASE_URL": self.sandbox.url,
+                "TREASURY_BINANCE_API_KEY": API_KEY,
+                "TREASURY_BINANCE_API_SECRET": API_SECRET,
+                **FAST_ENV,
+                **self.env_overrides,
+                **extra,
+            }
+        )
 
     async def cli(
         self, *args: str, check: bool = True, **env: str
     ) -> subprocess.CompletedProcess[bytes]:
         """Run ``treasury ARGS`` as an operator would; output is kept for the secret check."""
         result = await anyio.run_process(
-            [sys.executable, "-m", "treasury", *args], env=self.env(**env), cwd=self.workdir,
+            [sys.executable, "-m", "treasury", *args],
+            env=self.env(**env),
+            cwd=self.workdir,
             check=False,
         )
-        self.cli_outputs.append(result.stdout.decode(errors="replace")
-                                + result.stderr.decode(errors="replace"))
+        self.cli_outputs.append(
+            result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+        )
         if check and result.returncode != 0:
             raise HarnessError(
                 f"treasury {' '.join(args)} exited {result.returncode}: "
@@ -393,8 +436,9 @@ class World:
             )
         return result
 
-    async def start_daemon(self, worker_id: str | None = None, *, wait: bool = True,
-                           **env: str) -> DaemonProcess:
+    async def start_daemon(
+        self, worker_id: str | None = None, *, wait: bool = True, **env: str
+    ) -> DaemonProcess:
         self._seq += 1
         n = self._seq
         extra = dict(env)
@@ -404,8 +448,12 @@ class World:
         err_path = self.workdir / f"daemon-{n}.err"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "treasury", "run"], stdout=out, stderr=err,
-                cwd=self.workdir, env=self.env(**extra), start_new_session=True,
+                [sys.executable, "-m", "treasury", "run"],
+                stdout=out,
+                stderr=err,
+                cwd=self.workdir,
+                env=self.env(**extra),
+                start_new_session=True,
             )
         daemon = DaemonProcess(proc, worker_id, out_path, err_path)
         self.daemons.append(daemon)
@@ -428,22 +476,55 @@ class World:
             result = await conn.execute(text(statement), params)
             return [dict(r._mapping) for r in result] if result.returns_rows else []
 
-    async def insert_sql(self, coin: str, network: str, address: str, tag: str | None,
-                         amount: str, *, request_id: str | None = None) -> int:
+    async def insert_sql(
+        self,
+        coin: str,
+        network: str,
+        address: str,
+        tag: str | None,
+        amount: str,
+        *,
+        request_id: str | None = None,
+    ) -> int:
         """An operator's hand-typed INSERT (amount as quoted decimal text, as documented)."""
         rows = await self.sql(
             "INSERT INTO withdrawal_intents (coin, network, address, address_tag, amount, "
             "request_id, requested_by) VALUES (:coin, :network, :address, :tag, "
             + ("CAST(CAST(:amount AS TEXT) AS NUMERIC)" if self.kind == "postgres" else ":amount")
             + ", :rid, 'e2e-sql') RETURNING id",
-            coin=coin, network=network, address=address, tag=tag, amount=amount, rid=request_id,
+            coin=coin,
+            network=network,
+            address=address,
+            tag=tag,
+            amount=amount,
+            rid=request_id,
         )
         return int(rows[0]["id"])
 
-    async def enqueue_cli(self, coin: str, network: str, address: str, tag: str | None,
-                          amount: str, *, request_id: str | None = None) -> int:
-        args = ["enqueue", "--coin", coin, "--network", network, "--address", address,
-                "--amount", amount, "--as", "e2e", "--json"]
+    async def enqueue_cli(
+        self,
+        coin: str,
+        network: str,
+        address: str,
+        tag: str | None,
+        amount: str,
+        *,
+        request_id: str | None = None,
+    ) -> int:
+        args = [
+            "enqueue",
+            "--coin",
+            coin,
+            "--network",
+            network,
+            "--address",
+            address,
+            "--amount",
+            amount,
+            "--as",
+            "e2e",
+            "--json",
+        ]
         if tag:
             args += ["--tag", tag]
         if request_id:
@@ -451,14 +532,28 @@ class World:
         result = await self.cli(*args)
         return int(json.loads(result.stdout)["id"])
 
-    async def enqueue_api(self, coin: str, network: str, address: str, tag: str | None,
-                          amount: str, *, request_id: str | None = None) -> int:
+    async def enqueue_api(
+        self,
+        coin: str,
+        network: str,
+        address: str,
+        tag: str | None,
+        amount: str,
+        *,
+        request_id: str | None = None,
+    ) -> int:
         from treasury.api import Treasury
 
         async with Treasury.connect(self.db_url, actor="bot:e2e") as t:
-            intent = await t.enqueue(coin=coin, network=network, address=address,
-                                     address_tag=tag, amount=Decimal(amount),
-                                     request_id=request_id, requested_by="e2e-bot")
+            intent = await t.enqueue(
+                coin=coin,
+                network=network,
+                address=address,
+                address_tag=tag,
+                amount=Decimal(amount),
+                request_id=request_id,
+                requested_by="e2e-bot",
+            )
         return intent.id
 
     async def intents(self) -> list[dict[str, Any]]:
@@ -482,20 +577,25 @@ class World:
         rows = await self.sql("SELECT holder FROM sender_leases WHERE account = 'default'")
         return rows[0]["holder"] if rows else None
 
-    async def wait_status(self, intent_id: int, statuses: Sequence[str], *,
-                          timeout: float = 30, poll: float = 0.01) -> dict[str, Any]:
+    async def wait_status(
+        self, intent_id: int, statuses: Sequence[str], *, timeout: float = 30, poll: float = 0.01
+    ) -> dict[str, Any]:
         async def check() -> dict[str, Any] | None:
             row = await self.intent(intent_id)
             return row if row["status"] in statuses else None
 
         result: dict[str, Any] = await wait_until(
-            check, timeout=timeout, poll=poll,
-            what=f"intent {intent_id} to be {'/'.join(statuses)}", describe=self.describe,
+            check,
+            timeout=timeout,
+            poll=poll,
+            what=f"intent {intent_id} to be {'/'.join(statuses)}",
+            describe=self.describe,
         )
         return result
 
-    async def wait_settled(self, ids: Sequence[int] | None = None, *,
-                           timeout: float = 60) -> list[dict[str, Any]]:
+    async def wait_settled(
+        self, ids: Sequence[int] | None = None, *, timeout: float = 60
+    ) -> list[dict[str, Any]]:
         """Until every intent (or those of ``ids``) is terminal or needs_attention."""
 
         async def check() -> list[dict[str, Any]] | None:
@@ -505,7 +605,10 @@ class World:
             return rows if rows and all(r["status"] in SETTLED for r in rows) else None
 
         result: list[dict[str, Any]] = await wait_until(
-            check, timeout=timeout, poll=0.2, what="every intent to settle",
+            check,
+            timeout=timeout,
+            poll=0.2,
+            what="every intent to settle",
             describe=self.describe,
         )
         return result
@@ -515,16 +618,21 @@ class World:
         lines = []
         with contextlib.suppress(Exception):
             for r in await self.intents():
-                lines.append(f"  intent {r['id']}: {r['status']} ({r['status_reason']}) "
-                             f"oid={r['withdraw_order_id']} claimed_by={r['claimed_by']} "
-                             f"claimed_until={r['claimed_until']} not_before={r['not_before']}")
+                lines.append(
+                    f"  intent {r['id']}: {r['status']} ({r['status_reason']}) "
+                    f"oid={r['withdraw_order_id']} claimed_by={r['claimed_by']} "
+                    f"claimed_until={r['claimed_until']} not_before={r['not_before']}"
+                )
         with contextlib.suppress(Exception):
             ledger = self.sandbox.ledger()
-            lines.append(f"  sandbox: {len(ledger.apply_requests)} apply requests, "
-                         f"{len(ledger.withdrawals)} withdrawals")
+            lines.append(
+                f"  sandbox: {len(ledger.apply_requests)} apply requests, "
+                f"{len(ledger.withdrawals)} withdrawals"
+            )
         for d in self.daemons:
-            lines.append(f"  daemon pid {d.pid} worker={d.worker_id} alive={d.alive()} "
-                         f"logs: {d.err_path}")
+            lines.append(
+                f"  daemon pid {d.pid} worker={d.worker_id} alive={d.alive()} logs: {d.err_path}"
+            )
         return "\n".join(lines)
 
     # -- set-up helpers ----------------------------------------------------------------
@@ -536,8 +644,10 @@ class World:
         from treasury.services.whitelist_sync import sync_whitelist
 
         settings = load_settings(
-            database_url=self.db_url, binance_base_url=self.sandbox.url,
-            binance_api_key=API_KEY, binance_api_secret=API_SECRET,
+            database_url=self.db_url,
+            binance_base_url=self.sandbox.url,
+            binance_api_key=API_KEY,
+            binance_api_secret=API_SECRET,
             exchange_limit_multiplier=100,
         )
         from structlog.testing import capture_logs
@@ -604,7 +714,8 @@ async def world(
         async with _migrate_lock():  # alembic's context is process-global: one at a time
             await migrate.upgrade(db_url)
         sandbox = await SandboxProcess.start(
-            workdir, config=sandbox_cfg or sandbox_config(processing_s=processing_s),
+            workdir,
+            config=sandbox_cfg or sandbox_config(processing_s=processing_s),
             faults=faults,
         )
         if kind == "sqlite":  # no pooled connection lingers between two looks

@@ -36,8 +36,11 @@ class Snapshot:
     @classmethod
     async def take(cls, w: World) -> Snapshot:
         return cls(
-            intents=await w.intents(), events=await w.events(), whitelist=await w.whitelist(),
-            ledger=w.sandbox.ledger(), texts=[*(d.logs() for d in w.daemons), *w.cli_outputs],
+            intents=await w.intents(),
+            events=await w.events(),
+            whitelist=await w.whitelist(),
+            ledger=w.sandbox.ledger(),
+            texts=[*(d.logs() for d in w.daemons), *w.cli_outputs],
             unmatched=await w.sql("SELECT * FROM unmatched_withdrawals ORDER BY id"),
         )
 
@@ -98,25 +101,32 @@ def check_invariants(
     for r in ledger.apply_requests:
         oid_ = r.params.get("withdrawOrderId")
         if oid_ in burned_since and r.at_ms > burned_since[oid_]:
-            v.append(f"[1] apply call for {oid_} at {r.at_ms}, after the exchange had "
-                     "accepted it for an intent the ledger lost (a burned order id)")
+            v.append(
+                f"[1] apply call for {oid_} at {r.at_ms}, after the exchange had "
+                "accepted it for an intent the ledger lost (a burned order id)"
+            )
     for i in snap.intents:
         oid, status = i["withdraw_order_id"], i["status"]
         found = withdrawals_by_oid.get(oid, []) if oid else []
         if status in ("completed", "submitted") and (
             len(found) != 1 or found[0].id != i["exchange_withdraw_id"]
         ):
-            v.append(f"[1] intent {i['id']} is {status} as {i['exchange_withdraw_id']} but the "
-                     f"exchange has {[f.id for f in found]} for {oid}")
+            v.append(
+                f"[1] intent {i['id']} is {status} as {i['exchange_withdraw_id']} but the "
+                f"exchange has {[f.id for f in found]} for {oid}"
+            )
         if status in ("queued", "rejected", "cancelled", "awaiting_approval") and found:
-            v.append(f"[1] intent {i['id']} is {status} but the exchange has {len(found)} "
-                     f"withdrawal(s) for {oid}")
+            v.append(
+                f"[1] intent {i['id']} is {status} but the exchange has {len(found)} "
+                f"withdrawal(s) for {oid}"
+            )
 
     # (2) nothing unchecked leaves: no apply call for a rejected intent, or to a
     # destination outside the local whitelist mirror
     mirror = {
         (e["coin"], e["network"], e["address"], e["address_tag"] or None)
-        for e in snap.whitelist if e["enabled"]
+        for e in snap.whitelist
+        if e["enabled"]
     }
     for r in ledger.apply_requests:
         p = r.params
@@ -124,8 +134,7 @@ def check_invariants(
         intent = by_oid.get(sent_oid) if sent_oid else None
         if intent is None:
             if sent_oid not in burned_since:  # a lost intent's call is on file: known
-                v.append(f"[2] apply call with withdrawOrderId {sent_oid!r} that no intent "
-                         "holds")
+                v.append(f"[2] apply call with withdrawOrderId {sent_oid!r} that no intent holds")
         elif intent["status"] == "rejected":
             v.append(f"[2] apply call for intent {intent['id']}, which is rejected")
         dest = (p.get("coin"), p.get("network"), p.get("address"), p.get("addressTag") or None)
@@ -158,8 +167,12 @@ def check_invariants(
         for r in ledger.apply_calls_for(oid):
             if r.params.get("amount") != format_amount(amount):
                 v.append(f"[4] intent {i['id']} stores {amount}, sent {r.params.get('amount')!r}")
-            sent = (r.params.get("coin"), r.params.get("network"), r.params.get("address"),
-                    r.params.get("addressTag") or None)
+            sent = (
+                r.params.get("coin"),
+                r.params.get("network"),
+                r.params.get("address"),
+                r.params.get("addressTag") or None,
+            )
             if sent != (i["coin"], i["network"], i["address"], i["address_tag"] or None):
                 v.append(f"[4] intent {i['id']}'s destination differs from the one sent: {sent}")
         for w in withdrawals_by_oid.get(oid, []):
@@ -174,7 +187,7 @@ def check_invariants(
         for bad in FORBIDDEN_IN_LOGS:
             if bad in text:
                 at = text.index(bad)
-                context = text[max(0, at - 80):at + 40]
+                context = text[max(0, at - 80) : at + 40]
                 v.append(f"[6] {bad!r} appears in a log or CLI output: ...{context!r}")
     for row in [*snap.intents, *snap.events]:
         if any(API_SECRET in str(value) for value in row.values()):
@@ -202,8 +215,10 @@ def _rate_violations(
         arrivals.sort()
         for (t0, a), (t1, b) in itertools.pairwise(arrivals):
             if t1 - t0 < interval - tolerance_ms:
-                out.append(f"[5] apply calls {a} and {b} only {t1 - t0:.0f} ms apart "
-                           f"(rate {rate}/s allows {interval:.0f} ms)")
+                out.append(
+                    f"[5] apply calls {a} and {b} only {t1 - t0:.0f} ms apart "
+                    f"(rate {rate}/s allows {interval:.0f} ms)"
+                )
     return out
 
 
@@ -220,21 +235,29 @@ def _event_chain_violations(
             out.append(f"[7] intent {i['id']} has no events")
             continue
         if chain[0]["from_status"] is not None or chain[0]["to_status"] != "queued":
-            out.append(f"[7] intent {i['id']}'s first event is {chain[0]['from_status']} -> "
-                       f"{chain[0]['to_status']}")
+            out.append(
+                f"[7] intent {i['id']}'s first event is {chain[0]['from_status']} -> "
+                f"{chain[0]['to_status']}"
+            )
         for prev, cur in itertools.pairwise(chain):
             if cur["from_status"] != prev["to_status"]:
-                out.append(f"[7] intent {i['id']}: event {cur['id']} starts at "
-                           f"{cur['from_status']} but the previous one ended at "
-                           f"{prev['to_status']}")
+                out.append(
+                    f"[7] intent {i['id']}: event {cur['id']} starts at "
+                    f"{cur['from_status']} but the previous one ended at "
+                    f"{prev['to_status']}"
+                )
         for e in chain:
-            if not (e["reason"] or "").strip() or not (e["actor"] or "").strip() or (
-                e["created_at"] is None
+            if (
+                not (e["reason"] or "").strip()
+                or not (e["actor"] or "").strip()
+                or (e["created_at"] is None)
             ):
                 out.append(f"[7] event {e['id']} of intent {i['id']} lacks reason/actor/time")
         if chain[-1]["to_status"] != i["status"]:
-            out.append(f"[7] intent {i['id']} is {i['status']} but its events end at "
-                       f"{chain[-1]['to_status']}")
+            out.append(
+                f"[7] intent {i['id']} is {i['status']} but its events end at "
+                f"{chain[-1]['to_status']}"
+            )
     return out
 
 
@@ -255,5 +278,11 @@ def counts(intents: Iterable[dict[str, Any]]) -> dict[str, int]:
     return dict(c)
 
 
-__all__ = ["TERMINAL", "Snapshot", "assert_invariants", "check_invariants", "counts",
-           "withdrawals_of"]
+__all__ = [
+    "TERMINAL",
+    "Snapshot",
+    "assert_invariants",
+    "check_invariants",
+    "counts",
+    "withdrawals_of",
+]

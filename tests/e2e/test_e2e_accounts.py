@@ -28,7 +28,9 @@ async def test_one_daemon_serves_two_accounts(backend: str, tmp_path: Path) -> N
                 "VALUES ('USDT', 'TRX', :address, "
                 + ("CAST(:amount AS NUMERIC)" if w.kind == "postgres" else ":amount")
                 + ", :account) RETURNING id",
-                address=USDT_TRX_2[2], amount=amount, account=SUB,
+                address=USDT_TRX_2[2],
+                amount=amount,
+                account=SUB,
             )
             sub_ids.append(int(rows[0]["id"]))
         daemon = await w.start_daemon()

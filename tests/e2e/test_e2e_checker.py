@@ -47,16 +47,26 @@ async def test_each_invariant_violation_is_reported(tmp_path: Path) -> None:
             return dataclasses.replace(clean, intents=intents)
 
         # [2] an apply call for the rejected intent, to a destination outside the mirror
-        leak = dataclasses.replace(sent, at_ms=sent.at_ms + 5000, params={
-            **sent.params, "coin": bad["coin"], "network": bad["network"],
-            "address": bad["address"], "withdrawOrderId": "trs-x-999", "amount": "40"})
+        leak = dataclasses.replace(
+            sent,
+            at_ms=sent.at_ms + 5000,
+            params={
+                **sent.params,
+                "coin": bad["coin"],
+                "network": bad["network"],
+                "address": bad["address"],
+                "withdrawOrderId": "trs-x-999",
+                "amount": "40",
+            },
+        )
         assert "[2]" in _numbers(with_ledger([sent, leak]))
         # [3] still in flight, or settled without a reason
         assert "[3]" in _numbers(with_intent(ok_id, status="submitted"))
         assert "[3]" in _numbers(with_intent(bad_id, status_reason=" "))
         # [4] one unit of the last digit off
-        assert "[4]" in _numbers(with_intent(ok_id, amount=Decimal(ok["amount"]) + Decimal(
-            "0.000001")))
+        assert "[4]" in _numbers(
+            with_intent(ok_id, amount=Decimal(ok["amount"]) + Decimal("0.000001"))
+        )
         # [5] two sends 20 ms apart at 20/s
         twin = dataclasses.replace(sent, at_ms=sent.at_ms + 20)
         assert "[5]" in _numbers(with_ledger([sent, twin]))
@@ -64,12 +74,23 @@ async def test_each_invariant_violation_is_reported(tmp_path: Path) -> None:
         assert "[6]" in _numbers(dataclasses.replace(clean, texts=[f"oops {API_SECRET}"]))
         assert "[6]" in _numbers(dataclasses.replace(clean, texts=["GET /x?signature=ab"]))
         # [7] a status change without its event
-        events = [e for e in clean.events if not (e["intent_id"] == ok_id
-                                                  and e["to_status"] == "submitted")]
+        events = [
+            e
+            for e in clean.events
+            if not (e["intent_id"] == ok_id and e["to_status"] == "submitted")
+        ]
         assert "[7]" in _numbers(dataclasses.replace(clean, events=events))
 
         # [1] a second withdrawal for the same withdrawOrderId, made on the exchange
-        await w.sandbox.set_faults({"inject_foreign_withdrawal": {
-            "coin": ok["coin"], "network": ok["network"], "address": ok["address"],
-            "amount": "10.5", "withdrawOrderId": ok["withdraw_order_id"]}})
+        await w.sandbox.set_faults(
+            {
+                "inject_foreign_withdrawal": {
+                    "coin": ok["coin"],
+                    "network": ok["network"],
+                    "address": ok["address"],
+                    "amount": "10.5",
+                    "withdrawOrderId": ok["withdraw_order_id"],
+                }
+            }
+        )
         assert "[1]" in _numbers(await Snapshot.take(w))

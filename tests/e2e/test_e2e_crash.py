@@ -60,8 +60,11 @@ async def crash_after_claim(kind: str, tmp: Path) -> None:
         # paused meanwhile, so that one claim takes all three
         await w.cli("pause", "--reason", "queue three", "--as", "e2e")
         await anyio.sleep(1.1)
-        ids = [await w.insert_sql(*USDT_TRX, "10.5"), await w.insert_sql(*USDT_ETH, "11.25"),
-               await w.insert_sql(*XRP_1, "40")]
+        ids = [
+            await w.insert_sql(*USDT_TRX, "10.5"),
+            await w.insert_sql(*USDT_ETH, "11.25"),
+            await w.insert_sql(*XRP_1, "40"),
+        ]
         await w.cli("resume", "--as", "e2e")
 
         async def claimed() -> bool:
@@ -71,8 +74,9 @@ async def crash_after_claim(kind: str, tmp: Path) -> None:
                 r["status"] == "queued" and r["claimed_by"] for r in rest
             )
 
-        await wait_until(claimed, timeout=20, poll=0.01, what="a claimed batch",
-                         describe=w.describe)
+        await wait_until(
+            claimed, timeout=20, poll=0.01, what="a claimed batch", describe=w.describe
+        )
         d.sigkill()
         assert not w.sandbox.ledger().apply_requests, "the kill came too late"
         await w.start_daemon()
@@ -133,8 +137,11 @@ async def crash_committed_never_executed(kind: str, tmp: Path) -> None:
 async def rate_across_restart(kind: str, tmp: Path) -> None:
     """(5) A restart right after a send does not shorten the gap to the next send."""
     async with world(kind, tmp, env={"TREASURY_WITHDRAW_RATE": "0.4"}) as w:
-        ids = [await w.insert_sql(*USDT_TRX, "10"), await w.insert_sql(*USDT_TRX_2, "11"),
-               await w.insert_sql(*USDT_TRX_3, "12")]
+        ids = [
+            await w.insert_sql(*USDT_TRX, "10"),
+            await w.insert_sql(*USDT_TRX_2, "11"),
+            await w.insert_sql(*USDT_TRX_3, "12"),
+        ]
         d = await w.start_daemon()
 
         async def two_sent() -> bool:
@@ -187,8 +194,11 @@ async def sigterm_mid_send(kind: str, tmp: Path) -> None:
     recorded, the process exits 0 within 10 s, and the next start finishes the rest."""
     faults = {"delay_before_accept_s": {"seconds": 2, "next": 1}}
     async with world(kind, tmp, faults=faults, env={"TREASURY_WITHDRAW_RATE": "10"}) as w:
-        ids = [await w.insert_sql(*USDT_TRX, "64"), await w.insert_sql(*USDT_ETH, "65"),
-               await w.insert_sql(*USDT_BSC, "66")]
+        ids = [
+            await w.insert_sql(*USDT_TRX, "64"),
+            await w.insert_sql(*USDT_ETH, "65"),
+            await w.insert_sql(*USDT_BSC, "66"),
+        ]
         d = await w.start_daemon()
         await w.wait_status(ids[0], ["submitting"], timeout=20)
         await anyio.sleep(0.3)
@@ -197,9 +207,12 @@ async def sigterm_mid_send(kind: str, tmp: Path) -> None:
         assert code == 0 and took < 10, (code, took, d.logs()[-2000:])
         first = await w.intent(ids[0])
         assert first["status"] in ("submitted", "completed"), first  # the answer was kept
-        after = [r for r in w.sandbox.ledger().apply_requests
-                 if r.at_ms - (2000 if r.params["withdrawOrderId"] == first["withdraw_order_id"]
-                               else 0) > term_ms]
+        after = [
+            r
+            for r in w.sandbox.ledger().apply_requests
+            if r.at_ms - (2000 if r.params["withdrawOrderId"] == first["withdraw_order_id"] else 0)
+            > term_ms
+        ]
         assert not after, f"sent after SIGTERM: {after}"
         await w.start_daemon()
         snap = await _one_each(w, ids)
@@ -217,6 +230,6 @@ async def test_sigkill_at_every_step_then_restart(backend: str, tmp_path: Path) 
         "c-accepted-unrecorded": crash_accepted_unrecorded,
         "d-polling": crash_while_polling,
     }
-    await run_concurrently({
-        name: partial(fn, backend, tmp_path / name) for name, fn in scenarios.items()
-    })
+    await run_concurrently(
+        {name: partial(fn, backend, tmp_path / name) for name, fn in scenarios.items()}
+    )

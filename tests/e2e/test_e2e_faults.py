@@ -34,8 +34,11 @@ async def drop_and_history_lag(tmp: Path) -> None:
     """Every answer lost after acceptance, and history 9 s behind: wait, find, adopt."""
     faults = {"drop_after_accept": True, "history_lag_s": 9}
     async with world("sqlite", tmp, faults=faults) as w:
-        ids = [await w.insert_sql(*USDT_TRX, "10.1"), await w.insert_sql(*USDT_ETH, "10.2"),
-               await w.insert_sql(*XRP_1, "2.000001")]
+        ids = [
+            await w.insert_sql(*USDT_TRX, "10.1"),
+            await w.insert_sql(*USDT_ETH, "10.2"),
+            await w.insert_sql(*XRP_1, "2.000001"),
+        ]
         await w.start_daemon()
         snap = await _all_once(w, ids, deadline_s=60)
         assert len(snap.ledger.apply_requests) == 3, "something was sent twice"
@@ -122,6 +125,6 @@ async def test_exchange_faults_never_cause_a_second_withdrawal(tmp_path: Path) -
         "read-timeout": read_timeout_then_late_acceptance,
         "clock-skew": clock_skew_jumps,
     }
-    await run_concurrently({
-        name: partial(fn, tmp_path / name.replace("+", "_")) for name, fn in scenarios.items()
-    })
+    await run_concurrently(
+        {name: partial(fn, tmp_path / name.replace("+", "_")) for name, fn in scenarios.items()}
+    )

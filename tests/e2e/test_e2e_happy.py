@@ -71,8 +71,14 @@ INVALID = [
     ("not whitelisted", "USDT", "TRX", "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7", None, "30"),
     ("whitelisted address, other tag", "XRP", "XRP", XRP_1[2], "999", "40"),
     ("finer than the network's step", "USDT", "TRX", USDT_TRX[2], None, "10.0000001"),
-    ("coin unknown to the exchange", "DOGE", "DOGE", "D8vFz4p1L37jdg47HXKtSHA5uYLYxbGgPD", None,
-     "100"),
+    (
+        "coin unknown to the exchange",
+        "DOGE",
+        "DOGE",
+        "D8vFz4p1L37jdg47HXKtSHA5uYLYxbGgPD",
+        None,
+        "100",
+    ),
 ]
 
 
@@ -83,18 +89,24 @@ async def test_invalid_intents_are_rejected_and_never_sent(backend: str, tmp_pat
         await w.start_daemon()
         rows = {r["id"]: r for r in await w.wait_settled(timeout=30)}
         snap = await Snapshot.take(w)
-        wrong = {bad[i]: (rows[i]["status"], rows[i]["status_reason"]) for i in bad
-                 if rows[i]["status"] != "rejected"}
+        wrong = {
+            bad[i]: (rows[i]["status"], rows[i]["status_reason"])
+            for i in bad
+            if rows[i]["status"] != "rejected"
+        }
         assert not wrong, f"not rejected: {wrong}"
         for i, label in bad.items():
             r = rows[i]
             assert (r["status_reason"] or "").strip(), label
             assert r["withdraw_order_id"] is None, (label, r["withdraw_order_id"])
-            sent = [q for q in snap.ledger.apply_requests
-                    if q.params.get("address") == r["address"]
-                    and q.params.get("amount") == format_amount(Decimal(r["amount"]))
-                    and q.params.get("coin") == r["coin"]
-                    and (q.params.get("addressTag") or None) == r["address_tag"]]
+            sent = [
+                q
+                for q in snap.ledger.apply_requests
+                if q.params.get("address") == r["address"]
+                and q.params.get("amount") == format_amount(Decimal(r["amount"]))
+                and q.params.get("coin") == r["coin"]
+                and (q.params.get("addressTag") or None) == r["address_tag"]
+            ]
             assert not sent, f"{label}: {len(sent)} apply calls"
         assert [rows[i]["status"] for i in good] == ["completed", "completed"]
         assert len(snap.ledger.apply_requests) == len(good)

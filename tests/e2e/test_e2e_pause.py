@@ -37,10 +37,19 @@ async def test_pause_stops_sends_holds_across_restart_and_resume_completes(
     backend: str, tmp_path: Path
 ) -> None:
     async with world(backend, tmp_path, env={"TREASURY_WITHDRAW_RATE": str(RATE)}) as w:
-        ids = [await w.insert_sql(*dest, amount) for dest, amount in [
-            (USDT_TRX, "10"), (USDT_TRX_2, "20"), (BTC_BTC, "0.001"), (XRP_2, "3"),
-            (USDT_ETH, "30"), (USDT_BSC, "40"), (ETH_ARB, "0.01"), (USDT_TRX, "50"),
-        ]]
+        ids = [
+            await w.insert_sql(*dest, amount)
+            for dest, amount in [
+                (USDT_TRX, "10"),
+                (USDT_TRX_2, "20"),
+                (BTC_BTC, "0.001"),
+                (XRP_2, "3"),
+                (USDT_ETH, "30"),
+                (USDT_BSC, "40"),
+                (ETH_ARB, "0.01"),
+                (USDT_TRX, "50"),
+            ]
+        ]
         daemon = await w.start_daemon()
 
         async def two_sent() -> bool:

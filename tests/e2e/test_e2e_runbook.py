@@ -28,19 +28,29 @@ PG_BACKUP = 'pg_dump -Fc -f treasury-backup.dump "$DATABASE"'
 def runbook() -> list[str]:
     """The command lines of the README's runbook block, comments stripped."""
     text = README.read_text("utf-8")
-    block = re.search(r"<!-- runbook:start -->\n```\n(.*?)\n```\n<!-- runbook:end -->", text,
-                      re.DOTALL)
+    block = re.search(
+        r"<!-- runbook:start -->\n```\n(.*?)\n```\n<!-- runbook:end -->", text, re.DOTALL
+    )
     assert block is not None, "README: the restore runbook block is missing"
-    return [re.sub(r"\s+#.*$", "", line).strip() for line in block.group(1).splitlines()
-            if line.strip()]
+    return [
+        re.sub(r"\s+#.*$", "", line).strip() for line in block.group(1).splitlines() if line.strip()
+    ]
 
 
 def test_readme_documents_the_backup_commands_used_here() -> None:
     text = README.read_text("utf-8").replace("\n  ", " ")
     assert SQLITE_BACKUP in text and PG_BACKUP in text
     assert [line.split()[0] for line in runbook()] == [
-        "systemctl", "sqlite3", "pg_restore", "treasury", "treasury", "treasury", "treasury",
-        "systemctl", "treasury", "treasury",
+        "systemctl",
+        "sqlite3",
+        "pg_restore",
+        "treasury",
+        "treasury",
+        "treasury",
+        "treasury",
+        "systemctl",
+        "treasury",
+        "treasury",
     ]
 
 
@@ -49,8 +59,10 @@ async def shell(w: World, line: str) -> str:
     ``treasury.sqlite3`` / ``$DATABASE``."""
     ledger = w.db_url.removeprefix("sqlite+aiosqlite:///")
     line = line.replace("treasury.sqlite3", shlex.quote(ledger))
-    env = {"DATABASE": w.db_url.replace("postgresql+asyncpg", "postgresql"),
-           "PATH": "/usr/bin:/bin:/usr/local/bin"}
+    env = {
+        "DATABASE": w.db_url.replace("postgresql+asyncpg", "postgresql"),
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+    }
     result = await anyio.run_process(["bash", "-c", line], cwd=w.workdir, env=env, check=False)
     assert result.returncode == 0, f"{line}: {result.stderr.decode()}"
     return result.stdout.decode()
@@ -97,8 +109,7 @@ async def test_restore_runbook_sends_nothing_twice(backend: str, tmp_path: Path)
         dry_run = outputs["treasury reconcile"]
 
         rows = await w.wait_settled(before, timeout=30)
-        unmatched = await w.sql("SELECT exchange_withdraw_id, intent_id FROM "
-                                "unmatched_withdrawals")
+        unmatched = await w.sql("SELECT exchange_withdraw_id, intent_id FROM unmatched_withdrawals")
         paused = await w.sql("SELECT key FROM service_state WHERE key LIKE 'paused%'")
         fresh = await w.insert_sql(*USDT_TRX_3, "14")
         [done] = await w.wait_settled([fresh], timeout=60)
@@ -113,8 +124,7 @@ async def test_restore_runbook_sends_nothing_twice(backend: str, tmp_path: Path)
     for i in before:
         assert len(snap.ledger.apply_calls_for(oid[i])) == 1
     # the withdrawal the backup lacks is on file; the runbook's resumes lifted the pauses
-    assert [(u["exchange_withdraw_id"], u["intent_id"]) for u in unmatched] == [
-        (wid[after], after)]
+    assert [(u["exchange_withdraw_id"], u["intent_id"]) for u in unmatched] == [(wid[after], after)]
     assert paused == []
     # nothing twice on the exchange, and the new intent did not reuse a seen order id
     assert snap.ledger.duplicates_by_withdraw_order_id() == {}

@@ -21,8 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.torture]
 async def test_torture_rounds_keep_every_invariant(tmp_path: Path) -> None:
     rounds = int(os.environ.get("TREASURY_TORTURE_ROUNDS", "3"))
     seed = int(os.environ.get("TREASURY_TORTURE_SEED", "20261121"))
-    results = await run_rounds(rounds, seed, "sqlite", tmp_path, concurrency=2, cover=True,
-                               long_lag_max_s=15.0, log=print)
+    results = await run_rounds(
+        rounds, seed, "sqlite", tmp_path, concurrency=2, cover=True, long_lag_max_s=15.0, log=print
+    )
     report = summary(results)
     print(report)
     failed = [r for r in results if not r.passed]

@@ -32,8 +32,7 @@ async def test_standby_takes_over_after_sigkill_without_duplicates(
         async def some_sent() -> bool:
             return len(w.sandbox.ledger().apply_requests) >= 10
 
-        await wait_until(some_sent, timeout=30, poll=0.01, what="10 sends",
-                         describe=w.describe)
+        await wait_until(some_sent, timeout=30, poll=0.01, what="10 sends", describe=w.describe)
         # both running so far: only A sent, and nothing twice
         before = w.sandbox.ledger()
         assert not before.duplicates_by_withdraw_order_id()
@@ -46,8 +45,9 @@ async def test_standby_takes_over_after_sigkill_without_duplicates(
         async def b_active() -> bool:
             return b.saw("sender.active")
 
-        await wait_until(b_active, timeout=15, poll=0.05, what="B to become the sender",
-                         describe=w.describe)
+        await wait_until(
+            b_active, timeout=15, poll=0.05, what="B to become the sender", describe=w.describe
+        )
         took_over = time.monotonic() - killed_at
         assert took_over < 8, f"standby took {took_over:.1f} s to take over (lease TTL 2 s)"
         assert await w.sender() == "e2e-B"

@@ -88,8 +88,10 @@ class Plan:
     restart_while_paused: bool  # SIGKILL and restart the daemon before the resume
 
     def env(self) -> dict[str, str]:
-        return {"TREASURY_HISTORY_LAG_ALLOWANCE_S": f"{self.allowance_s:g}",
-                "TREASURY_RESEND": self.resend}
+        return {
+            "TREASURY_HISTORY_LAG_ALLOWANCE_S": f"{self.allowance_s:g}",
+            "TREASURY_RESEND": self.resend,
+        }
 
     def base_faults(self) -> dict[str, object]:
         """What stays on through the whole round (also after a "clear"): the long lag."""
@@ -103,8 +105,9 @@ class Plan:
         return base + 3 * self.lag_max_s + (30.0 if self.restore else 0.0)
 
 
-def draw_plan(rng: random.Random, *, must: Iterable[str] = (),
-              long_lag_max_s: float = LONG_LAG_MAX_S) -> Plan:
+def draw_plan(
+    rng: random.Random, *, must: Iterable[str] = (), long_lag_max_s: float = LONG_LAG_MAX_S
+) -> Plan:
     """The round's plan. ``must`` forces features on ("restore", "long", "gross"), so that
     a small run covers each of them; the draws are the same whatever it says."""
     must = set(must)
@@ -136,11 +139,19 @@ def draw_plan(rng: random.Random, *, must: Iterable[str] = (),
         hi = lo = 0.0
         allowance = float(FAST_ENV["TREASURY_HISTORY_LAG_ALLOWANCE_S"])
     return Plan(
-        processing_s=processing_s, history_amount="gross" if gross else "net", lag=lag,
-        lag_min_s=lo, lag_max_s=hi, allowance_s=allowance,
-        resend="manual" if lag == "beyond" else "auto", restore=restore_,
-        backup_at_s=backup_at_s, after_backup=after_backup, stop=stop,
-        before_restart=before_restart, while_paused=while_paused,
+        processing_s=processing_s,
+        history_amount="gross" if gross else "net",
+        lag=lag,
+        lag_min_s=lo,
+        lag_max_s=hi,
+        allowance_s=allowance,
+        resend="manual" if lag == "beyond" else "auto",
+        restore=restore_,
+        backup_at_s=backup_at_s,
+        after_backup=after_backup,
+        stop=stop,
+        before_restart=before_restart,
+        while_paused=while_paused,
         restart_while_paused=restart_while_paused,
     )
 
@@ -194,8 +205,10 @@ def _fault(rng: random.Random, plan: Plan) -> tuple[str, dict[str, object]]:
         ("error_5xx_before", {"error_5xx_before": {"probability": p}}),
         ("error_code_after", {"error_code_after": {"probability": p, "code": -1007}}),
         ("delay_after_accept_s", {"delay_after_accept_s": {"seconds": 1.5, "probability": p}}),
-        ("delay_before_accept_s",
-         {"delay_before_accept_s": {"seconds": DELAY_BEFORE_S, "probability": p}}),
+        (
+            "delay_before_accept_s",
+            {"delay_before_accept_s": {"seconds": DELAY_BEFORE_S, "probability": p}},
+        ),
         ("history_lag_s", {"history_lag_s": lag}),
         ("maintenance", {"maintenance": True}),
         ("history_amount", {"history_amount": other}),
@@ -215,8 +228,16 @@ async def _enqueue(w: World, rng: random.Random, n: int, invalid_share: float) -
         amount = rng.choice(SAMPLE_AMOUNTS[coin])
         how = rng.choice(["sql", "sql", "api"])
         if how == "api":
-            ids.append(await w.enqueue_api(coin, network, address, tag, amount,
-                                           request_id=f"torture-{rng.getrandbits(48):x}-{k}"))
+            ids.append(
+                await w.enqueue_api(
+                    coin,
+                    network,
+                    address,
+                    tag,
+                    amount,
+                    request_id=f"torture-{rng.getrandbits(48):x}-{k}",
+                )
+            )
         else:
             ids.append(await w.insert_sql(coin, network, address, tag, amount))
     return ids
@@ -254,8 +275,9 @@ async def _wait_history_shows_everything(w: World, limit_s: float) -> None:
         now_ms = time.time_ns() // 1_000_000
         return all(x.visible_at_ms <= now_ms - 200 for x in w.sandbox.ledger().withdrawals)
 
-    await wait_until(visible, timeout=limit_s, poll=0.2,
-                     what="the exchange's history to show every withdrawal")
+    await wait_until(
+        visible, timeout=limit_s, poll=0.2, what="the exchange's history to show every withdrawal"
+    )
 
 
 @dataclass
@@ -277,8 +299,13 @@ class RestoreFacts:
 
 
 async def _restore(
-    w: World, rng: random.Random, plan: Plan, result: RoundResult, running: list[DaemonProcess],
-    backup_path: Path, facts: RestoreFacts,
+    w: World,
+    rng: random.Random,
+    plan: Plan,
+    result: RoundResult,
+    running: list[DaemonProcess],
+    backup_path: Path,
+    facts: RestoreFacts,
 ) -> list[DaemonProcess]:
     """Stop every daemon, restore the backup, start a daemon on it, resume the account."""
     # let the intents created after the backup reach the exchange (the chaos's faults off)
@@ -286,13 +313,20 @@ async def _restore(
     running = [d for d in running if d.alive()] or [await w.start_daemon(wait=False)]
 
     async def accepted_after_backup() -> bool:
-        oids = {i["withdraw_order_id"] for i in await w.intents()
-                if i["id"] in facts.after_backup_ids and i["withdraw_order_id"]}
+        oids = {
+            i["withdraw_order_id"]
+            for i in await w.intents()
+            if i["id"] in facts.after_backup_ids and i["withdraw_order_id"]
+        }
         return any(x.withdraw_order_id in oids for x in w.sandbox.ledger().withdrawals)
 
     try:
-        await wait_until(accepted_after_backup, timeout=30, poll=0.2,
-                         what="a withdrawal of an intent created after the backup")
+        await wait_until(
+            accepted_after_backup,
+            timeout=30,
+            poll=0.2,
+            what="a withdrawal of an intent created after the backup",
+        )
     except HarnessError:
         result.notes.append("restore: no withdrawal of an intent created after the backup")
     await _stop_all(w, running, plan.stop)
@@ -303,11 +337,13 @@ async def _restore(
     result.restores += 1
     facts.restored_ids = {int(i["id"]) for i in await w.intents()}
     facts.lost_oids = {
-        i["withdraw_order_id"]: iid for iid, i in facts.pre.items()
+        i["withdraw_order_id"]: iid
+        for iid, i in facts.pre.items()
         if iid not in facts.restored_ids and i["withdraw_order_id"]
     }
-    result.lost = sum(x.withdraw_order_id in facts.lost_oids
-                      for x in w.sandbox.ledger().withdrawals)
+    result.lost = sum(
+        x.withdraw_order_id in facts.lost_oids for x in w.sandbox.ledger().withdrawals
+    )
     # a bot keeps enqueueing while the operator restores: ids can be handed out again
     facts.before_restart_ids = set(await _enqueue(w, rng, plan.before_restart, 0.0))
     facts.restart_ms = time.time_ns() // 1_000_000
@@ -317,8 +353,9 @@ async def _restore(
         return await _paused(w)
 
     try:
-        await wait_until(paused, timeout=10 if result.lost else 2, poll=0.1,
-                         what="the automatic pause")
+        await wait_until(
+            paused, timeout=10 if result.lost else 2, poll=0.1, what="the automatic pause"
+        )
         facts.paused_after_restart = True
     except HarnessError:
         facts.paused_after_restart = False
@@ -337,9 +374,16 @@ async def _restore(
 
 
 async def run_round(
-    number: int, seed: int, db: str, workdir: Path, *, intents: int = 8,
-    chaos_s: tuple[float, float] = (5.0, 9.0), settle_timeout: float = 90.0,
-    must: Iterable[str] = (), long_lag_max_s: float = LONG_LAG_MAX_S,
+    number: int,
+    seed: int,
+    db: str,
+    workdir: Path,
+    *,
+    intents: int = 8,
+    chaos_s: tuple[float, float] = (5.0, 9.0),
+    settle_timeout: float = 90.0,
+    must: Iterable[str] = (),
+    long_lag_max_s: float = LONG_LAG_MAX_S,
     log: Callable[[str], None] = lambda _m: None,
 ) -> RoundResult:
     rng = random.Random(seed)
@@ -347,15 +391,21 @@ async def run_round(
     # the restore's own enqueues draw from their own stream: the chaos's draws depend on
     # timing, the restore's decisions must not
     restore_rng = random.Random(f"{seed}:restore")
-    result = RoundResult(number, seed, db, workdir=str(workdir),
-                         history_amount=plan.history_amount, lag=plan.lag,
-                         lag_max_s=plan.lag_max_s, allowance_s=plan.allowance_s,
-                         resend=plan.resend)
+    result = RoundResult(
+        number,
+        seed,
+        db,
+        workdir=str(workdir),
+        history_amount=plan.history_amount,
+        lag=plan.lag,
+        lag_max_s=plan.lag_max_s,
+        allowance_s=plan.allowance_s,
+        resend=plan.resend,
+    )
     facts = RestoreFacts()
     backup_path = workdir / ("ledger.backup" if db == "postgres" else "ledger-backup.sqlite3")
     started = time.monotonic()
-    cfg = sandbox_config(processing_s=plan.processing_s) | {
-        "history_amount": plan.history_amount}
+    cfg = sandbox_config(processing_s=plan.processing_s) | {"history_amount": plan.history_amount}
     base = plan.base_faults()
 
     async def take_backup(w: World) -> None:
@@ -376,13 +426,16 @@ async def run_round(
             chaos_end = chaos_start + rng.uniform(*chaos_s)
             while time.monotonic() < chaos_end:
                 await anyio.sleep(rng.uniform(0.05, 1.2))
-                if plan.restore and not backed_up and (
-                    time.monotonic() >= chaos_start + plan.backup_at_s
+                if (
+                    plan.restore
+                    and not backed_up
+                    and (time.monotonic() >= chaos_start + plan.backup_at_s)
                 ):
                     await take_backup(w)  # while sends happen
                     backed_up = True
-                action = rng.choices(["kill", "fault", "clear", "enqueue", "second"],
-                                     [4, 3, 1, 1, 1])[0]
+                action = rng.choices(
+                    ["kill", "fault", "clear", "enqueue", "second"], [4, 3, 1, 1, 1]
+                )[0]
                 running = [d for d in running if d.alive()]
                 if action == "kill" and running:
                     victim = rng.choice(running)
@@ -410,8 +463,7 @@ async def run_round(
                 await take_backup(w)
             if plan.restore:
                 log(f"round {number}: restore ({plan.stop}, lag {plan.lag_max_s} s)")
-                running = await _restore(w, restore_rng, plan, result, running, backup_path,
-                                         facts)
+                running = await _restore(w, restore_rng, plan, result, running, backup_path, facts)
             if len(await w.intents()) < intents:
                 await _enqueue(w, rng, intents - len(await w.intents()), invalid_share=0.0)
             await w.sandbox.set_faults({"reset": True, **base})
@@ -438,7 +490,8 @@ async def run_round(
             result.unmatched = len(unmatched)
             result.adopted = _adopted(snap)
             lines = check_invariants(
-                snap, delay_before_s=DELAY_BEFORE_S,
+                snap,
+                delay_before_s=DELAY_BEFORE_S,
                 # a proven absence goes to a person under TREASURY_RESEND=manual; after a
                 # restore, _restore_checks says which needs_attention is explained
                 allow_attention=plan.resend == "manual" or plan.restore,
@@ -460,8 +513,13 @@ async def run_round(
 
 
 def _adopted(snap: Snapshot) -> int:
-    return len({e["intent_id"] for e in snap.events
-                if e["to_status"] in SENT and (e["reason"] or "").startswith("adopted")})
+    return len(
+        {
+            e["intent_id"]
+            for e in snap.events
+            if e["to_status"] in SENT and (e["reason"] or "").startswith("adopted")
+        }
+    )
 
 
 def _adoption_checks(snap: Snapshot, plan: Plan, result: RoundResult) -> list[str]:
@@ -477,10 +535,12 @@ def _adoption_checks(snap: Snapshot, plan: Plan, result: RoundResult) -> list[st
         if intent is None or plan.resend == "manual":
             continue  # lost in a restore (see _restore_checks), or a person's to decide
         if intent["status"] not in SENT or intent["exchange_withdraw_id"] != r.withdrawal_id:
-            v.append(f"[A] intent {intent['id']}: withdrawal {r.withdrawal_id} was accepted "
-                     f"but its answer lost ({r.fault}); the intent ended {intent['status']} "
-                     f"as {intent['exchange_withdraw_id']} ({intent['status_reason']}), "
-                     "not with that withdrawal")
+            v.append(
+                f"[A] intent {intent['id']}: withdrawal {r.withdrawal_id} was accepted "
+                f"but its answer lost ({r.fault}); the intent ended {intent['status']} "
+                f"as {intent['exchange_withdraw_id']} ({intent['status_reason']}), "
+                "not with that withdrawal"
+            )
     return v
 
 
@@ -521,17 +581,25 @@ def _excused_by_restore(snap: Snapshot, facts: RestoreFacts) -> set[str]:
         for r in calls[oid]:
             if r.at_ms >= facts.at_ms:
                 continue
-            excused.add(f"[4] intent {holder['id']} stores {_amount_text(holder['amount'])}, "
-                        f"sent {r.params.get('amount')!r}")
-            sent = (r.params.get("coin"), r.params.get("network"), r.params.get("address"),
-                    r.params.get("addressTag") or None)
-            excused.add(f"[4] intent {holder['id']}'s destination differs from the one sent: "
-                        f"{sent}")
+            excused.add(
+                f"[4] intent {holder['id']} stores {_amount_text(holder['amount'])}, "
+                f"sent {r.params.get('amount')!r}"
+            )
+            sent = (
+                r.params.get("coin"),
+                r.params.get("network"),
+                r.params.get("address"),
+                r.params.get("addressTag") or None,
+            )
+            excused.add(
+                f"[4] intent {holder['id']}'s destination differs from the one sent: {sent}"
+            )
     return excused
 
 
-def _restore_checks(snap: Snapshot, facts: RestoreFacts, unmatched: list[dict[str, Any]],
-                    plan: Plan) -> list[str]:
+def _restore_checks(
+    snap: Snapshot, facts: RestoreFacts, unmatched: list[dict[str, Any]], plan: Plan
+) -> list[str]:
     """The invariants in their restore-aware form.
 
     * No order id reached the exchange twice — invariant [1], never excused.
@@ -563,12 +631,17 @@ def _restore_checks(snap: Snapshot, facts: RestoreFacts, unmatched: list[dict[st
         if i["status"] not in SENT or i["exchange_withdraw_id"] != found[0].id:
             if i["status"] == "needs_attention" and plan.resend == "manual":
                 continue
-            v.append(f"[R] intent {iid} of the restored ledger ended {i['status']} as "
-                     f"{i['exchange_withdraw_id']} ({i['status_reason']}), but the exchange "
-                     f"has {found[0].id} for {oid}: not adopted")
+            v.append(
+                f"[R] intent {iid} of the restored ledger ended {i['status']} as "
+                f"{i['exchange_withdraw_id']} ({i['status_reason']}), but the exchange "
+                f"has {found[0].id} for {oid}: not adopted"
+            )
 
-    lost = [x for x in snap.ledger.withdrawals
-            if x.withdraw_order_id in facts.lost_oids and x.applied_at_ms < facts.at_ms]
+    lost = [
+        x
+        for x in snap.ledger.withdrawals
+        if x.withdraw_order_id in facts.lost_oids and x.applied_at_ms < facts.at_ms
+    ]
     on_file_lost = []
     for x in lost:
         taker = adopted_by.get(x.id)
@@ -578,38 +651,54 @@ def _restore_checks(snap: Snapshot, facts: RestoreFacts, unmatched: list[dict[st
             pass  # a new intent took over the order id before the first sweep (see above)
         else:
             who = f"intent {taker['id']} took it" if taker else "nothing"
-            v.append(f"[R] withdrawal {x.id} ({x.withdraw_order_id}) of intent "
-                     f"{facts.lost_oids[x.withdraw_order_id]}, which the restore took away, "
-                     f"is not in unmatched_withdrawals ({who})")
+            v.append(
+                f"[R] withdrawal {x.id} ({x.withdraw_order_id}) of intent "
+                f"{facts.lost_oids[x.withdraw_order_id]}, which the restore took away, "
+                f"is not in unmatched_withdrawals ({who})"
+            )
         if x.id in on_file and x.id not in facts.unmatched_after_restart:
-            v.append(f"[R] withdrawal {x.id} was put on file only after the resume: the "
-                     "first sweep missed it")
+            v.append(
+                f"[R] withdrawal {x.id} was put on file only after the resume: the "
+                "first sweep missed it"
+            )
     if on_file_lost and not facts.paused_after_restart:
-        v.append(f"[R] the restored ledger lacked {len(on_file_lost)} withdrawal(s) but the "
-                 "account was not paused after the restart")
+        v.append(
+            f"[R] the restored ledger lacked {len(on_file_lost)} withdrawal(s) but the "
+            "account was not paused after the restart"
+        )
     if facts.paused_after_restart:
-        early = [r for r in snap.ledger.apply_requests
-                 if facts.restart_ms <= r.at_ms < facts.resume_ms]
+        early = [
+            r for r in snap.ledger.apply_requests if facts.restart_ms <= r.at_ms < facts.resume_ms
+        ]
         if early:
-            v.append(f"[R] {len(early)} apply call(s) while the account was paused after the "
-                     f"restore: {[r.params.get('withdrawOrderId') for r in early]}")
+            v.append(
+                f"[R] {len(early)} apply call(s) while the account was paused after the "
+                f"restore: {[r.params.get('withdrawOrderId') for r in early]}"
+            )
 
     lost_ids = set(facts.lost_oids.values())
     for i in snap.intents:
         iid = int(i["id"])
         taken = next((x for x in lost if adopted_by.get(x.id) is i), None)
         if taken is not None and iid not in facts.before_restart_ids:
-            v.append(f"[R] intent {iid}, created after the daemon had put {taken.id} "
-                     f"({taken.withdraw_order_id}) on file, took that withdrawal as its own "
-                     "and was never sent")
+            v.append(
+                f"[R] intent {iid}, created after the daemon had put {taken.id} "
+                f"({taken.withdraw_order_id}) on file, took that withdrawal as its own "
+                "and was never sent"
+            )
         if i["status"] != "needs_attention" or plan.resend == "manual":
             continue
         if iid in facts.before_restart_ids and iid in lost_ids:
             continue  # judged against the lost intent's withdrawal at the first sweep
-        why = ("created after the restore's sweep; its id names the withdrawal of a lost "
-               "intent" if iid in lost_ids else "")
-        v.append(f"[3] intent {iid} needs attention after the restore{': ' + why if why else ''}"
-                 f": {i['status_reason']}")
+        why = (
+            "created after the restore's sweep; its id names the withdrawal of a lost intent"
+            if iid in lost_ids
+            else ""
+        )
+        v.append(
+            f"[3] intent {iid} needs attention after the restore{': ' + why if why else ''}"
+            f": {i['status_reason']}"
+        )
     return v
 
 
@@ -617,8 +706,15 @@ def _restore_checks(snap: Snapshot, facts: RestoreFacts, unmatched: list[dict[st
 
 
 async def run_rounds(
-    rounds: int, seed: int, db: str, base: Path, *, concurrency: int = 2, intents: int = 8,
-    cover: bool = False, long_lag_max_s: float = LONG_LAG_MAX_S,
+    rounds: int,
+    seed: int,
+    db: str,
+    base: Path,
+    *,
+    concurrency: int = 2,
+    intents: int = 8,
+    cover: bool = False,
+    long_lag_max_s: float = LONG_LAG_MAX_S,
     log: Callable[[str], None] = print,
 ) -> list[RoundResult]:
     """``cover``: round n is forced to have a restore, a long lag, gross amounts (n % 3),
@@ -629,9 +725,16 @@ async def run_rounds(
 
     async def one(n: int) -> None:
         async with limiter:
-            r = await run_round(n, seed * 1000 + n, db, base / f"round-{n:03d}", intents=intents,
-                                must=(features[n % 3],) if cover else (),
-                                long_lag_max_s=long_lag_max_s, log=log)
+            r = await run_round(
+                n,
+                seed * 1000 + n,
+                db,
+                base / f"round-{n:03d}",
+                intents=intents,
+                must=(features[n % 3],) if cover else (),
+                long_lag_max_s=long_lag_max_s,
+                log=log,
+            )
         results.append(r)
         log(f"round {n}: {'PASS' if r.passed else 'FAIL'} in {r.seconds:.0f} s")
 
@@ -653,9 +756,11 @@ def summary(results: list[RoundResult]) -> str:
     restores, ``lost`` the withdrawals whose intent the restore took away, ``unm`` the
     unmatched_withdrawals rows, ``lostans`` the accepted calls whose answer was lost,
     ``adopt`` the intents adopted."""
-    lines = [f"{'round':>5} {'seed':>10} {'db':8} {'intents':>7} {'kills':>5} {'applies':>7} "
-             f"{'wdrws':>5} {'lag':>4} {'allow':>5} {'amt':5} {'rst':>3} {'lost':>4} "
-             f"{'unm':>3} {'lostans':>7} {'adopt':>5} {'secs':>5}  result  statuses / faults"]
+    lines = [
+        f"{'round':>5} {'seed':>10} {'db':8} {'intents':>7} {'kills':>5} {'applies':>7} "
+        f"{'wdrws':>5} {'lag':>4} {'allow':>5} {'amt':5} {'rst':>3} {'lost':>4} "
+        f"{'unm':>3} {'lostans':>7} {'adopt':>5} {'secs':>5}  result  statuses / faults"
+    ]
     for r in results:
         verdict = "PASS" if r.passed else "FAIL"
         lines.append(

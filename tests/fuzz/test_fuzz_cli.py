@@ -23,8 +23,9 @@ from typer.testing import CliRunner, Result
 from treasury.adapters.db import migrate
 from treasury.cli import app
 
-FUZZ = settings(max_examples=60, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 CLEAN_EXITS = {0, 1, 2, 3}
 runner = CliRunner()
 
@@ -69,56 +70,145 @@ def clean(result: Result, what: list[str]) -> None:
 # ---- inputs ----------------------------------------------------------------------------
 
 # Lone surrogates are what a non-UTF-8 byte in argv becomes on POSIX (surrogateescape).
-odd = st.sampled_from([
-    "", " ", "\t", "\n", "\u200b", "\u00a0", "\x00", "\x7f", "\udcff", "-", "--", "=", "'", '"',
-    "%s", "{}", "\\", "é", "١٢", "Ⅻ", "😀", "a" * 300, "NULL",
-    "'; DROP TABLE withdrawal_intents;--",
-])
-text = st.one_of(odd, st.text(max_size=24),
-                 st.text(st.characters(codec="utf-8"), max_size=24))
+odd = st.sampled_from(
+    [
+        "",
+        " ",
+        "\t",
+        "\n",
+        "\u200b",
+        "\u00a0",
+        "\x00",
+        "\x7f",
+        "\udcff",
+        "-",
+        "--",
+        "=",
+        "'",
+        '"',
+        "%s",
+        "{}",
+        "\\",
+        "é",
+        "١٢",
+        "Ⅻ",
+        "😀",
+        "a" * 300,
+        "NULL",
+        "'; DROP TABLE withdrawal_intents;--",
+    ]
+)
+text = st.one_of(odd, st.text(max_size=24), st.text(st.characters(codec="utf-8"), max_size=24))
 
 coins = st.one_of(st.sampled_from(["USDT", "BTC", "usdt", "USDT ", "A" * 20, "A" * 21]), text)
 networks = st.one_of(st.sampled_from(["TRX", "ETH", "BSC", "trx", "A-B_C", "_X", "A" * 33]), text)
 addresses = st.one_of(
-    st.sampled_from(["TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ",
-                     "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
-                     "TX 1", " TX1", "TX1\n", "a" * 256, "a" * 257]),
+    st.sampled_from(
+        [
+            "TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ",
+            "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
+            "TX 1",
+            " TX1",
+            "TX1\n",
+            "a" * 256,
+            "a" * 257,
+        ]
+    ),
     text,
 )
 amounts = st.one_of(
-    st.decimals(allow_nan=False, allow_infinity=False, places=8,
-                min_value=Decimal("-1000"), max_value=Decimal("1E+6")).map(str),
-    st.sampled_from([
-        "10", "125.50", "0.000000000000000001", "0.0000000000000000001", "1E+1", "1e-5",
-        "99999999999999999999", "100000000000000000000", "1E+19", "1E+20", "1E+1000000",
-        "0", "-0", "-1", "+5", "NaN", "sNaN", "Infinity", "-inf", "1_000", " 1", "1 ", "1,5",
-        "0x10", "١٢", "1.", ".5", "00.5", "1e", "", "0E-1000000",
-    ]),
+    st.decimals(
+        allow_nan=False,
+        allow_infinity=False,
+        places=8,
+        min_value=Decimal("-1000"),
+        max_value=Decimal("1E+6"),
+    ).map(str),
+    st.sampled_from(
+        [
+            "10",
+            "125.50",
+            "0.000000000000000001",
+            "0.0000000000000000001",
+            "1E+1",
+            "1e-5",
+            "99999999999999999999",
+            "100000000000000000000",
+            "1E+19",
+            "1E+20",
+            "1E+1000000",
+            "0",
+            "-0",
+            "-1",
+            "+5",
+            "NaN",
+            "sNaN",
+            "Infinity",
+            "-inf",
+            "1_000",
+            " 1",
+            "1 ",
+            "1,5",
+            "0x10",
+            "١٢",
+            "1.",
+            ".5",
+            "00.5",
+            "1e",
+            "",
+            "0E-1000000",
+        ]
+    ),
     text,
 )
 tags = st.one_of(st.none(), st.sampled_from(["123", "memo 1", "a" * 129, ""]), text)
 request_ids = st.one_of(st.none(), st.sampled_from(["r-1", "r-2", "r 3", "a" * 129]), text)
 accounts = st.one_of(st.none(), st.sampled_from(["default", "sub.1", "-x", "a" * 65]), text)
-ids = st.one_of(st.integers(-3, 40).map(str),
-                st.sampled_from(["0", "2147483647", "2147483648", "1e3", "1.0", "0x1", " 1",
-                                 "-1", "١", "99999999999999999999"]),
-                text)
+ids = st.one_of(
+    st.integers(-3, 40).map(str),
+    st.sampled_from(
+        [
+            "0",
+            "2147483647",
+            "2147483648",
+            "1e3",
+            "1.0",
+            "0x1",
+            " 1",
+            "-1",
+            "١",
+            "99999999999999999999",
+        ]
+    ),
+    text,
+)
 
 
 GOOD: dict[str, st.SearchStrategy[str | None]] = {
     "coin": st.sampled_from(["USDT", "BTC"]),
     "network": st.sampled_from(["TRX", "ETH"]),
     "address": st.sampled_from(["TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ", "bc1qxy2kgdygjrsqtzq2n0y"]),
-    "amount": st.decimals(min_value=Decimal("0.000000000000000001"), max_value=Decimal(10**12),
-                          places=18, allow_nan=False, allow_infinity=False).map(str),
+    "amount": st.decimals(
+        min_value=Decimal("0.000000000000000001"),
+        max_value=Decimal(10**12),
+        places=18,
+        allow_nan=False,
+        allow_infinity=False,
+    ).map(str),
     "tag": st.sampled_from([None, "104400725"]),
-    "request-id": st.one_of(st.none(), st.sampled_from(["r-1", "r-2"]),
-                            st.uuids().map(lambda u: f"fuzz-{u}")),
+    "request-id": st.one_of(
+        st.none(), st.sampled_from(["r-1", "r-2"]), st.uuids().map(lambda u: f"fuzz-{u}")
+    ),
     "account": st.sampled_from([None, "default", "treasury-sub"]),
 }
 FUZZED: dict[str, st.SearchStrategy[str | None]] = {
-    "coin": coins, "network": networks, "address": addresses, "amount": amounts, "tag": tags,
-    "request-id": request_ids, "account": accounts,
+    "coin": coins,
+    "network": networks,
+    "address": addresses,
+    "amount": amounts,
+    "tag": tags,
+    "request-id": request_ids,
+    "account": accounts,
 }
 
 
@@ -146,16 +236,37 @@ def typed_id(text: str) -> int | None:
 
 @FUZZ
 @given(enqueue_args())
-@example((["enqueue", "--json", "--coin=USDT", "--network=TRX", "--address=TX1",
-           "--amount=125.50"], {"coin": "USDT", "network": "TRX", "address": "TX1",
-                                "amount": "125.50", "tag": None, "request-id": None,
-                                "account": None}))
-@example((["enqueue", "--json", "--coin=USDT", "--network=TRX", "--address=TX1",
-           "--amount=1E+1"], {"coin": "USDT", "network": "TRX", "address": "TX1",
-                              "amount": "1E+1", "tag": None, "request-id": None,
-                              "account": None}))
+@example(
+    (
+        ["enqueue", "--json", "--coin=USDT", "--network=TRX", "--address=TX1", "--amount=125.50"],
+        {
+            "coin": "USDT",
+            "network": "TRX",
+            "address": "TX1",
+            "amount": "125.50",
+            "tag": None,
+            "request-id": None,
+            "account": None,
+        },
+    )
+)
+@example(
+    (
+        ["enqueue", "--json", "--coin=USDT", "--network=TRX", "--address=TX1", "--amount=1E+1"],
+        {
+            "coin": "USDT",
+            "network": "TRX",
+            "address": "TX1",
+            "amount": "1E+1",
+            "tag": None,
+            "request-id": None,
+            "account": None,
+        },
+    )
+)
 def test_enqueue_refuses_cleanly_or_stores_exactly_what_was_typed(
-    db: Path, case: tuple[list[str], dict[str, str | None]],
+    db: Path,
+    case: tuple[list[str], dict[str, str | None]],
 ) -> None:
     args, fields = case
     before = counts(db)
@@ -187,7 +298,9 @@ def test_enqueue_refuses_cleanly_or_stores_exactly_what_was_typed(
 @settings(FUZZ, max_examples=40)
 @given(intent_id=ids, separator=st.booleans())
 def test_show_refuses_cleanly_or_shows_that_intent(
-    db: Path, intent_id: str, separator: bool,
+    db: Path,
+    intent_id: str,
+    separator: bool,
 ) -> None:
     args = ["show", "--json", *(["--"] if separator else []), intent_id]
     before = counts(db)
@@ -202,13 +315,20 @@ def test_show_refuses_cleanly_or_shows_that_intent(
 @settings(FUZZ, max_examples=40)
 @given(intent_id=ids, reason=st.one_of(st.none(), st.text(max_size=40)), separator=st.booleans())
 def test_cancel_refuses_cleanly_or_cancels_that_intent(
-    db: Path, intent_id: str, reason: str | None, separator: bool,
+    db: Path,
+    intent_id: str,
+    reason: str | None,
+    separator: bool,
 ) -> None:
     # Some intents to cancel (the enqueue property above may have run in another order).
     ok = cli(db, "enqueue", "--coin=USDT", "--network=TRX", "--address=TX1", "--amount=1")
     assert ok.exit_code == 0, ok.stderr
-    args = ["cancel", *([f"--reason={reason}"] if reason is not None else []),
-            *(["--"] if separator else []), intent_id]
+    args = [
+        "cancel",
+        *([f"--reason={reason}"] if reason is not None else []),
+        *(["--"] if separator else []),
+        intent_id,
+    ]
     before = counts(db)
     result = cli(db, *args)
     clean(result, args)
@@ -225,13 +345,22 @@ def test_cancel_refuses_cleanly_or_cancels_that_intent(
 # ---- known bugs (see the fuzz report): strict, so they fail loudly once fixed ---------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: free-text options are not checked for lone "
-                   "surrogates (a non-UTF-8 byte in argv); the database driver then raises "
-                   "UnicodeEncodeError and the CLI prints a traceback")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: free-text options are not checked for lone "
+    "surrogates (a non-UTF-8 byte in argv); the database driver then raises "
+    "UnicodeEncodeError and the CLI prints a traceback",
+)
 @pytest.mark.parametrize("option", ["--note", "--as"])
 def test_undecodable_free_text_is_refused_cleanly(db: Path, option: str) -> None:
-    args = ["enqueue", "--coin=USDT", "--network=TRX", "--address=TX1", "--amount=1",
-            f"{option}=caf\udce9"]
+    args = [
+        "enqueue",
+        "--coin=USDT",
+        "--network=TRX",
+        "--address=TX1",
+        "--amount=1",
+        f"{option}=caf\udce9",
+    ]
     before = counts(db)
     result = cli(db, *args)
     clean(result, args)
@@ -241,8 +370,11 @@ def test_undecodable_free_text_is_refused_cleanly(db: Path, option: str) -> None
 
 def test_whitelist_add_with_an_infinite_cooling_period_fails_cleanly(db: Path) -> None:
     """Found by this fuzzing and fixed: it crashed with OverflowError in timedelta()."""
-    env = {"TREASURY_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-           "TREASURY_MANUAL_WHITELIST_COOLING_S": "inf"}
-    result = runner.invoke(app, ["whitelist", "add", "--coin=USDT", "--network=TRX",
-                                 "--address=TXcooling"], env=env)
+    env = {
+        "TREASURY_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "TREASURY_MANUAL_WHITELIST_COOLING_S": "inf",
+    }
+    result = runner.invoke(
+        app, ["whitelist", "add", "--coin=USDT", "--network=TRX", "--address=TXcooling"], env=env
+    )
     clean(result, ["whitelist", "add"])

@@ -47,17 +47,23 @@ from treasury.domain.exchange import (
     WithdrawRequest,
 )
 
-FUZZ = settings(max_examples=60, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 BASE_URL = "https://api.binance.test"
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 TIME_PATH = "/api/v3/time"
 APPLY_PATH = "/sapi/v1/capital/withdraw/apply"
-REQUEST = WithdrawRequest(coin="USDT", network="TRX", address="TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ",
-                          address_tag=None, amount=Decimal("8.91"),
-                          withdraw_order_id="trs-fuzz0001-42")
+REQUEST = WithdrawRequest(
+    coin="USDT",
+    network="TRX",
+    address="TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ",
+    address_tag=None,
+    amount=Decimal("8.91"),
+    withdraw_order_id="trs-fuzz0001-42",
+)
 
 
 @dataclass(frozen=True)
@@ -80,28 +86,73 @@ def dump(value: Any) -> str:
 # ---- answers ---------------------------------------------------------------------------
 
 NETWORK = {
-    "coin": "USDT", "network": "TRX", "withdrawEnable": True, "withdrawMin": "10",
-    "withdrawMax": "9999999", "withdrawIntegerMultiple": "0.000001", "withdrawFee": "1",
-    "addressRegex": "^T[1-9A-HJ-NP-Za-km-z]{33}$", "memoRegex": "", "withdrawTag": False,
-    "isDefault": True, "busy": False, "withdrawDesc": "",
+    "coin": "USDT",
+    "network": "TRX",
+    "withdrawEnable": True,
+    "withdrawMin": "10",
+    "withdrawMax": "9999999",
+    "withdrawIntegerMultiple": "0.000001",
+    "withdrawFee": "1",
+    "addressRegex": "^T[1-9A-HJ-NP-Za-km-z]{33}$",
+    "memoRegex": "",
+    "withdrawTag": False,
+    "isDefault": True,
+    "busy": False,
+    "withdrawDesc": "",
 }
 VALID: dict[str, Any] = {
     "server_time": {"serverTime": 1_800_000_000_000},
-    "account": {"canWithdraw": True, "canTrade": True, "canDeposit": True,
-                "balances": [{"asset": "USDT", "free": "2500.5", "locked": "0"},
-                             {"asset": "BTC", "free": 1, "locked": Raw("0.5")}]},
+    "account": {
+        "canWithdraw": True,
+        "canTrade": True,
+        "canDeposit": True,
+        "balances": [
+            {"asset": "USDT", "free": "2500.5", "locked": "0"},
+            {"asset": "BTC", "free": 1, "locked": Raw("0.5")},
+        ],
+    },
     "system_status": {"status": 0, "msg": "normal"},
-    "api_restrictions": {"ipRestrict": True, "enableWithdrawals": True, "enableReading": True,
-                         "tradingAuthorityExpirationTime": 1_800_000_000_000},
-    "coin_configs": [{"coin": "USDT", "withdrawAllEnable": True, "free": "12.5",
-                      "networkList": [NETWORK, {**NETWORK, "network": "ETH", "isDefault": False}]}],
-    "withdraw_history": [{"id": "b6ae22b3aa844210a7041aee7589627c", "withdrawOrderId": "x-1",
-                          "coin": "USDT", "network": "TRX", "address": "TKRx", "addressTag": "",
-                          "amount": "8.91", "transactionFee": "1", "status": 6, "txId": "0xab",
-                          "applyTime": "2027-01-01 00:00:00",
-                          "completeTime": "2027-01-01 00:01:00", "info": ""}],
-    "whitelist_addresses": [{"coin": "USDT", "network": "TRX", "address": "TKRx",
-                             "addressTag": "", "name": "n", "whiteStatus": True}],
+    "api_restrictions": {
+        "ipRestrict": True,
+        "enableWithdrawals": True,
+        "enableReading": True,
+        "tradingAuthorityExpirationTime": 1_800_000_000_000,
+    },
+    "coin_configs": [
+        {
+            "coin": "USDT",
+            "withdrawAllEnable": True,
+            "free": "12.5",
+            "networkList": [NETWORK, {**NETWORK, "network": "ETH", "isDefault": False}],
+        }
+    ],
+    "withdraw_history": [
+        {
+            "id": "b6ae22b3aa844210a7041aee7589627c",
+            "withdrawOrderId": "x-1",
+            "coin": "USDT",
+            "network": "TRX",
+            "address": "TKRx",
+            "addressTag": "",
+            "amount": "8.91",
+            "transactionFee": "1",
+            "status": 6,
+            "txId": "0xab",
+            "applyTime": "2027-01-01 00:00:00",
+            "completeTime": "2027-01-01 00:01:00",
+            "info": "",
+        }
+    ],
+    "whitelist_addresses": [
+        {
+            "coin": "USDT",
+            "network": "TRX",
+            "address": "TKRx",
+            "addressTag": "",
+            "name": "n",
+            "whiteStatus": True,
+        }
+    ],
     "withdraw_quota": {"wdQuota": "8000000", "usedWdQuota": "0"},
 }
 PATHS = {
@@ -119,12 +170,16 @@ TYPES: dict[str, Callable[[Any], bool]] = {
     "account": lambda v: isinstance(v, AccountInfo),
     "system_status": lambda v: isinstance(v, SystemStatus),
     "api_restrictions": lambda v: isinstance(v, ApiRestrictions),
-    "coin_configs": lambda v: isinstance(v, dict) and all(
-        isinstance(k, str) and isinstance(c, CoinConfig) for k, c in v.items()),
-    "withdraw_history": lambda v: isinstance(v, list) and all(
-        isinstance(r, WithdrawalRecord) for r in v),
-    "whitelist_addresses": lambda v: isinstance(v, list) and all(
-        isinstance(r, WhitelistAddress) for r in v),
+    "coin_configs": lambda v: (
+        isinstance(v, dict)
+        and all(isinstance(k, str) and isinstance(c, CoinConfig) for k, c in v.items())
+    ),
+    "withdraw_history": lambda v: (
+        isinstance(v, list) and all(isinstance(r, WithdrawalRecord) for r in v)
+    ),
+    "whitelist_addresses": lambda v: (
+        isinstance(v, list) and all(isinstance(r, WhitelistAddress) for r in v)
+    ),
     "withdraw_quota": lambda v: isinstance(v, WithdrawQuota),
 }
 
@@ -139,32 +194,93 @@ def read_call(name: str) -> Callable[[BinanceClient], Awaitable[Any]]:
 
 # Tokens that are not plain JSON values, or are but mean trouble for a parser. Exponents
 # beyond what Decimal can hold are a known bug, pinned separately below.
-RAW_TOKENS = st.sampled_from([
-    "1e400", "-1e400", "1E-400", "NaN", "Infinity", "-Infinity", "1e999999999", "-0",
-    "0.1", "1.0", "123456789012345678901234567890", "9" * 5000, "1" + "0" * 400, "2.5e-7",
-    '"1e400"', '"NaN"', '"Infinity"', '"0x10"', '" 1"', '"1,5"', '""', '"-"', '"."', '"٣"',
-    '"1e999999999"', "true", "null", "[]", "{}", '"2027-13-45 25:61:61"',
-    "1e99999999999999999999", "-1E-99999999999999999999", "[" * 3000 + "]" * 3000,
-])
+RAW_TOKENS = st.sampled_from(
+    [
+        "1e400",
+        "-1e400",
+        "1E-400",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1e999999999",
+        "-0",
+        "0.1",
+        "1.0",
+        "123456789012345678901234567890",
+        "9" * 5000,
+        "1" + "0" * 400,
+        "2.5e-7",
+        '"1e400"',
+        '"NaN"',
+        '"Infinity"',
+        '"0x10"',
+        '" 1"',
+        '"1,5"',
+        '""',
+        '"-"',
+        '"."',
+        '"٣"',
+        '"1e999999999"',
+        "true",
+        "null",
+        "[]",
+        "{}",
+        '"2027-13-45 25:61:61"',
+        "1e99999999999999999999",
+        "-1E-99999999999999999999",
+        "[" * 3000 + "]" * 3000,
+    ]
+)
 json_leaves = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.text(max_size=12),
     st.floats(allow_nan=False, allow_infinity=False).map(lambda f: Raw(repr(f))),
     RAW_TOKENS.map(Raw),
 )
 garbage_json = st.recursive(
     json_leaves,
-    lambda kids: st.one_of(st.lists(kids, max_size=3),
-                           st.dictionaries(st.text(max_size=6), kids, max_size=3)),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=6), kids, max_size=3)
+    ),
     max_leaves=8,
 )
 
 
 # What a number field may be replaced by: strings and raw tokens that look numeric.
-NUMBERISH = st.sampled_from([
-    '"NaN"', '"nan"', '"Infinity"', '"-Infinity"', '"inf"', '"1e400"', '"-1e400"', '"1E+999999999"',
-    '"-1"', '"0x10"', '"١٢"', '"1_0"', '" 1"', '"1."', '".5"', '"+.5e-3"', '"1e"', '""',
-    "1e400", "-0", "NaN", "Infinity", "1.5", "1" + "0" * 30, "true", '"true"', "null", "[1]",
-]).map(Raw)
+NUMBERISH = st.sampled_from(
+    [
+        '"NaN"',
+        '"nan"',
+        '"Infinity"',
+        '"-Infinity"',
+        '"inf"',
+        '"1e400"',
+        '"-1e400"',
+        '"1E+999999999"',
+        '"-1"',
+        '"0x10"',
+        '"١٢"',
+        '"1_0"',
+        '" 1"',
+        '"1."',
+        '".5"',
+        '"+.5e-3"',
+        '"1e"',
+        '""',
+        "1e400",
+        "-0",
+        "NaN",
+        "Infinity",
+        "1.5",
+        "1" + "0" * 30,
+        "true",
+        '"true"',
+        "null",
+        "[1]",
+    ]
+).map(Raw)
 
 
 def numeric(value: Any) -> bool:
@@ -206,27 +322,84 @@ def mutated(draw: st.DrawFn, value: Any) -> Any:
 def non_json_bodies() -> st.SearchStrategy[bytes]:
     return st.one_of(
         st.binary(max_size=64),
-        st.sampled_from([b"", b"null", b"<html><body>502 Bad Gateway</body></html>", b"{",
-                         b'{"id": "abc"', b"\xff\xfe{}", b'{"id": NaN}', b"[1, 2,]",
-                         b'{"a":1}{"b":2}', b"\x00", "{\"id\": \"\u00e9\"}".encode("latin-1")]),
+        st.sampled_from(
+            [
+                b"",
+                b"null",
+                b"<html><body>502 Bad Gateway</body></html>",
+                b"{",
+                b'{"id": "abc"',
+                b"\xff\xfe{}",
+                b'{"id": NaN}',
+                b"[1, 2,]",
+                b'{"a":1}{"b":2}',
+                b"\x00",
+                '{"id": "\u00e9"}'.encode("latin-1"),
+            ]
+        ),
     )
 
 
-statuses = st.one_of(st.just(200), st.sampled_from(
-    [200, 201, 202, 204, 299, 301, 302, 400, 401, 403, 404, 409, 418, 429, 500, 502, 503, 504,
-     599]), st.integers(200, 599))
-retry_after = st.one_of(st.none(), st.sampled_from(
-    ["0", "1", "30", "-1", "nan", "inf", "1e9", "1e12", "1e300", "abc", "",
-     "Wed, 21 Oct 2015 07:28:00 GMT"]))
+statuses = st.one_of(
+    st.just(200),
+    st.sampled_from(
+        [
+            200,
+            201,
+            202,
+            204,
+            299,
+            301,
+            302,
+            400,
+            401,
+            403,
+            404,
+            409,
+            418,
+            429,
+            500,
+            502,
+            503,
+            504,
+            599,
+        ]
+    ),
+    st.integers(200, 599),
+)
+retry_after = st.one_of(
+    st.none(),
+    st.sampled_from(
+        [
+            "0",
+            "1",
+            "30",
+            "-1",
+            "nan",
+            "inf",
+            "1e9",
+            "1e12",
+            "1e300",
+            "abc",
+            "",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+        ]
+    ),
+)
 # three codes in four are documented ones; the rest anything
 codes = st.sampled_from(range(4)).flatmap(
-    lambda i: st.integers(-10_000, 10_000) if i == 0 else st.sampled_from(sorted(RULES)))
+    lambda i: st.integers(-10_000, 10_000) if i == 0 else st.sampled_from(sorted(RULES))
+)
 error_bodies = st.one_of(
     st.builds(lambda code, msg: {"code": code, "msg": msg}, codes, st.text(max_size=30)),
-    st.builds(lambda code: {"code": code, "msg": "IP banned until 1700000000000."},
-              st.sampled_from([-1003])),
-    st.builds(lambda code: {"code": code}, st.one_of(codes, st.just(True), st.text(max_size=4),
-                                                     st.just(Raw("-1021.0")))),
+    st.builds(
+        lambda code: {"code": code, "msg": "IP banned until 1700000000000."},
+        st.sampled_from([-1003]),
+    ),
+    st.builds(
+        lambda code: {"code": code},
+        st.one_of(codes, st.just(True), st.text(max_size=4), st.just(Raw("-1021.0"))),
+    ),
     st.just({"msg": "no code"}),
 )
 
@@ -260,7 +433,8 @@ def server_time(request: httpx.Request) -> httpx.Response:
 
 
 async def with_client(
-    path: str, reply: Callable[[httpx.Request], httpx.Response],
+    path: str,
+    reply: Callable[[httpx.Request], httpx.Response],
     body: Callable[[BinanceClient], Awaitable[Any]],
 ) -> tuple[Any, BaseException | None, list[httpx.Request]]:
     seen: list[httpx.Request] = []
@@ -275,9 +449,13 @@ async def with_client(
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler), timeout=5) as http:
         client = BinanceClient(
-            http, base_url=BASE_URL, api_key=API_KEY, signer=HmacSigner(API_SECRET),
+            http,
+            base_url=BASE_URL,
+            api_key=API_KEY,
+            signer=HmacSigner(API_SECRET),
             retry=RetryPolicy(max_retries=1, backoff_s=0.0, max_wait_s=0.0),
-            withdraw_rate=1000.0, apply_timeout_s=5.0,
+            withdraw_rate=1000.0,
+            apply_timeout_s=5.0,
         )
         try:
             with anyio.fail_after(10):
@@ -288,9 +466,11 @@ async def with_client(
             return None, exc, seen
 
 
-def run(path: str, reply: Callable[[httpx.Request], httpx.Response],
-        body: Callable[[BinanceClient], Awaitable[Any]],
-        ) -> tuple[Any, BaseException | None, list[httpx.Request]]:
+def run(
+    path: str,
+    reply: Callable[[httpx.Request], httpx.Response],
+    body: Callable[[BinanceClient], Awaitable[Any]],
+) -> tuple[Any, BaseException | None, list[httpx.Request]]:
     return anyio.run(with_client, path, reply, body)
 
 
@@ -314,6 +494,7 @@ def decimals_in(value: Any) -> list[Decimal]:
 
 def load(body: bytes) -> Any:
     """The body as the client must read it (exact decimals, no NaN/Infinity), or a marker."""
+
     def refuse(name: str) -> Any:
         raise ValueError(name)
 
@@ -338,15 +519,32 @@ def read_cases(draw: st.DrawFn) -> tuple[str, tuple[int, bytes, dict[str, str]]]
 @FUZZ
 @given(read_cases())
 @example(("withdraw_quota", (200, b'{"wdQuota": 1e400, "usedWdQuota": "0"}', {})))
-@example(("account", (200, b'{"canWithdraw": true, "canTrade": true, "canDeposit": true, '
-                       b'"balances": [{"asset": "USDT", "free": NaN, "locked": "0"}]}', {})))
+@example(
+    (
+        "account",
+        (
+            200,
+            b'{"canWithdraw": true, "canTrade": true, "canDeposit": true, '
+            b'"balances": [{"asset": "USDT", "free": NaN, "locked": "0"}]}',
+            {},
+        ),
+    )
+)
 @example(("system_status", (200, b'{"status": 1e0, "msg": "x"}', {})))
 @example(("withdraw_history", (200, b'[{"id": 5}]', {})))
 @example(("withdraw_quota", (200, b'{"wdQuota": "Infinity", "usedWdQuota": "0"}', {})))
 @example(("withdraw_quota", (200, b'{"wdQuota": "8000000", "usedWdQuota": "NaN"}', {})))
-@example(("account", (200, b'{"canWithdraw": true, "canTrade": true, "canDeposit": true, '
-                       b'"balances": [{"asset": "USDT", "free": "1e400", "locked": "-Infinity"}]}',
-                       {})))
+@example(
+    (
+        "account",
+        (
+            200,
+            b'{"canWithdraw": true, "canTrade": true, "canDeposit": true, '
+            b'"balances": [{"asset": "USDT", "free": "1e400", "locked": "-Infinity"}]}',
+            {},
+        ),
+    )
+)
 @example(("coin_configs", (200, b'{"coin": "USDT"}', {})))
 @example(("api_restrictions", (418, b'{"code": -1003, "msg": "x"}', {"Retry-After": "60"})))
 def test_a_read_returns_its_type_or_raises_a_clean_error(
@@ -354,8 +552,9 @@ def test_a_read_returns_its_type_or_raises_a_clean_error(
 ) -> None:
     name, (status, body, headers) = case
     path = PATHS[name]
-    value, error, _ = run(path, lambda r: httpx.Response(status, content=body, headers=headers),
-                          read_call(name))
+    value, error, _ = run(
+        path, lambda r: httpx.Response(status, content=body, headers=headers), read_call(name)
+    )
     if error is not None:
         assert isinstance(error, NotSent | Rejected), (
             f"{name} raised {type(error).__name__}: {error!r} for HTTP {status} {body[:200]!r}"
@@ -438,6 +637,7 @@ def test_apply_is_sent_once_and_accepted_only_on_a_clean_id(
 
         def reply(request: httpx.Request) -> httpx.Response:
             raise make_error(request)
+
         outcome: type[Exception] | str = expected
         status, body = 0, b""
     else:
@@ -446,6 +646,7 @@ def test_apply_is_sent_once_and_accepted_only_on_a_clean_id(
 
         def reply(request: httpx.Request) -> httpx.Response:
             return httpx.Response(status, content=body, headers=headers)
+
         outcome = expected_outcome(status, body)
 
     timestamp = 1_800_000_000_123 if fixed_timestamp else None
@@ -475,17 +676,18 @@ def test_apply_is_sent_once_and_accepted_only_on_a_clean_id(
 
 
 @FUZZ
-@given(code=codes, status=st.integers(400, 499), msg=st.text(max_size=40),
-       wait=retry_after)
+@given(code=codes, status=st.integers(400, 499), msg=st.text(max_size=40), wait=retry_after)
 def test_apply_error_codes_map_as_the_table_says(
     code: int, status: int, msg: str, wait: str | None
 ) -> None:
     """The same property, aimed at Binance error answers (4xx with a code)."""
     body = json.dumps({"code": code, "msg": msg}).encode()
     headers = {} if wait is None else {"Retry-After": wait}
-    value, error, seen = run(APPLY_PATH,
-                             lambda r: httpx.Response(status, content=body, headers=headers),
-                             lambda c: c.withdraw(REQUEST, timestamp_ms=1_800_000_000_000))
+    value, error, seen = run(
+        APPLY_PATH,
+        lambda r: httpx.Response(status, content=body, headers=headers),
+        lambda c: c.withdraw(REQUEST, timestamp_ms=1_800_000_000_000),
+    )
     assert len([r for r in seen if r.url.path == APPLY_PATH]) == 1
     assert value is None
     outcome = expected_outcome(status, body)
@@ -504,16 +706,22 @@ HUGE_EXPONENT = b'{"wdQuota": 1e99999999999999999999, "usedWdQuota": "0"}'
 @pytest.mark.parametrize("status", [200, 400])
 def test_unparseable_json_on_a_read_is_not_sent(body: bytes, status: int) -> None:
     """json.loads raised RecursionError / decimal.InvalidOperation through load_json."""
-    _, error, _ = run(PATHS["withdraw_quota"], lambda r: httpx.Response(status, content=body),
-                      read_call("withdraw_quota"))
+    _, error, _ = run(
+        PATHS["withdraw_quota"],
+        lambda r: httpx.Response(status, content=body),
+        read_call("withdraw_quota"),
+    )
     assert isinstance(error, NotSent), repr(error)
 
 
 @pytest.mark.parametrize("body", [DEEP, HUGE_EXPONENT], ids=["deep-nesting", "huge-exponent"])
 @pytest.mark.parametrize("status", [200, 400])
 def test_unparseable_json_on_apply_is_outcome_unknown(body: bytes, status: int) -> None:
-    _, error, seen = run(APPLY_PATH, lambda r: httpx.Response(status, content=body),
-                         lambda c: c.withdraw(REQUEST, timestamp_ms=1_800_000_000_000))
+    _, error, seen = run(
+        APPLY_PATH,
+        lambda r: httpx.Response(status, content=body),
+        lambda c: c.withdraw(REQUEST, timestamp_ms=1_800_000_000_000),
+    )
     assert len([r for r in seen if r.url.path == APPLY_PATH]) == 1
     assert isinstance(error, OutcomeUnknown), repr(error)
 
@@ -521,10 +729,15 @@ def test_unparseable_json_on_apply_is_outcome_unknown(body: bytes, status: int) 
 @pytest.mark.parametrize("status", [500, 503])
 def test_a_5xx_apply_answer_is_unknown_even_if_it_mentions_a_ban(status: int) -> None:
     """Binance: 5xx means the execution status is unknown, whatever the body says."""
-    body = (b'{"code": -1003, "msg": "Way too much request weight used; '
-            b'IP banned until 1700000000000."}')
-    _, error, seen = run(APPLY_PATH, lambda r: httpx.Response(status, content=body),
-                         lambda c: c.withdraw(REQUEST, timestamp_ms=1_800_000_000_000))
+    body = (
+        b'{"code": -1003, "msg": "Way too much request weight used; '
+        b'IP banned until 1700000000000."}'
+    )
+    _, error, seen = run(
+        APPLY_PATH,
+        lambda r: httpx.Response(status, content=body),
+        lambda c: c.withdraw(REQUEST, timestamp_ms=1_800_000_000_000),
+    )
     assert len([r for r in seen if r.url.path == APPLY_PATH]) == 1
     assert isinstance(error, OutcomeUnknown), repr(error)
 
@@ -532,8 +745,10 @@ def test_a_5xx_apply_answer_is_unknown_even_if_it_mentions_a_ban(status: int) ->
 @pytest.mark.parametrize("wait", ["1e12", "1e300"])
 def test_a_ban_with_an_absurd_retry_after_is_still_not_sent(wait: str) -> None:
     """datetime.fromtimestamp(now + Retry-After) overflowed for a huge Retry-After."""
-    _, error, seen = run(APPLY_PATH,
-                         lambda r: httpx.Response(418, content=b"", headers={"Retry-After": wait}),
-                         lambda c: c.withdraw(REQUEST, timestamp_ms=1_800_000_000_000))
+    _, error, seen = run(
+        APPLY_PATH,
+        lambda r: httpx.Response(418, content=b"", headers={"Retry-After": wait}),
+        lambda c: c.withdraw(REQUEST, timestamp_ms=1_800_000_000_000),
+    )
     assert len([r for r in seen if r.url.path == APPLY_PATH]) == 1
     assert isinstance(error, NotSent), repr(error)

@@ -19,14 +19,24 @@ from hypothesis import strategies as st
 from treasury.domain.policy import MAX_APPROVALS, CoinPolicy, Policy
 from treasury.policy_file import AMOUNT_KEYS, PolicyError, parse_policy
 
-FUZZ = settings(max_examples=300, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 COIN_RE = re.compile(r"[A-Z0-9]{1,20}")
 BARE = re.compile(r"[A-Za-z0-9_-]+")
 KEYS = [*AMOUNT_KEYS, "approvals_required"]
-TYPOS = ["daily_cpa", "max_per_intnet", "Daily_Cap", "approval-threshold", "approvals",
-         "deny_unlisted_coins", "default", "coins", ""]
+TYPOS = [
+    "daily_cpa",
+    "max_per_intnet",
+    "Daily_Cap",
+    "approval-threshold",
+    "approvals",
+    "deny_unlisted_coins",
+    "default",
+    "coins",
+    "",
+]
 
 
 def key(text: str) -> str:
@@ -39,11 +49,34 @@ def basic_string(text: str) -> str:
 
 amount_texts = st.one_of(
     st.from_regex(r"-?[0-9]{1,22}(\.[0-9]{0,20})?", fullmatch=True),
-    st.sampled_from([
-        "1000.50", "0.000000000000000001", "0.0000000000000000001", "1E+3", "1e-5", "1e400",
-        "NaN", "-Infinity", "sNaN", "0", "-0", "00", "+5", " 5", "5 ", "1_000", "1,5", "", "٣",
-        "99999999999999999999", "100000000000000000000", "0x10", "1.", ".5",
-    ]),
+    st.sampled_from(
+        [
+            "1000.50",
+            "0.000000000000000001",
+            "0.0000000000000000001",
+            "1E+3",
+            "1e-5",
+            "1e400",
+            "NaN",
+            "-Infinity",
+            "sNaN",
+            "0",
+            "-0",
+            "00",
+            "+5",
+            " 5",
+            "5 ",
+            "1_000",
+            "1,5",
+            "",
+            "٣",
+            "99999999999999999999",
+            "100000000000000000000",
+            "0x10",
+            "1.",
+            ".5",
+        ]
+    ),
     st.text(max_size=12),
 )
 
@@ -51,20 +84,55 @@ amount_texts = st.one_of(
 literals = st.one_of(
     amount_texts.map(basic_string),
     st.integers(-(10**30), 10**30).map(str),
-    st.sampled_from([
-        "1.5", "0.1", "1e3", "1E-20", "6.02e23", "inf", "-inf", "nan", "+nan", "-0.0", "0.0",
-        "1_000", "1_000.000_1", "0x1F", "0o17", "0b101", "+7", "true", "false",
-        "1979-05-27", "1979-05-27T07:32:00Z", "07:32:00", "[]", "[1, 2]", '["1"]',
-        "{}", '{ max_per_intent = "1" }', "'1000'", "'''5'''", '"""7"""', "1.7976931348623157e308",
-        "1e999", "-1e-999",
-    ]),
+    st.sampled_from(
+        [
+            "1.5",
+            "0.1",
+            "1e3",
+            "1E-20",
+            "6.02e23",
+            "inf",
+            "-inf",
+            "nan",
+            "+nan",
+            "-0.0",
+            "0.0",
+            "1_000",
+            "1_000.000_1",
+            "0x1F",
+            "0o17",
+            "0b101",
+            "+7",
+            "true",
+            "false",
+            "1979-05-27",
+            "1979-05-27T07:32:00Z",
+            "07:32:00",
+            "[]",
+            "[1, 2]",
+            '["1"]',
+            "{}",
+            '{ max_per_intent = "1" }',
+            "'1000'",
+            "'''5'''",
+            '"""7"""',
+            "1.7976931348623157e308",
+            "1e999",
+            "-1e-999",
+        ]
+    ),
     st.integers(-3, MAX_APPROVALS + 3).map(str),
 )
 
 
 plausible_amounts = st.one_of(
-    st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**9), places=6,
-                allow_nan=False, allow_infinity=False).map(lambda d: basic_string(str(d))),
+    st.decimals(
+        min_value=Decimal("0.000001"),
+        max_value=Decimal(10**9),
+        places=6,
+        allow_nan=False,
+        allow_infinity=False,
+    ).map(lambda d: basic_string(str(d))),
     st.integers(1, 10**9).map(str),
     st.sampled_from(["100.5", "0.25", "1e3"]),
 )
@@ -81,18 +149,23 @@ def value_for(name: str) -> st.SearchStrategy[str]:
 @st.composite
 def table_lines(draw: st.DrawFn) -> list[str]:
     odd = draw(st.sampled_from(range(4))) == 0  # one table in four also gets odd keys
-    names = draw(st.lists(
-        st.one_of(st.sampled_from(KEYS), st.sampled_from(TYPOS), st.text(max_size=8))
-        if odd else st.sampled_from(KEYS),
-        max_size=6, unique=True,
-    ))
+    names = draw(
+        st.lists(
+            st.one_of(st.sampled_from(KEYS), st.sampled_from(TYPOS), st.text(max_size=8))
+            if odd
+            else st.sampled_from(KEYS),
+            max_size=6,
+            unique=True,
+        )
+    )
     return [f"{key(name)} = {draw(value_for(name))}" for name in names]
 
 
 coin_names = st.one_of(
     st.sampled_from(["USDT", "BTC", "ETH"]),
-    st.sampled_from(["USDT", "BTC", "XRP", "A" * 20, "A" * 21, "usdt", "US DT", "", "USDT.",
-                     "ÜSDT"]),
+    st.sampled_from(
+        ["USDT", "BTC", "XRP", "A" * 20, "A" * 21, "usdt", "US DT", "", "USDT.", "ÜSDT"]
+    ),
     st.text(max_size=8),
 )
 
@@ -116,8 +189,14 @@ def documents(draw: st.DrawFn) -> str:
         lines.extend(draw(table_lines()))
     if draw(st.sampled_from(range(6))) == 0:  # garbage: a random line, or a line cut short
         at = draw(st.integers(0, len(lines)))
-        lines.insert(at, draw(st.one_of(st.text(max_size=30), st.just("[default"),
-                                        st.just("x = "), st.just("[[coins]]"))))
+        lines.insert(
+            at,
+            draw(
+                st.one_of(
+                    st.text(max_size=30), st.just("[default"), st.just("x = "), st.just("[[coins]]")
+                )
+            ),
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -172,8 +251,11 @@ def test_arbitrary_text_is_refused_or_loaded_never_crashes(text: str) -> None:
 
 
 @FUZZ
-@given(key=st.sampled_from(AMOUNT_KEYS), amount=amount_texts,
-       section=st.sampled_from(["[default]", "[coins.USDT]"]))
+@given(
+    key=st.sampled_from(AMOUNT_KEYS),
+    amount=amount_texts,
+    section=st.sampled_from(["[default]", "[coins.USDT]"]),
+)
 def test_a_loaded_amount_is_the_exact_decimal_written(key: str, amount: str, section: str) -> None:
     """Quoted amounts never pass through float: what loads is exactly what was written."""
     policy = parse(f"{section}\n{key} = {basic_string(amount)}\n")
@@ -186,8 +268,15 @@ def test_a_loaded_amount_is_the_exact_decimal_written(key: str, amount: str, sec
 
 
 @FUZZ
-@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("1E-18"),
-                   max_value=Decimal("1E+19"), places=18))
+@given(
+    st.decimals(
+        allow_nan=False,
+        allow_infinity=False,
+        min_value=Decimal("1E-18"),
+        max_value=Decimal("1E+19"),
+        places=18,
+    )
+)
 def test_toml_float_literals_are_read_exactly(value: Decimal) -> None:
     literal = format(value, "f")
     if "." not in literal:
@@ -197,8 +286,13 @@ def test_toml_float_literals_are_read_exactly(value: Decimal) -> None:
     assert policy.default.daily_cap == value
 
 
-exact_amounts = st.decimals(min_value=Decimal("1E-18"), max_value=Decimal("99999999999999999999"),
-                            places=18, allow_nan=False, allow_infinity=False)
+exact_amounts = st.decimals(
+    min_value=Decimal("1E-18"),
+    max_value=Decimal("99999999999999999999"),
+    places=18,
+    allow_nan=False,
+    allow_infinity=False,
+)
 
 
 def amount_literal(value: Decimal, how: str) -> str:
@@ -215,8 +309,10 @@ def valid_tables(draw: st.DrawFn) -> dict[str, tuple[Decimal | int, str]]:
     table: dict[str, tuple[Decimal | int, str]] = {}
     for name in draw(st.lists(st.sampled_from(AMOUNT_KEYS), unique=True)):
         value = draw(exact_amounts)
-        table[name] = (value, amount_literal(value, draw(st.sampled_from(
-            ["string", "float", "integer"]))))
+        table[name] = (
+            value,
+            amount_literal(value, draw(st.sampled_from(["string", "float", "integer"]))),
+        )
     if "approval_threshold" in table and draw(st.booleans()):
         required = draw(st.integers(1, MAX_APPROVALS))
         table["approvals_required"] = (required, str(required))
@@ -224,9 +320,11 @@ def valid_tables(draw: st.DrawFn) -> dict[str, tuple[Decimal | int, str]]:
 
 
 @FUZZ
-@given(default=st.one_of(st.none(), valid_tables()),
-       coins=st.dictionaries(st.from_regex(COIN_RE, fullmatch=True), valid_tables(), max_size=3),
-       deny=st.booleans())
+@given(
+    default=st.one_of(st.none(), valid_tables()),
+    coins=st.dictionaries(st.from_regex(COIN_RE, fullmatch=True), valid_tables(), max_size=3),
+    deny=st.booleans(),
+)
 def test_a_valid_policy_loads_with_exactly_the_amounts_written(
     default: dict[str, tuple[Decimal | int, str]] | None,
     coins: dict[str, dict[str, tuple[Decimal | int, str]]],

@@ -20,16 +20,31 @@ from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
 
-FUZZ = settings(max_examples=250, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 NOW = datetime(2027, 1, 15, tzinfo=UTC)
 OID = "trs-ab12cd34-7"
 BASE = Intent(
-    id=7, coin="USDT", network="TRX", address="TXyzAbc123", address_tag=None,
-    amount=Decimal("12.5"), account="default", request_id=None, requested_by=None, note=None,
-    status=Status.SUBMITTING, status_reason="", withdraw_order_id=OID,
-    exchange_withdraw_id=None, tx_id=None, fee=None, created_at=NOW, updated_at=NOW,
+    id=7,
+    coin="USDT",
+    network="TRX",
+    address="TXyzAbc123",
+    address_tag=None,
+    amount=Decimal("12.5"),
+    account="default",
+    request_id=None,
+    requested_by=None,
+    note=None,
+    status=Status.SUBMITTING,
+    status_reason="",
+    withdraw_order_id=OID,
+    exchange_withdraw_id=None,
+    tx_id=None,
+    fee=None,
+    created_at=NOW,
+    updated_at=NOW,
 )
 
 # Binance's documented backend processing timeout, written out here on purpose: the test
@@ -43,16 +58,41 @@ networks = st.one_of(st.none(), st.sampled_from(["TRX", "ETH", "trx", ""]))
 addresses = st.sampled_from(["TXyzAbc123", "txyzabc123", "TXyzAbc123 ", "Tother", ""])
 tags = st.one_of(st.none(), st.sampled_from(["", "123", "0", " "]))
 amounts = st.one_of(
-    st.sampled_from([Decimal("12.5"), Decimal("12.50"), Decimal("12.500000000000000001"),
-                     Decimal("-12.5"), Decimal(0), Decimal("1E+1")]),
-    st.decimals(allow_nan=False, allow_infinity=False, places=8,
-                min_value=Decimal(-10**6), max_value=Decimal(10**6)),
+    st.sampled_from(
+        [
+            Decimal("12.5"),
+            Decimal("12.50"),
+            Decimal("12.500000000000000001"),
+            Decimal("-12.5"),
+            Decimal(0),
+            Decimal("1E+1"),
+        ]
+    ),
+    st.decimals(
+        allow_nan=False,
+        allow_infinity=False,
+        places=8,
+        min_value=Decimal(-(10**6)),
+        max_value=Decimal(10**6),
+    ),
 )
 # withdrawOrderIds: the intent's own, near misses of it (case, whitespace, prefix), others.
 # (hypothesis favours earlier branches: the near misses come first, the real id is rarer)
 order_ids = st.one_of(
-    st.sampled_from([None, "", OID.upper(), OID + " ", " " + OID, OID[:-1], OID + "0",
-                     "trs-ab12cd34-70", "trs-other-7", OID]),
+    st.sampled_from(
+        [
+            None,
+            "",
+            OID.upper(),
+            OID + " ",
+            " " + OID,
+            OID[:-1],
+            OID + "0",
+            "trs-ab12cd34-70",
+            "trs-other-7",
+            OID,
+        ]
+    ),
     st.text(max_size=20),
 )
 
@@ -99,8 +139,12 @@ def clocks(draw: st.DrawFn, intent: Intent) -> dict[str, int | None]:
     else:
         now = draw(st.integers(T_MIN - 10**9, T_MAX + 10**10))
     last = draw(st.one_of(st.integers(now - 10**7, now + 10**6), st.none()))
-    return {"server_now_ms": now, "lag_allowance_ms": margin, "last_absent_check_ms": last,
-            "min_gap_ms": draw(st.integers(0, 600_000))}
+    return {
+        "server_now_ms": now,
+        "lag_allowance_ms": margin,
+        "last_absent_check_ms": last,
+        "min_gap_ms": draw(st.integers(0, 600_000)),
+    }
 
 
 @st.composite
@@ -109,10 +153,18 @@ def cases(draw: st.DrawFn) -> tuple[Intent, list[WithdrawalRecord], dict[str, in
     found = draw(st.lists(records(), max_size=6))
     if draw(st.sampled_from([False, False, True])):  # an exact copy of what was sent
         exact = WithdrawalRecord(
-            id=draw(st.text(max_size=12)), withdraw_order_id=OID, coin=intent.coin,
-            network=draw(st.sampled_from([None, intent.network])), address=intent.address,
-            address_tag=intent.address_tag, amount=intent.amount, fee=Decimal(1),
-            status=draw(st.integers(0, 6)), tx_id=None, apply_time=None, complete_time=None,
+            id=draw(st.text(max_size=12)),
+            withdraw_order_id=OID,
+            coin=intent.coin,
+            network=draw(st.sampled_from([None, intent.network])),
+            address=intent.address,
+            address_tag=intent.address_tag,
+            amount=intent.amount,
+            fee=Decimal(1),
+            status=draw(st.integers(0, 6)),
+            tx_id=None,
+            apply_time=None,
+            complete_time=None,
         )
         found.insert(draw(st.integers(0, len(found))), exact)
     return intent, found, draw(clocks(intent))
@@ -132,8 +184,12 @@ def test_absence_is_never_concluded_against_the_evidence(
     if isinstance(decision, r.ProvenAbsent):
         assert intent.send_timestamp_ms is not None
         assert intent.send_recv_window_ms is not None
-        deadline = (intent.send_timestamp_ms + intent.send_recv_window_ms
-                    + PROCESSING_TIMEOUT_MS + clock["lag_allowance_ms"])  # type: ignore[operator]
+        deadline = (
+            intent.send_timestamp_ms
+            + intent.send_recv_window_ms
+            + PROCESSING_TIMEOUT_MS
+            + clock["lag_allowance_ms"]
+        )  # type: ignore[operator]
         assert clock["server_now_ms"] >= deadline, (clock, deadline)  # type: ignore[operator]
         # two lookups, the second one at least min_gap after the first
         assert intent.absent_checks + 1 >= r.REQUIRED_ABSENT_CHECKS
@@ -143,8 +199,12 @@ def test_absence_is_never_concluded_against_the_evidence(
     if isinstance(decision, r.CountAbsence):
         assert intent.send_timestamp_ms is not None
         assert intent.send_recv_window_ms is not None
-        deadline = (intent.send_timestamp_ms + intent.send_recv_window_ms
-                    + PROCESSING_TIMEOUT_MS + clock["lag_allowance_ms"])  # type: ignore[operator]
+        deadline = (
+            intent.send_timestamp_ms
+            + intent.send_recv_window_ms
+            + PROCESSING_TIMEOUT_MS
+            + clock["lag_allowance_ms"]
+        )  # type: ignore[operator]
         assert clock["server_now_ms"] >= deadline, (clock, deadline)  # type: ignore[operator]
     if isinstance(decision, r.Adopt):
         # only the one record carrying our id, and only when it is what we asked for

@@ -21,8 +21,12 @@ from hypothesis import strategies as st
 from treasury.config import ENV_PREFIX, Settings, SettingsError, load_settings
 
 # ``scratch_env`` is function-scoped on purpose: each example resets the variables itself.
-FUZZ = settings(max_examples=150, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 KEEP = {"TREASURY_TEST_POSTGRES_URL", "TREASURY_REQUIRE_POSTGRES", "TREASURY_TORTURE_ROUNDS"}
 
 FIELDS = sorted(Settings.model_fields)
@@ -68,36 +72,88 @@ env_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
     max_size=40,
 )
-secrets = st.text(alphabet=string.ascii_letters + string.digits + "-_+/=", min_size=24,
-                  max_size=64)
+secrets = st.text(alphabet=string.ascii_letters + string.digits + "-_+/=", min_size=24, max_size=64)
 numbers = st.one_of(
-    st.sampled_from(["0", "-1", "1", "0.5", "1e3", "1e-9", "nan", "NaN", "inf", "-inf",
-                     "Infinity", "1e308", "1e309", "9" * 30, "0x10", "1_000", " 5 ", "5s",
-                     "", "true", "10", "50", "50.0000001", "60000", "60001", "99"]),
+    st.sampled_from(
+        [
+            "0",
+            "-1",
+            "1",
+            "0.5",
+            "1e3",
+            "1e-9",
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "Infinity",
+            "1e308",
+            "1e309",
+            "9" * 30,
+            "0x10",
+            "1_000",
+            " 5 ",
+            "5s",
+            "",
+            "true",
+            "10",
+            "50",
+            "50.0000001",
+            "60000",
+            "60001",
+            "99",
+        ]
+    ),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.integers(-(10**20), 10**20).map(str),
 )
-flags = st.sampled_from(["true", "false", "1", "0", "yes", "no", "on", "off", "TRUE", "maybe",
-                         "", " true", "2"])
+flags = st.sampled_from(
+    ["true", "false", "1", "0", "yes", "no", "on", "off", "TRUE", "maybe", "", " true", "2"]
+)
 urls = st.one_of(
-    st.sampled_from([
-        "https://api.binance.com", "http://127.0.0.1:8080", "http://localhost:1/", "http://[::1]:9",
-        "http://example.com", "ftp://x", "https://", "https://user:pw@host", "http://[::1",
-        "https://[zz]", "//host", "https:///path", "https://h?x=1", "", "javascript:alert(1)",
-    ]),
+    st.sampled_from(
+        [
+            "https://api.binance.com",
+            "http://127.0.0.1:8080",
+            "http://localhost:1/",
+            "http://[::1]:9",
+            "http://example.com",
+            "ftp://x",
+            "https://",
+            "https://user:pw@host",
+            "http://[::1",
+            "https://[zz]",
+            "//host",
+            "https:///path",
+            "https://h?x=1",
+            "",
+            "javascript:alert(1)",
+        ]
+    ),
     env_text,
 )
 db_urls = st.one_of(
-    st.sampled_from([
-        "sqlite:///x.sqlite3", "sqlite+aiosqlite:///:memory:", "postgresql://u@h/db",
-        "postgresql+asyncpg://u@h:5432/db", "postgresql+psycopg2://u@h/db", "mysql://u@h/db",
-        "sqlite://", "postgresql://u@[x/db", "postgresql://u@h:99999/db", "://", "",
-        "sqlite+pysqlite:///x",
-    ]),
+    st.sampled_from(
+        [
+            "sqlite:///x.sqlite3",
+            "sqlite+aiosqlite:///:memory:",
+            "postgresql://u@h/db",
+            "postgresql+asyncpg://u@h:5432/db",
+            "postgresql+psycopg2://u@h/db",
+            "mysql://u@h/db",
+            "sqlite://",
+            "postgresql://u@[x/db",
+            "postgresql://u@h:99999/db",
+            "://",
+            "",
+            "sqlite+pysqlite:///x",
+        ]
+    ),
     env_text,
 )
-paths = st.one_of(st.sampled_from(["key.pem", "adir", "missing.pem", "", ".", "/", "policy.toml"]),
-                  env_text)
+paths = st.one_of(
+    st.sampled_from(["key.pem", "adir", "missing.pem", "", ".", "/", "policy.toml"]), env_text
+)
 
 BY_FIELD: dict[str, st.SearchStrategy[str]] = {
     "database_url": db_urls,
@@ -146,7 +202,8 @@ NUMERIC = [f for f in FIELDS if Settings.model_fields[f].annotation in (int, flo
 @FUZZ
 @given(environments())
 def test_settings_load_or_fail_with_one_clear_settings_error(
-    scratch_env: Path, case: tuple[dict[str, str], str, str | None],
+    scratch_env: Path,
+    case: tuple[dict[str, str], str, str | None],
 ) -> None:
     values, secret, embedded = case
     apply_env(values)

@@ -39,39 +39,105 @@ Value = str | int | float | bytes | None
 
 # ---- values ----------------------------------------------------------------------------
 
-odd_text = st.sampled_from([
-    "", " ", "  USDT", "USDT ", "\t", "\n", "\u200b", "\u00a0", "TRX\u200b", "é", "ß", "ǅ", "İ",
-    "١٢", "😀", "\x7f", "\x01", "NULL", "null", "'", "''", "\\", "%", "a" * 20, "A" * 21,
-    "A" * 33, "x" * 257, "x" * 129, "queued", "QUEUED", "submitted",
-])
+odd_text = st.sampled_from(
+    [
+        "",
+        " ",
+        "  USDT",
+        "USDT ",
+        "\t",
+        "\n",
+        "\u200b",
+        "\u00a0",
+        "TRX\u200b",
+        "é",
+        "ß",
+        "ǅ",
+        "İ",
+        "١٢",
+        "😀",
+        "\x7f",
+        "\x01",
+        "NULL",
+        "null",
+        "'",
+        "''",
+        "\\",
+        "%",
+        "a" * 20,
+        "A" * 21,
+        "A" * 33,
+        "x" * 257,
+        "x" * 129,
+        "queued",
+        "QUEUED",
+        "submitted",
+    ]
+)
 texts = st.one_of(
     odd_text,
     st.text(max_size=30),
     st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", min_size=1, max_size=34),
 )
 ints = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([0, 1, -1, 10, 2**31]))
-floats = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
-                   st.sampled_from([0.1, 1.5, -0.0, 1e-30, 1e300]))
+floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.1, 1.5, -0.0, 1e-30, 1e300]),
+)
 amount_texts = st.one_of(
     st.from_regex(r"-?[0-9]{1,30}(\.[0-9]{0,22})?", fullmatch=True),
-    st.sampled_from([
-        "10", "125.50", "0.000000000000000001", "0.0000000000000000001", "00.5", "0",
-        "0.000", "-5", "+5", "1e5", "1E+2", " 1", "1 ", "1.", ".5", "1..2", "1,5", "NaN",
-        "Infinity", "-Infinity", "9" * 40, "99999999999999999999", "100000000000000000000",
-        "١٢", "0x10", "",
-    ]),
+    st.sampled_from(
+        [
+            "10",
+            "125.50",
+            "0.000000000000000001",
+            "0.0000000000000000001",
+            "00.5",
+            "0",
+            "0.000",
+            "-5",
+            "+5",
+            "1e5",
+            "1E+2",
+            " 1",
+            "1 ",
+            "1.",
+            ".5",
+            "1..2",
+            "1,5",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "9" * 40,
+            "99999999999999999999",
+            "100000000000000000000",
+            "١٢",
+            "0x10",
+            "",
+        ]
+    ),
     texts,
 )
 values = st.one_of(st.none(), texts, ints, floats)
 amounts = st.one_of(amount_texts, amount_texts, ints, floats, st.none())
 
-CONTRACT = ["coin", "network", "address", "address_tag", "amount", "request_id", "account",
-            "requested_by", "note"]
+CONTRACT = [
+    "coin",
+    "network",
+    "address",
+    "address_tag",
+    "amount",
+    "request_id",
+    "account",
+    "requested_by",
+    "note",
+]
 PLAUSIBLE: dict[str, st.SearchStrategy[Value]] = {
     "coin": st.sampled_from(["USDT", "BTC", "XRP"]),
     "network": st.sampled_from(["TRX", "ETH", "XRP"]),
-    "address": st.sampled_from(["TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ",
-                                "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh"]),
+    "address": st.sampled_from(
+        ["TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ", "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh"]
+    ),
     "address_tag": st.sampled_from([None, "104400725"]),
     "amount": st.sampled_from(["10", "125.50", "0.000001"]),
     "request_id": st.one_of(st.none(), st.uuids().map(str)),
@@ -94,8 +160,9 @@ def rows(draw: st.DrawFn) -> dict[str, Value]:
         else:
             row[column] = draw(PLAUSIBLE[column])
     if draw(st.sampled_from(range(10))) == 0:
-        row["status"] = draw(st.one_of(st.sampled_from(["queued", "submitted", "completed"]),
-                                       values))
+        row["status"] = draw(
+            st.one_of(st.sampled_from(["queued", "submitted", "completed"]), values)
+        )
     return row
 
 
@@ -149,9 +216,11 @@ async def insert(url: str, row: dict[str, Value], raw: dict[str, str] | None = N
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        sql = (f"INSERT INTO withdrawal_intents ({columns}) "
-               f"VALUES ({', '.join([*(literal(v) for v in row.values()), *raw.values()])}) "
-               "RETURNING id")
+        sql = (
+            f"INSERT INTO withdrawal_intents ({columns}) "
+            f"VALUES ({', '.join([*(literal(v) for v in row.values()), *raw.values()])}) "
+            "RETURNING id"
+        )
         new_id = await conn.fetchval(sql)
         assert isinstance(new_id, int)
         return new_id
@@ -174,8 +243,8 @@ async def counts(ledger: Any) -> tuple[int, int]:
     from treasury.adapters.db.tables import intent_events, withdrawal_intents
 
     async with ledger.intents.engine.connect() as conn:
-        intents = (await conn.execute(select(func.count()).select_from(withdrawal_intents)))
-        events = (await conn.execute(select(func.count()).select_from(intent_events)))
+        intents = await conn.execute(select(func.count()).select_from(withdrawal_intents))
+        events = await conn.execute(select(func.count()).select_from(intent_events))
         return intents.scalar_one(), events.scalar_one()
 
 
@@ -184,17 +253,24 @@ async def counts(ledger: Any) -> tuple[int, int]:
 
 @FUZZ
 @given(rows())
-@example({"coin": "USDT", "network": "TRX", "address": "TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ",
-          "amount": "125.50"})
+@example(
+    {
+        "coin": "USDT",
+        "network": "TRX",
+        "address": "TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ",
+        "amount": "125.50",
+    }
+)
 @example({"coin": "USDT", "network": "TRX", "address": "TX1", "amount": "99999999999999999999999"})
 @example({"coin": "USDT", "network": "TRX", "address": "TX1", "amount": 1.5})
 @example({"coin": "USDT", "network": "TRX", "address": "TX1", "amount": "1e5"})
 @example({"coin": "ß", "network": "TRX", "address": "TX1", "amount": "1"})
-@example({"coin": "USDT", "network": "TRX", "address": "TX 1", "amount": "1",
-          "address_tag": " "})
+@example({"coin": "USDT", "network": "TRX", "address": "TX 1", "amount": "1", "address_tag": " "})
 @example({"coin": "USDT", "network": 5, "address": 7, "amount": "1", "account": 1.5})
 async def test_a_row_is_refused_by_the_database_or_judged_by_the_worker(
-    migrated_url: str, ledger: Any, row: dict[str, Value],
+    migrated_url: str,
+    ledger: Any,
+    row: dict[str, Value],
 ) -> None:
     row = for_dialect(migrated_url, row)
     before = await counts(ledger)
@@ -232,11 +308,17 @@ async def test_a_row_is_refused_by_the_database_or_judged_by_the_worker(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_blob_in_a_text_column_is_refused_or_rejected(
-    migrated_url: str, ledger: Any,
+    migrated_url: str,
+    ledger: Any,
 ) -> None:
     for column in ("network", "address", "address_tag", "account"):
-        row: dict[str, Value] = {"coin": "USDT", "network": "TRX", "address": "TX1",
-                                 "amount": "1", column: b"TRX"}
+        row: dict[str, Value] = {
+            "coin": "USDT",
+            "network": "TRX",
+            "address": "TX1",
+            "amount": "1",
+            column: b"TRX",
+        }
         try:
             new_id = await insert(migrated_url, row)
         except Refused:
@@ -245,18 +327,24 @@ async def test_a_blob_in_a_text_column_is_refused_or_rejected(
         assert isinstance(verdict, Reject), (column, verdict)
 
 
-@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 @pytest.mark.parametrize("amount", ["'NaN'", "'Infinity'", "'-Infinity'", "'nan'"])
 async def test_a_non_finite_amount_is_refused_by_postgres(
-    migrated_url: str, ledger: Any, amount: str,
+    migrated_url: str,
+    ledger: Any,
+    amount: str,
 ) -> None:
     """Found by this fuzzing and fixed (migration 0004): NUMERIC admits NaN (> 0 there) and
     Infinity, the first CHECK let them in, and `treasury list`/`show` then crashed."""
     before = await counts(ledger)
     with pytest.raises(Refused):
-        await insert(migrated_url, {"coin": "USDT", "network": "TRX", "address": "TX1"},
-                     raw={"amount": amount})
+        await insert(
+            migrated_url,
+            {"coin": "USDT", "network": "TRX", "address": "TX1"},
+            raw={"amount": amount},
+        )
     assert await counts(ledger) == before
 
 
@@ -313,29 +401,70 @@ def destination_rows(draw: st.DrawFn) -> dict[str, Value]:
 # No shrinking: one example runs a whole daemon, and a stuck one costs the full wait. The
 # failure message lists the rows and where each intent stopped instead.
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None, database=None, suppress_health_check=SHARED,
-          phases=[Phase.explicit, Phase.generate])
+@settings(
+    max_examples=12,
+    deadline=None,
+    database=None,
+    suppress_health_check=SHARED,
+    phases=[Phase.explicit, Phase.generate],
+)
 @given(st.lists(destination_rows(), min_size=1, max_size=4))
-@example([  # near misses that pass every format check: only the whitelist stands between
-    {"coin": "USDT", "network": "TRX", "address": "TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQ1",
-     "amount": "12"},
-    {"coin": "USDT", "network": "BSC", "address": "0x94df8b352de7f46f64b01d3666bf6e936e44ce61",
-     "amount": "15.5"},
-    {"coin": "XRP", "network": "XRP", "address": "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh",
-     "address_tag": "104400726", "amount": "3"},
-    {"coin": "USDT", "network": "TRX", "address": "TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ",
-     "amount": "11"},
-])
-@example([  # a tag dropped, a tag added, another network for a whitelisted address
-    {"coin": "XRP", "network": "XRP", "address": "r9Q997XVDHVduUDtPiNm9kvLEzFq5yxhR9",
-     "amount": "3"},
-    {"coin": "USDT", "network": "ETH", "address": "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
-     "address_tag": "1", "amount": "20"},
-    {"coin": "ETH", "network": "BSC", "address": "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
-     "amount": "0.01"},
-])
+@example(
+    [  # near misses that pass every format check: only the whitelist stands between
+        {
+            "coin": "USDT",
+            "network": "TRX",
+            "address": "TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQ1",
+            "amount": "12",
+        },
+        {
+            "coin": "USDT",
+            "network": "BSC",
+            "address": "0x94df8b352de7f46f64b01d3666bf6e936e44ce61",
+            "amount": "15.5",
+        },
+        {
+            "coin": "XRP",
+            "network": "XRP",
+            "address": "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh",
+            "address_tag": "104400726",
+            "amount": "3",
+        },
+        {
+            "coin": "USDT",
+            "network": "TRX",
+            "address": "TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ",
+            "amount": "11",
+        },
+    ]
+)
+@example(
+    [  # a tag dropped, a tag added, another network for a whitelisted address
+        {
+            "coin": "XRP",
+            "network": "XRP",
+            "address": "r9Q997XVDHVduUDtPiNm9kvLEzFq5yxhR9",
+            "amount": "3",
+        },
+        {
+            "coin": "USDT",
+            "network": "ETH",
+            "address": "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
+            "address_tag": "1",
+            "amount": "20",
+        },
+        {
+            "coin": "ETH",
+            "network": "BSC",
+            "address": "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
+            "amount": "0.01",
+        },
+    ]
+)
 async def test_sql_rows_settle_and_only_whitelisted_checked_rows_are_sent(
-    migrated_url: str, stack_factory: Callable[..., Any], generated: list[dict[str, Value]],
+    migrated_url: str,
+    stack_factory: Callable[..., Any],
+    generated: list[dict[str, Value]],
 ) -> None:
     generated = [for_dialect(migrated_url, r) for r in generated]
     async with stack_factory(max_hold_s=1.0) as stack:
@@ -356,7 +485,8 @@ async def test_sql_rows_settle_and_only_whitelisted_checked_rows_are_sent(
             except TimeoutError:  # inside the daemon's task group, so it is not wrapped
                 stuck = "; ".join(
                     f"#{i.id} {i.status.value} ({i.status_reason}) from {typed[i.id]!r}"
-                    for i in [await ledger.intents.get(i) for i in accepted])
+                    for i in [await ledger.intents.get(i) for i in accepted]
+                )
         if stuck:
             pytest.fail(f"rows did not settle within 30 s: {stuck}")
         namespace = await ledger.intents.namespace()
@@ -376,8 +506,12 @@ async def test_sql_rows_settle_and_only_whitelisted_checked_rows_are_sent(
         if intent.status is Status.COMPLETED:
             [w] = sent
             assert (w.coin, w.network, w.address, w.address_tag or "", w.amount) == (
-                intent.coin, intent.network, intent.address, intent.address_tag or "",
-                intent.amount)
+                intent.coin,
+                intent.network,
+                intent.address,
+                intent.address_tag or "",
+                intent.amount,
+            )
         if sent:
             key = (intent.coin, intent.network, intent.address, intent.address_tag or "")
             assert key in WHITELIST, f"intent {intent.id} sent to {key}, not whitelisted"
@@ -399,7 +533,9 @@ async def test_sql_rows_settle_and_only_whitelisted_checked_rows_are_sent(
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_submission_during_an_idle_poll_is_settled_promptly(
-    migrated_url: str, stack_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+    migrated_url: str,
+    stack_factory: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Daemon._settle_loop installed its wake-up event only after a poll: a submission that
     landed during that poll set the old event, and the loop slept its 60 s idle interval."""
@@ -417,8 +553,9 @@ async def test_a_submission_during_an_idle_poll_is_settled_promptly(
 
     monkeypatch.setattr(settle, "poll_once", poll_then_linger)
     async with stack_factory() as stack:
-        new = validate_new_intent(coin="USDT", network="TRX",
-                                  address="TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ", amount="20")
+        new = validate_new_intent(
+            coin="USDT", network="TRX", address="TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ", amount="20"
+        )
         intent, _ = await stack.rt.ledger.intents.enqueue(new, actor="fuzz")
         late = False
         async with stack.daemon():
@@ -429,4 +566,3 @@ async def test_a_submission_during_an_idle_poll_is_settled_promptly(
     if late:
         raise TimeoutError("a withdrawal accepted in the sandbox was not settled within 20 s")
     assert done.status is Status.COMPLETED
-

@@ -75,16 +75,20 @@ class Stack:
 
 
 @pytest.fixture
-def stack_factory(
-    migrated_url: str, tmp_path: Path
-) -> Callable[..., Any]:
+def stack_factory(migrated_url: str, tmp_path: Path) -> Callable[..., Any]:
     @asynccontextmanager
     async def make(**overrides: Any) -> AsyncIterator[Stack]:
         base = default_config()
         config = dataclasses.replace(
             base,
-            timings=dataclasses.replace(base.timings, processing_s=0.5, processing_jitter_s=0.0,
-                                        failure_share=0.0, rejection_share=0.0, seed=1),
+            timings=dataclasses.replace(
+                base.timings,
+                processing_s=0.5,
+                processing_jitter_s=0.0,
+                failure_share=0.0,
+                rejection_share=0.0,
+                seed=1,
+            ),
             rate_limits=dataclasses.replace(base.rate_limits, multiplier=100),
             journal_fsync=False,
         )
@@ -95,22 +99,24 @@ def stack_factory(
             alerts.append((kind, message, intent_id))
 
         async with running_sandbox(config=config, state_path=journal) as sb:
-            settings = load_settings(**{
-                "database_url": migrated_url,
-                "binance_base_url": sb.url,
-                "binance_api_key": "sandbox-api-key",
-                "binance_api_secret": "sandbox-api-secret",
-                "withdraw_rate": 20,
-                "exchange_limit_multiplier": 100,
-                "poll_interval_s": 0.3,
-                "intake_interval_s": 0.05,
-                "reconcile_interval_s": 0.3,
-                "history_lag_allowance_s": 0.5,
-                "hold_backoff_s": 0.2,
-                "apply_recv_window_ms": 1000,
-                "lease_ttl_s": 2,
-                **overrides,
-            })
+            settings = load_settings(
+                **{
+                    "database_url": migrated_url,
+                    "binance_base_url": sb.url,
+                    "binance_api_key": "sandbox-api-key",
+                    "binance_api_secret": "sandbox-api-secret",
+                    "withdraw_rate": 20,
+                    "exchange_limit_multiplier": 100,
+                    "poll_interval_s": 0.3,
+                    "intake_interval_s": 0.05,
+                    "reconcile_interval_s": 0.3,
+                    "history_lag_allowance_s": 0.5,
+                    "hold_backoff_s": 0.2,
+                    "apply_recv_window_ms": 1000,
+                    "lease_ttl_s": 2,
+                    **overrides,
+                }
+            )
             async with runtime(settings, alert=alert, worker="test-worker") as rt:
                 await sync_whitelist(rt.exchange, rt.ledger.whitelist)
                 yield Stack(rt=rt, sandbox=sb, journal=journal, alerts=alerts)

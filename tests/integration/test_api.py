@@ -37,8 +37,13 @@ async def test_enqueue_is_idempotent_by_request_id(migrated_url: str, ledger: Le
         assert await counts(ledger) == (1, 1)
 
         before = await counts(ledger)
-        for change in ({"amount": "250.11"}, {"address": "TOther999"}, {"network": "ETH"},
-                       {"address_tag": "1"}, {"account": "desk-2"}):
+        for change in (
+            {"amount": "250.11"},
+            {"address": "TOther999"},
+            {"network": "ETH"},
+            {"address_tag": "1"},
+            {"account": "desk-2"},
+        ):
             fields: dict[str, object] = {**DEST, "amount": "250.10", **change}
             with pytest.raises(IdempotencyConflict, match="rebalance-7"):
                 await t.enqueue(**fields, request_id="rebalance-7")  # type: ignore[arg-type]
@@ -52,17 +57,20 @@ async def test_enqueue_is_idempotent_by_request_id(migrated_url: str, ledger: Le
 
 async def test_get_by_id_and_by_request_id(migrated_url: str) -> None:
     async with Treasury.connect(migrated_url) as t:
-        made = await t.enqueue(**DEST, amount="0.000000000000000001", request_id="r-1",
-                               requested_by="bot-7", note="test")
+        made = await t.enqueue(
+            **DEST,
+            amount="0.000000000000000001",
+            request_id="r-1",
+            requested_by="bot-7",
+            note="test",
+        )
         by_id = await t.get(made.id)
         by_request = await t.get("r-1")
         assert by_id == by_request
         assert by_id.amount == Decimal("0.000000000000000001")
         assert (by_id.requested_by, by_id.note, by_id.request_id) == ("bot-7", "test", "r-1")
         history = await t.history("r-1")
-        assert [(e.from_status, e.to_status, e.actor) for e in history] == [
-            (None, "queued", "api")
-        ]
+        assert [(e.from_status, e.to_status, e.actor) for e in history] == [(None, "queued", "api")]
         with pytest.raises(NotFound, match="intent 999999 not found"):
             await t.get(999999)
         with pytest.raises(NotFound, match="request_id 'nope'"):
@@ -73,8 +81,14 @@ async def test_get_by_id_and_by_request_id(migrated_url: str) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "field"),
-    [(0.1, "amount"), (True, "amount"), (Decimal("NaN"), "amount"), ("0", "amount"),
-     (Decimal("-1"), "amount"), ("1e400", "amount")],
+    [
+        (0.1, "amount"),
+        (True, "amount"),
+        (Decimal("NaN"), "amount"),
+        ("0", "amount"),
+        (Decimal("-1"), "amount"),
+        ("1e400", "amount"),
+    ],
     ids=["float", "bool", "nan", "zero", "negative", "huge"],
 )
 async def test_bad_amount_is_refused_and_nothing_written(
@@ -94,8 +108,14 @@ async def test_float_amount_names_the_reason(migrated_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "change", [{"coin": "usdt"}, {"network": "t rx"}, {"address": ""},
-               {"address_tag": "a b"}, {"account": "bad account"}],
+    "change",
+    [
+        {"coin": "usdt"},
+        {"network": "t rx"},
+        {"address": ""},
+        {"address_tag": "a b"},
+        {"account": "bad account"},
+    ],
 )
 async def test_bad_fields_are_refused(
     migrated_url: str, ledger: Ledger, change: dict[str, str]
@@ -137,8 +157,9 @@ async def test_wait_until_settled_returns_on_needs_attention(
 
         async def outcome_unknown() -> None:
             await anyio.sleep(0.2)
-            await ledger.intents.transition(intent.id, Status.NEEDS_ATTENTION,
-                                            reason="outcome unknown", actor="w")
+            await ledger.intents.transition(
+                intent.id, Status.NEEDS_ATTENTION, reason="outcome unknown", actor="w"
+            )
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(outcome_unknown)

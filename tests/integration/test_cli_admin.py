@@ -31,8 +31,7 @@ async def cli(*args: str) -> Result:
 
 
 def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr,
-                                   result.exception)
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
     return result.stdout
 
 
@@ -85,8 +84,21 @@ def url(migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 async def enqueue(*extra: str, amount: str = "10", coin: str = "USDT") -> dict[str, Any]:
-    args = ["enqueue", "--coin", coin, "--network", "TRX", "--address", "TXyzAbc123",
-            "--amount", amount, "--as", "alice", "--json", *extra]
+    args = [
+        "enqueue",
+        "--coin",
+        coin,
+        "--network",
+        "TRX",
+        "--address",
+        "TXyzAbc123",
+        "--amount",
+        amount,
+        "--as",
+        "alice",
+        "--json",
+        *extra,
+    ]
     result: dict[str, Any] = as_json(await cli(*args))
     return result
 
@@ -95,8 +107,13 @@ async def enqueue(*extra: str, amount: str = "10", coin: str = "USDT") -> dict[s
 
 
 def _enqueue_with(**change: str | None) -> list[str]:
-    fields = {"--coin": "USDT", "--network": "TRX", "--address": "TXyzAbc123", "--amount": "10",
-              "--as": "alice"}
+    fields = {
+        "--coin": "USDT",
+        "--network": "TRX",
+        "--address": "TXyzAbc123",
+        "--amount": "10",
+        "--as": "alice",
+    }
     fields.update(change)  # type: ignore[arg-type]
     args = ["enqueue"]
     for key, value in fields.items():
@@ -146,15 +163,22 @@ async def test_enqueue_refuses_bad_input_and_writes_nothing(
 
 async def test_enqueue_missing_option_is_a_usage_error(url: str, ledger: Ledger) -> None:
     before = await snapshot(ledger.engine)
-    refused(await cli("enqueue", "--coin", "USDT", "--network", "TRX", "--address", "TX"),
-            2, "--amount")
+    refused(
+        await cli("enqueue", "--coin", "USDT", "--network", "TRX", "--address", "TX"), 2, "--amount"
+    )
     assert await snapshot(ledger.engine) == before
 
 
 @pytest.mark.parametrize(
     "change",
-    [{"--amount": "11"}, {"--address": "TOther999"}, {"--network": "ETH"},
-     {"--tag": "123"}, {"--account": "other"}, {"--coin": "USDC"}],
+    [
+        {"--amount": "11"},
+        {"--address": "TOther999"},
+        {"--network": "ETH"},
+        {"--tag": "123"},
+        {"--account": "other"},
+        {"--coin": "USDC"},
+    ],
     ids=lambda c: next(iter(c)),
 )
 async def test_request_id_reused_with_different_contents_is_refused(
@@ -162,8 +186,13 @@ async def test_request_id_reused_with_different_contents_is_refused(
 ) -> None:
     first = await enqueue("--request-id", "payout-1")
     before = await snapshot(ledger.engine)
-    err = refused(await cli(*_enqueue_with(**{"--request-id": "payout-1", **change})),
-                  1, "request_id", "payout-1", f"intent {first['id']}")
+    err = refused(
+        await cli(*_enqueue_with(**{"--request-id": "payout-1", **change})),
+        1,
+        "request_id",
+        "payout-1",
+        f"intent {first['id']}",
+    )
     one_line_error(err)
     assert await snapshot(ledger.engine) == before
 
@@ -183,20 +212,42 @@ BAD_ARGUMENTS = [
     (["cancel", "999", "--as", "bob"], 1, ["intent 999 not found"]),
     (["cancel", "abc", "--as", "bob"], 2, ["intent_id"]),
     (["cancel", "3000000000", "--as", "bob"], 2, ["intent_id"]),
-    (["resolve", "999", "--outcome", "failed", "--reason", "r", "--as", "bob"], 1,
-     ["intent 999 not found"]),
+    (
+        ["resolve", "999", "--outcome", "failed", "--reason", "r", "--as", "bob"],
+        1,
+        ["intent 999 not found"],
+    ),
     (["resolve", "abc", "--outcome", "failed", "--reason", "r"], 2, ["intent_id"]),
     (["whitelist", "remove", "999"], 1, ["whitelist entry 999 not found"]),
     (["whitelist", "remove", "abc"], 2, ["entry_id"]),
     (["whitelist", "remove", "3000000000"], 2, ["entry_id"]),
-    (["whitelist", "add", "--coin", "usdt", "--network", "TRX", "--address", "T1"], 2,
-     ["coin"]),
-    (["whitelist", "add", "--coin", "USDT", "--network", "t rx", "--address", "T1"], 2,
-     ["network"]),
-    (["whitelist", "add", "--coin", "USDT", "--network", "TRX", "--address", "T 1"], 2,
-     ["address"]),
-    (["whitelist", "add", "--coin", "USDT", "--network", "TRX", "--address", "T1",
-      "--tag", "a b"], 2, ["address_tag"]),
+    (["whitelist", "add", "--coin", "usdt", "--network", "TRX", "--address", "T1"], 2, ["coin"]),
+    (
+        ["whitelist", "add", "--coin", "USDT", "--network", "t rx", "--address", "T1"],
+        2,
+        ["network"],
+    ),
+    (
+        ["whitelist", "add", "--coin", "USDT", "--network", "TRX", "--address", "T 1"],
+        2,
+        ["address"],
+    ),
+    (
+        [
+            "whitelist",
+            "add",
+            "--coin",
+            "USDT",
+            "--network",
+            "TRX",
+            "--address",
+            "T1",
+            "--tag",
+            "a b",
+        ],
+        2,
+        ["address_tag"],
+    ),
 ]
 
 
@@ -220,8 +271,12 @@ async def test_cancel_after_commit_to_send_is_refused_with_a_reason(
     intent = await enqueue()
     await ledger.intents.transition(intent["id"], status, reason="test: moved", actor="test")
     before = await snapshot(ledger.engine)
-    err = refused(await cli("cancel", str(intent["id"]), "--as", "bob"), 1,
-              f"intent {intent['id']} is {status.value}", "can no longer be cancelled")
+    err = refused(
+        await cli("cancel", str(intent["id"]), "--as", "bob"),
+        1,
+        f"intent {intent['id']} is {status.value}",
+        "can no longer be cancelled",
+    )
     one_line_error(err)
     assert await snapshot(ledger.engine) == before
     assert (await ledger.intents.get(intent["id"])).status is status
@@ -242,9 +297,19 @@ async def test_resolve_refuses_an_intent_not_in_needs_attention(url: str, ledger
     intent = await enqueue()
     before = await snapshot(ledger.engine)
     err = refused(
-    await cli("resolve", str(intent["id"]), "--outcome", "failed", "--reason", "checked",
-              "--as", "bob"),
-    1, "queued", "only needs_attention",
+        await cli(
+            "resolve",
+            str(intent["id"]),
+            "--outcome",
+            "failed",
+            "--reason",
+            "checked",
+            "--as",
+            "bob",
+        ),
+        1,
+        "queued",
+        "only needs_attention",
     )
     one_line_error(err)
     assert await snapshot(ledger.engine) == before
@@ -253,24 +318,37 @@ async def test_resolve_refuses_an_intent_not_in_needs_attention(url: str, ledger
 @pytest.mark.parametrize(
     ("extra", "code", "words"),
     [
-    (["--outcome", "bogus", "--reason", "checked"], None, ["outcome", "bogus", "requeue"]),
-    (["--outcome", "failed"], 2, ["--reason"]),
-    (["--outcome", "failed", "--reason", "   "], 1, ["reason"]),
-    (["--outcome", "completed", "--reason", "seen on binance"], 1,
-     ["completed", "withdrawal id"]),
-    (["--outcome", "submitted", "--reason", "seen on binance"], 1,
-     ["submitted", "withdrawal id"]),
-    (["--reason", "checked"], 2, ["--outcome"]),
+        (["--outcome", "bogus", "--reason", "checked"], None, ["outcome", "bogus", "requeue"]),
+        (["--outcome", "failed"], 2, ["--reason"]),
+        (["--outcome", "failed", "--reason", "   "], 1, ["reason"]),
+        (
+            ["--outcome", "completed", "--reason", "seen on binance"],
+            1,
+            ["completed", "withdrawal id"],
+        ),
+        (
+            ["--outcome", "submitted", "--reason", "seen on binance"],
+            1,
+            ["submitted", "withdrawal id"],
+        ),
+        (["--reason", "checked"], 2, ["--outcome"]),
     ],
-    ids=["unknown-outcome", "missing-reason", "blank-reason", "completed-without-id",
-     "submitted-without-id", "missing-outcome"],
+    ids=[
+        "unknown-outcome",
+        "missing-reason",
+        "blank-reason",
+        "completed-without-id",
+        "submitted-without-id",
+        "missing-outcome",
+    ],
 )
 async def test_resolve_refuses_bad_decisions(
     url: str, ledger: Ledger, extra: list[str], code: int | None, words: list[str]
 ) -> None:
     intent = await enqueue()
-    await ledger.intents.transition(intent["id"], Status.NEEDS_ATTENTION, reason="test: unknown",
-                                actor="test")
+    await ledger.intents.transition(
+        intent["id"], Status.NEEDS_ATTENTION, reason="test: unknown", actor="test"
+    )
     before = await snapshot(ledger.engine)
     result = await cli("resolve", str(intent["id"]), *extra, "--as", "bob")
     # An unknown outcome is bad input (2) by the CLI's convention; it is refused (1) today.
@@ -284,8 +362,20 @@ async def test_resolve_refuses_bad_decisions(
 
 
 async def test_whitelist_add_duplicate_is_refused(url: str, ledger: Ledger) -> None:
-    add = ("whitelist", "add", "--coin", "USDT", "--network", "TRX", "--address", "TDest1",
-       "--tag", "77", "--label", "cold wallet")
+    add = (
+        "whitelist",
+        "add",
+        "--coin",
+        "USDT",
+        "--network",
+        "TRX",
+        "--address",
+        "TDest1",
+        "--tag",
+        "77",
+        "--label",
+        "cold wallet",
+    )
     assert "added" in ok(await cli(*add))
     before = await snapshot(ledger.engine)
     err = refused(await cli(*add), 1, "USDT/TRX TDest1", "already in the whitelist")
@@ -295,13 +385,11 @@ async def test_whitelist_add_duplicate_is_refused(url: str, ledger: Ledger) -> N
     assert "added" in ok(await cli(*add[:-4], "--tag", "78"))
 
 
-async def test_pause_twice_says_already_paused_and_writes_nothing(
-    url: str, ledger: Ledger
-) -> None:
+async def test_pause_twice_says_already_paused_and_writes_nothing(url: str, ledger: Ledger) -> None:
     assert ok(await cli("pause", "--reason", "incident 42", "--as", "bob")).strip() == "paused"
     before = await snapshot(ledger.engine)
     assert ok(await cli("pause", "--reason", "again", "--as", "carol")).strip() == (
-    "already paused"
+        "already paused"
     )
     assert await snapshot(ledger.engine) == before
     pause = await ledger.state.pause_state()
@@ -377,8 +465,7 @@ async def test_enqueue_list_show_cancel_show(url: str, ledger: Ledger) -> None:
     a = await enqueue("--note", "invoice 4711", amount="10.50")
     b = await enqueue(amount="0.000000000000000001", coin="BTC")
     c = await enqueue("--request-id", "payout-7", "--tag", "12345", amount="123456789012345678.5")
-    for created, amount in ((a, "10.5"), (b, "0.000000000000000001"),
-                            (c, "123456789012345678.5")):
+    for created, amount in ((a, "10.5"), (b, "0.000000000000000001"), (c, "123456789012345678.5")):
         assert created["created"] is True
         assert created["status"] == "queued"
         assert created["amount"] == amount
@@ -415,7 +502,10 @@ async def test_enqueue_list_show_cancel_show(url: str, ledger: Ledger) -> None:
     assert shown["status"] == "cancelled"
     last = shown["events"][-1]
     assert (last["from_status"], last["to_status"], last["actor"], last["reason"]) == (
-        "queued", "cancelled", "cli:bob", "typo in amount"
+        "queued",
+        "cancelled",
+        "cli:bob",
+        "typo in amount",
     )
     assert len(shown["events"]) == 2
     text_view = ok(await cli("show", str(a["id"])))
@@ -435,8 +525,9 @@ async def test_same_request_id_twice_gives_the_same_intent(url: str, ledger: Led
     before = await snapshot(ledger.engine)
     again = await enqueue("--request-id", "payout-2026-1", amount="5.250")
     assert again["id"] == first["id"] and again["created"] is False
-    text_again = ok(await cli(*_enqueue_with(**{"--request-id": "payout-2026-1",
-                                                "--amount": "5.25"})))
+    text_again = ok(
+        await cli(*_enqueue_with(**{"--request-id": "payout-2026-1", "--amount": "5.25"}))
+    )
     assert text_again == f"intent {first['id']} already known (same request_id): queued\n"
     assert await snapshot(ledger.engine) == before
 
@@ -445,11 +536,25 @@ async def test_resolve_good_paths(url: str, ledger: Ledger) -> None:
     done = await enqueue()
     again = await enqueue()
     for intent in (done, again):
-        await ledger.intents.transition(intent["id"], Status.NEEDS_ATTENTION,
-                                        reason="test: unknown outcome", actor="test")
-    out = ok(await cli("resolve", str(done["id"]), "--outcome", "completed", "--reason",
-                       "seen completed on binance", "--exchange-id", "wd-123", "--tx-id", "0xabc",
-                       "--as", "carol"))
+        await ledger.intents.transition(
+            intent["id"], Status.NEEDS_ATTENTION, reason="test: unknown outcome", actor="test"
+        )
+    out = ok(
+        await cli(
+            "resolve",
+            str(done["id"]),
+            "--outcome",
+            "completed",
+            "--reason",
+            "seen completed on binance",
+            "--exchange-id",
+            "wd-123",
+            "--tx-id",
+            "0xabc",
+            "--as",
+            "carol",
+        )
+    )
     assert out == f"intent {done['id']} is now completed\n"
     final = as_json(await cli("show", str(done["id"]), "--json"))
     assert final["status"] == "completed"
@@ -457,8 +562,18 @@ async def test_resolve_good_paths(url: str, ledger: Ledger) -> None:
     last = final["events"][-1]
     assert last["actor"] == "cli:carol" and "seen completed on binance" in last["reason"]
 
-    ok(await cli("resolve", str(again["id"]), "--outcome", "requeue", "--reason",
-                 "not on binance", "--as", "carol"))
+    ok(
+        await cli(
+            "resolve",
+            str(again["id"]),
+            "--outcome",
+            "requeue",
+            "--reason",
+            "not on binance",
+            "--as",
+            "carol",
+        )
+    )
     assert (await ledger.intents.get(again["id"])).status is Status.QUEUED
 
 
@@ -473,12 +588,26 @@ async def test_pause_shows_in_list_and_resume_releases(url: str, ledger: Ledger)
 
 
 async def test_whitelist_add_list_remove(url: str, ledger: Ledger) -> None:
-    out = ok(await cli("whitelist", "add", "--coin", "USDT", "--network", "TRX", "--address",
-                       "TDest1", "--label", "cold wallet"))
+    out = ok(
+        await cli(
+            "whitelist",
+            "add",
+            "--coin",
+            "USDT",
+            "--network",
+            "TRX",
+            "--address",
+            "TDest1",
+            "--label",
+            "cold wallet",
+        )
+    )
     assert out.startswith("whitelist entry ") and out.endswith(" added\n")
     entries = as_json(await cli("whitelist", "list", "--json"))
-    assert [(e["coin"], e["network"], e["address"], e["label"], e["source"], e["enabled"])
-            for e in entries] == [("USDT", "TRX", "TDest1", "cold wallet", "manual", True)]
+    assert [
+        (e["coin"], e["network"], e["address"], e["label"], e["source"], e["enabled"])
+        for e in entries
+    ] == [("USDT", "TRX", "TDest1", "cold wallet", "manual", True)]
     assert "TDest1" in ok(await cli("whitelist", "list"))
     entry_id = entries[0]["id"]
     assert ok(await cli("whitelist", "remove", str(entry_id))) == (

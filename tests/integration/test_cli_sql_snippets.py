@@ -54,8 +54,14 @@ def extract_snippets(markdown: str) -> list[Snippet]:
             body = lines[start:end]
             match = TAG.match(body[0].strip()) if body else None
             if match:
-                snippets.append(Snippet(dialect=match.group(1), title=match.group(2).strip(),
-                                        line=start + 1, sql="\n".join(body)))
+                snippets.append(
+                    Snippet(
+                        dialect=match.group(1),
+                        title=match.group(2).strip(),
+                        line=start + 1,
+                        sql="\n".join(body),
+                    )
+                )
             i = end + 1
         else:
             i += 1
@@ -127,10 +133,12 @@ def test_extractor_and_splitter() -> None:
     )
     snippets = extract_snippets(sample)
     assert [(s.dialect, s.title) for s in snippets] == [
-        ("sqlite", "enqueue one"), ("postgres", "summary")
+        ("sqlite", "enqueue one"),
+        ("postgres", "summary"),
     ]
     assert snippets[0].statements == [
-        "-- sqlite: enqueue one\nINSERT INTO t (a, b) VALUES ('x;y', 'it''s')", "SELECT 1"
+        "-- sqlite: enqueue one\nINSERT INTO t (a, b) VALUES ('x;y', 'it''s')",
+        "SELECT 1",
     ]
     assert [first_keyword(s) for s in snippets[0].statements] == ["INSERT", "SELECT"]
     assert snippets[1].statements == ["-- postgres: summary\nSELECT status FROM t"]
@@ -138,7 +146,8 @@ def test_extractor_and_splitter() -> None:
         Decimal("250.10")
     }
     assert numeric_literals("VALUES ('XRP', 'r9', 40.000001, 'id-7') LIMIT 3") == {
-        Decimal("40.000001"), Decimal("3")
+        Decimal("40.000001"),
+        Decimal("3"),
     }
 
 
@@ -147,8 +156,9 @@ def test_extractor_and_splitter() -> None:
 
 def readme_snippets(dialect: str) -> list[Snippet]:
     assert README.is_file(), f"{README} is missing"
-    snippets = [s for s in extract_snippets(README.read_text(encoding="utf-8"))
-                if s.dialect == dialect]
+    snippets = [
+        s for s in extract_snippets(README.read_text(encoding="utf-8")) if s.dialect == dialect
+    ]
     if not snippets:
         pytest.fail(
             f"README.md has no operator SQL snippet for {dialect}: add fenced ```sql blocks "
@@ -208,8 +218,9 @@ async def test_readme_sql_snippets_run_and_enqueue_what_the_worker_expects(
                     continue
                 if kind != "INSERT":
                     continue
-                created = [i for i in await ledger.intents.search(limit=10000)
-                           if i.id not in before]
+                created = [
+                    i for i in await ledger.intents.search(limit=10000) if i.id not in before
+                ]
                 assert created, f"{where}: the INSERT created no intent"
                 for intent in created:
                     assert intent.status is Status.QUEUED, where
@@ -219,9 +230,13 @@ async def test_readme_sql_snippets_run_and_enqueue_what_the_worker_expects(
                     )
                     # the worker re-validates rows that came in by SQL: they must pass
                     validate_new_intent(
-                        coin=intent.coin, network=intent.network, address=intent.address,
-                        amount=intent.amount, address_tag=intent.address_tag,
-                        account=intent.account, request_id=intent.request_id,
+                        coin=intent.coin,
+                        network=intent.network,
+                        address=intent.address,
+                        amount=intent.amount,
+                        address_tag=intent.address_tag,
+                        account=intent.account,
+                        request_id=intent.request_id,
                     )
                     events = await ledger.intents.events(intent.id)
                     assert [(e.from_status, e.to_status, e.actor) for e in events] == [

@@ -27,10 +27,18 @@ async def admin(stack: Any, path: str, body: dict[str, object]) -> Any:
 
 async def test_unexpected_withdrawal_raises_one_alarm(stack_factory: Any) -> None:
     async with stack_factory() as stack:
-        foreign = await admin(stack, "foreign-withdrawal", {
-            "account": "default", "coin": "USDT", "network": "TRX", "address": TRX,
-            "amount": "999", "status": 6,
-        })
+        foreign = await admin(
+            stack,
+            "foreign-withdrawal",
+            {
+                "account": "default",
+                "coin": "USDT",
+                "network": "TRX",
+                "address": TRX,
+                "amount": "999",
+                "status": 6,
+            },
+        )
         async with stack.daemon():
             with anyio.fail_after(10):
                 while not any(a[0] == "unexpected_withdrawal" for a in stack.alerts):
@@ -59,11 +67,30 @@ async def test_whitelist_drift_in_both_directions(stack_factory: Any) -> None:
         ledger = stack.rt.ledger
         before = {e.key: e for e in await ledger.whitelist.all()}
         assert (("USDT", "TRX", TRX, "")) in before
-        await admin(stack, "whitelist", {"account": "default", "action": "remove",
-                                         "coin": "USDT", "network": "TRX", "address": TRX})
+        await admin(
+            stack,
+            "whitelist",
+            {
+                "account": "default",
+                "action": "remove",
+                "coin": "USDT",
+                "network": "TRX",
+                "address": TRX,
+            },
+        )
         new_addr = "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7"
-        await admin(stack, "whitelist", {"account": "default", "action": "add", "coin": "USDT",
-                                         "network": "TRX", "address": new_addr, "name": "n"})
+        await admin(
+            stack,
+            "whitelist",
+            {
+                "account": "default",
+                "action": "add",
+                "coin": "USDT",
+                "network": "TRX",
+                "address": new_addr,
+                "name": "n",
+            },
+        )
         drift = await sync_whitelist(stack.rt.exchange, ledger.whitelist, ledger.events)
         after = {e.key: e for e in await ledger.whitelist.all()}
         kinds = [e.kind for e in await ledger.events.recent()]
@@ -81,8 +108,17 @@ async def test_intent_to_a_destination_dropped_by_the_exchange_is_rejected(
 ) -> None:
     async with stack_factory() as stack:
         ledger = stack.rt.ledger
-        await admin(stack, "whitelist", {"account": "default", "action": "remove",
-                                         "coin": "USDT", "network": "TRX", "address": TRX})
+        await admin(
+            stack,
+            "whitelist",
+            {
+                "account": "default",
+                "action": "remove",
+                "coin": "USDT",
+                "network": "TRX",
+                "address": TRX,
+            },
+        )
         await sync_whitelist(stack.rt.exchange, ledger.whitelist, ledger.events)
         new = validate_new_intent(coin="USDT", network="TRX", address=TRX, amount="20")
         intent, _ = await ledger.intents.enqueue(new, actor="test")
@@ -117,11 +153,14 @@ async def test_unrestricted_ip_can_be_allowed_explicitly_with_a_warning(
     stack_factory: Any,
 ) -> None:
     async with stack_factory() as stack:
-        await admin(stack, "account", {"account": "default",
-                                       "apiRestrictions": {"ipRestrict": False}})
-        checks = await run_checks(stack.rt.exchange,
-                                  schema=migrate.schema_probe(stack.rt.settings.database_url),
-                                  allow_unrestricted_ip=True)
+        await admin(
+            stack, "account", {"account": "default", "apiRestrictions": {"ipRestrict": False}}
+        )
+        checks = await run_checks(
+            stack.rt.exchange,
+            schema=migrate.schema_probe(stack.rt.settings.database_url),
+            allow_unrestricted_ip=True,
+        )
     [ip] = [c for c in checks if c.name == "ip restriction"]
     assert ip.ok and ip.warning
 
@@ -173,8 +212,9 @@ async def test_intent_for_an_unserved_account_gets_a_reason_and_an_alert(
 
     async with stack_factory() as stack:
         ledger = stack.rt.ledger
-        typo = validate_new_intent(coin="USDT", network="TRX", address=TRX, amount="20",
-                                   account="defualt")
+        typo = validate_new_intent(
+            coin="USDT", network="TRX", address=TRX, amount="20", account="defualt"
+        )
         intent, _ = await ledger.intents.enqueue(typo, actor="sql")
         async with stack.daemon():
             await anyio.sleep(0.5)  # the daemon holds the lease of "default" only

@@ -40,12 +40,19 @@ async def enqueue(stack: Any, amount: str = "20", address: str = TRX) -> Intent:
     return intent
 
 
-async def exchange_has(stack: Any, order_id: str, amount: str = "20", address: str = TRX,
-                       **extra: object) -> str:
+async def exchange_has(
+    stack: Any, order_id: str, amount: str = "20", address: str = TRX, **extra: object
+) -> str:
     """A withdrawal under ``order_id`` on the exchange, as if sent before a restore."""
-    body: dict[str, object] = {"account": "default", "coin": "USDT", "network": "TRX",
-                               "address": address, "amount": amount,
-                               "withdrawOrderId": order_id, **extra}
+    body: dict[str, object] = {
+        "account": "default",
+        "coin": "USDT",
+        "network": "TRX",
+        "address": address,
+        "amount": amount,
+        "withdrawOrderId": order_id,
+        **extra,
+    }
     return str((await sandbox_admin(stack, "foreign-withdrawal", body))["id"])
 
 
@@ -123,8 +130,11 @@ async def test_burned_order_id_is_skipped_when_the_intent_id_comes_back(
         intent = await enqueue(stack)
         oid = await order_id(stack, intent.id)
         await stack.rt.ledger.unmatched.record(
-            account="default", record=_record(oid), intent_id=intent.id,
-            reason="seen before", found_by="test",
+            account="default",
+            record=_record(oid),
+            intent_id=intent.id,
+            reason="seen before",
+            found_by="test",
         )
         async with stack.daemon():
             [done] = await stack.wait_settled([intent.id])
@@ -183,14 +193,20 @@ async def proven_absent(stack: Any, intent: Intent) -> Intent:
     assert await ctx.ledger.state.acquire_lease("default", ctx.config.worker_id, 60)
     old = ctx.exchange.now_ms() - 120_000
     committed = await submit.commit_to_send(
-        ctx.ledger, intent, worker=ctx.config.worker_id,
-        order_id=await order_id(stack, intent.id), timestamp_ms=old, recv_window_ms=1000,
+        ctx.ledger,
+        intent,
+        worker=ctx.config.worker_id,
+        order_id=await order_id(stack, intent.id),
+        timestamp_ms=old,
+        recv_window_ms=1000,
         policy_gate=None,
     )
     for _ in range(2):
         current = await ctx.ledger.intents.get(committed.id)
         await ctx.ledger.intents.update_fields(
-            current.id, expect_status=current.status, expect_version=current.version,
+            current.id,
+            expect_status=current.status,
+            expect_version=current.version,
             fields={"last_checked_at": None},
         )
         current = await ctx.ledger.intents.get(committed.id)
@@ -222,8 +238,9 @@ async def test_manual_resend_waits_for_a_person(stack_factory: Any) -> None:
         held = await proven_absent(stack, intent)
         assert held.status is Status.NEEDS_ATTENTION
         assert f"treasury resend {intent.id}" in (held.status_reason or "")
-        again = await admin_cases.resend(stack.rt.ledger, intent.id, actor="cli:bob",
-                                         reason="not in the history on binance.com")
+        again = await admin_cases.resend(
+            stack.rt.ledger, intent.id, actor="cli:bob", reason="not in the history on binance.com"
+        )
         async with stack.daemon():
             [done] = await stack.wait_settled([intent.id])
         events = await stack.rt.ledger.intents.events(intent.id)
@@ -253,9 +270,13 @@ async def test_unreachable_exchange_still_reaches_a_person(stack_factory: Any) -
         ctx = stack.rt.ctx
         assert await ctx.ledger.state.acquire_lease("default", ctx.config.worker_id, 60)
         await submit.commit_to_send(
-            ctx.ledger, intent, worker=ctx.config.worker_id,
+            ctx.ledger,
+            intent,
+            worker=ctx.config.worker_id,
             order_id=await order_id(stack, intent.id),
-            timestamp_ms=ctx.exchange.now_ms() - 5_000, recv_window_ms=1000, policy_gate=None,
+            timestamp_ms=ctx.exchange.now_ms() - 5_000,
+            recv_window_ms=1000,
+            policy_gate=None,
         )
         await sandbox_admin(stack, "faults", {"outage": True})
         await reconcile.reconcile_all(ctx)
@@ -271,9 +292,18 @@ def _record(oid: str) -> Any:
     from treasury.domain.exchange import WithdrawalRecord
 
     return WithdrawalRecord(
-        id="seen-1", withdraw_order_id=oid, coin="USDT", network="TRX", address=OTHER,
-        address_tag=None, amount=Decimal("5"), fee=Decimal("1"), status=6, tx_id=None,
-        apply_time=datetime.now(UTC), complete_time=None,
+        id="seen-1",
+        withdraw_order_id=oid,
+        coin="USDT",
+        network="TRX",
+        address=OTHER,
+        address_tag=None,
+        amount=Decimal("5"),
+        fee=Decimal("1"),
+        status=6,
+        tx_id=None,
+        apply_time=datetime.now(UTC),
+        complete_time=None,
     )
 
 
@@ -312,9 +342,16 @@ async def test_a_new_sender_waits_out_the_history_lag_before_sending_older_inten
         intent = await enqueue(stack)
         oid = await order_id(stack, intent.id)
         await sandbox_admin(stack, "faults", {"history_lag_s": 3})
-        await stack.rt.exchange.withdraw(WithdrawRequest(
-            coin="USDT", network="TRX", address=TRX, address_tag=None,
-            amount=Decimal("20"), withdraw_order_id=oid))  # the lost send
+        await stack.rt.exchange.withdraw(
+            WithdrawRequest(
+                coin="USDT",
+                network="TRX",
+                address=TRX,
+                address_tag=None,
+                amount=Decimal("20"),
+                withdraw_order_id=oid,
+            )
+        )  # the lost send
         async with stack.daemon() as daemon:
             with anyio.fail_after(10):
                 while not daemon.swept:
@@ -325,8 +362,7 @@ async def test_a_new_sender_waits_out_the_history_lag_before_sending_older_inten
         events = await stack.rt.ledger.intents.events(intent.id)
     assert applies_for(stack, oid) == 1  # the predecessor's only
     assert adopted.status is Status.COMPLETED and "adopted" in (adopted.status_reason or "")
-    assert any("held until" in e.reason and "history-lag allowance" in e.reason
-               for e in events)
+    assert any("held until" in e.reason and "history-lag allowance" in e.reason for e in events)
     assert sent.status is Status.COMPLETED
 
 
@@ -338,8 +374,9 @@ async def test_a_new_intent_on_a_lost_intents_id_is_not_taken_for_its_withdrawal
     async with stack_factory() as stack:
         intent = await enqueue(stack)  # same destination and amount as the lost one
         applied = stack.rt.exchange.now_ms() - 120_000  # inside the sweep window
-        wid = await exchange_has(stack, await order_id(stack, intent.id),
-                                 applied_at_ms=applied, status=6)
+        wid = await exchange_has(
+            stack, await order_id(stack, intent.id), applied_at_ms=applied, status=6
+        )
         result = await sweep(stack.rt.ctx, found_by="test")
         after = await stack.rt.ledger.intents.get(intent.id)
         unmatched = await stack.rt.ledger.unmatched.list()
@@ -359,8 +396,13 @@ async def test_reconciliation_files_a_contradicting_record_and_pauses(
         assert await ctx.ledger.state.acquire_lease("default", ctx.config.worker_id, 60)
         oid = await order_id(stack, intent.id)
         await submit.commit_to_send(
-            ctx.ledger, intent, worker=ctx.config.worker_id, order_id=oid,
-            timestamp_ms=ctx.exchange.now_ms() - 5_000, recv_window_ms=1000, policy_gate=None,
+            ctx.ledger,
+            intent,
+            worker=ctx.config.worker_id,
+            order_id=oid,
+            timestamp_ms=ctx.exchange.now_ms() - 5_000,
+            recv_window_ms=1000,
+            policy_gate=None,
         )
         wid = await exchange_has(stack, oid, address=OTHER)
         await reconcile.reconcile_all(ctx)

@@ -57,10 +57,12 @@ async def test_sql_insert_with_bad_amount_is_refused(ledger: Ledger, literal: st
         exc_type = IntegrityError
     with pytest.raises(exc_type):
         async with ledger.engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO withdrawal_intents (coin, network, address, amount) "
-                f"VALUES ('USDT', 'TRX', 'TXyz', {literal})"
-            ))
+            await conn.execute(
+                text(
+                    "INSERT INTO withdrawal_intents (coin, network, address, amount) "
+                    f"VALUES ('USDT', 'TRX', 'TXyz', {literal})"
+                )
+            )
     assert await count(ledger) == 0
 
 
@@ -69,10 +71,12 @@ async def test_sqlite_refuses_unquoted_float_literals(ledger: Ledger) -> None:
         pytest.skip("PostgreSQL parses the literal as exact NUMERIC")
     with pytest.raises(IntegrityError, match="amount_positive_exact"):
         async with ledger.engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO withdrawal_intents (coin, network, address, amount) "
-                "VALUES ('USDT', 'TRX', 'TXyz', 0.30000000000000004)"
-            ))
+            await conn.execute(
+                text(
+                    "INSERT INTO withdrawal_intents (coin, network, address, amount) "
+                    "VALUES ('USDT', 'TRX', 'TXyz', 0.30000000000000004)"
+                )
+            )
     assert await count(ledger) == 0
 
 
@@ -90,20 +94,24 @@ async def test_sqlite_refuses_unquoted_float_literals(ledger: Ledger) -> None:
 async def test_sql_insert_with_bad_fields_is_refused(ledger: Ledger, values: str) -> None:
     with pytest.raises(DBAPIError):
         async with ledger.engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO withdrawal_intents (coin, network, address, amount, status) "
-                f"VALUES {values}"
-            ))
+            await conn.execute(
+                text(
+                    "INSERT INTO withdrawal_intents (coin, network, address, amount, status) "
+                    f"VALUES {values}"
+                )
+            )
     assert await count(ledger) == 0
     assert await count(ledger, intent_events) == 0
 
 
 async def test_sql_insert_is_recorded_as_an_event(ledger: Ledger) -> None:
     async with ledger.engine.begin() as conn:
-        await conn.execute(text(
-            "INSERT INTO withdrawal_intents (coin, network, address, amount) "
-            "VALUES ('USDT', 'TRX', 'TXyz', '12.5')"
-        ))
+        await conn.execute(
+            text(
+                "INSERT INTO withdrawal_intents (coin, network, address, amount) "
+                "VALUES ('USDT', 'TRX', 'TXyz', '12.5')"
+            )
+        )
     [intent] = await ledger.intents.search()
     assert intent.status is Status.QUEUED and intent.amount == Decimal("12.5")
     [event] = await ledger.intents.events(intent.id)
@@ -136,17 +144,18 @@ async def test_sql_duplicate_request_id_is_refused(ledger: Ledger) -> None:
     await ledger.intents.enqueue(new("5", "dup"), actor="api")
     with pytest.raises(IntegrityError):
         async with ledger.engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO withdrawal_intents (coin, network, address, amount, request_id) "
-                "VALUES ('USDT', 'TRX', 'TXyz', '5', 'dup')"
-            ))
+            await conn.execute(
+                text(
+                    "INSERT INTO withdrawal_intents (coin, network, address, amount, request_id) "
+                    "VALUES ('USDT', 'TRX', 'TXyz', '5', 'dup')"
+                )
+            )
     assert await count(ledger) == 1
 
 
 async def test_illegal_transition_raises_and_writes_nothing(ledger: Ledger) -> None:
     intent, _ = await ledger.intents.enqueue(new(), actor="test")
-    intent = await ledger.intents.transition(intent.id, Status.REJECTED, reason="x",
-                                             actor="test")
+    intent = await ledger.intents.transition(intent.id, Status.REJECTED, reason="x", actor="test")
     with pytest.raises(IllegalTransition):
         await ledger.intents.transition(intent.id, Status.COMPLETED, reason="x", actor="test")
     after = await ledger.intents.get(intent.id)
@@ -162,7 +171,10 @@ async def test_transition_writes_status_and_event_together(ledger: Ledger) -> No
     assert moved.status is Status.REJECTED and moved.settled_at is not None
     events = await ledger.intents.events(intent.id)
     assert [(e.from_status, e.to_status, e.reason, e.actor) for e in events][-1] == (
-        "queued", "rejected", "network unknown", "worker"
+        "queued",
+        "rejected",
+        "network unknown",
+        "worker",
     )
 
 
@@ -195,6 +207,7 @@ async def test_an_unreachable_database_is_store_unavailable() -> None:
     try:
         with pytest.raises(StoreUnavailable, match="did not answer"):
             await SqlLedger.over(engine).intents.transition(
-                1, Status.SUBMITTED, reason="x", actor="test")
+                1, Status.SUBMITTED, reason="x", actor="test"
+            )
     finally:
         await engine.dispose()

@@ -13,8 +13,16 @@ from treasury.adapters.db import migrate
 from treasury.adapters.db.engine import create_engine
 from treasury.adapters.db.tables import metadata
 
-TABLES = {"withdrawal_intents", "intent_events", "whitelist_entries", "intent_approvals",
-          "service_events", "service_state", "sender_leases", "unmatched_withdrawals"}
+TABLES = {
+    "withdrawal_intents",
+    "intent_events",
+    "whitelist_entries",
+    "intent_approvals",
+    "service_events",
+    "service_state",
+    "sender_leases",
+    "unmatched_withdrawals",
+}
 
 
 async def _tables(url: str) -> set[str]:

@@ -37,13 +37,26 @@ def directives(path: Path) -> dict[str, list[str]]:
 def test_unit_is_hardened_and_wired_for_notify() -> None:
     d = directives(UNIT)
     expected = {
-        "Type": "notify", "WatchdogSec": "30", "Restart": "on-failure", "TimeoutStopSec": "20",
-        "DynamicUser": "yes", "StateDirectory": "treasury", "ProtectSystem": "strict",
-        "ProtectHome": "yes", "PrivateTmp": "yes", "NoNewPrivileges": "yes",
-        "PrivateDevices": "yes", "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes",
-        "ProtectKernelLogs": "yes", "ProtectControlGroups": "yes", "RestrictNamespaces": "yes",
-        "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes",
-        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6", "CapabilityBoundingSet": "",
+        "Type": "notify",
+        "WatchdogSec": "30",
+        "Restart": "on-failure",
+        "TimeoutStopSec": "20",
+        "DynamicUser": "yes",
+        "StateDirectory": "treasury",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "NoNewPrivileges": "yes",
+        "PrivateDevices": "yes",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectKernelLogs": "yes",
+        "ProtectControlGroups": "yes",
+        "RestrictNamespaces": "yes",
+        "LockPersonality": "yes",
+        "MemoryDenyWriteExecute": "yes",
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "CapabilityBoundingSet": "",
         "EnvironmentFile": "/etc/treasury/treasury.env",
         "LoadCredential": "treasury_binance_api_secret:/etc/treasury/api_secret",
     }
@@ -63,7 +76,10 @@ def _verify(tmp_path: Path, *units: Path) -> subprocess.CompletedProcess[str]:
         copy.write_text(unit.read_text().replace("/opt/treasury/bin/treasury", "/bin/true"))
         copies.append(str(copy))
     return subprocess.run(
-        ["systemd-analyze", "verify", *copies], capture_output=True, text=True, timeout=60,
+        ["systemd-analyze", "verify", *copies],
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
 
@@ -92,9 +108,17 @@ def test_env_example_names_real_settings() -> None:
 def test_compose_minimal_shape() -> None:
     """Without a YAML parser: the services and the conditions are there, as text."""
     text = COMPOSE.read_text()
-    for needle in ("postgres:", "image: postgres:16", "migrate:", "treasury:",
-                   "condition: service_healthy", "condition: service_completed_successfully",
-                   '"127.0.0.1:9464:9464"', "treasury_binance_api_secret:", "healthcheck:"):
+    for needle in (
+        "postgres:",
+        "image: postgres:16",
+        "migrate:",
+        "treasury:",
+        "condition: service_healthy",
+        "condition: service_completed_successfully",
+        '"127.0.0.1:9464:9464"',
+        "treasury_binance_api_secret:",
+        "healthcheck:",
+    ):
         assert needle in text, needle
     assert "TREASURY_BINANCE_API_SECRET" not in text  # a docker secret, not an env var
 
@@ -142,19 +166,29 @@ def fake_treasury(tmp_path: Path) -> Path:
 
 def _entry(bin_dir: Path, *args: str) -> tuple[subprocess.Popen[str], str, str]:
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-    proc = subprocess.Popen(["/bin/sh", str(ENTRYPOINT), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["/bin/sh", str(ENTRYPOINT), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, err = proc.communicate(timeout=30)
     return proc, out, err
 
 
 @pytest.mark.parametrize(
     ("args", "argv"),
-    [((), ["run"]), (("run",), ["run"]), (("migrate",), ["migrate"]),
-     (("check", "--help"), ["check", "--help"])],
+    [
+        ((), ["run"]),
+        (("run",), ["run"]),
+        (("migrate",), ["migrate"]),
+        (("check", "--help"), ["check", "--help"]),
+    ],
 )
-def test_entrypoint_execs_the_command(fake_treasury: Path, args: tuple[str, ...],
-                                      argv: list[str]) -> None:
+def test_entrypoint_execs_the_command(
+    fake_treasury: Path, args: tuple[str, ...], argv: list[str]
+) -> None:
     proc, out, _ = _entry(fake_treasury, *args)
     assert proc.returncode == 0
     seen = json.loads(out)
@@ -169,8 +203,9 @@ def test_entrypoint_refuses_other_commands(fake_treasury: Path) -> None:
 
 
 def test_entrypoint_reads_no_secret() -> None:
-    code = "\n".join(line for line in ENTRYPOINT.read_text().splitlines()
-                     if not line.lstrip().startswith("#"))
+    code = "\n".join(
+        line for line in ENTRYPOINT.read_text().splitlines() if not line.lstrip().startswith("#")
+    )
     assert "secrets" not in code and "export" not in code and "$(" not in code
 
 

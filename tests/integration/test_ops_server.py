@@ -71,13 +71,16 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def health_check(url: str | None, env: dict[str, str] | None = None,
-                       cwd: Path | None = None) -> tuple[int, str]:
+async def health_check(
+    url: str | None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[int, str]:
     """``treasury healthcheck`` in a process of its own: (exit code, stdout + stderr)."""
     args = ["--url", url] if url is not None else []
     done = await anyio.run_process(
         [sys.executable, "-m", "treasury", "healthcheck", *args, "--timeout", "3"],
-        check=False, env=env, cwd=cwd,
+        check=False,
+        env=env,
+        cwd=cwd,
     )
     return done.returncode, done.stdout.decode() + done.stderr.decode()
 
@@ -127,16 +130,17 @@ async def test_the_health_check_probes_the_metrics_bind_without_other_settings(
     async with serving(build_app(Readiness(ticks=ticks))) as url:
         port = url.rsplit(":", 1)[1]
         for bind in (f"127.0.0.1:{port}", port, f"0.0.0.0:{port}"):
-            code, out = await health_check(None, env | {"TREASURY_METRICS_BIND": bind},
-                                           cwd=tmp_path)
+            code, out = await health_check(
+                None, env | {"TREASURY_METRICS_BIND": bind}, cwd=tmp_path
+            )
             assert code == 0 and out.startswith('200 {"ready":true'), (bind, out)
-    code, out = await health_check(None, env | {"TREASURY_METRICS_BIND": f"127.0.0.1:{port}"},
-                                   cwd=tmp_path)
+    code, out = await health_check(
+        None, env | {"TREASURY_METRICS_BIND": f"127.0.0.1:{port}"}, cwd=tmp_path
+    )
     assert code == 1 and out.startswith("unreachable")
     # nothing to probe: unhealthy (1, never Docker's reserved 2), with the reason
     for bind, why in (("off", "is off"), ("example.com:9464", "IP address")):
-        code, out = await health_check(None, env | {"TREASURY_METRICS_BIND": bind},
-                                       cwd=tmp_path)
+        code, out = await health_check(None, env | {"TREASURY_METRICS_BIND": bind}, cwd=tmp_path)
         assert code == 1 and out.startswith("error: configuration:") and why in out, out
 
 
@@ -196,8 +200,13 @@ async def test_alerts_reach_a_real_receiver(fmt: str) -> None:
     body = hook.bodies[0]
     text = "[treasury] unexpected_withdrawal: withdrawal W1 was not sent by treasury"
     expected: dict[str, dict[str, Any]] = {
-        "json": {"kind": "unexpected_withdrawal", "intent_id": None, "service": "treasury",
-                 "message": "withdrawal W1 was not sent by treasury", "at": body.get("at")},
+        "json": {
+            "kind": "unexpected_withdrawal",
+            "intent_id": None,
+            "service": "treasury",
+            "message": "withdrawal W1 was not sent by treasury",
+            "at": body.get("at"),
+        },
         "slack": {"text": text},
         "telegram": {"chat_id": "-77", "text": text},
     }
@@ -206,8 +215,13 @@ async def test_alerts_reach_a_real_receiver(fmt: str) -> None:
 
 async def test_a_dead_receiver_does_not_slow_the_caller_and_is_retried() -> None:
     results = Results()
-    alerts = WebhookAlerts(f"http://127.0.0.1:{closed_port()}/hook", retries=3,
-                           backoff_s=0.01, max_backoff_s=0.02, on_result=results)
+    alerts = WebhookAlerts(
+        f"http://127.0.0.1:{closed_port()}/hook",
+        retries=3,
+        backoff_s=0.01,
+        max_backoff_s=0.02,
+        on_result=results,
+    )
     with capture_logs() as logs:
         async with anyio.create_task_group() as tg:
             await tg.start(alerts.run)
@@ -227,8 +241,14 @@ async def test_a_hanging_receiver_does_not_slow_the_caller_and_is_retried() -> N
     hook.hang = True
     async with serving(hook.app()) as url, anyio.create_task_group() as tg:
         results = Results()
-        alerts = WebhookAlerts(f"{url}/hook", timeout_s=0.2, retries=2, backoff_s=0.01,
-                               max_backoff_s=0.02, on_result=results)
+        alerts = WebhookAlerts(
+            f"{url}/hook",
+            timeout_s=0.2,
+            retries=2,
+            backoff_s=0.01,
+            max_backoff_s=0.02,
+            on_result=results,
+        )
         await tg.start(alerts.run)
         await alerts("failed", "first", 1)
         await anyio.sleep(0.05)  # delivery is under way, and stuck

@@ -27,8 +27,9 @@ def policy_file(tmp_path: Path, body: str) -> Path:
 
 
 async def enqueue(stack: Any, amount: str, address: str = TRX, by: str = "alice") -> int:
-    new = validate_new_intent(coin="USDT", network="TRX", address=address, amount=amount,
-                              requested_by=by)
+    new = validate_new_intent(
+        coin="USDT", network="TRX", address=address, amount=amount, requested_by=by
+    )
     intent, _ = await stack.rt.ledger.intents.enqueue(new, actor=f"cli:{by}")
     return int(intent.id)
 
@@ -41,8 +42,10 @@ async def test_rolling_cap_holds_under_a_burst(stack_factory: Any, tmp_path: Pat
                 await anyio.sleep(0.05)
         ids = []
         async with anyio.create_task_group() as tg:  # many intents enqueued at once
+
             async def one() -> None:
                 ids.append(await enqueue(stack, "30"))
+
             for _ in range(8):
                 tg.start_soon(one)
         await anyio.sleep(4)
@@ -51,8 +54,7 @@ async def test_rolling_cap_holds_under_a_burst(stack_factory: Any, tmp_path: Pat
     assert len(sent) == 3  # 3 x 30 = 90 fits under 100; a 4th would make 120
     held = [i for i in intents if i.status is Status.QUEUED]
     assert len(held) == 5
-    assert all("daily" in (i.status_reason or "") or "cap" in (i.status_reason or "")
-               for i in held)
+    assert all("daily" in (i.status_reason or "") or "cap" in (i.status_reason or "") for i in held)
     ledger = read_ledger(stack.journal)
     assert sum(w.amount for w in ledger.withdrawals) == Decimal(90)
 

@@ -27,19 +27,30 @@ class Clock:
 
 
 async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: Ledger) -> None:
-    ctx = WorkerContext(ledger=ledger, exchange=Clock(), view=None,  # type: ignore[arg-type]
-                        config=WorkerConfig(worker_id="B", history_lag_allowance_s=30))
+    ctx = WorkerContext(
+        ledger=ledger,
+        exchange=Clock(),
+        view=None,  # type: ignore[arg-type]
+        config=WorkerConfig(worker_id="B", history_lag_allowance_s=30),
+    )
     new = validate_new_intent(coin="USDT", network="TRX", address="TXyz", amount=Decimal(10))
     intent, _ = await ledger.intents.enqueue(new, actor="test")
     await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
     assert await ledger.state.acquire_lease("default", "B", 60)
     now = Clock().now_ms()
     first = await submit.commit_to_send(
-        ctx.ledger, intent, worker="B", order_id="trs-x-1", timestamp_ms=now - 100_000,
-        recv_window_ms=5000, policy_gate=None,
+        ctx.ledger,
+        intent,
+        worker="B",
+        order_id="trs-x-1",
+        timestamp_ms=now - 100_000,
+        recv_window_ms=5000,
+        policy_gate=None,
     )
     await ledger.intents.update_fields(
-        first.id, expect_status=Status.SUBMITTING, expect_version=first.version,
+        first.id,
+        expect_status=Status.SUBMITTING,
+        expect_version=first.version,
         fields={"absent_checks": 1, "last_checked_at": utcnow() - timedelta(seconds=60)},
     )
     stale = await ledger.intents.get(first.id)  # daemon A's snapshot of attempt 1
@@ -47,31 +58,43 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
     requeued = await ledger.intents.get(first.id)
     assert requeued.status is Status.QUEUED
     second = await submit.commit_to_send(
-        ctx.ledger, requeued, worker="B", order_id="trs-x-1", timestamp_ms=Clock().now_ms(),
-        recv_window_ms=5000, policy_gate=None,
+        ctx.ledger,
+        requeued,
+        worker="B",
+        order_id="trs-x-1",
+        timestamp_ms=Clock().now_ms(),
+        recv_window_ms=5000,
+        policy_gate=None,
     )
     with pytest.raises(ConcurrentChange):
         await reconcile.decide_one(ctx, stale, [], now)  # A's late decision
     after = await ledger.intents.get(first.id)
-    assert (after.status, after.version, after.send_count) == (
-        Status.SUBMITTING, second.version, 2
-    )
+    assert (after.status, after.version, after.send_count) == (Status.SUBMITTING, second.version, 2)
     assert after.absent_checks == 0  # the stale absence was not counted on attempt 2
 
 
 async def test_commit_refuses_a_destination_disabled_after_the_checks(ledger: Ledger) -> None:
-    ctx = WorkerContext(ledger=ledger, exchange=Clock(), view=None,  # type: ignore[arg-type]
-                        config=WorkerConfig(worker_id="B", history_lag_allowance_s=30))
+    ctx = WorkerContext(
+        ledger=ledger,
+        exchange=Clock(),
+        view=None,  # type: ignore[arg-type]
+        config=WorkerConfig(worker_id="B", history_lag_allowance_s=30),
+    )
     new = validate_new_intent(coin="USDT", network="TRX", address="TXyz", amount=Decimal(10))
     intent, _ = await ledger.intents.enqueue(new, actor="test")
-    entry = await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz",
-                                       address_tag=None)
+    entry = await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
     assert await ledger.state.acquire_lease("default", "B", 60)
     await ledger.whitelist.set_enabled(entry.id, False)  # between the checks and the commit
     from treasury.services.submit import SendRefused
 
     with pytest.raises(SendRefused, match="disabled"):
-        await submit.commit_to_send(ctx.ledger, intent, worker="B", order_id="trs-x-1",
-                                       timestamp_ms=Clock().now_ms(), recv_window_ms=5000,
-                                       policy_gate=None)
+        await submit.commit_to_send(
+            ctx.ledger,
+            intent,
+            worker="B",
+            order_id="trs-x-1",
+            timestamp_ms=Clock().now_ms(),
+            recv_window_ms=5000,
+            policy_gate=None,
+        )
     assert (await ledger.intents.get(intent.id)).status is Status.QUEUED

@@ -36,11 +36,15 @@ from treasury.testing import ManualClock, MemoryLedger
 
 S = Status
 # Every test takes ``store``; ``db_url`` (an empty database per test) is tests/conftest.py's.
-pytestmark = pytest.mark.parametrize(("backend", "db_url"), [
-    pytest.param("memory", "sqlite", id="memory"),  # db_url is unused there (a path only)
-    pytest.param("sqlite", "sqlite", id="sqlite"),
-    pytest.param("postgres", "postgres", id="postgres", marks=pytest.mark.postgres),
-], indirect=True)
+pytestmark = pytest.mark.parametrize(
+    ("backend", "db_url"),
+    [
+        pytest.param("memory", "sqlite", id="memory"),  # db_url is unused there (a path only)
+        pytest.param("sqlite", "sqlite", id="sqlite"),
+        pytest.param("postgres", "postgres", id="postgres", marks=pytest.mark.postgres),
+    ],
+    indirect=True,
+)
 
 
 @pytest.fixture
@@ -92,20 +96,37 @@ async def enqueue(store: Store, amount: str = "10", **kw: Any) -> Intent:
     return intent
 
 
-async def submitting(store: Store, intent: Intent, oid: str | None = None, **fields: Any
-                     ) -> Intent:
+async def submitting(store: Store, intent: Intent, oid: str | None = None, **fields: Any) -> Intent:
     return await store.ledger.intents.transition(
-        intent.id, S.SUBMITTING, reason="committed", actor="test",
-        fields={"withdraw_order_id": oid or f"trs-test-{intent.id}",
-                "send_timestamp_ms": 1_000 + intent.id, "send_recv_window_ms": 5000,
-                "submitted_at": store.now(), **fields})
+        intent.id,
+        S.SUBMITTING,
+        reason="committed",
+        actor="test",
+        fields={
+            "withdraw_order_id": oid or f"trs-test-{intent.id}",
+            "send_timestamp_ms": 1_000 + intent.id,
+            "send_recv_window_ms": 5000,
+            "submitted_at": store.now(),
+            **fields,
+        },
+    )
 
 
 def record(oid: str, wid: str = "w-1", amount: str = "9") -> WithdrawalRecord:
     return WithdrawalRecord(
-        id=wid, withdraw_order_id=oid, coin="USDT", network="TRX", address="TXyz",
-        address_tag=None, amount=Decimal(amount), fee=Decimal(1), status=6, tx_id="0xabc",
-        apply_time=datetime(2030, 1, 1, tzinfo=UTC), complete_time=None)
+        id=wid,
+        withdraw_order_id=oid,
+        coin="USDT",
+        network="TRX",
+        address="TXyz",
+        address_tag=None,
+        amount=Decimal(amount),
+        fee=Decimal(1),
+        status=6,
+        tx_id="0xabc",
+        apply_time=datetime(2030, 1, 1, tzinfo=UTC),
+        complete_time=None,
+    )
 
 
 # ---- enqueue ---------------------------------------------------------------------------
@@ -113,22 +134,29 @@ def record(oid: str, wid: str = "w-1", amount: str = "9") -> WithdrawalRecord:
 
 async def test_enqueue_is_idempotent_by_request_id_and_refuses_a_conflict(store: Store) -> None:
     intents = store.ledger.intents
-    first, created = await intents.enqueue(new("0.000000000000000001", request_id="r-1"),
-                                           actor="api:bot")
+    first, created = await intents.enqueue(
+        new("0.000000000000000001", request_id="r-1"), actor="api:bot"
+    )
     assert created and first.status is S.QUEUED and first.version == 0
     assert first.status_reason == "waiting for the worker"
     assert first.amount == Decimal("0.000000000000000001") and isinstance(first.amount, Decimal)
-    again, created = await intents.enqueue(new("0.000000000000000001", request_id="r-1"),
-                                           actor="api:bot")
+    again, created = await intents.enqueue(
+        new("0.000000000000000001", request_id="r-1"), actor="api:bot"
+    )
     assert not created and again.id == first.id
     with pytest.raises(IdempotencyConflict):
         await intents.enqueue(new("2", request_id="r-1"), actor="api:bot")
     with pytest.raises(IdempotencyConflict):
-        await intents.enqueue(new("0.000000000000000001", request_id="r-1", account="other"),
-                              actor="api:bot")
+        await intents.enqueue(
+            new("0.000000000000000001", request_id="r-1", account="other"), actor="api:bot"
+        )
     (event,) = await intents.events(first.id)  # the creation only: nothing else written
     assert (event.from_status, event.to_status, event.reason, event.actor) == (
-        None, "queued", "enqueued", "api:bot")
+        None,
+        "queued",
+        "enqueued",
+        "api:bot",
+    )
     a, b = await enqueue(store), await enqueue(store)  # no request_id: never deduplicated
     assert a.id != b.id
     assert await intents.count_by_status() == {"queued": 3}
@@ -144,24 +172,49 @@ async def test_transition_is_a_compare_and_set_that_appends_its_event(store: Sto
     intents = store.ledger.intents
     intent = await enqueue(store)
     moved = await intents.transition(
-        intent.id, S.SUBMITTING, reason="committed", actor="worker", expect=(S.QUEUED,),
-        expect_version=0, fields={"withdraw_order_id": "trs-test-1", "send_timestamp_ms": 7})
+        intent.id,
+        S.SUBMITTING,
+        reason="committed",
+        actor="worker",
+        expect=(S.QUEUED,),
+        expect_version=0,
+        fields={"withdraw_order_id": "trs-test-1", "send_timestamp_ms": 7},
+    )
     assert (moved.status, moved.version, moved.withdraw_order_id, moved.send_timestamp_ms) == (
-        S.SUBMITTING, 1, "trs-test-1", 7)
+        S.SUBMITTING,
+        1,
+        "trs-test-1",
+        7,
+    )
     assert moved.status_reason == "committed" and moved.settled_at is None
     event = (await intents.events(intent.id))[-1]
     assert (event.from_status, event.to_status, event.reason, event.actor, event.kind) == (
-        "queued", "submitting", "committed", "worker", "status")
+        "queued",
+        "submitting",
+        "committed",
+        "worker",
+        "status",
+    )
     for stale in ({"expect_version": 0}, {"expect": (S.QUEUED,)}):
         with pytest.raises(ConcurrentChange):
-            await intents.transition(intent.id, S.SUBMITTED, reason="late", actor="worker",
-                                     **stale)  # type: ignore[arg-type]
+            await intents.transition(intent.id, S.SUBMITTED, reason="late", actor="worker", **stale)  # type: ignore[arg-type]
     assert (await intents.get(intent.id)).version == 1
     assert len(await intents.events(intent.id)) == 2
-    done = await intents.transition(intent.id, S.SUBMITTED, reason="accepted", actor="worker",
-                                    expect=(S.SUBMITTING,), expect_version=1)
-    done = await intents.transition(intent.id, S.COMPLETED, reason="on chain", actor="worker",
-                                    fields={"fee": Decimal("1.5"), "tx_id": "0x1"})
+    done = await intents.transition(
+        intent.id,
+        S.SUBMITTED,
+        reason="accepted",
+        actor="worker",
+        expect=(S.SUBMITTING,),
+        expect_version=1,
+    )
+    done = await intents.transition(
+        intent.id,
+        S.COMPLETED,
+        reason="on chain",
+        actor="worker",
+        fields={"fee": Decimal("1.5"), "tx_id": "0x1"},
+    )
     assert done.status is S.COMPLETED and done.settled_at is not None and done.version == 3
     assert done.fee == Decimal("1.5")
     with pytest.raises(NotFound):
@@ -184,13 +237,23 @@ async def test_an_illegal_transition_writes_nothing(store: Store) -> None:
 
 
 async def test_transition_many_skips_only_the_change_that_met_a_concurrent_one(
-        store: Store) -> None:
+    store: Store,
+) -> None:
     intents = store.ledger.intents
     a, b, c = [await submitting(store, await enqueue(store)) for _ in range(3)]
     await intents.transition(b.id, S.SUBMITTED, reason="by someone else", actor="other")
-    changes = [Change(intent_id=i.id, to=S.SUBMITTED, reason="batch", actor="worker",
-                      expect=(S.SUBMITTING,), expect_version=i.version,
-                      fields={"exchange_withdraw_id": f"w-{i.id}"}) for i in (a, b, c)]
+    changes = [
+        Change(
+            intent_id=i.id,
+            to=S.SUBMITTED,
+            reason="batch",
+            actor="worker",
+            expect=(S.SUBMITTING,),
+            expect_version=i.version,
+            fields={"exchange_withdraw_id": f"w-{i.id}"},
+        )
+        for i in (a, b, c)
+    ]
     first, second, third = await intents.transition_many(changes)
     assert isinstance(first, Intent) and first.exchange_withdraw_id == f"w-{a.id}"
     assert isinstance(second, ConcurrentChange)
@@ -198,8 +261,10 @@ async def test_transition_many_skips_only_the_change_that_met_a_concurrent_one(
     assert (await intents.get(b.id)).exchange_withdraw_id is None
     assert [e.reason for e in await intents.events(b.id)][-1] == "by someone else"
     # anything but a concurrent change aborts the whole batch: nothing of it lands
-    illegal = [Change(intent_id=a.id, to=S.COMPLETED, reason="done", actor="worker"),
-               Change(intent_id=c.id, to=S.QUEUED, reason="illegal", actor="worker")]
+    illegal = [
+        Change(intent_id=a.id, to=S.COMPLETED, reason="done", actor="worker"),
+        Change(intent_id=c.id, to=S.QUEUED, reason="illegal", actor="worker"),
+    ]
     with pytest.raises(IllegalTransition):
         await intents.transition_many(illegal)
     assert (await intents.get(a.id)).status is S.SUBMITTED
@@ -210,21 +275,31 @@ async def test_update_fields_is_a_compare_and_set_on_status_and_version(store: S
     intents = store.ledger.intents
     intent = await submitting(store, await enqueue(store))
     checked = await intents.update_fields(
-        intent.id, expect_status=S.SUBMITTING, expect_version=intent.version,
-        fields={"absent_checks": 1, "last_checked_at": store.now()})
+        intent.id,
+        expect_status=S.SUBMITTING,
+        expect_version=intent.version,
+        fields={"absent_checks": 1, "last_checked_at": store.now()},
+    )
     assert (checked.status, checked.version, checked.absent_checks) == (
-        S.SUBMITTING, intent.version + 1, 1)
+        S.SUBMITTING,
+        intent.version + 1,
+        1,
+    )
     assert checked.last_checked_at is not None
     with pytest.raises(ConcurrentChange):  # a decision taken on the older read
-        await intents.update_fields(intent.id, expect_status=S.SUBMITTING,
-                                    expect_version=intent.version, fields={"absent_checks": 5})
+        await intents.update_fields(
+            intent.id,
+            expect_status=S.SUBMITTING,
+            expect_version=intent.version,
+            fields={"absent_checks": 5},
+        )
     with pytest.raises(ConcurrentChange):
-        await intents.update_fields(intent.id, expect_status=S.QUEUED,
-                                    fields={"absent_checks": 5})
+        await intents.update_fields(intent.id, expect_status=S.QUEUED, fields={"absent_checks": 5})
     with pytest.raises(ConcurrentChange):  # not NotFound: the UPDATE simply matches nothing
         await intents.update_fields(9999, expect_status=S.QUEUED, fields={"absent_checks": 5})
-    unversioned = await intents.update_fields(intent.id, expect_status=S.SUBMITTING,
-                                              fields={"absent_checks": 2})
+    unversioned = await intents.update_fields(
+        intent.id, expect_status=S.SUBMITTING, fields={"absent_checks": 2}
+    )
     assert (unversioned.version, unversioned.absent_checks) == (checked.version, 2)
     assert len(await intents.events(intent.id)) == 2  # no event for fields
 
@@ -233,7 +308,8 @@ async def test_update_fields_is_a_compare_and_set_on_status_and_version(store: S
 
 
 async def test_hold_keeps_it_queued_and_records_an_event_only_when_the_reason_changes(
-        store: Store) -> None:
+    store: Store,
+) -> None:
     intents = store.ledger.intents
     intent = await enqueue(store)
     retry = store.now() + timedelta(minutes=5)
@@ -259,8 +335,9 @@ async def test_claim_queued_takes_due_unclaimed_intents_of_one_account(store: St
     lease = now + timedelta(seconds=30)
 
     async def claim(worker: str, at: datetime, limit: int = 10) -> list[int]:
-        got = await intents.claim_queued(account="default", worker=worker, now=at,
-                                         lease_until=lease, limit=limit)
+        got = await intents.claim_queued(
+            account="default", worker=worker, now=at, lease_until=lease, limit=limit
+        )
         return [i.id for i in got]
 
     assert await claim("w1", now, limit=1) == [a1.id]
@@ -269,30 +346,37 @@ async def test_claim_queued_takes_due_unclaimed_intents_of_one_account(store: St
     assert await claim("w2", now + timedelta(seconds=31)) == [a1.id, a3.id]  # w1's lapsed
     assert await claim("w3", now + timedelta(minutes=2)) == [a1.id, a2.id, a3.id]  # all due
     assert [i.id for i in await intents.in_status(S.QUEUED, account="default")] == [
-        a1.id, a2.id, a3.id]
+        a1.id,
+        a2.id,
+        a3.id,
+    ]
 
 
 async def test_claims_are_released_by_a_new_sender_by_release_and_by_any_transition(
-        store: Store) -> None:
+    store: Store,
+) -> None:
     intents = store.ledger.intents
     now = store.now()
     lease = now + timedelta(minutes=5)
     a, b, c = [await enqueue(store) for _ in range(3)]
-    claimed = await intents.claim_queued(account="default", worker="old", now=now,
-                                         lease_until=lease, limit=10)
+    claimed = await intents.claim_queued(
+        account="default", worker="old", now=now, lease_until=lease, limit=10
+    )
     assert len(claimed) == 3
     assert await intents.release_claims(account="default", keep="old") == 0
     assert await intents.release_claims(account="elsewhere", keep="new") == 0
     await intents.release(claimed[0])
     assert await intents.release_claims(account="default", keep="new") == 2
     assert await intents.release_claims(account="default", keep="new") == 0
-    retaken = await intents.claim_queued(account="default", worker="new", now=now,
-                                         lease_until=lease, limit=10)
+    retaken = await intents.claim_queued(
+        account="default", worker="new", now=now, lease_until=lease, limit=10
+    )
     assert [i.id for i in retaken] == [a.id, b.id, c.id]
     await intents.transition(b.id, S.AWAITING_APPROVAL, reason="policy", actor="new")
     await intents.transition(b.id, S.QUEUED, reason="approved", actor="cli:ann")
-    third = await intents.claim_queued(account="default", worker="third", now=now,
-                                       lease_until=lease, limit=10)
+    third = await intents.claim_queued(
+        account="default", worker="third", now=now, lease_until=lease, limit=10
+    )
     assert [i.id for i in third] == [b.id]
 
 
@@ -304,8 +388,9 @@ async def test_reads_by_status_order_id_id_and_request(store: Store) -> None:
     a = await submitting(store, await enqueue(store), oid="oid-a")
     b = await submitting(store, await enqueue(store, coin="BTC", network="BTC"), oid="oid-b")
     c = await enqueue(store, account="acct2")
-    assert {k: v.id for k, v in (await intents.get_by_order_ids(
-        ["oid-a", "oid-b", "oid-x"])).items()} == {"oid-a": a.id, "oid-b": b.id}
+    assert {
+        k: v.id for k, v in (await intents.get_by_order_ids(["oid-a", "oid-b", "oid-x"])).items()
+    } == {"oid-a": a.id, "oid-b": b.id}
     assert await intents.get_by_order_ids([]) == {}
     assert set(await intents.get_many([a.id, c.id, 9999])) == {a.id, c.id}
     assert await intents.get_many([]) == {}
@@ -332,12 +417,16 @@ async def test_unserved_finds_old_queued_intents_no_live_lease_covers(store: Sto
     assert await intents.unserved(older_than_s=3600, skip_reason_prefix=prefix) == []
     await store.pass_time(0.05)
     assert await intents.unserved(older_than_s=0.01, skip_reason_prefix=prefix) == [
-        (ghost.id, "ghost")]
+        (ghost.id, "ghost")
+    ]
     assert await intents.set_reason(ghost.id, f"{prefix} 'ghost'")
     assert await intents.unserved(older_than_s=0.01, skip_reason_prefix=prefix) == []
     flagged = await intents.get(ghost.id)
     assert (flagged.status, flagged.status_reason, flagged.version) == (
-        S.QUEUED, f"{prefix} 'ghost'", 0)
+        S.QUEUED,
+        f"{prefix} 'ghost'",
+        0,
+    )
     assert [(e.kind, e.actor) for e in await intents.events(ghost.id)][-1] == ("hold", "worker")
     await intents.transition(served.id, S.CANCELLED, reason="x", actor="test")
     assert not await intents.set_reason(served.id, "too late")
@@ -390,7 +479,8 @@ async def test_the_sweep_watermark_per_account(store: Store) -> None:
 
 
 async def test_the_sender_lease_is_taken_renewed_refused_and_taken_after_expiry(
-        store: Store) -> None:
+    store: Store,
+) -> None:
     state = store.ledger.state
     assert await state.acquire_lease("a", "w1", 60)
     assert await state.acquire_lease("a", "w1", 60)  # renewal
@@ -409,15 +499,30 @@ async def test_the_sender_lease_is_taken_renewed_refused_and_taken_after_expiry(
 
 async def test_the_address_book(store: Store) -> None:
     book = store.ledger.whitelist
-    entry = await book.add(coin="USDT", network="TRX", address="TXyz", address_tag=None,
-                           label="cold", source="exchange")
+    entry = await book.add(
+        coin="USDT",
+        network="TRX",
+        address="TXyz",
+        address_tag=None,
+        label="cold",
+        source="exchange",
+    )
     assert (entry.enabled, entry.label, entry.source, entry.key) == (
-        True, "cold", "exchange", ("USDT", "TRX", "TXyz", ""))
+        True,
+        "cold",
+        "exchange",
+        ("USDT", "TRX", "TXyz", ""),
+    )
     with pytest.raises(DuplicateEntry):
         await book.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
     tagged = await book.add(coin="USDT", network="TRX", address="TXyz", address_tag="7")
-    other = await book.add(coin="BTC", network="BTC", address="bc1q",
-                           address_tag=None, usable_from=store.now() + timedelta(hours=1))
+    other = await book.add(
+        coin="BTC",
+        network="BTC",
+        address="bc1q",
+        address_tag=None,
+        usable_from=store.now() + timedelta(hours=1),
+    )
     assert (await book.find("USDT", "TRX", "TXyz", None)) == entry
     assert (await book.find("USDT", "TRX", "TXyz", "7")) == tagged
     assert await book.find("USDT", "TRX", "nope", None) is None
@@ -443,23 +548,29 @@ async def test_service_events_and_record_once(store: Store) -> None:
     assert len(await events.recent()) == 3
 
 
-async def test_unmatched_withdrawals_are_kept_once_and_burn_their_order_ids(
-        store: Store) -> None:
+async def test_unmatched_withdrawals_are_kept_once_and_burn_their_order_ids(store: Store) -> None:
     ledger = store.ledger
     intent = await enqueue(store)
     other = await enqueue(store)
     r = record("trs-test-old", wid="w-77")
-    assert await ledger.unmatched.record(account="default", record=r, intent_id=intent.id,
-                                         reason="restored", found_by="sweep")
-    assert not await ledger.unmatched.record(account="default", record=r, intent_id=intent.id,
-                                             reason="again", found_by="sweep")
-    assert await ledger.unmatched.record(account="other", record=r, intent_id=None,
-                                         reason="elsewhere", found_by="sweep")
+    assert await ledger.unmatched.record(
+        account="default", record=r, intent_id=intent.id, reason="restored", found_by="sweep"
+    )
+    assert not await ledger.unmatched.record(
+        account="default", record=r, intent_id=intent.id, reason="again", found_by="sweep"
+    )
+    assert await ledger.unmatched.record(
+        account="other", record=r, intent_id=None, reason="elsewhere", found_by="sweep"
+    )
     assert await ledger.unmatched.on_file("default", ["w-77", "w-78"]) == {"w-77"}
     assert await ledger.unmatched.on_file("default", []) == set()
     (kept,) = await ledger.unmatched.list("default")
     assert (kept.withdraw_order_id, kept.intent_id, kept.amount, kept.reason) == (
-        "trs-test-old", intent.id, Decimal(9), "restored")
+        "trs-test-old",
+        intent.id,
+        Decimal(9),
+        "restored",
+    )
     assert len(await ledger.unmatched.list()) == 2
     async with ledger.units.open(intent.id) as unit:
         assert await unit.burned_order_ids() == {"trs-test-old"}
@@ -492,14 +603,20 @@ async def test_a_unit_reads_decides_and_commits_together(store: Store) -> None:
         assert not await unit.add_approval("bob")
         assert await unit.approvers() == ("bob",)
         await unit.note(reason="approved by bob", actor="cli:bob", kind="approval")
-        moved = await unit.transition(S.SUBMITTING, reason="committed", actor="w1",
-                                      fields={"withdraw_order_id": "trs-test-9",
-                                              "submitted_at": now})
+        moved = await unit.transition(
+            S.SUBMITTING,
+            reason="committed",
+            actor="w1",
+            fields={"withdraw_order_id": "trs-test-9", "submitted_at": now},
+        )
         assert unit.intent == moved and moved.version == 1
     after = await ledger.intents.get(intent.id)
     assert (after.status, after.withdraw_order_id) == (S.SUBMITTING, "trs-test-9")
     assert [(e.kind, e.to_status) for e in await ledger.intents.events(intent.id)] == [
-        ("status", "queued"), ("approval", "queued"), ("status", "submitting")]
+        ("status", "queued"),
+        ("approval", "queued"),
+        ("status", "submitting"),
+    ]
     async with ledger.units.open(intent.id) as unit:
         assert await unit.approvers() == ("bob",)
     async with ledger.units.open(sent.id) as unit:  # the one just committed counts now
@@ -514,8 +631,12 @@ async def test_a_unit_that_raises_writes_nothing(store: Store) -> None:
         async with ledger.units.open(intent.id, serialize_account="default") as unit:
             assert await unit.add_approval("bob")
             await unit.note(reason="noted", actor="w1", kind="approval")
-            await unit.transition(S.SUBMITTING, reason="committed", actor="w1",
-                                  fields={"withdraw_order_id": "trs-test-1"})
+            await unit.transition(
+                S.SUBMITTING,
+                reason="committed",
+                actor="w1",
+                fields={"withdraw_order_id": "trs-test-1"},
+            )
             raise RuntimeError("refused")
 
     with pytest.raises(RuntimeError, match="refused"):
@@ -565,12 +686,17 @@ async def test_what_the_tables_refuse_is_refused_and_writes_nothing(store: Store
         with pytest.raises((ConstraintViolation, IntegrityError)):
             await intents.transition(intent_id, to, reason="x", actor="test", fields=fields)
     with pytest.raises((TypeError, StatementError)):  # an amount that is not a Decimal
-        await intents.transition(sent.id, S.SUBMITTED, reason="x", actor="test",
-                                 fields={"fee": 1.5})
+        await intents.transition(
+            sent.id, S.SUBMITTED, reason="x", actor="test", fields={"fee": 1.5}
+        )
     for before in (sent, other):
         after = await intents.get(before.id)
         assert (after.status, after.version, after.withdraw_order_id, after.amount) == (
-            before.status, before.version, before.withdraw_order_id, before.amount)
+            before.status,
+            before.version,
+            before.withdraw_order_id,
+            before.amount,
+        )
     assert len(await intents.events(sent.id)) == 2 and len(await intents.events(other.id)) == 1
 
 
@@ -581,9 +707,16 @@ async def test_a_write_racing_a_unit_waits_for_it_then_meets_its_result(store: S
 
     async def cancel_it() -> None:
         try:
-            outcome.append(await ledger.intents.transition(
-                intent.id, S.CANCELLED, reason="operator", actor="cli", expect=(S.QUEUED,),
-                expect_version=0))
+            outcome.append(
+                await ledger.intents.transition(
+                    intent.id,
+                    S.CANCELLED,
+                    reason="operator",
+                    actor="cli",
+                    expect=(S.QUEUED,),
+                    expect_version=0,
+                )
+            )
         except ConcurrentChange as exc:
             outcome.append(exc)
 
@@ -591,8 +724,9 @@ async def test_a_write_racing_a_unit_waits_for_it_then_meets_its_result(store: S
         tg.start_soon(cancel_it)
         await anyio.sleep(0.1)  # the cancel has started and is waiting for the unit
         assert outcome == []
-        await unit.transition(S.SUBMITTING, reason="committed", actor="w1",
-                              fields={"withdraw_order_id": "trs-test-1"})
+        await unit.transition(
+            S.SUBMITTING, reason="committed", actor="w1", fields={"withdraw_order_id": "trs-test-1"}
+        )
     (result,) = outcome
     assert isinstance(result, ConcurrentChange)
     assert (await ledger.intents.get(intent.id)).status is S.SUBMITTING

@@ -52,8 +52,11 @@ def test_check_and_figures() -> None:
     assert check(0.96, ">=", 0.95) is True
     assert check(0.5, "<=", 0.05) is False
     assert check(float("nan"), "<", 1) is None
-    figs = [Figure("a", "one", 0.97, "", ">=", 0.95, "ctx"), Figure("b", "two", 7.0, "ms"),
-            Figure("c", "three", 0.2, "", "<=", 0.05)]
+    figs = [
+        Figure("a", "one", 0.97, "", ">=", 0.95, "ctx"),
+        Figure("b", "two", 7.0, "ms"),
+        Figure("c", "three", 0.2, "", "<=", 0.05),
+    ]
     assert summary_counts(figs) == {"pass": 1, "fail": 1, "n/a": 0, "info": 1}
     table = render_table(figs)
     assert "PASS" in table and "FAIL" in table and "info" in table and "ctx" in table

@@ -15,8 +15,9 @@ DERIVED = {"worker_id", "uid_weight_per_min", "claim_batch", "history_weight", "
 
 def test_every_worker_knob_is_a_setting_or_derived() -> None:
     names = {f.name for f in dataclasses.fields(WorkerConfig)}
-    assert names - DERIVED <= set(Settings.model_fields), names - DERIVED - set(
-        Settings.model_fields)
+    assert names - DERIVED <= set(Settings.model_fields), (
+        names - DERIVED - set(Settings.model_fields)
+    )
 
 
 def test_settings_reach_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -139,12 +139,15 @@ def test_plain_http_only_for_a_real_loopback_host(
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8080", "http://localhost:9000", "http://[::1]:8080",
-            "https://api.binance.com"],
+    "url",
+    [
+        "http://127.0.0.1:8080",
+        "http://localhost:9000",
+        "http://[::1]:8080",
+        "https://api.binance.com",
+    ],
 )
-def test_loopback_sandbox_and_https_are_accepted(
-    monkeypatch: pytest.MonkeyPatch, url: str
-) -> None:
+def test_loopback_sandbox_and_https_are_accepted(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("TREASURY_BINANCE_BASE_URL", url)
     assert load_settings().binance_base_url == url
 
@@ -219,13 +222,37 @@ def test_settings_are_frozen() -> None:
 # ---- the commands stop on a bad setting -------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["check"], ["run"], ["whitelist", "sync"], ["list"],
-                                     ["enqueue", "--coin", "USDT", "--network", "TRX",
-                                      "--address", "T1", "--amount", "1", "--as", "a"]],
-                         ids=lambda c: " ".join(c[:2]))
-@pytest.mark.parametrize(("var", "value"), [("TREASURY_WITHDRAW_RATE", "0"),
-                                            ("TREASURY_RECV_WINDOW_MS", "70000"),
-                                            ("TREASURY_DATABASE_URL", "mysql://x")])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check"],
+        ["run"],
+        ["whitelist", "sync"],
+        ["list"],
+        [
+            "enqueue",
+            "--coin",
+            "USDT",
+            "--network",
+            "TRX",
+            "--address",
+            "T1",
+            "--amount",
+            "1",
+            "--as",
+            "a",
+        ],
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("TREASURY_WITHDRAW_RATE", "0"),
+        ("TREASURY_RECV_WINDOW_MS", "70000"),
+        ("TREASURY_DATABASE_URL", "mysql://x"),
+    ],
+)
 def test_command_with_a_bad_setting_exits_3_with_one_line(
     monkeypatch: pytest.MonkeyPatch, with_secret: None, command: list[str], var: str, value: str
 ) -> None:
@@ -276,7 +303,8 @@ def test_a_renamed_setting_is_refused_not_silently_ignored(
     with pytest.raises(SettingsError) as err:
         load_settings()
     assert str(err.value).startswith(
-        "TREASURY_SETTLE_MARGIN_S: renamed to TREASURY_HISTORY_LAG_ALLOWANCE_S")
+        "TREASURY_SETTLE_MARGIN_S: renamed to TREASURY_HISTORY_LAG_ALLOWANCE_S"
+    )
 
 
 def test_resend_mode_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,8 +314,10 @@ def test_resend_mode_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "TREASURY_RESEND" in str(err.value) and "sometimes" not in str(err.value)
 
 
-@pytest.mark.parametrize(("text", "ms"), [("90m", 5_400_000), ("12h", 43_200_000),
-                                      ("7d", 604_800_000), ("3600", 3_600_000)])
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("90m", 5_400_000), ("12h", 43_200_000), ("7d", 604_800_000), ("3600", 3_600_000)],
+)
 def test_reconcile_since_durations(text: str, ms: int) -> None:
     from treasury.cli.exchange import parse_since
 

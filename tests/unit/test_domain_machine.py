@@ -48,8 +48,17 @@ def test_transition_needs_reason_and_actor(reason: str, actor: str) -> None:
 
 
 def test_domain_imports_no_io_libraries() -> None:
-    forbidden = {"anyio", "sqlalchemy", "httpx", "pydantic", "pydantic_settings", "structlog",
-                 "asyncio", "treasury.config", "treasury.adapters"}
+    forbidden = {
+        "anyio",
+        "sqlalchemy",
+        "httpx",
+        "pydantic",
+        "pydantic_settings",
+        "structlog",
+        "asyncio",
+        "treasury.config",
+        "treasury.adapters",
+    }
     root = Path(__file__).parents[2] / "treasury" / "domain"
     for path in root.glob("*.py"):
         tree = ast.parse(path.read_text())

@@ -64,8 +64,15 @@ def test_format_amount_is_plain_and_exact(value: Decimal, text: str) -> None:
     assert Decimal(format_amount(value)) == value
 
 
-@given(st.decimals(min_value=Decimal("1E-18"), max_value=Decimal("1E+18"), places=18,
-                   allow_nan=False, allow_infinity=False))
+@given(
+    st.decimals(
+        min_value=Decimal("1E-18"),
+        max_value=Decimal("1E+18"),
+        places=18,
+        allow_nan=False,
+        allow_infinity=False,
+    )
+)
 def test_format_then_parse_round_trips_digit_for_digit(value: Decimal) -> None:
     text = format_amount(value)
     assert "E" not in text and "e" not in text
@@ -74,8 +81,13 @@ def test_format_then_parse_round_trips_digit_for_digit(value: Decimal) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "step", "ok"),
-    [("10", "0.000001", True), ("10.0000001", "0.000001", False), ("3", "0", True),
-     ("0.3", "0.1", True), ("0.35", "0.1", False)],
+    [
+        ("10", "0.000001", True),
+        ("10.0000001", "0.000001", False),
+        ("3", "0", True),
+        ("0.3", "0.1", True),
+        ("0.35", "0.1", False),
+    ],
 )
 def test_is_multiple(amount: str, step: str, ok: bool) -> None:
     assert is_multiple(Decimal(amount), Decimal(step)) is ok

@@ -21,19 +21,42 @@ OID = "trs-abcd1234-7"
 
 def intent(status: Status = Status.QUEUED, **kw: object) -> Intent:
     base = Intent(
-        id=7, coin="USDT", network="TRX", address="TAddr", address_tag=None,
-        amount=Decimal("100"), account="default", request_id=None, requested_by=None,
-        note=None, status=status, status_reason=None, withdraw_order_id=None,
-        exchange_withdraw_id=None, tx_id=None, fee=None, created_at=NOW, updated_at=NOW,
+        id=7,
+        coin="USDT",
+        network="TRX",
+        address="TAddr",
+        address_tag=None,
+        amount=Decimal("100"),
+        account="default",
+        request_id=None,
+        requested_by=None,
+        note=None,
+        status=status,
+        status_reason=None,
+        withdraw_order_id=None,
+        exchange_withdraw_id=None,
+        tx_id=None,
+        fee=None,
+        created_at=NOW,
+        updated_at=NOW,
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
 def record(**kw: object) -> WithdrawalRecord:
     base = WithdrawalRecord(
-        id="w1", withdraw_order_id=OID, coin="USDT", network="TRX", address="TAddr",
-        address_tag=None, amount=Decimal("99"), fee=Decimal("1"), status=6, tx_id="tx",
-        apply_time=NOW, complete_time=NOW,
+        id="w1",
+        withdraw_order_id=OID,
+        coin="USDT",
+        network="TRX",
+        address="TAddr",
+        address_tag=None,
+        amount=Decimal("99"),
+        fee=Decimal("1"),
+        status=6,
+        tx_id="tx",
+        apply_time=NOW,
+        complete_time=NOW,
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
@@ -42,14 +65,17 @@ def judge(owner: Intent | None, rec: WithdrawalRecord | None = None) -> truth.Ju
     return truth.judge(rec or record(), owner, account="default", intent_id=7)
 
 
-@pytest.mark.parametrize(("amount", "fee", "ok"), [
-    ("99", "1", True),  # net of the fee: the realistic form
-    ("100", "1", True),  # gross
-    ("100", "0", True),
-    ("98.99", "1", False),  # neither
-    ("99.000000000000000001", "1", False),  # exact, not "close enough"
-    ("101", "1", False),
-])
+@pytest.mark.parametrize(
+    ("amount", "fee", "ok"),
+    [
+        ("99", "1", True),  # net of the fee: the realistic form
+        ("100", "1", True),  # gross
+        ("100", "0", True),
+        ("98.99", "1", False),  # neither
+        ("99.000000000000000001", "1", False),  # exact, not "close enough"
+        ("101", "1", False),
+    ],
+)
 def test_amount_matches_net_or_gross_exactly(amount: str, fee: str, ok: bool) -> None:
     assert amount_matches(Decimal("100"), record(amount=Decimal(amount), fee=Decimal(fee))) is ok
 
@@ -59,12 +85,19 @@ def test_a_matching_record_of_an_unsent_intent_is_adopted(status: Status) -> Non
     assert isinstance(judge(intent(status)), truth.Adopt)
 
 
-@pytest.mark.parametrize("change", [
-    {"address": "TOther"}, {"coin": "BTC"}, {"network": "BSC"}, {"address_tag": "9"},
-    {"amount": Decimal("50")},
-])
-def test_a_contradicting_record_of_an_unsent_intent_needs_a_person(change: dict[str, object]
-                                                                   ) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"address": "TOther"},
+        {"coin": "BTC"},
+        {"network": "BSC"},
+        {"address_tag": "9"},
+        {"amount": Decimal("50")},
+    ],
+)
+def test_a_contradicting_record_of_an_unsent_intent_needs_a_person(
+    change: dict[str, object],
+) -> None:
     rec = record(**change)
     got = judge(intent(), rec)
     assert isinstance(got, truth.Attention)
@@ -80,22 +113,27 @@ def test_no_owner_means_the_ledger_is_behind() -> None:
 
 def test_another_accounts_intent_is_a_contradiction() -> None:
     assert isinstance(judge(intent(account="desk2")), truth.Attention)
-    assert isinstance(judge(intent(Status.COMPLETED, account="desk2",
-                                   exchange_withdraw_id="w1")), truth.Disagreement)
+    assert isinstance(
+        judge(intent(Status.COMPLETED, account="desk2", exchange_withdraw_id="w1")),
+        truth.Disagreement,
+    )
 
 
 def test_a_second_withdrawal_is_a_duplicate() -> None:
     assert isinstance(judge(intent(Status.SUBMITTED, exchange_withdraw_id="w0")), truth.Duplicate)
 
 
-@pytest.mark.parametrize(("status", "exchange_status", "expected"), [
-    (Status.SUBMITTED, 4, truth.Consistent),  # the settle poll takes it on
-    (Status.COMPLETED, 6, truth.Consistent),
-    (Status.FAILED, 5, truth.Consistent),
-    (Status.COMPLETED, 5, truth.Disagreement),  # completed here, failed there
-    (Status.FAILED, 6, truth.Disagreement),  # failed here, completed there
-    (Status.FAILED, 4, truth.Disagreement),  # failed here, still pending there
-])
+@pytest.mark.parametrize(
+    ("status", "exchange_status", "expected"),
+    [
+        (Status.SUBMITTED, 4, truth.Consistent),  # the settle poll takes it on
+        (Status.COMPLETED, 6, truth.Consistent),
+        (Status.FAILED, 5, truth.Consistent),
+        (Status.COMPLETED, 5, truth.Disagreement),  # completed here, failed there
+        (Status.FAILED, 6, truth.Disagreement),  # failed here, completed there
+        (Status.FAILED, 4, truth.Disagreement),  # failed here, still pending there
+    ],
+)
 def test_the_same_withdrawal_is_checked_for_its_outcome(
     status: Status, exchange_status: int, expected: type
 ) -> None:
@@ -123,11 +161,20 @@ def test_next_free_order_id_skips_burned_ids() -> None:
     assert next_free_order_id(OID, {OID, f"{OID}-2"}) == f"{OID}-3"
 
 
-@pytest.mark.parametrize(("oid", "expected"), [
-    ("trs-abcd1234-7", 7), ("trs-abcd1234-7-2", 7), ("trs-other999-7", None),
-    ("trs-abcd1234-x", None), ("trs-abcd1234-7-x", None), ("trs-abcd1234-7-", None),
-    ("trs-abcd1234-٣", None), ("trs-abcd1234-" + "9" * 30, None), ("manual-1", None),
-])
+@pytest.mark.parametrize(
+    ("oid", "expected"),
+    [
+        ("trs-abcd1234-7", 7),
+        ("trs-abcd1234-7-2", 7),
+        ("trs-other999-7", None),
+        ("trs-abcd1234-x", None),
+        ("trs-abcd1234-7-x", None),
+        ("trs-abcd1234-7-", None),
+        ("trs-abcd1234-٣", None),
+        ("trs-abcd1234-" + "9" * 30, None),
+        ("manual-1", None),
+    ],
+)
 def test_order_ids_name_their_intent(oid: str, expected: int | None) -> None:
     assert intent_id_from_order_id("abcd1234", oid) == expected
     if expected is not None:

@@ -18,8 +18,12 @@ LINT = Path(sys.executable).parent / "lint-imports"
 def lint(cwd: Path, package_parent: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(LINT), "--config", str(cwd / "pyproject.toml"), "--no-cache"],
-        cwd=cwd, env={"PYTHONPATH": str(package_parent), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd,
+        env={"PYTHONPATH": str(package_parent), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -30,8 +34,9 @@ def test_the_layers_hold() -> None:
 
 
 def test_a_service_importing_a_driver_breaks_the_contract(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "treasury", tmp_path / "treasury",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "treasury", tmp_path / "treasury", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     service = tmp_path / "treasury" / "services" / "settle.py"
     service.write_text(service.read_text() + "\nimport sqlalchemy  # a shortcut\n")

@@ -79,8 +79,12 @@ def test_secret_in_the_event_text_and_in_positional_args(stream: io.StringIO) ->
 
 def test_secret_nested_in_containers(stream: io.StringIO) -> None:
     log = structlog.get_logger("t")
-    log.info("x", data={"outer": [SECRET, {"inner": f"a{SECRET}b"}]}, pair=("k", SECRET),
-             raw=SECRET.encode())
+    log.info(
+        "x",
+        data={"outer": [SECRET, {"inner": f"a{SECRET}b"}]},
+        pair=("k", SECRET),
+        raw=SECRET.encode(),
+    )
     (rec,) = records(stream)
     assert rec["data"] == {"outer": [REDACTED, {"inner": f"a{REDACTED}b"}]}
     assert rec["pair"] == ["k", REDACTED]
@@ -96,9 +100,7 @@ def test_secret_nested_in_containers(stream: io.StringIO) -> None:
         pytest.param(lambda: frozenset({f"k={SECRET}"}), id="frozenset"),
     ],
 )
-def test_secret_inside_a_non_string_value_does_not_leak(
-    stream: io.StringIO, value: Any
-) -> None:
+def test_secret_inside_a_non_string_value_does_not_leak(stream: io.StringIO, value: Any) -> None:
     # e.g. log.warning("failed", error=exc): the renderer falls back to repr(value)
     structlog.get_logger("t").warning("failed", error=value())
     (rec,) = records(stream)
@@ -108,8 +110,17 @@ def test_secret_inside_a_non_string_value_does_not_leak(
 
 @pytest.mark.parametrize(
     "key",
-    ["secret", "api_secret", "signature", "private_key", "private_key_pem", "passphrase",
-     "password", "db_password", "X_Signature"],
+    [
+        "secret",
+        "api_secret",
+        "signature",
+        "private_key",
+        "private_key_pem",
+        "passphrase",
+        "password",
+        "db_password",
+        "X_Signature",
+    ],
 )
 def test_keys_that_name_a_secret_are_masked(stream: io.StringIO, key: str) -> None:
     structlog.get_logger("t").info("x", **{key: "not-registered-but-sensitive"}, other="kept")

@@ -52,14 +52,18 @@ def sink(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object) -
 def test_payloads() -> None:
     alert = AlertRecord(kind="failed", message="intent 7 <refused> & gone", intent_id=7, at=AT)
     assert payload("json", alert) == {
-        "kind": "failed", "message": "intent 7 <refused> & gone", "intent_id": 7,
-        "service": "treasury", "at": "2024-05-01T12:00:00+00:00",
+        "kind": "failed",
+        "message": "intent 7 <refused> & gone",
+        "intent_id": 7,
+        "service": "treasury",
+        "at": "2024-05-01T12:00:00+00:00",
     }
     assert payload("slack", alert) == {
         "text": "[treasury] failed (intent 7): intent 7 &lt;refused&gt; &amp; gone"
     }
     assert payload("telegram", alert, chat_id="-100") == {
-        "chat_id": "-100", "text": "[treasury] failed (intent 7): intent 7 <refused> & gone",
+        "chat_id": "-100",
+        "text": "[treasury] failed (intent 7): intent 7 <refused> & gone",
     }
     no_intent = AlertRecord(kind="paused", message="m", intent_id=None, at=AT)
     assert payload("slack", no_intent) == {"text": "[treasury] paused: m"}
@@ -94,8 +98,10 @@ async def test_delivers_in_each_format(fmt: str) -> None:
     elif fmt == "slack":
         assert body == {"text": "[treasury] needs_attention (intent 3): intent 3: look at it"}
     else:
-        assert body == {"chat_id": "42",
-                        "text": "[treasury] needs_attention (intent 3): intent 3: look at it"}
+        assert body == {
+            "chat_id": "42",
+            "text": "[treasury] needs_attention (intent 3): intent 3: look at it",
+        }
     assert alerts.delivered == 1
 
 

@@ -70,29 +70,38 @@ def test_parse_bind_refuses(value: str) -> None:
         parse_bind(value)
 
 
-@pytest.mark.parametrize(("bind", "url"), [
-    (None, "http://127.0.0.1:9464/readyz"),
-    ("9464", "http://127.0.0.1:9464/readyz"),
-    ("0.0.0.0:9464", "http://127.0.0.1:9464/readyz"),  # every interface: ask loopback
-    ("[::]:9464", "http://[::1]:9464/readyz"),
-    ("[::1]:9000", "http://[::1]:9000/readyz"),
-    ("localhost:9464", "http://localhost:9464/readyz"),
-    ("10.1.2.3:9464", "http://10.1.2.3:9464/readyz"),
-])
+@pytest.mark.parametrize(
+    ("bind", "url"),
+    [
+        (None, "http://127.0.0.1:9464/readyz"),
+        ("9464", "http://127.0.0.1:9464/readyz"),
+        ("0.0.0.0:9464", "http://127.0.0.1:9464/readyz"),  # every interface: ask loopback
+        ("[::]:9464", "http://[::1]:9464/readyz"),
+        ("[::1]:9000", "http://[::1]:9000/readyz"),
+        ("localhost:9464", "http://localhost:9464/readyz"),
+        ("10.1.2.3:9464", "http://10.1.2.3:9464/readyz"),
+    ],
+)
 def test_the_health_check_url_follows_the_bind(bind: str | None, url: str) -> None:
     assert readyz_url(bind) == url
 
 
-@pytest.mark.parametrize(("bind", "why"), [
-    ("off", "is off"), ("127.0.0.1:0", "port 0"), ("metrics.internal:9464", "IP address"),
-])
+@pytest.mark.parametrize(
+    ("bind", "why"),
+    [
+        ("off", "is off"),
+        ("127.0.0.1:0", "port 0"),
+        ("metrics.internal:9464", "IP address"),
+    ],
+)
 def test_no_health_check_url_without_a_fixed_bind(bind: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         readyz_url(bind)
 
 
-def test_the_health_check_reads_the_bind_alone(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_the_health_check_reads_the_bind_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Settings the daemon would refuse (and no credentials) do not stop the probe."""
     monkeypatch.chdir(tmp_path)  # no .env of the checkout
     monkeypatch.setenv("TREASURY_DATABASE_URL", "not a url")
@@ -108,7 +117,9 @@ def test_the_health_check_reads_the_bind_alone(monkeypatch: pytest.MonkeyPatch,
 def test_stale_loops() -> None:
     last = {"a": 90.0, "b": 50.0}
     assert stale_loops(last, {"a": 20, "b": 20, "c": 5}, now=100.0) == {
-        "b": 50.0, "c": float("inf")}
+        "b": 50.0,
+        "c": float("inf"),
+    }
     assert stale_loops(last, {"a": 20, "b": 20}, now=100.0, names=["a"]) == {}
 
 
@@ -136,8 +147,13 @@ async def readiness_fixture() -> tuple[Readiness, Db, Clock, Metrics]:
     clock, db = Clock(), Db()
     metrics = Metrics(monotonic=clock)
     ticks = LoopTicks({"lease": 15.0, "intake": 60.0}, clock=clock)
-    ready = Readiness(ticks=ticks, database=db, exchange_age_s=metrics.exchange_age_s,
-                      exchange_max_age_s=120.0, timeout_s=0.2)
+    ready = Readiness(
+        ticks=ticks,
+        database=db,
+        exchange_age_s=metrics.exchange_age_s,
+        exchange_max_age_s=120.0,
+        timeout_s=0.2,
+    )
     metrics.on_call("/api/v3/account", "ok", 0.1)
     ticks.tick("lease")
     ticks.tick("intake")
@@ -159,7 +175,8 @@ async def test_not_ready_when_the_database_does_not_answer(mode: str) -> None:
         report = await ready.check()
     assert not report.ready and report.failed == ["database"]
     assert report.checks["database"] == (
-        "failed: ConnectionRefusedError" if mode == "down" else "failed: timeout")
+        "failed: ConnectionRefusedError" if mode == "down" else "failed: timeout"
+    )
 
 
 async def test_not_ready_when_a_loop_is_stale_or_the_exchange_is_silent() -> None:
@@ -191,8 +208,9 @@ async def test_the_database_ping_runs_select_1(tmp_path: object) -> None:
 async def client() -> AsyncIterator[tuple[httpx.AsyncClient, Db, Clock, Metrics]]:
     ready, db, clock, metrics = await readiness_fixture()
     app = build_app(ready, metrics.registry)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://ops") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://ops"
+    ) as http:
         yield http, db, clock, metrics
 
 
@@ -222,8 +240,12 @@ async def test_an_account_paused_by_reconciliation_is_not_ready() -> None:
     async def pauses() -> dict[str, str]:
         return paused
 
-    ready = Readiness(ticks=LoopTicks({}, clock=clock), database=db,
-                      exchange_age_s=metrics.exchange_age_s, paused_accounts=pauses)
+    ready = Readiness(
+        ticks=LoopTicks({}, clock=clock),
+        database=db,
+        exchange_age_s=metrics.exchange_age_s,
+        paused_accounts=pauses,
+    )
     report = await ready.check()
     assert not report.ready and report.failed == ["paused:desk2"]
     assert "w9" in report.checks["paused:desk2"]

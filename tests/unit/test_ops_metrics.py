@@ -16,11 +16,18 @@ from treasury.runtime.metrics import Metrics, Sampler
 APPLY = "/sapi/v1/capital/withdraw/apply"
 HISTORY = "/sapi/v1/capital/withdraw/history"
 NAMES = (
-    "treasury_intents", "treasury_sends_total", "treasury_reconciliations_total",
-    "treasury_exchange_calls_total", "treasury_exchange_call_seconds",
-    "treasury_rate_limiter_wait_seconds_total", "treasury_server_time_offset_ms",
-    "treasury_used_weight", "treasury_last_successful_poll_timestamp_seconds",
-    "treasury_whitelist_drift_total", "treasury_paused", "treasury_sender",
+    "treasury_intents",
+    "treasury_sends_total",
+    "treasury_reconciliations_total",
+    "treasury_exchange_calls_total",
+    "treasury_exchange_call_seconds",
+    "treasury_rate_limiter_wait_seconds_total",
+    "treasury_server_time_offset_ms",
+    "treasury_used_weight",
+    "treasury_last_successful_poll_timestamp_seconds",
+    "treasury_whitelist_drift_total",
+    "treasury_paused",
+    "treasury_sender",
 )
 
 
@@ -77,8 +84,13 @@ def test_every_metric_is_exposed_on_its_own_registry() -> None:
 
 @pytest.mark.parametrize(
     ("outcome", "send"),
-    [("ok", "accepted"), ("not_sent", "not_sent"), ("rejected", "rejected"),
-     ("unknown", "unknown"), ("invalid_response", "unknown")],
+    [
+        ("ok", "accepted"),
+        ("not_sent", "not_sent"),
+        ("rejected", "rejected"),
+        ("unknown", "unknown"),
+        ("invalid_response", "unknown"),
+    ],
 )
 def test_on_call_counts_calls_and_send_outcomes(outcome: str, send: str) -> None:
     m = Metrics()
@@ -196,9 +208,15 @@ class World:
 
 def sampler(world: World, alerts: Recorder) -> tuple[Metrics, Sampler]:
     m = Metrics()
-    s = Sampler(m, count_by_status=world.count, pause_state=world.pause_state,
-                is_sender=lambda: world.sender, account=world.account,
-                banned_for_s=lambda: world.banned, alert=alerts)
+    s = Sampler(
+        m,
+        count_by_status=world.count,
+        pause_state=world.pause_state,
+        is_sender=lambda: world.sender,
+        account=world.account,
+        banned_for_s=lambda: world.banned,
+        alert=alerts,
+    )
     return m, s
 
 
@@ -218,8 +236,7 @@ async def test_sampler_refreshes_gauges() -> None:
 async def test_sampler_alerts_once_per_episode() -> None:
     world, alerts = World(), Recorder()
     m, s = sampler(world, alerts)
-    world.paused = PauseState(paused=True, reason="incident 7", by="cli:ann",
-                              at=datetime.now(UTC))
+    world.paused = PauseState(paused=True, reason="incident 7", by="cli:ann", at=datetime.now(UTC))
     world.can_withdraw = False
     world.banned = 120.0
     await s.sample()
@@ -253,8 +270,14 @@ async def test_sampler_alerts_when_the_exchange_is_unreachable_and_when_it_is_ba
     world, alerts = World(), Recorder()
     age = [0.0]
     m = Metrics()
-    s = Sampler(m, count_by_status=world.count, pause_state=world.pause_state, alert=alerts,
-                exchange_age_s=lambda: age[0], unreachable_after_s=0.05)
+    s = Sampler(
+        m,
+        count_by_status=world.count,
+        pause_state=world.pause_state,
+        alert=alerts,
+        exchange_age_s=lambda: age[0],
+        unreachable_after_s=0.05,
+    )
     await s.sample()
     assert alerts.kinds() == []
     age[0] = float("inf")  # never answered: counted from the sampler's start
@@ -278,8 +301,14 @@ async def test_sampler_exposes_each_accounts_own_pause() -> None:
         return paused
 
     m = Metrics()
-    s = Sampler(m, count_by_status=world.count, pause_state=world.pause_state, alert=alerts,
-                account_pauses=pauses, accounts=["default", "desk2"])
+    s = Sampler(
+        m,
+        count_by_status=world.count,
+        pause_state=world.pause_state,
+        alert=alerts,
+        account_pauses=pauses,
+        accounts=["default", "desk2"],
+    )
     await s.sample()
     assert value(m, "treasury_account_paused", account="desk2") == 1
     assert value(m, "treasury_account_paused", account="default") == 0

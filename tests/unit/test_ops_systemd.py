@@ -58,7 +58,11 @@ def test_messages(notify_socket: socket.socket) -> None:
     assert systemd.stopping()
     assert systemd.status("stale:\nlease  20 s")
     assert drain(notify_socket) == [
-        "READY=1", "WATCHDOG=1", "STOPPING=1", "STATUS=stale: lease 20 s"]
+        "READY=1",
+        "WATCHDOG=1",
+        "STOPPING=1",
+        "STATUS=stale: lease 20 s",
+    ]
 
 
 def test_a_socket_path() -> None:
@@ -109,8 +113,15 @@ async def test_feeder_readies_pings_withholds_and_stops(notify_socket: socket.so
         return drain(notify_socket)
 
     async with anyio.create_task_group() as tg:
-        await tg.start(lambda **kw: systemd.feed_watchdog(
-            ticks, max_age_s={"lease": 10.0}, stopping_now=lambda: stopping, interval_s=0.01, **kw))
+        await tg.start(
+            lambda **kw: systemd.feed_watchdog(
+                ticks,
+                max_age_s={"lease": 10.0},
+                stopping_now=lambda: stopping,
+                interval_s=0.01,
+                **kw,
+            )
+        )
         got = await step()
         assert "WATCHDOG=1" in got and "READY=1" not in got  # starting: alive, not ready
         ticks.tick("lease")

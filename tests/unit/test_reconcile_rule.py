@@ -18,29 +18,60 @@ from treasury.domain.status import Status
 T0 = 1_800_000_000_000
 NOW = datetime(2027, 1, 15, tzinfo=UTC)
 INTENT = Intent(
-    id=1, coin="USDT", network="TRX", address="TXyz", address_tag=None, amount=Decimal("12.5"),
-    account="default", request_id=None, requested_by=None, note=None,
-    status=Status.SUBMITTING, status_reason="", withdraw_order_id="trs-ab12cd34-1",
-    exchange_withdraw_id=None, tx_id=None, fee=None, created_at=NOW, updated_at=NOW,
-    send_timestamp_ms=T0, send_recv_window_ms=5000,
+    id=1,
+    coin="USDT",
+    network="TRX",
+    address="TXyz",
+    address_tag=None,
+    amount=Decimal("12.5"),
+    account="default",
+    request_id=None,
+    requested_by=None,
+    note=None,
+    status=Status.SUBMITTING,
+    status_reason="",
+    withdraw_order_id="trs-ab12cd34-1",
+    exchange_withdraw_id=None,
+    tx_id=None,
+    fee=None,
+    created_at=NOW,
+    updated_at=NOW,
+    send_timestamp_ms=T0,
+    send_recv_window_ms=5000,
 )
 DEADLINE = T0 + 5000 + r.PROCESSING_TIMEOUT_MS + 30_000
 
 
 def record(**kw: object) -> WithdrawalRecord:
     base = dict(
-        id="w1", withdraw_order_id="trs-ab12cd34-1", coin="USDT", network="TRX", address="TXyz",
-        address_tag=None, amount=Decimal("12.5"), fee=Decimal(1), status=4, tx_id=None,
-        apply_time=None, complete_time=None,
+        id="w1",
+        withdraw_order_id="trs-ab12cd34-1",
+        coin="USDT",
+        network="TRX",
+        address="TXyz",
+        address_tag=None,
+        amount=Decimal("12.5"),
+        fee=Decimal(1),
+        status=4,
+        tx_id=None,
+        apply_time=None,
+        complete_time=None,
     )
     base.update(kw)
     return WithdrawalRecord(**base)  # type: ignore[arg-type]
 
 
-def decide(found: list[WithdrawalRecord], now_ms: int, intent: Intent = INTENT,
-           last: int | None = None) -> r.ReconcileDecision:
-    return r.decide(intent, found, server_now_ms=now_ms, lag_allowance_ms=30_000,
-                    last_absent_check_ms=last, min_gap_ms=5_000)
+def decide(
+    found: list[WithdrawalRecord], now_ms: int, intent: Intent = INTENT, last: int | None = None
+) -> r.ReconcileDecision:
+    return r.decide(
+        intent,
+        found,
+        server_now_ms=now_ms,
+        lag_allowance_ms=30_000,
+        last_absent_check_ms=last,
+        min_gap_ms=5_000,
+    )
 
 
 def test_found_once_and_matching_is_adopted() -> None:
@@ -49,8 +80,13 @@ def test_found_once_and_matching_is_adopted() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"amount": Decimal("12.50000001")}, {"address": "Tother"}, {"coin": "USDC"},
-     {"address_tag": "123"}, {"network": "ETH"}],
+    [
+        {"amount": Decimal("12.50000001")},
+        {"address": "Tother"},
+        {"coin": "USDC"},
+        {"address_tag": "123"},
+        {"network": "ETH"},
+    ],
 )
 def test_found_but_different_needs_a_person(change: dict[str, object]) -> None:
     assert isinstance(decide([record(**change)], T0 + 1000), r.Attention)
@@ -97,15 +133,26 @@ def test_never_proven_absent_while_a_copy_could_still_be_accepted(
     now: int, checks: int, last: int | None, window: int
 ) -> None:
     intent = replace(INTENT, absent_checks=checks, send_recv_window_ms=window)
-    result = r.decide(intent, [], server_now_ms=now, lag_allowance_ms=30_000,
-                      last_absent_check_ms=last, min_gap_ms=5_000)
+    result = r.decide(
+        intent,
+        [],
+        server_now_ms=now,
+        lag_allowance_ms=30_000,
+        last_absent_check_ms=last,
+        min_gap_ms=5_000,
+    )
     if isinstance(result, r.ProvenAbsent):
         assert now >= T0 + window + r.PROCESSING_TIMEOUT_MS + 30_000
         assert checks + 1 >= r.REQUIRED_ABSENT_CHECKS
 
 
-@given(st.lists(st.sampled_from([record(), record(id="w2"), record(amount=Decimal(1))]),
-                min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.sampled_from([record(), record(id="w2"), record(amount=Decimal(1))]),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_a_visible_record_never_leads_to_a_resend(found: list[WithdrawalRecord]) -> None:
     result = decide(found, DEADLINE * 2, replace(INTENT, absent_checks=9))
     assert not isinstance(result, r.ProvenAbsent | r.CountAbsence)

@@ -27,8 +27,9 @@ class FlakyIntents:
 
 def ctx(intents: FlakyIntents) -> Any:
     woke: list[bool] = []
-    return SimpleNamespace(ledger=SimpleNamespace(intents=intents),
-                           on_submitted=lambda: woke.append(True), woke=woke)
+    return SimpleNamespace(
+        ledger=SimpleNamespace(intents=intents), on_submitted=lambda: woke.append(True), woke=woke
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -37,8 +37,14 @@ log = structlog.get_logger("treasury.alerts")
 Format = Literal["json", "slack", "telegram"]
 FORMATS: tuple[Format, ...] = ("json", "slack", "telegram")
 MAX_TEXT = 3500  # under Telegram's 4096-character limit, with room for the heading
-KINDS = ("needs_attention", "failed", "unexpected_withdrawal", "can_withdraw_false",
-         "ip_banned", "paused")
+KINDS = (
+    "needs_attention",
+    "failed",
+    "unexpected_withdrawal",
+    "can_withdraw_false",
+    "ip_banned",
+    "paused",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,12 +162,14 @@ class WebhookAlerts:
 
     async def __call__(self, kind: str, message: str, intent_id: int | None) -> None:
         try:
-            self._enqueue(AlertRecord(
-                kind=scrub_text(str(kind))[:64],
-                message=scrub_text(str(message))[:MAX_TEXT],
-                intent_id=intent_id,
-                at=datetime.now(UTC),
-            ))
+            self._enqueue(
+                AlertRecord(
+                    kind=scrub_text(str(kind))[:64],
+                    message=scrub_text(str(message))[:MAX_TEXT],
+                    intent_id=intent_id,
+                    at=datetime.now(UTC),
+                )
+            )
         except Exception:  # an alert must never break the work that raised it
             log.exception("alert.enqueue_failed", kind=kind)
 
@@ -170,8 +178,13 @@ class WebhookAlerts:
             old = self._queue.popleft()
             self.dropped += 1
             self._on_result("dropped")
-            log.warning("alert.dropped", kind=old.kind, intent_id=old.intent_id,
-                        dropped_total=self.dropped, queue=self._max_queue)
+            log.warning(
+                "alert.dropped",
+                kind=old.kind,
+                intent_id=old.intent_id,
+                dropped_total=self.dropped,
+                queue=self._max_queue,
+            )
         self._queue.append(alert)
         if self._wake is not None:
             self._wake.set()
@@ -242,8 +255,7 @@ class WebhookAlerts:
             log.debug("alert.delivered", kind=alert.kind, intent_id=alert.intent_id)
         else:
             self.failed += 1
-            log.error("alert.undelivered", kind=alert.kind, intent_id=alert.intent_id,
-                      error=why)
+            log.error("alert.undelivered", kind=alert.kind, intent_id=alert.intent_id, error=why)
         self._on_result(result)
 
     async def _attempt(self, http: httpx.AsyncClient, alert: AlertRecord) -> None:
@@ -269,12 +281,18 @@ class WebhookAlerts:
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
-        log.warning("alert.retry", attempt=state.attempt_number, error=str(exc),
-                    wait_s=round(state.upcoming_sleep, 2))
+        log.warning(
+            "alert.retry",
+            attempt=state.attempt_number,
+            error=str(exc),
+            wait_s=round(state.upcoming_sleep, 2),
+        )
 
 
 def from_settings(
-    settings: Settings, *, on_result: Callable[[str], None] | None = None,
+    settings: Settings,
+    *,
+    on_result: Callable[[str], None] | None = None,
     http: httpx.AsyncClient | None = None,
 ) -> WebhookAlerts | None:
     """The configured webhook sink, or None when ``TREASURY_ALERT_WEBHOOK_URL`` is unset.
@@ -292,6 +310,10 @@ def from_settings(
     for part in (*parsed.path.split("/"), parsed.query.decode()):
         if len(part) >= 16:
             register_secret(part)
-    return WebhookAlerts(url, settings.alert_format,
-                         telegram_chat_id=settings.alert_telegram_chat_id,
-                         on_result=on_result, http=http)
+    return WebhookAlerts(
+        url,
+        settings.alert_format,
+        telegram_chat_id=settings.alert_telegram_chat_id,
+        on_result=on_result,
+        http=http,
+    )

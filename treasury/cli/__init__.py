@@ -22,6 +22,7 @@ from typing import Any
 # The order of the imports is the order of `treasury --help`.
 # isort: off
 from treasury.cli import schema, intents, controls, exchange, health  # noqa: F401
+
 # isort: on
 from treasury.cli.common import app
 

@@ -89,8 +89,14 @@ def whitelist_add(
 
     from treasury.services.admin import Refused
 
-    validated(lambda: (validate_coin(coin), validate_network(network),
-                       validate_address(address), validate_tag(tag)))
+    validated(
+        lambda: (
+            validate_coin(coin),
+            validate_network(network),
+            validate_address(address),
+            validate_tag(tag),
+        )
+    )
     settings = read_settings()
     cooling = settings.manual_whitelist_cooling_s
     usable_from = utcnow() + timedelta(seconds=cooling) if cooling else None
@@ -98,8 +104,13 @@ def whitelist_add(
     async def body(ledger: Ledger) -> None:
         try:
             entry = await ledger.whitelist.add(
-                coin=coin, network=network, address=address, address_tag=tag,
-                label=label, source="manual", usable_from=usable_from,
+                coin=coin,
+                network=network,
+                address=address,
+                address_tag=tag,
+                label=label,
+                source="manual",
+                usable_from=usable_from,
             )
         except DuplicateEntry as exc:
             raise Refused(str(exc)) from None
@@ -122,8 +133,16 @@ def whitelist_list(json_: bool = typer.Option(False, "--json")) -> None:
     for col in ("id", "coin", "network", "address", "tag", "label", "source", "enabled"):
         table.add_column(col, overflow="fold")
     for e in entries:
-        table.add_row(str(e.id), e.coin, e.network, e.address, e.address_tag or "",
-                      e.label, e.source, "yes" if e.enabled else "no")
+        table.add_row(
+            str(e.id),
+            e.coin,
+            e.network,
+            e.address,
+            e.address_tag or "",
+            e.label,
+            e.source,
+            "yes" if e.enabled else "no",
+        )
     out.console.print(table)
 
 
@@ -132,6 +151,7 @@ def whitelist_remove(
     entry_id: int = typer.Argument(..., min=1, max=MAX_ID, help="whitelist entry id"),
 ) -> None:
     """Remove a destination from the local mirror."""
+
     async def body(ledger: Ledger) -> None:
         if not await ledger.whitelist.remove(entry_id):
             raise NotFound(f"whitelist entry {entry_id}")

@@ -64,11 +64,11 @@ def check() -> None:
             except Exception:  # the database line of the preflight already says why
                 return False
         if kill.paused:
-            out.console.print(f"[WARN] kill switch: engaged by {kill.by}: {kill.reason}",
-                              markup=False)
+            out.console.print(
+                f"[WARN] kill switch: engaged by {kill.by}: {kill.reason}", markup=False
+            )
         for name, p in sorted(pauses.items()):
-            out.console.print(f"[FAIL] account {name}: paused by {p.by}: {p.reason}",
-                              markup=False)
+            out.console.print(f"[FAIL] account {name}: paused by {p.by}: {p.reason}", markup=False)
         return ok and not pauses
 
     if not run(body):
@@ -99,10 +99,14 @@ def whitelist_sync() -> None:
     async def body(rt: Runtime) -> None:
         from treasury.services.whitelist_sync import sync_whitelist
 
-        drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist, rt.ledger.events,
-                                     actor="cli:whitelist-sync")
-        for label, keys in (("added", drift.added), ("disabled", drift.disabled),
-                            ("re-enabled", drift.reenabled)):
+        drift = await sync_whitelist(
+            rt.exchange, rt.ledger.whitelist, rt.ledger.events, actor="cli:whitelist-sync"
+        )
+        for label, keys in (
+            ("added", drift.added),
+            ("disabled", drift.disabled),
+            ("re-enabled", drift.reenabled),
+        ):
             for key in keys:
                 out.console.print(f"{label}: {' '.join(k for k in key if k)}", markup=False)
         out.console.print(
@@ -123,8 +127,10 @@ def parse_since(text: str) -> int:
         raise ValueError(f"{text!r} is not a duration like 90m, 12h or 7d")
     seconds = int(number) * units[unit]
     if not 0 < seconds < 89 * 86400:
-        raise ValueError(f"{text!r}: must be more than 0 and less than 89 days "
-                         "(Binance's history window is 90 days)")
+        raise ValueError(
+            f"{text!r}: must be more than 0 and less than 89 days "
+            "(Binance's history window is 90 days)"
+        )
     return seconds * 1000
 
 
@@ -157,32 +163,43 @@ def reconcile(
         ctxs = [c for _, c in rt.accounts if account in (None, c.config.account)]
         if not ctxs:
             served = ", ".join(c.config.account for _, c in rt.accounts)
-            raise SettingsError(f"account {account!r} is not configured (configured: "
-                                f"{served})")
+            raise SettingsError(f"account {account!r} is not configured (configured: {served})")
         results = []
         for ctx in ctxs:
             start = ctx.exchange.now_ms() - since_ms if since_ms is not None else None
-            results.append(await sweep(ctx, since_ms=start, apply=apply,
-                                       found_by=f"{actor} reconcile"))
+            results.append(
+                await sweep(ctx, since_ms=start, apply=apply, found_by=f"{actor} reconcile")
+            )
         pauses = await rt.ledger.state.account_pauses()
         _print_sweeps(results, {a: p.reason for a, p in pauses.items()}, apply, json_)
 
     with_runtime(body, settings)
 
 
-def _print_sweeps(results: list[Any], pauses: dict[str, str], applied: bool, json_: bool
-                  ) -> None:
+def _print_sweeps(results: list[Any], pauses: dict[str, str], applied: bool, json_: bool) -> None:
     from datetime import UTC, datetime
 
     def when(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
     if json_:
-        out.print_json({"applied": applied, "accounts": [
-            {"account": r.account, "start": when(r.start_ms), "end": when(r.end_ms),
-             "records": r.records, "pages": r.pages, "paused": pauses.get(r.account),
-             "findings": [f.__dict__ for f in r.findings]} for r in results
-        ]})
+        out.print_json(
+            {
+                "applied": applied,
+                "accounts": [
+                    {
+                        "account": r.account,
+                        "start": when(r.start_ms),
+                        "end": when(r.end_ms),
+                        "records": r.records,
+                        "pages": r.pages,
+                        "paused": pauses.get(r.account),
+                        "findings": [f.__dict__ for f in r.findings],
+                    }
+                    for r in results
+                ],
+            }
+        )
         return
     for r in results:
         out.console.print(
@@ -193,14 +210,17 @@ def _print_sweeps(results: list[Any], pauses: dict[str, str], applied: bool, jso
         )
         for f in r.findings:
             who = f"intent {f.intent_id}" if f.intent_id is not None else "no intent"
-            out.console.print(f"  {f.kind:<12} {who:<14} {f.exchange_withdraw_id} "
-                              f"{f.withdraw_order_id}: {f.detail}", markup=False)
+            out.console.print(
+                f"  {f.kind:<12} {who:<14} {f.exchange_withdraw_id} "
+                f"{f.withdraw_order_id}: {f.detail}",
+                markup=False,
+            )
         if r.account in pauses:
-            out.console.print(f"  account {r.account} is PAUSED: {pauses[r.account]}",
-                              markup=False)
+            out.console.print(f"  account {r.account} is PAUSED: {pauses[r.account]}", markup=False)
     if not applied and any(r.findings for r in results):
-        out.console.print("dry run: nothing changed; `treasury reconcile --apply` carries "
-                          "these out")
+        out.console.print(
+            "dry run: nothing changed; `treasury reconcile --apply` carries these out"
+        )
 
 
 @app.command()
@@ -219,8 +239,15 @@ def sandbox(
         out.console.print(f"sandbox listening on {url}", markup=False)
 
     try:
-        serve(host=host, port=port, config_path=config, state_path=state, faults=faults,
-              allow_remote=allow_remote, on_ready=ready)
+        serve(
+            host=host,
+            port=port,
+            config_path=config,
+            state_path=state,
+            faults=faults,
+            allow_remote=allow_remote,
+            on_ready=ready,
+        )
     except (ValueError, OSError) as exc:
         out.fail(str(exc), EXIT_BAD_INPUT)
 

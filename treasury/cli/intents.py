@@ -23,6 +23,7 @@ from treasury.domain.validation import validate_coin, validate_new_intent
 if TYPE_CHECKING:
     from treasury.ports.store import Ledger
 
+
 @app.command()
 def enqueue(
     coin: str = typer.Option(..., help="asset symbol, e.g. USDT"),
@@ -42,11 +43,19 @@ def enqueue(
     from treasury.services import admin
 
     actor = actor_of(as_)
-    new = validated(lambda: validate_new_intent(
-        coin=coin, network=network, address=address, amount=amount, address_tag=tag,
-        account=account, request_id=request_id, requested_by=actor.removeprefix("cli:"),
-        note=note,
-    ))
+    new = validated(
+        lambda: validate_new_intent(
+            coin=coin,
+            network=network,
+            address=address,
+            amount=amount,
+            address_tag=tag,
+            account=account,
+            request_id=request_id,
+            requested_by=actor.removeprefix("cli:"),
+            note=note,
+        )
+    )
     intent, created = with_ledger(lambda ledger: admin.enqueue(ledger, new, actor=actor))
     if json_:
         out.print_json({**out.intent_dict(intent), "created": created})
@@ -86,12 +95,14 @@ def list_(
         pause = await ledger.state.pause_state()
         accounts = await ledger.state.account_pauses()
         if json_:
-            out.print_json({
-                "paused": pause.paused,
-                "pause_reason": pause.reason or None,
-                "paused_accounts": {a: p.reason for a, p in accounts.items()},
-                "intents": [out.intent_dict(i) for i in intents],
-            })
+            out.print_json(
+                {
+                    "paused": pause.paused,
+                    "pause_reason": pause.reason or None,
+                    "paused_accounts": {a: p.reason for a, p in accounts.items()},
+                    "intents": [out.intent_dict(i) for i in intents],
+                }
+            )
             return
         if pause.paused:
             out.console.print(
@@ -99,8 +110,11 @@ def list_(
                 f"{pause.reason} — no withdrawal is sent until `treasury resume`"
             )
         for name, p in sorted(accounts.items()):
-            out.console.print(f"[bold red]ACCOUNT {name} PAUSED[/] since "
-                              f"{p.at:%Y-%m-%d %H:%M:%S} UTC by {p.by}: ", end="")
+            out.console.print(
+                f"[bold red]ACCOUNT {name} PAUSED[/] since "
+                f"{p.at:%Y-%m-%d %H:%M:%S} UTC by {p.by}: ",
+                end="",
+            )
             out.console.print(p.reason, markup=False)
         out.console.print(out.intents_table(intents))
 
@@ -118,12 +132,12 @@ def show(
         intent = await ledger.intents.get(intent_id)
         events = await ledger.intents.events(intent_id)
         if json_:
-            out.print_json({**out.intent_dict(intent),
-                            "events": [out.event_dict(e) for e in events]})
+            out.print_json(
+                {**out.intent_dict(intent), "events": [out.event_dict(e) for e in events]}
+            )
             return
         for key, value in out.intent_dict(intent).items():
-            shown = (out.amount_text(value) if key in ("amount", "fee", "exchange_amount")
-                     else value)
+            shown = out.amount_text(value) if key in ("amount", "fee", "exchange_amount") else value
             out.console.print(f"{key:>22}: {'' if shown is None else shown}", markup=False)
         out.console.print(out.events_table(events))
 
@@ -140,9 +154,7 @@ def cancel(
     from treasury.services import admin
 
     actor = actor_of(as_)
-    intent = with_ledger(
-        lambda ledger: admin.cancel(ledger, intent_id, actor=actor, reason=reason)
-    )
+    intent = with_ledger(lambda ledger: admin.cancel(ledger, intent_id, actor=actor, reason=reason))
     out.console.print(f"intent {intent.id} cancelled")
 
 
@@ -151,9 +163,7 @@ def resolve(
     intent_id: int = typer.Argument(
         ..., min=1, max=MAX_ID, help="intent id (status needs_attention)"
     ),
-    outcome: str = typer.Option(
-        ..., help="completed | failed | submitted | requeue | cancelled"
-    ),
+    outcome: str = typer.Option(..., help="completed | failed | submitted | requeue | cancelled"),
     reason: str = typer.Option(..., help="what you checked and why you decide this"),
     exchange_id: str | None = typer.Option(None, help="the exchange's withdrawal id"),
     tx_id: str | None = typer.Option(None, help="on-chain transaction id"),
@@ -163,10 +173,17 @@ def resolve(
     from treasury.services import admin
 
     actor = actor_of(as_)
-    intent = with_ledger(lambda ledger: admin.resolve(
-        ledger, intent_id, outcome=outcome, actor=actor, reason=reason,
-        exchange_id=exchange_id, tx_id=tx_id,
-    ))
+    intent = with_ledger(
+        lambda ledger: admin.resolve(
+            ledger,
+            intent_id,
+            outcome=outcome,
+            actor=actor,
+            reason=reason,
+            exchange_id=exchange_id,
+            tx_id=tx_id,
+        )
+    )
     out.console.print(f"intent {intent.id} is now {intent.status.value}")
 
 
@@ -188,11 +205,11 @@ def resend(
     from treasury.services import admin
 
     actor = actor_of(as_)
-    intent = with_ledger(
-        lambda ledger: admin.resend(ledger, intent_id, actor=actor, reason=reason)
+    intent = with_ledger(lambda ledger: admin.resend(ledger, intent_id, actor=actor, reason=reason))
+    out.console.print(
+        f"intent {intent.id} is queued again; it will be sent as "
+        f"{intent.withdraw_order_id} after one more look-up"
     )
-    out.console.print(f"intent {intent.id} is queued again; it will be sent as "
-                      f"{intent.withdraw_order_id} after one more look-up")
 
 
 @app.command()
@@ -214,6 +231,9 @@ def approve(
     result = with_ledger(
         lambda ledger: record(ledger, intent_id, approver=name, policy=policy), settings
     )
-    state = ("released to the worker" if result.released
-             else f"{result.required - len(result.approvers)} more approval(s) needed")
+    state = (
+        "released to the worker"
+        if result.released
+        else f"{result.required - len(result.approvers)} more approval(s) needed"
+    )
     out.console.print(f"intent {intent_id}: approved by {', '.join(result.approvers)}; {state}")

@@ -80,8 +80,14 @@ def intents_table(intents: list[Intent], *, title: str | None = None) -> Table:
     for i in intents:
         address = i.address + (f" ({i.address_tag})" if i.address_tag else "")
         table.add_row(
-            str(i.id), i.status.value, i.coin, i.network, amount_text(i.amount), address,
-            i.account, i.status_reason or "",
+            str(i.id),
+            i.status.value,
+            i.coin,
+            i.network,
+            amount_text(i.amount),
+            address,
+            i.account,
+            i.status_reason or "",
         )
     return table
 
@@ -92,8 +98,12 @@ def events_table(events: list[EventRecord]) -> Table:
         table.add_column(col, overflow="fold")
     for e in events:
         table.add_row(
-            e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.from_status or "-", e.to_status,
-            e.kind, e.actor, e.reason,
+            e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.from_status or "-",
+            e.to_status,
+            e.kind,
+            e.actor,
+            e.reason,
         )
     return table
 

@@ -42,7 +42,7 @@ def intent_id_from_order_id(namespace: str, order_id: str) -> int | None:
     prefix = f"trs-{namespace}-"
     if not order_id.startswith(prefix):
         return None
-    parts = order_id[len(prefix):].split("-")
+    parts = order_id[len(prefix) :].split("-")
     if len(parts) > 2 or not all(_digits(p) for p in parts) or len(parts[0]) >= 19:
         return None
     return int(parts[0])

@@ -110,8 +110,12 @@ def mismatch(intent: Intent, record: WithdrawalRecord) -> str:
 def safe_after_ms(intent: Intent, lag_allowance_ms: int) -> int | None:
     if intent.send_timestamp_ms is None or intent.send_recv_window_ms is None:
         return None
-    return (intent.send_timestamp_ms + intent.send_recv_window_ms + PROCESSING_TIMEOUT_MS
-            + lag_allowance_ms)
+    return (
+        intent.send_timestamp_ms
+        + intent.send_recv_window_ms
+        + PROCESSING_TIMEOUT_MS
+        + lag_allowance_ms
+    )
 
 
 def decide(

@@ -44,8 +44,12 @@ def check_fields(intent: Intent) -> Verdict:
         return Reject("invalid address_tag: not text")
     try:
         validate_new_intent(
-            coin=intent.coin, network=intent.network, address=intent.address,
-            amount=intent.amount, address_tag=intent.address_tag, account=intent.account,
+            coin=intent.coin,
+            network=intent.network,
+            address=intent.address,
+            amount=intent.amount,
+            address_tag=intent.address_tag,
+            account=intent.account,
         )
     except InvalidField as exc:
         return Reject(f"invalid {exc.field}: {exc.problem}")

@@ -114,16 +114,24 @@ def judge(
     """
     if owner is None:
         named = f"intent {intent_id}" if intent_id is not None else "no intent"
-        return Unknown(record, intent_id, (
-            f"the exchange has {describe(record)}, which no intent of this ledger owns "
-            f"(its order id names {named}): the ledger is behind the exchange — restored "
-            "from a backup, or a replica that lost recent writes?"
-        ))
+        return Unknown(
+            record,
+            intent_id,
+            (
+                f"the exchange has {describe(record)}, which no intent of this ledger owns "
+                f"(its order id names {named}): the ledger is behind the exchange — restored "
+                "from a backup, or a replica that lost recent writes?"
+            ),
+        )
     if owner.account != account:
-        return _contradiction(owner, record, (
-            f"the exchange account {account!r} has {describe(record)}, but intent "
-            f"{owner.id} belongs to account {owner.account!r}"
-        ))
+        return _contradiction(
+            owner,
+            record,
+            (
+                f"the exchange account {account!r} has {describe(record)}, but intent "
+                f"{owner.id} belongs to account {owner.account!r}"
+            ),
+        )
     if owner.exchange_withdraw_id is not None:
         if owner.exchange_withdraw_id != record.id:
             return Duplicate(owner, record)
@@ -131,17 +139,25 @@ def judge(
     if owner.status in NOT_YET_SENT:
         if matches(owner, record):
             return Adopt(owner, record)
-        return Attention(owner, record, (
-            f"the exchange has {describe(record)} under this intent's order id, and it "
-            f"does not match the intent ({mismatch(owner, record)})"
-        ))
+        return Attention(
+            owner,
+            record,
+            (
+                f"the exchange has {describe(record)} under this intent's order id, and it "
+                f"does not match the intent ({mismatch(owner, record)})"
+            ),
+        )
     if owner.status is Status.NEEDS_ATTENTION:
         fit = "matches" if matches(owner, record) else f"does not match: {mismatch(owner, record)}"
         return Noted(owner, record, f"the exchange has {describe(record)}; it {fit}")
-    return _contradiction(owner, record, (
-        f"intent {owner.id} is {owner.status.value} without any exchange withdrawal, but the "
-        f"exchange has {describe(record)}"
-    ))
+    return _contradiction(
+        owner,
+        record,
+        (
+            f"intent {owner.id} is {owner.status.value} without any exchange withdrawal, but the "
+            f"exchange has {describe(record)}"
+        ),
+    )
 
 
 def _contradiction(owner: Intent, record: WithdrawalRecord, reason: str) -> Judgement:
@@ -159,7 +175,12 @@ def _same_withdrawal(owner: Intent, record: WithdrawalRecord) -> Judgement:
     if there is owner.status:
         return Consistent()
     seen = there.value if there is not None else "it still pending"
-    return Disagreement(owner, record, (
-        f"intent {owner.id} is {owner.status.value} here, but the exchange reports "
-        f"{seen} for {describe(record)}"
-    ), pause=False)
+    return Disagreement(
+        owner,
+        record,
+        (
+            f"intent {owner.id} is {owner.status.value} here, but the exchange reports "
+            f"{seen} for {describe(record)}"
+        ),
+        pause=False,
+    )

@@ -135,36 +135,59 @@ class IntentStore(Protocol):
     async def get_by_order_ids(self, order_ids: Sequence[str]) -> dict[str, Intent]: ...
     async def get_many(self, intent_ids: Sequence[int]) -> dict[int, Intent]: ...
     async def earliest_created_ms(self, account: str) -> int | None: ...
-    async def search(self, *, statuses: Sequence[Status] = (), coin: str | None = None,
-                     account: str | None = None, limit: int = 50) -> list[Intent]: ...
+    async def search(
+        self,
+        *,
+        statuses: Sequence[Status] = (),
+        coin: str | None = None,
+        account: str | None = None,
+        limit: int = 50,
+    ) -> list[Intent]: ...
     async def count_by_status(self) -> dict[str, int]: ...
     async def events(self, intent_id: int) -> list[EventRecord]: ...
     async def enqueue(self, new: NewIntent, *, actor: str) -> tuple[Intent, bool]: ...
-    async def transition(self, intent_id: int, to: Status, *, reason: str, actor: str,
-                         expect: Sequence[Status] | None = None,
-                         expect_version: int | None = None,
-                         fields: Mapping[str, Any] | None = None) -> Intent: ...
-    async def transition_many(self, changes: Sequence[Change]
-                              ) -> list[Intent | ConcurrentChange]: ...
-    async def record_note(self, intent_id: int, *, reason: str, actor: str,
-                          kind: str) -> None: ...
-    async def update_fields(self, intent_id: int, *, expect_status: Status,
-                            fields: Mapping[str, Any],
-                            expect_version: int | None = None) -> Intent: ...
-    async def hold(self, intent: Intent, *, reason: str, retry_at: datetime,
-                   start_clock: bool = True) -> Intent:
+    async def transition(
+        self,
+        intent_id: int,
+        to: Status,
+        *,
+        reason: str,
+        actor: str,
+        expect: Sequence[Status] | None = None,
+        expect_version: int | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Intent: ...
+    async def transition_many(
+        self, changes: Sequence[Change]
+    ) -> list[Intent | ConcurrentChange]: ...
+    async def record_note(self, intent_id: int, *, reason: str, actor: str, kind: str) -> None: ...
+    async def update_fields(
+        self,
+        intent_id: int,
+        *,
+        expect_status: Status,
+        fields: Mapping[str, Any],
+        expect_version: int | None = None,
+    ) -> Intent: ...
+    async def hold(
+        self, intent: Intent, *, reason: str, retry_at: datetime, start_clock: bool = True
+    ) -> Intent:
         """Keep a queued intent back until ``retry_at``; with ``start_clock=False`` the hold
         does not start the maximum-hold clock (the intent is not the cause)."""
         ...
+
     async def release(self, intent: Intent) -> None: ...
-    async def claim_queued(self, *, account: str, worker: str, now: datetime,
-                           lease_until: datetime, limit: int) -> list[Intent]: ...
+    async def claim_queued(
+        self, *, account: str, worker: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Intent]: ...
     async def release_claims(self, *, account: str, keep: str) -> int: ...
-    async def in_status(self, status: Status, *, account: str | None = None,
-                        limit: int = 1000) -> list[Intent]: ...
+    async def in_status(
+        self, status: Status, *, account: str | None = None, limit: int = 1000
+    ) -> list[Intent]: ...
     async def last_send_ms(self, account: str) -> int | None: ...
-    async def unserved(self, *, older_than_s: float, skip_reason_prefix: str,
-                       limit: int = 500) -> list[tuple[int, str]]: ...
+    async def unserved(
+        self, *, older_than_s: float, skip_reason_prefix: str, limit: int = 500
+    ) -> list[tuple[int, str]]: ...
     async def set_reason(self, intent_id: int, reason: str, *, kind: str = "hold") -> bool: ...
 
 
@@ -180,15 +203,23 @@ class AccountState(Protocol):
 
 
 class AddressBook(Protocol):
-    async def add(self, *, coin: str, network: str, address: str, address_tag: str | None,
-                  label: str = "", source: str = "manual",
-                  usable_from: datetime | None = None) -> WhitelistEntry: ...
+    async def add(
+        self,
+        *,
+        coin: str,
+        network: str,
+        address: str,
+        address_tag: str | None,
+        label: str = "",
+        source: str = "manual",
+        usable_from: datetime | None = None,
+    ) -> WhitelistEntry: ...
     async def all(self) -> list[WhitelistEntry]: ...
-    async def find(self, coin: str, network: str, address: str,
-                   address_tag: str | None) -> WhitelistEntry | None: ...
+    async def find(
+        self, coin: str, network: str, address: str, address_tag: str | None
+    ) -> WhitelistEntry | None: ...
     async def remove(self, entry_id: int) -> bool: ...
-    async def set_enabled(self, entry_id: int, enabled: bool,
-                          label: str | None = None) -> None: ...
+    async def set_enabled(self, entry_id: int, enabled: bool, label: str | None = None) -> None: ...
 
 
 class EventLog(Protocol):
@@ -198,8 +229,15 @@ class EventLog(Protocol):
 
 
 class UnmatchedStore(Protocol):
-    async def record(self, *, account: str, record: WithdrawalRecord, intent_id: int | None,
-                     reason: str, found_by: str) -> bool: ...
+    async def record(
+        self,
+        *,
+        account: str,
+        record: WithdrawalRecord,
+        intent_id: int | None,
+        reason: str,
+        found_by: str,
+    ) -> bool: ...
     async def on_file(self, account: str, exchange_ids: Sequence[str]) -> set[str]: ...
     async def list(self, account: str | None = None, limit: int = 1000) -> list[Unmatched]: ...
 
@@ -220,13 +258,15 @@ class IntentUnit(Protocol):
     async def add_approval(self, approver: str) -> bool: ...
     async def burned_order_ids(self) -> set[str]: ...
     async def note(self, *, reason: str, actor: str, kind: str) -> None: ...
-    async def transition(self, to: Status, *, reason: str, actor: str,
-                         fields: Mapping[str, Any] | None = None) -> Intent: ...
+    async def transition(
+        self, to: Status, *, reason: str, actor: str, fields: Mapping[str, Any] | None = None
+    ) -> Intent: ...
 
 
 class Units(Protocol):
-    def open(self, intent_id: int, *, serialize_account: str | None = None
-             ) -> AbstractAsyncContextManager[IntentUnit]:
+    def open(
+        self, intent_id: int, *, serialize_account: str | None = None
+    ) -> AbstractAsyncContextManager[IntentUnit]:
         """Lock ``intent_id`` in a new transaction (``NotFound`` if there is none). With
         ``serialize_account``, that account's commits are serialised across processes
         first (policy caps are summed inside the unit)."""

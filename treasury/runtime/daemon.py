@@ -148,9 +148,7 @@ class Daemon:
                     await self._become_sender()
                     # the start-up reconcile may have outlasted the lease: hold it again
                     # before sending (the commit checks it too, this just avoids churn)
-                    held = await state.acquire_lease(
-                        cfg.account, cfg.worker_id, cfg.lease_ttl_s
-                    )
+                    held = await state.acquire_lease(cfg.account, cfg.worker_id, cfg.lease_ttl_s)
                     self.is_sender = held
                     if held:
                         self._wake.set()
@@ -182,14 +180,22 @@ class Daemon:
         await self.ctx.ledger.intents.release_claims(account=cfg.account, keep=cfg.worker_id)
         count = await reconcile.reconcile_all(self.ctx)
         now = utcnow()
-        wait_s = ((cfg.apply_recv_window_ms + PROCESSING_TIMEOUT_MS) / 1000
-                  + cfg.history_lag_allowance_s)
-        self.ctx.startup_hold = StartupHold(created_before=now,
-                                            until=now + timedelta(seconds=wait_s))
+        wait_s = (
+            cfg.apply_recv_window_ms + PROCESSING_TIMEOUT_MS
+        ) / 1000 + cfg.history_lag_allowance_s
+        self.ctx.startup_hold = StartupHold(
+            created_before=now, until=now + timedelta(seconds=wait_s)
+        )
         self.swept = False
         await self._sweep()
-        log.info("sender.active", account=cfg.account, worker=cfg.worker_id,
-                 reconciled=count, last_send_ms=last_ms, swept=self.swept)
+        log.info(
+            "sender.active",
+            account=cfg.account,
+            worker=cfg.worker_id,
+            reconciled=count,
+            last_send_ms=last_ms,
+            swept=self.swept,
+        )
 
     async def _sweep(self) -> None:
         """The account's history against the ledger. Until one succeeds after becoming
@@ -199,8 +205,9 @@ class Daemon:
         try:
             await truth.sweep(self.ctx)
         except (ExchangeError, ValueError) as exc:
-            log.warning("sweep.failed", account=self.ctx.config.account, error=str(exc),
-                        sending=self.swept)
+            log.warning(
+                "sweep.failed", account=self.ctx.config.account, error=str(exc), sending=self.swept
+            )
             await self._sweep_failing(now, exc)
             return
         self._failing_since = None
@@ -218,8 +225,12 @@ class Daemon:
             self._failure_alerted = True
             account = self.ctx.config.account
             held = "" if self.swept else "; nothing is sent until one succeeds"
-            await self.ctx.alert("sweep_failing", f"account {account!r}: the withdrawal history "
-                                 f"could not be read for {waited:.0f} s ({exc}){held}", None)
+            await self.ctx.alert(
+                "sweep_failing",
+                f"account {account!r}: the withdrawal history "
+                f"could not be read for {waited:.0f} s ({exc}){held}",
+                None,
+            )
 
     async def _intake_loop(self) -> None:
         cfg = self.ctx.config
@@ -239,7 +250,9 @@ class Daemon:
             return False
         now = utcnow()
         claimed = await self.ctx.ledger.intents.claim_queued(
-            account=cfg.account, worker=cfg.worker_id, now=now,
+            account=cfg.account,
+            worker=cfg.worker_id,
+            now=now,
             lease_until=now + timedelta(seconds=max(60.0, cfg.lease_ttl_s * 4)),
             limit=cfg.claim_batch,
         )
@@ -284,8 +297,12 @@ class Daemon:
                     hold_over = hold is not None and utcnow() >= hold.until
                     if not self.swept or hold_over or anyio.current_time() >= due:
                         await self._sweep()
-                    if (hold is not None and hold_over and self.ctx.startup_hold is hold
-                            and self._last_ok_sweep >= hold.until):
+                    if (
+                        hold is not None
+                        and hold_over
+                        and self.ctx.startup_hold is hold
+                        and self._last_ok_sweep >= hold.until
+                    ):
                         # the history has had its allowance, and was read after it
                         self.ctx.startup_hold = None
                         log.info("sender.startup_hold_over", account=self.ctx.config.account)

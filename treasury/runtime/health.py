@@ -47,7 +47,10 @@ DEFAULT_PORT = 9464
 
 
 def stale_loops(
-    last: Mapping[str, float], max_age_s: Mapping[str, float], *, now: float,
+    last: Mapping[str, float],
+    max_age_s: Mapping[str, float],
+    *,
+    now: float,
     names: Iterable[str] | None = None,
 ) -> dict[str, float]:
     """Loops whose last tick is older than allowed: name -> age in seconds."""
@@ -191,7 +194,8 @@ class Readiness:
             else:
                 failed.append("exchange")
                 checks["exchange"] = (
-                    "failed: no answer yet" if age == float("inf")
+                    "failed: no answer yet"
+                    if age == float("inf")
                     else f"failed: last answer {age:.0f} s ago (max {self._exchange_max_age_s:g})"
                 )
         if self._paused_accounts is not None and checks.get("database") == "ok":
@@ -235,11 +239,13 @@ def build_app(readiness: Readiness, registry: CollectorRegistry | None = None) -
         report = await readiness.check()
         return JSONResponse(report.body(), status_code=200 if report.ready else 503)
 
-    return Starlette(routes=[
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ]
+    )
 
 
 def parse_bind(value: str | None) -> tuple[str, int] | None:
@@ -334,7 +340,16 @@ def _server(app: Starlette, *, on_started: Callable[[], None]) -> uvicorn.Server
                     await self.shutdown(sockets=self._sockets)
                 raise
 
-    return Server(uvicorn.Config(
-        app, lifespan="off", http="h11", ws="none", log_config=None, log_level="warning",
-        access_log=False, timeout_graceful_shutdown=1, server_header=False,
-    ))
+    return Server(
+        uvicorn.Config(
+            app,
+            lifespan="off",
+            http="h11",
+            ws="none",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            server_header=False,
+        )
+    )

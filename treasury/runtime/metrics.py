@@ -85,35 +85,54 @@ class Metrics:
         self._last_answer: float | None = None
         self._exchange: ExchangeFigures | None = None
         r = self.registry
-        self.intents = Gauge("treasury_intents", "Intents by status (from the database)",
-                             ["status"], registry=r)
-        self.sends = Counter("treasury_sends", "withdraw/apply calls by outcome "
-                             "(accepted, not_sent, rejected, unknown)", ["outcome"], registry=r)
-        self.reconciliations = Counter("treasury_reconciliations",
-                                       "Reconciliation decisions by kind", ["decision"],
-                                       registry=r)
-        self.exchange_calls = Counter("treasury_exchange_calls", "Exchange HTTP calls",
-                                      ["endpoint", "outcome"], registry=r)
-        self.exchange_call_seconds = Histogram("treasury_exchange_call_seconds",
-                                               "Exchange HTTP call duration", ["endpoint"],
-                                               buckets=CALL_BUCKETS, registry=r)
-        self.last_poll = Gauge("treasury_last_successful_poll_timestamp_seconds",
-                               "When withdraw/history last answered (epoch seconds)",
-                               registry=r)
-        self.whitelist_drift = Counter("treasury_whitelist_drift",
-                                       "Whitelist entries added, disabled or re-enabled by "
-                                       "a sync with the exchange", registry=r)
-        self.paused = Gauge("treasury_paused", "1 while the kill switch is engaged",
-                            registry=r)
+        self.intents = Gauge(
+            "treasury_intents", "Intents by status (from the database)", ["status"], registry=r
+        )
+        self.sends = Counter(
+            "treasury_sends",
+            "withdraw/apply calls by outcome (accepted, not_sent, rejected, unknown)",
+            ["outcome"],
+            registry=r,
+        )
+        self.reconciliations = Counter(
+            "treasury_reconciliations", "Reconciliation decisions by kind", ["decision"], registry=r
+        )
+        self.exchange_calls = Counter(
+            "treasury_exchange_calls", "Exchange HTTP calls", ["endpoint", "outcome"], registry=r
+        )
+        self.exchange_call_seconds = Histogram(
+            "treasury_exchange_call_seconds",
+            "Exchange HTTP call duration",
+            ["endpoint"],
+            buckets=CALL_BUCKETS,
+            registry=r,
+        )
+        self.last_poll = Gauge(
+            "treasury_last_successful_poll_timestamp_seconds",
+            "When withdraw/history last answered (epoch seconds)",
+            registry=r,
+        )
+        self.whitelist_drift = Counter(
+            "treasury_whitelist_drift",
+            "Whitelist entries added, disabled or re-enabled by a sync with the exchange",
+            registry=r,
+        )
+        self.paused = Gauge("treasury_paused", "1 while the kill switch is engaged", registry=r)
         self.account_paused = Gauge(
             "treasury_account_paused",
             "1 while the account is paused on its own (e.g. the ledger is behind the exchange)",
-            ["account"], registry=r,
+            ["account"],
+            registry=r,
         )
-        self.sender = Gauge("treasury_sender", "1 while this process is the account's sender",
-                            registry=r)
-        self.alerts = Counter("treasury_alerts", "Alert deliveries by result "
-                              "(delivered, failed, dropped)", ["result"], registry=r)
+        self.sender = Gauge(
+            "treasury_sender", "1 while this process is the account's sender", registry=r
+        )
+        self.alerts = Counter(
+            "treasury_alerts",
+            "Alert deliveries by result (delivered, failed, dropped)",
+            ["result"],
+            registry=r,
+        )
         r.register(_ExchangeCollector(self))
 
     # ---- hooks ---------------------------------------------------------------------
@@ -207,21 +226,28 @@ class _ExchangeCollector:
         if exchange is None:
             return []
         limiter = exchange.rate_limiter
-        offset = GaugeMetricFamily("treasury_server_time_offset_ms",
-                                   "Exchange clock minus local clock, in ms",
-                                   value=exchange.clock_offset_ms)
-        weight = GaugeMetricFamily("treasury_used_weight",
-                                   "Request weight used in the current window", labels=["pool"])
+        offset = GaugeMetricFamily(
+            "treasury_server_time_offset_ms",
+            "Exchange clock minus local clock, in ms",
+            value=exchange.clock_offset_ms,
+        )
+        weight = GaugeMetricFamily(
+            "treasury_used_weight", "Request weight used in the current window", labels=["pool"]
+        )
         for pool, used in sorted(limiter.used_weight().items()):
             weight.add_metric([pool], used)
-        waits = CounterMetricFamily("treasury_rate_limiter_wait_seconds",
-                                    "Time spent waiting for a weight budget or the send pace",
-                                    labels=["limiter"])
+        waits = CounterMetricFamily(
+            "treasury_rate_limiter_wait_seconds",
+            "Time spent waiting for a weight budget or the send pace",
+            labels=["limiter"],
+        )
         waits.add_metric(["weight"], limiter.waited_s)
         waits.add_metric(["withdraw_pace"], exchange.apply_limiter.waited_s)
-        ban = GaugeMetricFamily("treasury_ip_ban_remaining_seconds",
-                                "Seconds until the exchange's IP ban ends (0: none)",
-                                value=limiter.banned_for_s())
+        ban = GaugeMetricFamily(
+            "treasury_ip_ban_remaining_seconds",
+            "Seconds until the exchange's IP ban ends (0: none)",
+            value=limiter.banned_for_s(),
+        )
         return [offset, weight, waits, ban]
 
 
@@ -318,9 +344,13 @@ class Sampler:
         unreachable = age_s > self._unreachable_after_s
         if unreachable and not self._unreachable:
             log.error("alarm.exchange_unreachable", seconds=int(age_s))
-            await self._alert("exchange_unreachable", f"no call to the exchange has succeeded "
-                              f"for {age_s:.0f} s: nothing can be sent, settled or "
-                              "reconciled until it answers again", None)
+            await self._alert(
+                "exchange_unreachable",
+                f"no call to the exchange has succeeded "
+                f"for {age_s:.0f} s: nothing can be sent, settled or "
+                "reconciled until it answers again",
+                None,
+            )
         elif self._unreachable and not unreachable:
             log.info("exchange.reachable_again")
             await self._alert("exchange_reachable", "the exchange answers again", None)
@@ -329,8 +359,12 @@ class Sampler:
     async def _check_pause(self, state: PauseState) -> None:
         self.metrics.set_paused(state.paused)
         if state.paused and not self._paused:
-            await self._alert("paused", f"withdrawals are paused by {state.by or 'someone'}: "
-                              f"{state.reason or 'no reason given'}", None)
+            await self._alert(
+                "paused",
+                f"withdrawals are paused by {state.by or 'someone'}: "
+                f"{state.reason or 'no reason given'}",
+                None,
+            )
         elif self._paused and not state.paused:
             log.info("metrics.resumed")
         self._paused = state.paused
@@ -338,13 +372,18 @@ class Sampler:
     async def _check_ban(self, seconds: float) -> None:
         banned = seconds > 0
         if banned and not self._banned:
-            await self._alert("ip_banned", f"the exchange banned this IP; calls resume in "
-                              f"{seconds:.0f} s", None)
+            await self._alert(
+                "ip_banned", f"the exchange banned this IP; calls resume in {seconds:.0f} s", None
+            )
         self._banned = banned
 
     async def _check_account(self, account: AccountInfo) -> None:
         cannot = not account.can_withdraw
         if cannot and not self._cannot_withdraw:
-            await self._alert("can_withdraw_false", "the account's canWithdraw is false: "
-                              "sends are held until the exchange allows withdrawals again", None)
+            await self._alert(
+                "can_withdraw_false",
+                "the account's canWithdraw is false: "
+                "sends are held until the exchange allows withdrawals again",
+                None,
+            )
         self._cannot_withdraw = cannot

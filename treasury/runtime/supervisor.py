@@ -24,9 +24,7 @@ from treasury.services.context import no_alert
 from treasury.services.whitelist_sync import sync_whitelist
 
 
-async def supervise(
-    settings: Settings, *, preflight: Callable[[Runtime], Awaitable[bool]]
-) -> bool:
+async def supervise(settings: Settings, *, preflight: Callable[[Runtime], Awaitable[bool]]) -> bool:
     """Run until a signal stops the daemon. False if the preflight refused to start."""
     metrics = ops_metrics.Metrics()
     sink = ops_alerts.from_settings(settings, on_result=metrics.alert_result)
@@ -55,18 +53,25 @@ async def supervise(
         ]
         primary = daemons[0]
         metrics.track_exchange(rt.exchange)
+
         async def paused_accounts() -> dict[str, str]:
             return {a: p.reason for a, p in (await rt.ledger.state.account_pauses()).items()}
 
         ready = health.Readiness(
-            ticks=ticks, database=health.database_ping(rt.ledger.engine),
-            exchange_age_s=metrics.exchange_age_s, paused_accounts=paused_accounts,
+            ticks=ticks,
+            database=health.database_ping(rt.ledger.engine),
+            exchange_age_s=metrics.exchange_age_s,
+            paused_accounts=paused_accounts,
         )
         sampler = ops_metrics.Sampler(
-            metrics, count_by_status=rt.ledger.intents.count_by_status,
-            pause_state=rt.ledger.state.pause_state, is_sender=lambda: primary.is_sender,
-            account=rt.ctx.view.account, banned_for_s=rt.exchange.rate_limiter.banned_for_s,
-            alert=rt.ctx.alert, exchange_age_s=metrics.exchange_age_s,
+            metrics,
+            count_by_status=rt.ledger.intents.count_by_status,
+            pause_state=rt.ledger.state.pause_state,
+            is_sender=lambda: primary.is_sender,
+            account=rt.ctx.view.account,
+            banned_for_s=rt.exchange.rate_limiter.banned_for_s,
+            alert=rt.ctx.alert,
+            exchange_age_s=metrics.exchange_age_s,
             unreachable_after_s=settings.exchange_unreachable_alert_s,
             account_pauses=rt.ledger.state.account_pauses,
             accounts=[c.config.account for _, c in rt.accounts],
@@ -78,13 +83,17 @@ async def supervise(
             if sink is not None:
                 await tg.start(sink.run)
             await tg.start(sampler.run)
-            tg.start_soon(partial(
-                systemd.feed_watchdog, ticks,
-                max_age_s=health.watchdog_max_ages(rt.ctx.config),
-                stopping_now=primary.stopping.is_set,
-            ))
+            tg.start_soon(
+                partial(
+                    systemd.feed_watchdog,
+                    ticks,
+                    max_age_s=health.watchdog_max_ages(rt.ctx.config),
+                    stopping_now=primary.stopping.is_set,
+                )
+            )
             structlog.get_logger("treasury.daemon").info(
-                "daemon.starting", accounts=[c.config.account for _, c in rt.accounts],
+                "daemon.starting",
+                accounts=[c.config.account for _, c in rt.accounts],
                 worker=rt.ctx.config.worker_id,
             )
             async with anyio.create_task_group() as workers:

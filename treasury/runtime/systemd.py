@@ -44,8 +44,7 @@ def notify(state: str, *, env: Mapping[str, str] | None = None) -> bool:
             sock.setblocking(False)  # a full receiver queue must not stall the event loop
             sock.sendto(state.encode("utf-8", "replace"), address)
     except OSError as exc:
-        log.warning("systemd.notify_failed", state=state.split("=", 1)[0],
-                    error=type(exc).__name__)
+        log.warning("systemd.notify_failed", state=state.split("=", 1)[0], error=type(exc).__name__)
         return False
     return True
 

@@ -246,8 +246,9 @@ class SandboxTask:
     ``sb = await SandboxTask.start(config=...)``; ``sb.running.url``; ``await sb.stop()``.
     """
 
-    def __init__(self, task: asyncio.Task[None], running: RunningSandbox,
-                 stop: anyio.Event) -> None:
+    def __init__(
+        self, task: asyncio.Task[None], running: RunningSandbox, stop: anyio.Event
+    ) -> None:
         self._task = task
         self.running = running
         self._stop = stop

@@ -29,7 +29,10 @@ async def cancel(ledger: Ledger, intent_id: int, *, actor: str, reason: str) -> 
         raise Refused(_why_not_cancellable(intent))
     try:
         return await ledger.intents.transition(
-            intent_id, Status.CANCELLED, reason=reason or "cancelled by operator", actor=actor,
+            intent_id,
+            Status.CANCELLED,
+            reason=reason or "cancelled by operator",
+            actor=actor,
             expect=tuple(CANCELLABLE),
         )
     except ConcurrentChange:
@@ -87,15 +90,18 @@ async def resolve(
         fields.update(not_before=None, held_since=None, absent_checks=0)
     try:
         return await ledger.intents.transition(
-            intent_id, target, reason=f"resolved by operator: {reason}", actor=actor,
-            expect=(Status.NEEDS_ATTENTION,), fields=fields,
+            intent_id,
+            target,
+            reason=f"resolved by operator: {reason}",
+            actor=actor,
+            expect=(Status.NEEDS_ATTENTION,),
+            fields=fields,
         )
     except ConcurrentChange as exc:
         raise Refused(str(exc)) from None
 
 
-async def pause(ledger: Ledger, *, actor: str, reason: str, account: str | None = None
-                ) -> bool:
+async def pause(ledger: Ledger, *, actor: str, reason: str, account: str | None = None) -> bool:
     reason = reason or "paused by operator"
     changed = await ledger.state.pause(reason=reason, by=actor, account=account)
     if changed:
@@ -118,20 +124,27 @@ async def resend(ledger: Ledger, intent_id: int, *, actor: str, reason: str) -> 
         raise Refused("a re-send needs a reason (--reason)")
     intent = await ledger.intents.get(intent_id)
     if intent.status is not Status.NEEDS_ATTENTION:
-        raise Refused(f"intent {intent_id} is {intent.status.value}; only an intent in "
-                      "needs_attention can be sent again")
+        raise Refused(
+            f"intent {intent_id} is {intent.status.value}; only an intent in "
+            "needs_attention can be sent again"
+        )
     if intent.exchange_withdraw_id is not None:
-        raise Refused(f"intent {intent_id} has exchange withdrawal {intent.exchange_withdraw_id}:"
-                      " it was sent; resolve it instead of sending it again")
+        raise Refused(
+            f"intent {intent_id} has exchange withdrawal {intent.exchange_withdraw_id}:"
+            " it was sent; resolve it instead of sending it again"
+        )
     if intent.withdraw_order_id is None or intent.send_count == 0:
-        raise Refused(f"intent {intent_id} was never sent; use `treasury resolve --outcome "
-                      "requeue` for it")
+        raise Refused(
+            f"intent {intent_id} was never sent; use `treasury resolve --outcome requeue` for it"
+        )
     try:
         return await ledger.intents.transition(
-            intent_id, Status.QUEUED, actor=actor, expect=(Status.NEEDS_ATTENTION,),
+            intent_id,
+            Status.QUEUED,
+            actor=actor,
+            expect=(Status.NEEDS_ATTENTION,),
             expect_version=intent.version,
-            reason=f"re-send decided by a person: {reason}; looked up once more before it "
-            "leaves",
+            reason=f"re-send decided by a person: {reason}; looked up once more before it leaves",
             fields={"not_before": None, "held_since": None, "absent_checks": 0},
         )
     except ConcurrentChange as exc:

@@ -45,12 +45,16 @@ async def approve(
                 raise Refused(f"{approver} has already approved intent {intent_id}")
             approvers = (*existing, approver)
             required = p.approvals_needed(intent.amount, policy.for_coin(intent.coin))
-            await unit.note(actor=f"cli:{approver}", kind="approval",
-                            reason=f"approved by {approver} ({len(approvers)} of {required})")
+            await unit.note(
+                actor=f"cli:{approver}",
+                kind="approval",
+                reason=f"approved by {approver} ({len(approvers)} of {required})",
+            )
             released = len(approvers) >= required
             if released:
                 await unit.transition(
-                    Status.QUEUED, actor=f"cli:{approver}",
+                    Status.QUEUED,
+                    actor=f"cli:{approver}",
                     reason=f"approved by {', '.join(approvers)}",
                     fields={"not_before": None, "held_since": None},
                 )

@@ -49,4 +49,3 @@ async def pre_send_verdict(
     if not isinstance(verdict, Pass):
         return verdict
     return rules.check_balance(intent, await view.account(), reserved)
-

@@ -61,7 +61,8 @@ class StartupHold:
     def reason(self) -> str:
         return (
             f"held until {self.until:%Y-%m-%d %H:%M:%S} UTC: this daemon became the sender "
-            "at " f"{self.created_before:%H:%M:%S}, and a withdrawal made just before that "
+            "at "
+            f"{self.created_before:%H:%M:%S}, and a withdrawal made just before that "
             "(by a restored or failed-over ledger) can take up to the history-lag allowance "
             "to show in history; nothing queued before then is sent until it has been looked for"
         )

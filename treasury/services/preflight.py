@@ -35,16 +35,25 @@ async def run_checks(
     results: list[Check] = []
     try:
         current, head = await schema()
-        results.append(Check("database", current == head,
-                             f"at revision {current}, code expects {head}"
-                             if current != head else f"reachable, migrated ({head})"))
+        results.append(
+            Check(
+                "database",
+                current == head,
+                f"at revision {current}, code expects {head}"
+                if current != head
+                else f"reachable, migrated ({head})",
+            )
+        )
     except Exception as exc:  # any driver error: unreachable or unusable
         results.append(Check("database", False, f"unreachable: {type(exc).__name__}: {exc}"))
     try:
         await exchange.sync_clock()
         offset = getattr(exchange, "clock_offset_ms", 0.0)
-        results.append(Check("clock", abs(offset) < MAX_OFFSET_MS * 5,
-                             f"offset to the exchange {offset:+.0f} ms"))
+        results.append(
+            Check(
+                "clock", abs(offset) < MAX_OFFSET_MS * 5, f"offset to the exchange {offset:+.0f} ms"
+            )
+        )
     except ExchangeError as exc:
         results.append(Check("clock", False, f"cannot read the exchange's time: {exc}"))
         return results
@@ -56,38 +65,76 @@ async def run_checks(
         return results
     try:
         r = await exchange.api_restrictions()
-        results.append(Check("withdraw permission", r.enable_withdrawals,
-                             "enableWithdrawals is on" if r.enable_withdrawals
-                             else "enableWithdrawals is off for this key"))
+        results.append(
+            Check(
+                "withdraw permission",
+                r.enable_withdrawals,
+                "enableWithdrawals is on"
+                if r.enable_withdrawals
+                else "enableWithdrawals is off for this key",
+            )
+        )
         if r.ip_restrict:
             results.append(Check("ip restriction", True, "the key is restricted to trusted IPs"))
         elif allow_unrestricted_ip:
-            results.append(Check("ip restriction", True, "NOT restricted to IPs — allowed by "
-                                 "TREASURY_ALLOW_UNRESTRICTED_IP_KEY; a leaked key can withdraw "
-                                 "from anywhere", warning=True))
+            results.append(
+                Check(
+                    "ip restriction",
+                    True,
+                    "NOT restricted to IPs — allowed by "
+                    "TREASURY_ALLOW_UNRESTRICTED_IP_KEY; a leaked key can withdraw "
+                    "from anywhere",
+                    warning=True,
+                )
+            )
         else:
-            results.append(Check("ip restriction", False, "a withdraw-enabled key without an IP "
-                                 "restriction is refused (set TREASURY_ALLOW_UNRESTRICTED_IP_KEY="
-                                 "true to override)"))
+            results.append(
+                Check(
+                    "ip restriction",
+                    False,
+                    "a withdraw-enabled key without an IP "
+                    "restriction is refused (set TREASURY_ALLOW_UNRESTRICTED_IP_KEY="
+                    "true to override)",
+                )
+            )
         if r.trading_authority_expiration_time:
-            results.append(Check("key expiry", True,
-                                 f"expires at {r.trading_authority_expiration_time} (epoch ms)"))
+            results.append(
+                Check(
+                    "key expiry",
+                    True,
+                    f"expires at {r.trading_authority_expiration_time} (epoch ms)",
+                )
+            )
     except ExchangeError as exc:
         results.append(Check("withdraw permission", False, f"cannot read key permissions: {exc}"))
-    results.append(Check("canWithdraw", account.can_withdraw,
-                         "the account may withdraw" if account.can_withdraw
-                         else "canWithdraw is false"))
+    results.append(
+        Check(
+            "canWithdraw",
+            account.can_withdraw,
+            "the account may withdraw" if account.can_withdraw else "canWithdraw is false",
+        )
+    )
     try:
         status = await exchange.system_status()
-        results.append(Check("system status", status.normal,
-                             "normal" if status.normal else f"maintenance ({status.message})"))
+        results.append(
+            Check(
+                "system status",
+                status.normal,
+                "normal" if status.normal else f"maintenance ({status.message})",
+            )
+        )
     except ExchangeError as exc:
         results.append(Check("system status", False, f"unavailable: {exc}"))
     try:
         quota = await exchange.withdraw_quota()
-        results.append(Check("withdraw quota", quota.remaining > 0,
-                             f"{format_amount(quota.remaining)} USD of "
-                             f"{format_amount(quota.quota)} left in 24 h"))
+        results.append(
+            Check(
+                "withdraw quota",
+                quota.remaining > 0,
+                f"{format_amount(quota.remaining)} USD of "
+                f"{format_amount(quota.quota)} left in 24 h",
+            )
+        )
     except ExchangeError as exc:
         results.append(Check("withdraw quota", False, f"unavailable: {exc}"))
     return results

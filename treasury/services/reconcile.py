@@ -33,7 +33,8 @@ async def reconcile_all(ctx: WorkerContext) -> int:
     18,000 weight each and take minutes after a crash with many sends in flight.
     """
     pending = [
-        i for i in await ctx.ledger.intents.in_status(
+        i
+        for i in await ctx.ledger.intents.in_status(
             Status.SUBMITTING, account=ctx.config.account, limit=5000
         )
         if i.id not in ctx.in_flight
@@ -91,16 +92,24 @@ async def _lookup_failed(ctx: WorkerContext, intent: Intent, now_ms: int, exc: E
     age_s = (now_ms - (intent.send_timestamp_ms or now_ms)) / 1000
     if age_s > ctx.config.reconcile_give_up_s:
         try:
-            await _attention(ctx, intent, (
-                f"outcome of {intent.withdraw_order_id} unknown, and the exchange could not "
-                f"be asked for {int(age_s)} s (last error: {exc}): look it up in the "
-                "account's withdrawal history on Binance, then `treasury resolve`"
-            ))
+            await _attention(
+                ctx,
+                intent,
+                (
+                    f"outcome of {intent.withdraw_order_id} unknown, and the exchange could not "
+                    f"be asked for {int(age_s)} s (last error: {exc}): look it up in the "
+                    "account's withdrawal history on Binance, then `treasury resolve`"
+                ),
+            )
         except ConcurrentChange:
             return
     else:
-        log.warning("reconcile.lookup_failed", intent_id=intent.id,
-                    withdraw_order_id=intent.withdraw_order_id, error=str(exc))
+        log.warning(
+            "reconcile.lookup_failed",
+            intent_id=intent.id,
+            withdraw_order_id=intent.withdraw_order_id,
+            error=str(exc),
+        )
 
 
 def _server_ms_of_local(ctx: WorkerContext, local_ms: int) -> int:
@@ -119,25 +128,34 @@ async def decide_one(
         return
     last_ms = (
         _server_ms_of_local(ctx, int(intent.last_checked_at.timestamp() * 1000))
-        if intent.last_checked_at is not None else None
+        if intent.last_checked_at is not None
+        else None
     )
     mine = [r for r in found if r.withdraw_order_id == oid]
     if len(mine) == 1 and not rule.matches(intent, mine[0]):
         # A record of ours that contradicts the intent: the one rule for any record of ours
         # (truth.judge) decides it, so that it is filed and pauses the account however it
         # was found — by this look-up, the sweep or the settlement poll.
-        log.info("reconcile.decision", intent_id=intent.id, withdraw_order_id=oid,
-                 decision="Attention")
+        log.info(
+            "reconcile.decision", intent_id=intent.id, withdraw_order_id=oid, decision="Attention"
+        )
         ctx.on_reconciled("Attention")
         await truth.judge_records(ctx, mine, found_by="reconciliation by withdrawOrderId")
         return
     decision = rule.decide(
-        intent, found, server_now_ms=now_ms,
+        intent,
+        found,
+        server_now_ms=now_ms,
         lag_allowance_ms=int(cfg.history_lag_allowance_s * 1000),
-        last_absent_check_ms=last_ms, min_gap_ms=int(cfg.reconcile_interval_s * 1000 / 2),
+        last_absent_check_ms=last_ms,
+        min_gap_ms=int(cfg.reconcile_interval_s * 1000 / 2),
     )
-    log.info("reconcile.decision", intent_id=intent.id, withdraw_order_id=oid,
-             decision=type(decision).__name__)
+    log.info(
+        "reconcile.decision",
+        intent_id=intent.id,
+        withdraw_order_id=oid,
+        decision=type(decision).__name__,
+    )
     ctx.on_reconciled(type(decision).__name__)
     match decision:
         case rule.Adopt(record=record):
@@ -148,20 +166,29 @@ async def decide_one(
             return
         case rule.CountAbsence(reason=reason):
             await repo.update_fields(
-                intent.id, expect_status=Status.SUBMITTING, expect_version=intent.version,
+                intent.id,
+                expect_status=Status.SUBMITTING,
+                expect_version=intent.version,
                 fields={"absent_checks": intent.absent_checks + 1, "last_checked_at": utcnow()},
             )
             await repo.record_note(intent.id, reason=reason, actor="worker", kind="reconcile")
         case rule.ProvenAbsent(reason=reason) if cfg.resend == "manual":
-            await _attention(ctx, intent, (
-                f"{reason}. TREASURY_RESEND=manual: check the account's withdrawal history on "
-                f"Binance for {oid}; if it is not there, `treasury resend {intent.id} --as "
-                "NAME` sends it again with the same id"
-            ))
+            await _attention(
+                ctx,
+                intent,
+                (
+                    f"{reason}. TREASURY_RESEND=manual: check the account's withdrawal history on "
+                    f"Binance for {oid}; if it is not there, `treasury resend {intent.id} --as "
+                    "NAME` sends it again with the same id"
+                ),
+            )
         case rule.ProvenAbsent(reason=reason):
             await repo.transition(
-                intent.id, Status.QUEUED, actor="worker",
-                expect=(Status.SUBMITTING,), expect_version=intent.version,
+                intent.id,
+                Status.QUEUED,
+                actor="worker",
+                expect=(Status.SUBMITTING,),
+                expect_version=intent.version,
                 reason=f"reconciled: {reason}; will be sent again with the same id",
                 fields={"absent_checks": 0, "last_checked_at": utcnow(), "not_before": None},
             )
@@ -169,9 +196,17 @@ async def decide_one(
 
 async def _attention(ctx: WorkerContext, intent: Intent, reason: str) -> None:
     await ctx.ledger.intents.transition(
-        intent.id, Status.NEEDS_ATTENTION, reason=reason, actor="worker",
-        expect=(intent.status,), expect_version=intent.version,
+        intent.id,
+        Status.NEEDS_ATTENTION,
+        reason=reason,
+        actor="worker",
+        expect=(intent.status,),
+        expect_version=intent.version,
     )
-    log.error("intent.needs_attention", intent_id=intent.id,
-              withdraw_order_id=intent.withdraw_order_id, reason=reason)
+    log.error(
+        "intent.needs_attention",
+        intent_id=intent.id,
+        withdraw_order_id=intent.withdraw_order_id,
+        reason=reason,
+    )
     await ctx.alert("needs_attention", f"intent {intent.id}: {reason}", intent.id)

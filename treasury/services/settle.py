@@ -100,8 +100,16 @@ async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
         status, reason, fields = change
         if record is not None:
             fields = {**fields, "exchange_amount": record.amount}
-        changes.append(Change(intent_id=intent.id, to=status, reason=reason, actor="worker",
-                              expect=(Status.SUBMITTED,), fields=fields))
+        changes.append(
+            Change(
+                intent_id=intent.id,
+                to=status,
+                reason=reason,
+                actor="worker",
+                expect=(Status.SUBMITTED,),
+                fields=fields,
+            )
+        )
     # One transaction for the whole poll (a savepoint per intent): settling many
     # withdrawals costs one commit, not one each.
     alerts: list[tuple[str, str, int]] = []
@@ -110,30 +118,39 @@ async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
         if isinstance(done, ConcurrentChange):
             continue
         stats.settled += done.status.terminal
-        log.info("intent.settled", intent_id=done.id, status=done.status.value,
-                 withdraw_order_id=done.withdraw_order_id, reason=done.status_reason)
+        log.info(
+            "intent.settled",
+            intent_id=done.id,
+            status=done.status.value,
+            withdraw_order_id=done.withdraw_order_id,
+            reason=done.status_reason,
+        )
         if done.status is not Status.COMPLETED:
-            alerts.append((done.status.value, f"intent {done.id}: {done.status_reason}",
-                           done.id))
+            alerts.append((done.status.value, f"intent {done.id}: {done.status_reason}", done.id))
     for kind, message, intent_id in alerts:
         await ctx.alert(kind, message, intent_id)
     await _watch(ctx, records, stats)
     return _youngest_age(sent_ms, now_ms)
 
 
-async def _judge_ages(ctx: WorkerContext, in_flight: list[Intent], now_ms: int,
-                      why: str) -> None:
+async def _judge_ages(ctx: WorkerContext, in_flight: list[Intent], now_ms: int, why: str) -> None:
     """Send the withdrawals older than the age limit to a person, without a record."""
     for intent in in_flight:
         age_s = (now_ms - _sent_ms(intent)) / 1000
         if age_s <= ctx.config.max_settle_age_s:
             continue
-        reason = (f"not settled after {int(age_s)} s, and the exchange could not be asked "
-                  f"({why}): look up {intent.exchange_withdraw_id} on Binance")
+        reason = (
+            f"not settled after {int(age_s)} s, and the exchange could not be asked "
+            f"({why}): look up {intent.exchange_withdraw_id} on Binance"
+        )
         try:
             await ctx.ledger.intents.transition(
-                intent.id, Status.NEEDS_ATTENTION, reason=reason, actor="worker",
-                expect=(Status.SUBMITTED,), expect_version=intent.version,
+                intent.id,
+                Status.NEEDS_ATTENTION,
+                reason=reason,
+                actor="worker",
+                expect=(Status.SUBMITTED,),
+                expect_version=intent.version,
             )
         except ConcurrentChange:
             continue
@@ -171,9 +188,7 @@ def _settlement(
     return None
 
 
-async def _watch(
-    ctx: WorkerContext, records: list[WithdrawalRecord], stats: SettleStats
-) -> None:
+async def _watch(ctx: WorkerContext, records: list[WithdrawalRecord], stats: SettleStats) -> None:
     """Every record seen for the first time is judged: ours against the ledger (the rule
     in ``treasury.domain.truth``), anyone else's as an unexpected withdrawal."""
     unknown = [r for r in records if r.id not in stats.foreign_seen]
@@ -182,8 +197,12 @@ async def _watch(
     if not unknown:
         return
     namespace = await ctx.ledger.intents.namespace()
-    ours = [r for r in unknown if r.withdraw_order_id
-            and intent_id_from_order_id(namespace, r.withdraw_order_id) is not None]
+    ours = [
+        r
+        for r in unknown
+        if r.withdraw_order_id
+        and intent_id_from_order_id(namespace, r.withdraw_order_id) is not None
+    ]
     # judged once per process; the periodic sweep looks at every record again
     await truth.judge_records(ctx, ours, found_by="the settlement poll")
     for r in unknown:
@@ -198,8 +217,13 @@ async def _watch(
             "unexpected_withdrawal", r.id, message, actor="worker"
         ):
             continue  # alarmed before (e.g. by an earlier run)
-        log.error("alarm.unexpected_withdrawal", exchange_withdraw_id=r.id, coin=r.coin,
-                  amount=format_amount(r.amount), address=r.address)
+        log.error(
+            "alarm.unexpected_withdrawal",
+            exchange_withdraw_id=r.id,
+            coin=r.coin,
+            amount=format_amount(r.amount),
+            address=r.address,
+        )
         await ctx.alert("unexpected_withdrawal", message, None)
 
 

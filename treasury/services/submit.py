@@ -55,8 +55,9 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
     if hold is not None and intent.send_count == 0 and intent.created_at < hold.created_before:
         # not the intent's own trouble: it does not count towards the maximum hold
         with contextlib.suppress(ConcurrentChange):
-            await ctx.ledger.intents.hold(intent, reason=hold.reason, retry_at=hold.until,
-                                          start_clock=False)
+            await ctx.ledger.intents.hold(
+                intent, reason=hold.reason, retry_at=hold.until, start_clock=False
+            )
         return
     if intent.send_count > 0 and not await _absent_before_resend(ctx, intent):
         return
@@ -71,9 +72,13 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
     timestamp_ms = ctx.exchange.now_ms()
     try:
         committed = await commit_to_send(
-            ctx.ledger, intent, worker=cfg.worker_id, order_id=order_id,
+            ctx.ledger,
+            intent,
+            worker=cfg.worker_id,
+            order_id=order_id,
             timestamp_ms=timestamp_ms,
-            recv_window_ms=cfg.apply_recv_window_ms, policy_gate=ctx.policy(),
+            recv_window_ms=cfg.apply_recv_window_ms,
+            policy_gate=ctx.policy(),
         )
     except SendRefused as refused:
         await _policy_refused(ctx, intent, refused)
@@ -81,11 +86,16 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
     except ConcurrentChange:
         return
     order_id = committed.withdraw_order_id or order_id  # the commit may skip a burned id
-    log.info("send.committed", intent_id=intent.id, withdraw_order_id=order_id,
-             timestamp_ms=timestamp_ms)
+    log.info(
+        "send.committed", intent_id=intent.id, withdraw_order_id=order_id, timestamp_ms=timestamp_ms
+    )
     request = WithdrawRequest(
-        coin=intent.coin, network=intent.network, address=intent.address,
-        address_tag=intent.address_tag, amount=intent.amount, withdraw_order_id=order_id,
+        coin=intent.coin,
+        network=intent.network,
+        address=intent.address,
+        address_tag=intent.address_tag,
+        amount=intent.amount,
+        withdraw_order_id=order_id,
     )
     ctx.in_flight.add(intent.id)
     # Counted against the cached balance until the next fetch shows the debit; should
@@ -114,8 +124,12 @@ async def _absent_before_resend(ctx: WorkerContext, intent: Intent) -> bool:
     mine = [r for r in found if r.withdraw_order_id == oid]
     if not mine:
         return True
-    log.warning("send.found_before_resend", intent_id=intent.id, withdraw_order_id=oid,
-                exchange_withdraw_ids=[r.id for r in mine])
+    log.warning(
+        "send.found_before_resend",
+        intent_id=intent.id,
+        withdraw_order_id=oid,
+        exchange_withdraw_ids=[r.id for r in mine],
+    )
     await truth.judge_records(ctx, mine, found_by="the look-up before a re-send")
     return False
 
@@ -131,8 +145,11 @@ async def _send_and_record(
         ctx.view.not_sent(request.coin, request.amount)
         retry = timedelta(seconds=max(exc.retry_after_s or 0.0, 1.0))
         await repo.transition(
-            intent.id, Status.QUEUED, actor="worker",
-            expect=(Status.SUBMITTING,), expect_version=intent.version,
+            intent.id,
+            Status.QUEUED,
+            actor="worker",
+            expect=(Status.SUBMITTING,),
+            expect_version=intent.version,
             reason=f"not sent ({exc}); will try again",
             # held_since makes the maximum hold apply: a condition that never clears
             # (a permanent 429, a broken clock) ends in failed, not in retries forever
@@ -145,22 +162,31 @@ async def _send_and_record(
         return
     except OutcomeUnknown as exc:
         await repo.record_note(
-            intent.id, actor="worker", kind="outcome_unknown",
+            intent.id,
+            actor="worker",
+            kind="outcome_unknown",
             reason=f"outcome unknown ({exc}); reconciling with the exchange before any resend",
         )
-        log.warning("send.outcome_unknown", intent_id=intent.id, withdraw_order_id=oid,
-                    error=str(exc))
+        log.warning(
+            "send.outcome_unknown", intent_id=intent.id, withdraw_order_id=oid, error=str(exc)
+        )
         return
     except Exception as exc:  # anything else after the commit: the request may have left
         await repo.record_note(
-            intent.id, actor="worker", kind="outcome_unknown",
+            intent.id,
+            actor="worker",
+            kind="outcome_unknown",
             reason=f"unexpected error while sending ({type(exc).__name__}); reconciling "
             "before any resend",
         )
         log.exception("send.unexpected_error", intent_id=intent.id, withdraw_order_id=oid)
         return
-    log.info("send.accepted", intent_id=intent.id, withdraw_order_id=oid,
-             exchange_withdraw_id=accepted.id)
+    log.info(
+        "send.accepted",
+        intent_id=intent.id,
+        withdraw_order_id=oid,
+        exchange_withdraw_id=accepted.id,
+    )
     await _record_accepted(ctx, intent, accepted.id)
 
 
@@ -172,23 +198,35 @@ async def _record_accepted(ctx: WorkerContext, intent: Intent, exchange_id: str)
     while True:
         try:
             await ctx.ledger.intents.transition(
-                intent.id, Status.SUBMITTED, actor="worker",
-                expect=(Status.SUBMITTING,), expect_version=intent.version,
+                intent.id,
+                Status.SUBMITTED,
+                actor="worker",
+                expect=(Status.SUBMITTING,),
+                expect_version=intent.version,
                 reason=f"accepted by the exchange as {exchange_id}",
                 fields={"exchange_withdraw_id": exchange_id},
             )
         except ConcurrentChange:
             # reconciliation (a sweep, `treasury reconcile --apply`) recorded it first
-            log.info("send.recorded_elsewhere", intent_id=intent.id,
-                     exchange_withdraw_id=exchange_id)
+            log.info(
+                "send.recorded_elsewhere", intent_id=intent.id, exchange_withdraw_id=exchange_id
+            )
             return
         except StoreUnavailable as exc:
             if not delays:
-                log.error("send.accepted_not_recorded", intent_id=intent.id,
-                          exchange_withdraw_id=exchange_id, error=type(exc).__name__)
+                log.error(
+                    "send.accepted_not_recorded",
+                    intent_id=intent.id,
+                    exchange_withdraw_id=exchange_id,
+                    error=type(exc).__name__,
+                )
                 return
-            log.warning("send.record_retry", intent_id=intent.id,
-                        exchange_withdraw_id=exchange_id, error=type(exc).__name__)
+            log.warning(
+                "send.record_retry",
+                intent_id=intent.id,
+                exchange_withdraw_id=exchange_id,
+                error=type(exc).__name__,
+            )
             await anyio.sleep(delays.pop(0))
             continue
         ctx.on_submitted()
@@ -202,8 +240,11 @@ async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejecte
         ctx.view.rules_changed()
     if exc.permanent:
         await repo.transition(
-            intent.id, Status.FAILED, actor="worker",
-            expect=(Status.SUBMITTING,), expect_version=intent.version,
+            intent.id,
+            Status.FAILED,
+            actor="worker",
+            expect=(Status.SUBMITTING,),
+            expect_version=intent.version,
             reason=f"refused by the exchange for good: {exc}",
         )
         await ctx.alert("failed", f"intent {intent.id} refused by the exchange: {exc}", intent.id)
@@ -211,8 +252,11 @@ async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejecte
         return
     ctx.view.standing_changed()
     await repo.transition(
-        intent.id, Status.QUEUED, actor="worker",
-        expect=(Status.SUBMITTING,), expect_version=intent.version,
+        intent.id,
+        Status.QUEUED,
+        actor="worker",
+        expect=(Status.SUBMITTING,),
+        expect_version=intent.version,
         reason=f"refused by the exchange for now: {exc}",
         fields={
             "not_before": utcnow() + timedelta(seconds=ctx.config.hold_backoff_s),
@@ -257,12 +301,15 @@ async def _hold(
     try:
         if held_for > ctx.config.max_hold_s:
             failed = await ctx.ledger.intents.transition(
-                intent.id, Status.FAILED, actor="worker", expect=(Status.QUEUED,),
-                reason=f"held for more than {int(ctx.config.max_hold_s)} s; last reason: "
-                f"{reason}",
+                intent.id,
+                Status.FAILED,
+                actor="worker",
+                expect=(Status.QUEUED,),
+                reason=f"held for more than {int(ctx.config.max_hold_s)} s; last reason: {reason}",
             )
-            await ctx.alert("failed", f"intent {intent.id} failed: {failed.status_reason}",
-                            intent.id)
+            await ctx.alert(
+                "failed", f"intent {intent.id} failed: {failed.status_reason}", intent.id
+            )
             log.info("intent.held", intent_id=intent.id, reason=reason, status="failed")
             return
         await ctx.ledger.intents.hold(intent, reason=reason, retry_at=retry_at)
@@ -278,8 +325,9 @@ class SendRefused(Exception):
     (paused, lease lost, changed meanwhile: the worker simply lets go of the intent).
     """
 
-    def __init__(self, reason: str, verdict: Verdict | None = None, *,
-                 source: str = "policy") -> None:
+    def __init__(
+        self, reason: str, verdict: Verdict | None = None, *, source: str = "policy"
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.verdict = verdict
@@ -324,18 +372,24 @@ async def commit_to_send(
             order_id = next_free_order_id(order_id, await unit.burned_order_ids())
         now = utcnow()
         entry = await unit.address_book_entry()
-        verdict = rules.check_whitelist(current, None if entry is None else entry.enabled,
-                                        None if entry is None else entry.usable_from, now)
+        verdict = rules.check_whitelist(
+            current,
+            None if entry is None else entry.enabled,
+            None if entry is None else entry.usable_from,
+            now,
+        )
         if not isinstance(verdict, Pass):
-            raise SendRefused(getattr(verdict, "reason", "address book"), verdict,
-                              source="address book")
+            raise SendRefused(
+                getattr(verdict, "reason", "address book"), verdict, source="address book"
+            )
         if policy_gate is not None:
             coin_used, dest_used = await unit.usage_24h(now)
             verdict = policy_gate(current, coin_used, dest_used, len(await unit.approvers()))
             if not isinstance(verdict, Pass):
                 raise SendRefused(getattr(verdict, "reason", "policy"), verdict)
         return await unit.transition(
-            Status.SUBMITTING, actor="worker",
+            Status.SUBMITTING,
+            actor="worker",
             reason=f"committed to send as {order_id} (signed timestamp {timestamp_ms})",
             fields={
                 "withdraw_order_id": order_id,

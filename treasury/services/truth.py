@@ -68,7 +68,8 @@ async def owners_of(
     """
     named = {
         r.withdraw_order_id: intent_id_from_order_id(namespace, r.withdraw_order_id)
-        for r in records if r.withdraw_order_id
+        for r in records
+        if r.withdraw_order_id
     }
     ours = {oid: iid for oid, iid in named.items() if iid is not None}
     if not ours:
@@ -82,8 +83,10 @@ async def owners_of(
         owner = by_oid.get(oid)
         if owner is None:
             candidate = by_id.get(iid) if iid is not None else None
-            if candidate is not None and candidate.withdraw_order_id is None and not _newer(
-                candidate, applied.get(oid)
+            if (
+                candidate is not None
+                and candidate.withdraw_order_id is None
+                and not _newer(candidate, applied.get(oid))
             ):
                 owner = candidate
         result[oid] = (owner, iid)
@@ -112,7 +115,8 @@ async def judge_records(
     # A withdrawal on file as unmatched was judged, alarmed and its order id burned: the
     # intent that now carries its intent id (SQLite reuses ids after a restore) is not it.
     on_file = await ctx.ledger.unmatched.on_file(
-        ctx.config.account, [r.id for r in unique if (r.withdraw_order_id or "") in owners])
+        ctx.config.account, [r.id for r in unique if (r.withdraw_order_id or "") in owners]
+    )
     unique = [r for r in unique if r.id not in on_file]
     findings: list[Finding] = []
     for record in unique:
@@ -140,14 +144,24 @@ def _finding(j: truth.Judgement) -> Finding | None:
         case truth.Consistent():
             return None
         case truth.Adopt(intent=i, record=r):
-            return Finding("adopt", i.id, r.id, r.withdraw_order_id or "",
-                           f"intent {i.id} ({i.status.value}) is {truth.describe(r)}: adopt it")
+            return Finding(
+                "adopt",
+                i.id,
+                r.id,
+                r.withdraw_order_id or "",
+                f"intent {i.id} ({i.status.value}) is {truth.describe(r)}: adopt it",
+            )
         case truth.Attention(intent=i, record=r, reason=why):
             return Finding("attention", i.id, r.id, r.withdraw_order_id or "", why)
         case truth.Duplicate(intent=i, record=r):
-            return Finding("duplicate", i.id, r.id, r.withdraw_order_id or "",
-                           f"intent {i.id} already has withdrawal {i.exchange_withdraw_id}; "
-                           f"the exchange also has {truth.describe(r)}")
+            return Finding(
+                "duplicate",
+                i.id,
+                r.id,
+                r.withdraw_order_id or "",
+                f"intent {i.id} already has withdrawal {i.exchange_withdraw_id}; "
+                f"the exchange also has {truth.describe(r)}",
+            )
         case truth.Disagreement(intent=i, record=r, reason=why):
             return Finding("disagreement", i.id, r.id, r.withdraw_order_id or "", why)
         case truth.Unknown(record=r, intent_id=iid, reason=why):
@@ -170,24 +184,29 @@ async def _carry_out(ctx: WorkerContext, j: truth.Judgement, found_by: str) -> N
         case truth.Unknown(record=r, intent_id=iid, reason=why):
             await _unknown(ctx, r, iid, why, found_by)
         case truth.Noted(intent=i, record=r, reason=why):
-            if await ctx.ledger.events.record_once("exchange_record_noted", f"{i.id}:{r.id}",
-                                                   why, actor="worker"):
-                await ctx.ledger.intents.record_note(i.id, reason=why, actor="worker",
-                                                     kind="reconcile")
+            if await ctx.ledger.events.record_once(
+                "exchange_record_noted", f"{i.id}:{r.id}", why, actor="worker"
+            ):
+                await ctx.ledger.intents.record_note(
+                    i.id, reason=why, actor="worker", kind="reconcile"
+                )
 
 
 def record_fields(record: WithdrawalRecord) -> dict[str, object]:
     """What the ledger keeps of the exchange's record when it takes it as the intent's."""
     fields: dict[str, object] = {
-        "exchange_withdraw_id": record.id, "exchange_amount": record.amount, "fee": record.fee,
+        "exchange_withdraw_id": record.id,
+        "exchange_amount": record.amount,
+        "fee": record.fee,
     }
     if record.tx_id:
         fields["tx_id"] = record.tx_id
     return fields
 
 
-async def adopt(ctx: WorkerContext, intent: Intent, record: WithdrawalRecord, *, why: str
-                ) -> Intent:
+async def adopt(
+    ctx: WorkerContext, intent: Intent, record: WithdrawalRecord, *, why: str
+) -> Intent:
     """Take the exchange's withdrawal as the intent's own: it is never sent again."""
     settled = settled_status(record)
     target, how = settled if settled is not None else (Status.SUBMITTED, "")
@@ -196,11 +215,17 @@ async def adopt(ctx: WorkerContext, intent: Intent, record: WithdrawalRecord, *,
         fields["withdraw_order_id"] = record.withdraw_order_id
     if intent.submitted_at is None:  # it left: it counts against the policy's 24 h caps
         fields["submitted_at"] = record.apply_time or utcnow()
-    reason = (f"adopted: the exchange has it as {record.id} ({why}); it is never sent again"
-              + (f"; {how}" if how else ""))
+    reason = f"adopted: the exchange has it as {record.id} ({why}); it is never sent again" + (
+        f"; {how}" if how else ""
+    )
     done = await ctx.ledger.intents.transition(
-        intent.id, target, actor="worker", reason=reason, fields=fields,
-        expect=(intent.status,), expect_version=intent.version,
+        intent.id,
+        target,
+        actor="worker",
+        reason=reason,
+        fields=fields,
+        expect=(intent.status,),
+        expect_version=intent.version,
     )
     await announce(ctx, done, reason)
     if target is Status.SUBMITTED:
@@ -211,9 +236,13 @@ async def adopt(ctx: WorkerContext, intent: Intent, record: WithdrawalRecord, *,
 async def announce(ctx: WorkerContext, intent: Intent, reason: str) -> None:
     """Log (and alert, unless it completed) a status that reconciliation reached, as the
     settle poll does for the ones it reaches."""
-    log.info("intent.settled" if intent.status.terminal else "intent.adopted",
-             intent_id=intent.id, status=intent.status.value,
-             withdraw_order_id=intent.withdraw_order_id, reason=reason)
+    log.info(
+        "intent.settled" if intent.status.terminal else "intent.adopted",
+        intent_id=intent.id,
+        status=intent.status.value,
+        withdraw_order_id=intent.withdraw_order_id,
+        reason=reason,
+    )
     if intent.status.terminal and intent.status is not Status.COMPLETED:
         await ctx.alert(intent.status.value, f"intent {intent.id}: {reason}", intent.id)
 
@@ -231,31 +260,42 @@ async def pause_account(ctx: WorkerContext, why: str) -> None:
         await ctx.alert("paused", f"account {account!r} paused: {reason}", None)
 
 
-async def _attention(ctx: WorkerContext, intent: Intent, record: WithdrawalRecord, why: str,
-                     found_by: str) -> None:
-    await ctx.ledger.unmatched.record(account=ctx.config.account, record=record,
-                                      intent_id=intent.id, reason=why, found_by=found_by)
+async def _attention(
+    ctx: WorkerContext, intent: Intent, record: WithdrawalRecord, why: str, found_by: str
+) -> None:
+    await ctx.ledger.unmatched.record(
+        account=ctx.config.account,
+        record=record,
+        intent_id=intent.id,
+        reason=why,
+        found_by=found_by,
+    )
     await ctx.ledger.intents.transition(
-        intent.id, Status.NEEDS_ATTENTION, actor="worker", reason=why,
-        expect=(intent.status,), expect_version=intent.version,
+        intent.id,
+        Status.NEEDS_ATTENTION,
+        actor="worker",
+        reason=why,
+        expect=(intent.status,),
+        expect_version=intent.version,
     )
     log.error("intent.needs_attention", intent_id=intent.id, reason=why)
     await ctx.alert("needs_attention", f"intent {intent.id}: {why}", intent.id)
     await pause_account(ctx, f"intent {intent.id}: {why}")
 
 
-async def _duplicate(ctx: WorkerContext, owner: Intent, r: WithdrawalRecord,
-                     found_by: str) -> None:
+async def _duplicate(ctx: WorkerContext, owner: Intent, r: WithdrawalRecord, found_by: str) -> None:
     """A second withdrawal carries an intent's id: the one thing that must never happen."""
     message = (
         f"DUPLICATE: withdrawal {r.id} carries the id {r.withdraw_order_id} of intent "
         f"{owner.id}, whose withdrawal is {owner.exchange_withdraw_id}: "
         f"{truth.describe(r)}"
     )
-    await ctx.ledger.unmatched.record(account=ctx.config.account, record=r,
-                                      intent_id=owner.id, reason=message, found_by=found_by)
-    if not await ctx.ledger.events.record_once("duplicate_withdrawal", r.id, message,
-                                               actor="worker"):
+    await ctx.ledger.unmatched.record(
+        account=ctx.config.account, record=r, intent_id=owner.id, reason=message, found_by=found_by
+    )
+    if not await ctx.ledger.events.record_once(
+        "duplicate_withdrawal", r.id, message, actor="worker"
+    ):
         return
     await ctx.ledger.intents.record_note(owner.id, reason=message, actor="worker", kind="alarm")
     log.error("alarm.duplicate_withdrawal", intent_id=owner.id, exchange_withdraw_id=r.id)
@@ -263,45 +303,56 @@ async def _duplicate(ctx: WorkerContext, owner: Intent, r: WithdrawalRecord,
     await pause_account(ctx, message)
 
 
-async def _disagreement(ctx: WorkerContext, intent: Intent, r: WithdrawalRecord, why: str,
-                        pause: bool, found_by: str) -> None:
+async def _disagreement(
+    ctx: WorkerContext, intent: Intent, r: WithdrawalRecord, why: str, pause: bool, found_by: str
+) -> None:
     if pause:
-        await ctx.ledger.unmatched.record(account=ctx.config.account, record=r,
-                                          intent_id=intent.id, reason=why, found_by=found_by)
-    if not await ctx.ledger.events.record_once("exchange_disagrees", r.id, why,
-                                               actor="worker"):
+        await ctx.ledger.unmatched.record(
+            account=ctx.config.account, record=r, intent_id=intent.id, reason=why, found_by=found_by
+        )
+    if not await ctx.ledger.events.record_once("exchange_disagrees", r.id, why, actor="worker"):
         return
-    await ctx.ledger.intents.record_note(intent.id, reason=f"ALARM: {why}", actor="worker",
-                                         kind="alarm")
-    log.error("alarm.exchange_disagrees", intent_id=intent.id, exchange_withdraw_id=r.id,
-              reason=why)
+    await ctx.ledger.intents.record_note(
+        intent.id, reason=f"ALARM: {why}", actor="worker", kind="alarm"
+    )
+    log.error(
+        "alarm.exchange_disagrees", intent_id=intent.id, exchange_withdraw_id=r.id, reason=why
+    )
     await ctx.alert("exchange_disagrees", why, intent.id)
     if pause:
         await pause_account(ctx, why)
 
 
-async def _unknown(ctx: WorkerContext, r: WithdrawalRecord, intent_id: int | None, why: str,
-                   found_by: str) -> None:
-    if not await ctx.ledger.unmatched.record(account=ctx.config.account, record=r,
-                                             intent_id=intent_id, reason=why,
-                                             found_by=found_by):
+async def _unknown(
+    ctx: WorkerContext, r: WithdrawalRecord, intent_id: int | None, why: str, found_by: str
+) -> None:
+    if not await ctx.ledger.unmatched.record(
+        account=ctx.config.account, record=r, intent_id=intent_id, reason=why, found_by=found_by
+    ):
         return  # on file already: alarmed when first found
-    log.error("alarm.ledger_behind_exchange", exchange_withdraw_id=r.id,
-              withdraw_order_id=r.withdraw_order_id, amount=format_amount(r.amount),
-              coin=r.coin)
+    log.error(
+        "alarm.ledger_behind_exchange",
+        exchange_withdraw_id=r.id,
+        withdraw_order_id=r.withdraw_order_id,
+        amount=format_amount(r.amount),
+        coin=r.coin,
+    )
     await ctx.alert("ledger_behind_exchange", why, None)
     await pause_account(ctx, why)
 
 
-async def history_window(ctx: WorkerContext, start_ms: int, end_ms: int
-                         ) -> tuple[list[WithdrawalRecord], int]:
+async def history_window(
+    ctx: WorkerContext, start_ms: int, end_ms: int
+) -> tuple[list[WithdrawalRecord], int]:
     """Every record applied in [start, end], paged by 1,000; and the number of pages."""
     records: list[WithdrawalRecord] = []
     page = 0
     while True:
         rows = await ctx.exchange.withdraw_history(
-            start_time_ms=start_ms, end_time_ms=max(end_ms, start_ms + 1),
-            offset=page * PAGE, limit=PAGE,
+            start_time_ms=start_ms,
+            end_time_ms=max(end_ms, start_ms + 1),
+            offset=page * PAGE,
+            limit=PAGE,
         )
         records.extend(rows)
         page += 1
@@ -323,7 +374,10 @@ async def sweep_start_ms(ctx: WorkerContext, now_ms: int) -> int:
 
 
 async def sweep(
-    ctx: WorkerContext, *, since_ms: int | None = None, apply: bool = True,
+    ctx: WorkerContext,
+    *,
+    since_ms: int | None = None,
+    apply: bool = True,
     found_by: str = "sweep",
 ) -> SweepResult:
     """Read the account's history since the watermark (or ``since_ms``) and judge it.
@@ -340,7 +394,12 @@ async def sweep(
     result.findings = await judge_records(ctx, records, found_by=found_by, apply=apply)
     if apply:
         await ctx.ledger.state.set_watermark(ctx.config.account, now_ms, by=found_by)
-    log.info("sweep.done", account=ctx.config.account, records=result.records,
-             pages=result.pages, findings=len(result.findings), applied=apply)
+    log.info(
+        "sweep.done",
+        account=ctx.config.account,
+        records=result.records,
+        pages=result.pages,
+        findings=len(result.findings),
+        applied=apply,
+    )
     return result
-

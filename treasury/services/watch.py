@@ -20,14 +20,13 @@ PREFIX = "no running daemon serves account"
 async def flag_unserved(ctx: WorkerContext, *, after_s: float = UNSERVED_AFTER_S) -> int:
     repo = ctx.ledger.intents
     flagged = 0
-    for intent_id, account in await repo.unserved(older_than_s=after_s,
-                                                  skip_reason_prefix=PREFIX):
-        reason = (f"{PREFIX} {account!r}: start one with TREASURY_ACCOUNT={account}, "
-                  "or cancel the intent")
+    for intent_id, account in await repo.unserved(older_than_s=after_s, skip_reason_prefix=PREFIX):
+        reason = (
+            f"{PREFIX} {account!r}: start one with TREASURY_ACCOUNT={account}, or cancel the intent"
+        )
         if not await repo.set_reason(intent_id, reason):
             continue  # no longer queued
         flagged += 1
         log.error("intent.unserved", intent_id=intent_id, account=account)
-        await ctx.alert("needs_attention", f"intent {intent_id}: {PREFIX} {account!r}",
-                        intent_id)
+        await ctx.alert("needs_attention", f"intent {intent_id}: {PREFIX} {account!r}", intent_id)
     return flagged

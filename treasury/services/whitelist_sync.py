@@ -28,8 +28,11 @@ class Drift:
 
 
 async def sync_whitelist(
-    exchange: Exchange, repo: AddressBook, events: EventLog | None = None,
-    *, actor: str = "whitelist-sync",
+    exchange: Exchange,
+    repo: AddressBook,
+    events: EventLog | None = None,
+    *,
+    actor: str = "whitelist-sync",
 ) -> Drift:
     remote = {
         (a.coin, a.network, a.address, a.address_tag or ""): a
@@ -41,9 +44,14 @@ async def sync_whitelist(
     for key, addr in remote.items():
         entry = local.get(key)
         if entry is None:
-            await repo.add(coin=addr.coin, network=addr.network, address=addr.address,
-                           address_tag=addr.address_tag or None, label=addr.name,
-                           source="exchange")
+            await repo.add(
+                coin=addr.coin,
+                network=addr.network,
+                address=addr.address,
+                address_tag=addr.address_tag or None,
+                label=addr.name,
+                source="exchange",
+            )
             drift.added.append(key)
         elif not entry.enabled and entry.source == "exchange":
             await repo.set_enabled(entry.id, True, label=addr.name)
@@ -55,12 +63,19 @@ async def sync_whitelist(
             await repo.set_enabled(entry.id, False)
             drift.disabled.append(key)
     if events is not None:
-        for kind, keys in (("whitelist_added", drift.added), ("whitelist_disabled",
-                           drift.disabled), ("whitelist_reenabled", drift.reenabled)):
+        for kind, keys in (
+            ("whitelist_added", drift.added),
+            ("whitelist_disabled", drift.disabled),
+            ("whitelist_reenabled", drift.reenabled),
+        ):
             for key in keys:
                 what = " ".join(k for k in key if k)
-                verb = {"whitelist_added": "added from", "whitelist_disabled":
-                        "disabled: no longer on", "whitelist_reenabled": "re-enabled: back on"}
-                await events.record(kind, f"{what} {verb[kind]} the exchange's list",
-                                    actor=actor, subject=what)
+                verb = {
+                    "whitelist_added": "added from",
+                    "whitelist_disabled": "disabled: no longer on",
+                    "whitelist_reenabled": "re-enabled: back on",
+                }
+                await events.record(
+                    kind, f"{what} {verb[kind]} the exchange's list", actor=actor, subject=what
+                )
     return drift

@@ -129,13 +129,16 @@ async def test_leaving_the_block_stops_everything_even_a_stuck_request() -> None
     outcome: list[str] = []
 
     async def apply(url: str) -> None:
-        query = encode({**usdt_trx(withdrawOrderId="stuck-1"),
-                        "timestamp": int(time.time() * 1000)})
+        query = encode(
+            {**usdt_trx(withdrawOrderId="stuck-1"), "timestamp": int(time.time() * 1000)}
+        )
         query += f"&signature={sign(DEFAULT_API_SECRET, query)}"
         try:
             async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-                answer = await http.post(f"/sapi/v1/capital/withdraw/apply?{query}",
-                                         headers={"X-MBX-APIKEY": DEFAULT_API_KEY})
+                answer = await http.post(
+                    f"/sapi/v1/capital/withdraw/apply?{query}",
+                    headers={"X-MBX-APIKEY": DEFAULT_API_KEY},
+                )
             outcome.append(str(answer.status_code))
         except httpx.HTTPError as exc:
             outcome.append(type(exc).__name__)

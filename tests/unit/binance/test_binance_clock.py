@@ -69,10 +69,12 @@ async def test_clock_skew_on_a_read_resyncs_once_and_retries_once(
     router: respx.MockRouter, make_client: Callable[..., BinanceClient], wire: Any
 ) -> None:
     client = make_client(wall_clock=Wall(1_000.0))
-    router.routes["time"].mock(side_effect=[
-        httpx.Response(200, json={"serverTime": 1_000_000}),
-        httpx.Response(200, json={"serverTime": 1_007_000}),  # the exchange moved on
-    ])
+    router.routes["time"].mock(
+        side_effect=[
+            httpx.Response(200, json={"serverTime": 1_000_000}),
+            httpx.Response(200, json={"serverTime": 1_007_000}),  # the exchange moved on
+        ]
+    )
     quota = router.get(QUOTA_PATH).mock(side_effect=[SKEW, QUOTA_OK])
     await client.sync_clock()
     assert (await client.withdraw_quota()).quota == 1

@@ -96,9 +96,7 @@ async def test_account(router: respx.MockRouter, client: BinanceClient, wire: An
     assert signature == wire.hmac_of(payload)
 
 
-async def test_system_status_is_unsigned(
-    router: respx.MockRouter, client: BinanceClient
-) -> None:
+async def test_system_status_is_unsigned(router: respx.MockRouter, client: BinanceClient) -> None:
     route = router.get("/sapi/v1/system/status").mock(
         return_value=httpx.Response(200, json={"status": 1, "msg": "system_maintenance"})
     )
@@ -110,15 +108,29 @@ async def test_system_status_is_unsigned(
 
 
 async def test_api_restrictions(router: respx.MockRouter, client: BinanceClient) -> None:
-    router.get("/sapi/v1/account/apiRestrictions").mock(return_value=httpx.Response(200, json={
-        "ipRestrict": True, "createTime": 1698645219000, "enableInternalTransfer": False,
-        "enableFutures": False, "enablePortfolioMarginTrading": False,
-        "enableVanillaOptions": False, "permitsUniversalTransfer": False,
-        "enableReading": True, "enableSpotAndMarginTrading": False, "enableWithdrawals": True,
-        "enableMargin": False, "tradingAuthorityExpirationTime": 1700000000000,
-    }))
+    router.get("/sapi/v1/account/apiRestrictions").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "ipRestrict": True,
+                "createTime": 1698645219000,
+                "enableInternalTransfer": False,
+                "enableFutures": False,
+                "enablePortfolioMarginTrading": False,
+                "enableVanillaOptions": False,
+                "permitsUniversalTransfer": False,
+                "enableReading": True,
+                "enableSpotAndMarginTrading": False,
+                "enableWithdrawals": True,
+                "enableMargin": False,
+                "tradingAuthorityExpirationTime": 1700000000000,
+            },
+        )
+    )
     assert await client.api_restrictions() == ApiRestrictions(
-        ip_restrict=True, enable_withdrawals=True, enable_reading=True,
+        ip_restrict=True,
+        enable_withdrawals=True,
+        enable_reading=True,
         trading_authority_expiration_time=1700000000000,
     )
 
@@ -130,23 +142,33 @@ async def test_coin_configs(router: respx.MockRouter, client: BinanceClient) -> 
     assert isinstance(usdt, CoinConfig)
     assert usdt.free == Decimal("0.000000000000000001")
     assert usdt.network("ETH") == NetworkRule(
-        coin="USDT", network="ETH", withdraw_enable=True, withdraw_min=Decimal("10"),
-        withdraw_max=Decimal("9999999999.99999999"), withdraw_multiple=Decimal("0.000001"),
-        withdraw_fee=Decimal("8.91"), address_regex="^(0x)[0-9A-Fa-f]{40}$", memo_regex="",
-        memo_required=False, is_default=True, busy=False, withdraw_desc="",
+        coin="USDT",
+        network="ETH",
+        withdraw_enable=True,
+        withdraw_min=Decimal("10"),
+        withdraw_max=Decimal("9999999999.99999999"),
+        withdraw_multiple=Decimal("0.000001"),
+        withdraw_fee=Decimal("8.91"),
+        address_regex="^(0x)[0-9A-Fa-f]{40}$",
+        memo_regex="",
+        memo_required=False,
+        is_default=True,
+        busy=False,
+        withdraw_desc="",
     )
     trx = usdt.network("TRX")
     assert trx is not None and not trx.withdraw_enable and trx.busy
     assert trx.withdraw_desc == "suspended" and trx.withdraw_multiple == 0
 
 
-async def test_withdraw_history(
-    router: respx.MockRouter, client: BinanceClient, wire: Any
-) -> None:
+async def test_withdraw_history(router: respx.MockRouter, client: BinanceClient, wire: Any) -> None:
     route = router.get(wire.history_path).mock(return_value=_json(HISTORY_JSON))
     records = await client.withdraw_history(
-        withdraw_order_id="WITHDRAWtest123", coin="USDT", status=6,
-        start_time_ms=client.now_ms() - 3_600_000, limit=50,
+        withdraw_order_id="WITHDRAWtest123",
+        coin="USDT",
+        status=6,
+        start_time_ms=client.now_ms() - 3_600_000,
+        limit=50,
     )
     assert all(isinstance(r, WithdrawalRecord) for r in records)
     first, second = records
@@ -169,36 +191,66 @@ async def test_history_by_id_list(
 
 
 async def test_whitelist_addresses(router: respx.MockRouter, client: BinanceClient) -> None:
-    router.get("/sapi/v1/capital/withdraw/address/list").mock(return_value=httpx.Response(
-        200, json=[
-            {"address": "0x94df8b352de7f46f64b01d3666bf6e936e44ce60", "addressTag": "",
-             "coin": "USDT", "name": "cold", "network": "ETH", "origin": "",
-             "originType": "others", "whiteStatus": True},
-            {"address": "rExample", "addressTag": "1234", "coin": "XRP", "name": "exchange",
-             "network": "XRP", "origin": "bybit", "originType": "others",
-             "whiteStatus": False},
-        ],
-    ))
+    router.get("/sapi/v1/capital/withdraw/address/list").mock(
+        return_value=httpx.Response(
+            200,
+            json=[
+                {
+                    "address": "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
+                    "addressTag": "",
+                    "coin": "USDT",
+                    "name": "cold",
+                    "network": "ETH",
+                    "origin": "",
+                    "originType": "others",
+                    "whiteStatus": True,
+                },
+                {
+                    "address": "rExample",
+                    "addressTag": "1234",
+                    "coin": "XRP",
+                    "name": "exchange",
+                    "network": "XRP",
+                    "origin": "bybit",
+                    "originType": "others",
+                    "whiteStatus": False,
+                },
+            ],
+        )
+    )
     assert await client.whitelist_addresses() == [
-        WhitelistAddress(coin="USDT", network="ETH",
-                         address="0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
-                         address_tag=None, name="cold", white_status=True),
-        WhitelistAddress(coin="XRP", network="XRP", address="rExample", address_tag="1234",
-                         name="exchange", white_status=False),
+        WhitelistAddress(
+            coin="USDT",
+            network="ETH",
+            address="0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
+            address_tag=None,
+            name="cold",
+            white_status=True,
+        ),
+        WhitelistAddress(
+            coin="XRP",
+            network="XRP",
+            address="rExample",
+            address_tag="1234",
+            name="exchange",
+            white_status=False,
+        ),
     ]
 
 
 async def test_withdraw_quota(router: respx.MockRouter, client: BinanceClient) -> None:
-    router.get("/sapi/v1/capital/withdraw/quota").mock(return_value=_json(
-        '{"wdQuota": "10000", "usedWdQuota": 8.91}'
-    ))
+    router.get("/sapi/v1/capital/withdraw/quota").mock(
+        return_value=_json('{"wdQuota": "10000", "usedWdQuota": 8.91}')
+    )
     quota = await client.withdraw_quota()
     assert quota == WithdrawQuota(quota=Decimal("10000"), used=Decimal("8.91"))
     assert quota.remaining == Decimal("9991.09")
 
 
 async def test_withdraw_accepted(
-    router: respx.MockRouter, client: BinanceClient, make_request: Callable[..., WithdrawRequest],
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
     wire: Any,
 ) -> None:
     route = router.post(wire.apply_path).mock(
@@ -213,8 +265,13 @@ async def test_withdraw_accepted(
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"limit": 0}, {"limit": 1001}, {"offset": -1}, {"id_list": ["x"] * 46}, {"id_list": []},
-        {"id_list": ["a,b"]}, {"start_time_ms": 0, "end_time_ms": 90 * 86_400_000},
+        {"limit": 0},
+        {"limit": 1001},
+        {"offset": -1},
+        {"id_list": ["x"] * 46},
+        {"id_list": []},
+        {"id_list": ["a,b"]},
+        {"start_time_ms": 0, "end_time_ms": 90 * 86_400_000},
         {"start_time_ms": 10, "end_time_ms": 5},
         {"withdraw_order_id": "abc", "start_time_ms": 0, "end_time_ms": 7 * 86_400_000},
         {"withdraw_order_id": "a b"},
@@ -233,7 +290,8 @@ async def test_history_windows_just_inside_the_rules_are_sent(
 ) -> None:
     route = router.get(wire.history_path).mock(return_value=httpx.Response(200, json=[]))
     await client.withdraw_history(start_time_ms=0, end_time_ms=90 * 86_400_000 - 1)
-    await client.withdraw_history(withdraw_order_id="abc", start_time_ms=0,
-                                  end_time_ms=7 * 86_400_000 - 1)
+    await client.withdraw_history(
+        withdraw_order_id="abc", start_time_ms=0, end_time_ms=7 * 86_400_000 - 1
+    )
     await client.withdraw_history(id_list=[f"id{i}" for i in range(45)])
     assert route.call_count == 3

@@ -41,13 +41,18 @@ def binance_error(
 UNKNOWN_CASES: list[Any] = [
     pytest.param(httpx.ReadTimeout("timed out"), Reason.TIMEOUT, id="read-timeout"),
     pytest.param(httpx.WriteTimeout("timed out"), Reason.TIMEOUT, id="write-timeout"),
-    pytest.param(httpx.RemoteProtocolError("Server disconnected without sending a response."),
-                 Reason.DISCONNECTED, id="remote-protocol-error"),
+    pytest.param(
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        Reason.DISCONNECTED,
+        id="remote-protocol-error",
+    ),
     pytest.param(httpx.ReadError("connection reset"), Reason.DISCONNECTED, id="read-error"),
-    pytest.param(httpx.Response(500, text="Internal Server Error"), Reason.SERVER_ERROR,
-                 id="http-500"),
-    pytest.param(httpx.Response(503, json={"code": -1008, "msg": "busy"}), Reason.SERVER_ERROR,
-                 id="http-503"),
+    pytest.param(
+        httpx.Response(500, text="Internal Server Error"), Reason.SERVER_ERROR, id="http-500"
+    ),
+    pytest.param(
+        httpx.Response(503, json={"code": -1008, "msg": "busy"}), Reason.SERVER_ERROR, id="http-503"
+    ),
     pytest.param(binance_error(-1000), Reason.SERVER_ERROR, id="-1000"),
     pytest.param(binance_error(-1001), Reason.SERVER_ERROR, id="-1001"),
     pytest.param(binance_error(-1004), Reason.SERVER_ERROR, id="-1004"),
@@ -60,19 +65,26 @@ UNKNOWN_CASES: list[Any] = [
     pytest.param(binance_error(-9000), Reason.UNKNOWN_CODE, id="-9000-undocumented"),
     pytest.param(httpx.Response(403, text="<html>WAF</html>"), Reason.BLOCKED, id="403-waf"),
     pytest.param(httpx.Response(200, text="not json"), Reason.INVALID_RESPONSE, id="not-json"),
-    pytest.param(httpx.Response(200, json={"success": True}), Reason.INVALID_RESPONSE,
-                 id="no-id"),
-    pytest.param(httpx.Response(200, json={"id": 12345}), Reason.INVALID_RESPONSE,
-                 id="id-not-a-string"),
-    pytest.param(httpx.Response(200, json={"code": -4026, "msg": "x"}),
-                 Reason.INVALID_RESPONSE, id="error-shaped-200"),
+    pytest.param(httpx.Response(200, json={"success": True}), Reason.INVALID_RESPONSE, id="no-id"),
+    pytest.param(
+        httpx.Response(200, json={"id": 12345}), Reason.INVALID_RESPONSE, id="id-not-a-string"
+    ),
+    pytest.param(
+        httpx.Response(200, json={"code": -4026, "msg": "x"}),
+        Reason.INVALID_RESPONSE,
+        id="error-shaped-200",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("answer", "reason"), UNKNOWN_CASES)
 async def test_apply_outcome_unknown_is_never_retried(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any, answer: Any, reason: Reason,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
+    answer: Any,
+    reason: Reason,
 ) -> None:
     route = router.post(wire.apply_path).mock(side_effect=[answer, answer, answer])
     with pytest.raises(OutcomeUnknown) as caught:
@@ -91,8 +103,10 @@ async def test_apply_outcome_unknown_is_never_retried(
 
 
 async def test_apply_without_a_fixed_timestamp_reports_the_one_it_signed(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     client = make_client(apply_recv_window_ms=1500)
     route = router.post(wire.apply_path).mock(side_effect=httpx.ReadTimeout("timed out"))
@@ -105,8 +119,10 @@ async def test_apply_without_a_fixed_timestamp_reports_the_one_it_signed(
 
 
 async def test_apply_is_shielded_and_bounded(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     entered: list[httpx.Request] = []
 
@@ -123,8 +139,10 @@ async def test_apply_is_shielded_and_bounded(
 
 
 async def test_cancelling_the_caller_does_not_abandon_a_sent_apply(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     async def slow(request: httpx.Request) -> httpx.Response:
         await anyio.sleep(0.2)
@@ -140,8 +158,10 @@ async def test_cancelling_the_caller_does_not_abandon_a_sent_apply(
 
 
 async def test_unexpected_exception_during_apply_is_unknown(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     route = router.post(wire.apply_path).mock(side_effect=RuntimeError("hook exploded"))
     with pytest.raises(OutcomeUnknown, match="unexpected RuntimeError"):
@@ -153,27 +173,37 @@ async def test_unexpected_exception_during_apply_is_unknown(
 
 
 NOT_SENT_CASES: list[Any] = [
-    pytest.param(httpx.ConnectError("connection refused"), Reason.CONNECT_FAILED, None,
-                 id="connect-error"),
-    pytest.param(httpx.ConnectTimeout("timed out"), Reason.CONNECT_FAILED, None,
-                 id="connect-timeout"),
-    pytest.param(binance_error(-1003, 429, **{"Retry-After": "7"}), Reason.RATE_LIMITED, 7.0,
-                 id="429"),
-    pytest.param(httpx.Response(429, text=""), Reason.RATE_LIMITED, 60.0,
-                 id="429-without-retry-after"),
+    pytest.param(
+        httpx.ConnectError("connection refused"), Reason.CONNECT_FAILED, None, id="connect-error"
+    ),
+    pytest.param(
+        httpx.ConnectTimeout("timed out"), Reason.CONNECT_FAILED, None, id="connect-timeout"
+    ),
+    pytest.param(
+        binance_error(-1003, 429, **{"Retry-After": "7"}), Reason.RATE_LIMITED, 7.0, id="429"
+    ),
+    pytest.param(
+        httpx.Response(429, text=""), Reason.RATE_LIMITED, 60.0, id="429-without-retry-after"
+    ),
     pytest.param(binance_error(-1003, 400), Reason.RATE_LIMITED, 60.0, id="-1003"),
-    pytest.param(binance_error(-4005, 400, **{"Retry-After": "3"}), Reason.RATE_LIMITED, 3.0,
-                 id="-4005"),
-    pytest.param(httpx.Response(418, headers={"Retry-After": "120"}), Reason.IP_BANNED, 120.0,
-                 id="418"),
+    pytest.param(
+        binance_error(-4005, 400, **{"Retry-After": "3"}), Reason.RATE_LIMITED, 3.0, id="-4005"
+    ),
+    pytest.param(
+        httpx.Response(418, headers={"Retry-After": "120"}), Reason.IP_BANNED, 120.0, id="418"
+    ),
 ]
 
 
 @pytest.mark.parametrize(("answer", "reason", "retry_after"), NOT_SENT_CASES)
 async def test_apply_not_sent(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
-    answer: Any, reason: Reason, retry_after: float | None,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
+    answer: Any,
+    reason: Reason,
+    retry_after: float | None,
 ) -> None:
     route = router.post(wire.apply_path).mock(side_effect=[answer, answer])
     with pytest.raises(NotSent) as caught:
@@ -185,12 +215,15 @@ async def test_apply_not_sent(
 
 
 async def test_418_bans_every_pool_and_carries_until(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     router.post(wire.apply_path).mock(
-        return_value=httpx.Response(418, json={"code": -1003, "msg": "banned"},
-                                    headers={"Retry-After": "0.3"})
+        return_value=httpx.Response(
+            418, json={"code": -1003, "msg": "banned"}, headers={"Retry-After": "0.3"}
+        )
     )
     quota = router.get(QUOTA_PATH).mock(return_value=QUOTA_OK)
     before = time.time()
@@ -205,20 +238,27 @@ async def test_418_bans_every_pool_and_carries_until(
 
 
 async def test_ban_until_is_read_from_the_message_without_retry_after(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     until_ms = int((time.time() + 600) * 1000)
-    router.post(wire.apply_path).mock(return_value=binance_error(
-        -1003, 400, msg=f"Way too much request weight used; IP banned until {until_ms}."))
+    router.post(wire.apply_path).mock(
+        return_value=binance_error(
+            -1003, 400, msg=f"Way too much request weight used; IP banned until {until_ms}."
+        )
+    )
     with pytest.raises(IpBanned) as caught:
         await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert abs(caught.value.until.timestamp() * 1000 - until_ms) < 1000
 
 
 async def test_apply_clock_skew_resyncs_but_does_not_resend(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     await client.sync_clock()
     times_before = router.routes["time"].call_count
@@ -236,26 +276,45 @@ async def test_apply_clock_skew_resyncs_but_does_not_resend(
 @pytest.mark.parametrize(
     ("code", "permanent", "reason"),
     [
-        (-4035, True, Reason.WHITELIST), (-4012, True, Reason.WHITELIST),
-        (-4007, True, Reason.ADDRESS), (-4008, True, Reason.ADDRESS),
-        (-4033, True, Reason.ADDRESS), (-4034, True, Reason.ADDRESS),
-        (-4106, True, Reason.ADDRESS), (-4018, True, Reason.ASSET),
-        (-4021, True, Reason.AMOUNT), (-4022, True, Reason.AMOUNT), (-4028, True, Reason.AMOUNT),
-        (-1022, True, Reason.AUTH), (-2014, True, Reason.AUTH), (-2015, False, Reason.AUTH),
-        (-1002, True, Reason.AUTH), (-1102, True, Reason.BAD_REQUEST),
-        (-4013, True, Reason.ACCOUNT), (-4104, True, Reason.TRAVEL_RULE),
-        (-4026, False, Reason.BALANCE), (-4024, False, Reason.BALANCE),
-        (-4025, False, Reason.BALANCE), (-4019, False, Reason.ASSET),
-        (-4015, False, Reason.ACCOUNT), (-4014, False, Reason.ACCOUNT),
-        (-4016, False, Reason.ACCOUNT), (-4017, False, Reason.ACCOUNT),
-        (-4036, False, Reason.ADDRESS_COOLING), (-4023, False, Reason.QUOTA),
+        (-4035, True, Reason.WHITELIST),
+        (-4012, True, Reason.WHITELIST),
+        (-4007, True, Reason.ADDRESS),
+        (-4008, True, Reason.ADDRESS),
+        (-4033, True, Reason.ADDRESS),
+        (-4034, True, Reason.ADDRESS),
+        (-4106, True, Reason.ADDRESS),
+        (-4018, True, Reason.ASSET),
+        (-4021, True, Reason.AMOUNT),
+        (-4022, True, Reason.AMOUNT),
+        (-4028, True, Reason.AMOUNT),
+        (-1022, True, Reason.AUTH),
+        (-2014, True, Reason.AUTH),
+        (-2015, False, Reason.AUTH),
+        (-1002, True, Reason.AUTH),
+        (-1102, True, Reason.BAD_REQUEST),
+        (-4013, True, Reason.ACCOUNT),
+        (-4104, True, Reason.TRAVEL_RULE),
+        (-4026, False, Reason.BALANCE),
+        (-4024, False, Reason.BALANCE),
+        (-4025, False, Reason.BALANCE),
+        (-4019, False, Reason.ASSET),
+        (-4015, False, Reason.ACCOUNT),
+        (-4014, False, Reason.ACCOUNT),
+        (-4016, False, Reason.ACCOUNT),
+        (-4017, False, Reason.ACCOUNT),
+        (-4036, False, Reason.ADDRESS_COOLING),
+        (-4023, False, Reason.QUOTA),
         (-4060, False, Reason.ASSET),
     ],
 )
 async def test_apply_rejected(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
-    code: int, permanent: bool, reason: Reason,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
+    code: int,
+    permanent: bool,
+    reason: Reason,
 ) -> None:
     route = router.post(wire.apply_path).mock(return_value=binance_error(code, msg="refused"))
     with pytest.raises(Rejected) as caught:
@@ -282,8 +341,10 @@ async def test_apply_rejected(
     ],
 )
 async def test_read_failures_are_not_sent_and_retried_a_bounded_number_of_times(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    answer: Any, reason: Reason,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    answer: Any,
+    reason: Reason,
 ) -> None:
     client = make_client(retry=RetryPolicy(max_retries=2, backoff_s=0.0))
     route = router.get(QUOTA_PATH).mock(side_effect=[answer] * 3)
@@ -293,9 +354,7 @@ async def test_read_failures_are_not_sent_and_retried_a_bounded_number_of_times(
     assert route.call_count == 3  # 1 + max_retries
 
 
-async def test_read_retry_recovers(
-    router: respx.MockRouter, client: BinanceClient
-) -> None:
+async def test_read_retry_recovers(router: respx.MockRouter, client: BinanceClient) -> None:
     route = router.get(QUOTA_PATH).mock(
         side_effect=[httpx.Response(503), httpx.ConnectError("refused"), QUOTA_OK]
     )
@@ -318,9 +377,12 @@ async def test_read_429_honours_retry_after_and_blocks_the_pool(
     router: respx.MockRouter, make_client: Callable[..., BinanceClient]
 ) -> None:
     client = make_client(retry=RetryPolicy(max_retries=0))
-    route = router.get(QUOTA_PATH).mock(side_effect=[
-        binance_error(-1003, 429, **{"Retry-After": "0.3"}), QUOTA_OK,
-    ])
+    route = router.get(QUOTA_PATH).mock(
+        side_effect=[
+            binance_error(-1003, 429, **{"Retry-After": "0.3"}),
+            QUOTA_OK,
+        ]
+    )
     with pytest.raises(NotSent) as caught:
         await client.withdraw_quota()
     assert caught.value.retry_after_s == 0.3
@@ -333,9 +395,12 @@ async def test_read_429_honours_retry_after_and_blocks_the_pool(
 async def test_read_429_is_retried_after_its_retry_after(
     router: respx.MockRouter, client: BinanceClient
 ) -> None:
-    route = router.get(QUOTA_PATH).mock(side_effect=[
-        binance_error(-1003, 429, **{"Retry-After": "0.2"}), QUOTA_OK,
-    ])
+    route = router.get(QUOTA_PATH).mock(
+        side_effect=[
+            binance_error(-1003, 429, **{"Retry-After": "0.2"}),
+            QUOTA_OK,
+        ]
+    )
     started = time.monotonic()
     await client.withdraw_quota()
     assert time.monotonic() - started >= 0.18
@@ -345,8 +410,9 @@ async def test_read_429_is_retried_after_its_retry_after(
 async def test_long_retry_after_is_handed_to_the_caller(
     router: respx.MockRouter, client: BinanceClient
 ) -> None:
-    route = router.get(QUOTA_PATH).mock(return_value=binance_error(
-        -1003, 429, **{"Retry-After": "300"}))
+    route = router.get(QUOTA_PATH).mock(
+        return_value=binance_error(-1003, 429, **{"Retry-After": "300"})
+    )
     with pytest.raises(NotSent):
         await client.withdraw_quota()
     assert route.call_count == 1
@@ -365,7 +431,8 @@ async def test_ip_ban_on_a_read_is_not_retried(
     router: respx.MockRouter, client: BinanceClient
 ) -> None:
     route = router.get(QUOTA_PATH).mock(
-        return_value=httpx.Response(418, headers={"Retry-After": "0.05"}))
+        return_value=httpx.Response(418, headers={"Retry-After": "0.05"})
+    )
     with pytest.raises(IpBanned):
         await client.withdraw_quota()
     assert route.call_count == 1
@@ -375,31 +442,41 @@ async def test_ip_ban_on_a_read_is_not_retried(
 
 
 async def test_on_call_reports_every_exchange(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     seen: list[tuple[str, str, float]] = []
     client = make_client(on_call=lambda *call: seen.append(call))
     router.get(QUOTA_PATH).mock(side_effect=[httpx.Response(500), QUOTA_OK])
-    router.post(wire.apply_path).mock(side_effect=[
-        binance_error(-4026), httpx.ReadTimeout("slow"),
-        httpx.Response(200, json={"id": "x"}),
-    ])
+    router.post(wire.apply_path).mock(
+        side_effect=[
+            binance_error(-4026),
+            httpx.ReadTimeout("slow"),
+            httpx.Response(200, json={"id": "x"}),
+        ]
+    )
     await client.withdraw_quota()
     for _ in range(2):
         with pytest.raises(ExchangeError):
             await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     await client.withdraw(make_request(), timestamp_ms=client.now_ms())
     assert [(e, o) for e, o, _ in seen if e != "/api/v3/time"] == [
-        (QUOTA_PATH, "not_sent"), (QUOTA_PATH, "ok"),
-        (wire.apply_path, "rejected"), (wire.apply_path, "unknown"), (wire.apply_path, "ok"),
+        (QUOTA_PATH, "not_sent"),
+        (QUOTA_PATH, "ok"),
+        (wire.apply_path, "rejected"),
+        (wire.apply_path, "unknown"),
+        (wire.apply_path, "ok"),
     ]
     assert all(seconds >= 0 for _, _, seconds in seen)
 
 
 async def test_a_failing_metrics_hook_never_hides_an_accepted_withdrawal(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     def broken(endpoint: str, outcome: str, seconds: float) -> None:
         raise RuntimeError("metrics down")

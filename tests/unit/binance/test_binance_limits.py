@@ -172,11 +172,16 @@ async def test_second_history_call_waits_for_a_tiny_uid_budget(
 async def test_headers_reconcile_the_budget(
     router: respx.MockRouter, client: BinanceClient, wire: Any
 ) -> None:
-    router.get(wire.history_path).mock(return_value=httpx.Response(
-        200, json=[], headers={"X-SAPI-USED-UID-WEIGHT-1M": "162000"}))
-    router.get("/api/v3/account").mock(return_value=httpx.Response(
-        200, json={"canTrade": True, "canWithdraw": True, "canDeposit": True, "balances": []},
-        headers={"X-MBX-USED-WEIGHT-1M": "1234"}))
+    router.get(wire.history_path).mock(
+        return_value=httpx.Response(200, json=[], headers={"X-SAPI-USED-UID-WEIGHT-1M": "162000"})
+    )
+    router.get("/api/v3/account").mock(
+        return_value=httpx.Response(
+            200,
+            json={"canTrade": True, "canWithdraw": True, "canDeposit": True, "balances": []},
+            headers={"X-MBX-USED-WEIGHT-1M": "1234"},
+        )
+    )
     await client.withdraw_history()
     await client.account()
     used = client.rate_limiter.used_weight()

@@ -29,8 +29,10 @@ EP = "/test"
         ('"8.91"', Decimal("8.91")),
         ("12", Decimal(12)),
         ('"0"', Decimal(0)),
-        ('"123456789012345678901.123456789012345678"',
-         Decimal("123456789012345678901.123456789012345678")),
+        (
+            '"123456789012345678901.123456789012345678"',
+            Decimal("123456789012345678901.123456789012345678"),
+        ),
         ("0.1", Decimal("0.1")),
     ],
 )
@@ -42,8 +44,24 @@ def test_decimals_are_exact(raw: str, expected: Decimal) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [1.5, True, None, [], {}, "", " 1", "1 ", "NaN", "Infinity", "-inf", "1,5", "0x10", "1_000",
-     Decimal("NaN"), Decimal("Infinity")],
+    [
+        1.5,
+        True,
+        None,
+        [],
+        {},
+        "",
+        " 1",
+        "1 ",
+        "NaN",
+        "Infinity",
+        "-inf",
+        "1,5",
+        "0x10",
+        "1_000",
+        Decimal("NaN"),
+        Decimal("Infinity"),
+    ],
 )
 def test_bad_decimals_name_the_field(value: object) -> None:
     with pytest.raises(ResponseInvalid) as caught:
@@ -130,14 +148,26 @@ def test_account_balances_are_exact() -> None:
 
 
 def test_coin_config_defaults_for_fields_binance_added_late() -> None:
-    body = [{
-        "coin": "XRP", "withdrawAllEnable": True, "free": "1", "networkList": [{
-            "coin": "XRP", "network": "XRP", "withdrawEnable": True, "withdrawMin": "1",
-            "withdrawMax": "1000000", "withdrawIntegerMultiple": "0.000001",
-            "withdrawFee": "0.25", "addressRegex": "^r[1-9A-HJ-NP-Za-km-z]{25,34}$",
-            "memoRegex": "^((?!0)[0-9]{1,10})$",
-        }],
-    }]
+    body = [
+        {
+            "coin": "XRP",
+            "withdrawAllEnable": True,
+            "free": "1",
+            "networkList": [
+                {
+                    "coin": "XRP",
+                    "network": "XRP",
+                    "withdrawEnable": True,
+                    "withdrawMin": "1",
+                    "withdrawMax": "1000000",
+                    "withdrawIntegerMultiple": "0.000001",
+                    "withdrawFee": "0.25",
+                    "addressRegex": "^r[1-9A-HJ-NP-Za-km-z]{25,34}$",
+                    "memoRegex": "^((?!0)[0-9]{1,10})$",
+                }
+            ],
+        }
+    ]
     rule = parse_coin_configs(body, EP)["XRP"].networks[0]
     assert rule.memo_required is False and rule.is_default is False and rule.busy is False
     assert rule.withdraw_multiple == Decimal("0.000001")

@@ -40,17 +40,28 @@ def echo_query(status: int, code: int) -> Callable[[httpx.Request], httpx.Respon
 def mock_session_routes(router: respx.MockRouter, wire: Any) -> None:
     account_answers: list[Any] = [
         httpx.Response(400, json={"code": -1021, "msg": "Timestamp outside of the recvWindow"}),
-        httpx.Response(200, json={"canTrade": True, "canWithdraw": True, "canDeposit": True,
-                                  "balances": [{"asset": "BTC", "free": "1", "locked": "0"}]}),
+        httpx.Response(
+            200,
+            json={
+                "canTrade": True,
+                "canWithdraw": True,
+                "canDeposit": True,
+                "balances": [{"asset": "BTC", "free": "1", "locked": "0"}],
+            },
+        ),
         echo_query(401, -2015),
     ]
     router.get("/api/v3/account").mock(side_effect=account_answers)
     router.get("/sapi/v1/system/status").mock(
-        return_value=httpx.Response(200, json={"status": 0, "msg": "normal"}))
+        return_value=httpx.Response(200, json={"status": 0, "msg": "normal"})
+    )
     router.get("/sapi/v1/capital/config/getall").mock(return_value=httpx.Response(200, json=[]))
-    router.get(wire.history_path).mock(side_effect=[
-        httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(200, json=[]),
-    ])
+    router.get(wire.history_path).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "0"}),
+            httpx.Response(200, json=[]),
+        ]
+    )
     router.get("/sapi/v1/capital/withdraw/quota").mock(side_effect=echo_query(200, 0))
     apply_answers: list[Any] = [
         httpx.Response(200, json={"id": "abc"}),
@@ -99,16 +110,23 @@ def forbidden_strings(router: respx.MockRouter, wire: Any) -> list[str]:
 @pytest.mark.parametrize("signer_kind", ["hmac", "ed25519"])
 @pytest.mark.parametrize("capture", ["structlog", "stdout"])
 async def test_a_full_session_leaks_nothing(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-    signer_kind: str, capture: str,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    signer_kind: str,
+    capture: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="httpx")
     caplog.set_level(logging.DEBUG, logger="httpcore")
-    signer = (HmacSigner(wire.api_secret) if signer_kind == "hmac"
-              else load_signer(api_secret=None, private_key_pem=E1_PEM, passphrase=None))
+    signer = (
+        HmacSigner(wire.api_secret)
+        if signer_kind == "hmac"
+        else load_signer(api_secret=None, private_key_pem=E1_PEM, passphrase=None)
+    )
     client = make_client(signer=signer, retry=RetryPolicy(max_retries=1, backoff_s=0.0))
     mock_session_routes(router, wire)
     if capture == "structlog":
@@ -150,5 +168,6 @@ def test_api_key_mask() -> None:
 def test_httpx_client_with_default_params_is_refused(wire: Any) -> None:
     http = httpx.AsyncClient(params={"x": "1"})
     with pytest.raises(ValueError, match="query params"):
-        BinanceClient(http, base_url=wire.base_url, api_key=wire.api_key,
-                      signer=HmacSigner(wire.api_secret))
+        BinanceClient(
+            http, base_url=wire.base_url, api_key=wire.api_key, signer=HmacSigner(wire.api_secret)
+        )

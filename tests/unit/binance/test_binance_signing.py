@@ -37,9 +37,7 @@ H3_PAYLOAD = (
     "&withdrawOrderId=WITHDRAWtest123&network=ETH&recvWindow=5000&timestamp=1499827319559"
 )
 E1_KEY_BASE64 = "MC4CAQAwBQYDK2VwBCIEIIJEYWtGBrhACmb9Dvy+qa8WEf0lQOl1s4CLIAB9m89u"
-E1_PEM = (
-    f"-----BEGIN PRIVATE KEY-----\n{E1_KEY_BASE64}\n-----END PRIVATE KEY-----\n"
-).encode()
+E1_PEM = (f"-----BEGIN PRIVATE KEY-----\n{E1_KEY_BASE64}\n-----END PRIVATE KEY-----\n").encode()
 E1_SIGNATURE = (
     "4MHXelVVcpkdwuLbl6n73HQUXUf1dse2PCgT1DYqW9w8AVZ1RACFGM+5UdlGPrQHrgtS3CvsRURC1oj73j8gCA=="
 )
@@ -60,12 +58,15 @@ def rsa_key() -> rsa.RSAPrivateKey:
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        pytest.param(H1_PAYLOAD,
-                     "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71", id="H1"),
-        pytest.param(H2_PAYLOAD,
-                     "e1353ec6b14d888f1164ae9af8228a3dbd508bc82eb867db8ab6046442f33ef3", id="H2"),
-        pytest.param(H3_PAYLOAD,
-                     "5bb188f6d14157e778270c5e7f93a66d397596ded2871daa4deca24db63020dd", id="H3"),
+        pytest.param(
+            H1_PAYLOAD, "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71", id="H1"
+        ),
+        pytest.param(
+            H2_PAYLOAD, "e1353ec6b14d888f1164ae9af8228a3dbd508bc82eb867db8ab6046442f33ef3", id="H2"
+        ),
+        pytest.param(
+            H3_PAYLOAD, "5bb188f6d14157e778270c5e7f93a66d397596ded2871daa4deca24db63020dd", id="H3"
+        ),
     ],
 )
 def test_hmac_vectors(payload: str, expected: str) -> None:
@@ -74,9 +75,14 @@ def test_hmac_vectors(payload: str, expected: str) -> None:
 
 def test_h2_payload_is_what_the_encoder_builds_from_unicode() -> None:
     params: ParamList = [
-        ("symbol", "１２３４５６"), ("side", "BUY"), ("type", "LIMIT"),
-        ("timeInForce", "GTC"), ("quantity", 1), ("price", Decimal("0.1")),
-        ("recvWindow", 5000), ("timestamp", 1499827319559),
+        ("symbol", "１２３４５６"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", 1),
+        ("price", Decimal("0.1")),
+        ("recvWindow", 5000),
+        ("timestamp", 1499827319559),
     ]
     assert encode_query(params) == H2_PAYLOAD
     signed = sign_query(params, HmacSigner(SECRET))
@@ -87,9 +93,13 @@ def test_h2_payload_is_what_the_encoder_builds_from_unicode() -> None:
 
 def test_h3_withdraw_payload_matches_the_encoder() -> None:
     params: ParamList = [
-        ("coin", "USDT"), ("address", "0x94df8b352de7f46f64b01d3666bf6e936e44ce60"),
-        ("amount", Decimal("8.910")), ("withdrawOrderId", "WITHDRAWtest123"),
-        ("network", "ETH"), ("recvWindow", 5000), ("timestamp", 1499827319559),
+        ("coin", "USDT"),
+        ("address", "0x94df8b352de7f46f64b01d3666bf6e936e44ce60"),
+        ("amount", Decimal("8.910")),
+        ("withdrawOrderId", "WITHDRAWtest123"),
+        ("network", "ETH"),
+        ("recvWindow", 5000),
+        ("timestamp", 1499827319559),
     ]
     assert encode_query(params) == H3_PAYLOAD
 
@@ -109,9 +119,14 @@ def test_ed25519_rest_vector_e2_is_percent_encoded_on_the_wire() -> None:
     signer = load_signer(api_secret=None, private_key_pem=E1_PEM, passphrase=None)
     assert signer.sign(E2_PAYLOAD.encode()) == E2_SIGNATURE
     params: ParamList = [
-        ("symbol", "BTCUSDT"), ("side", "SELL"), ("type", "LIMIT"),
-        ("timeInForce", "GTC"), ("quantity", 1), ("price", Decimal("0.2")),
-        ("timestamp", 1668481559918), ("recvWindow", 5000),
+        ("symbol", "BTCUSDT"),
+        ("side", "SELL"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", 1),
+        ("price", Decimal("0.2")),
+        ("timestamp", 1668481559918),
+        ("recvWindow", 5000),
     ]
     signed = sign_query(params, signer)
     assert signed.text.startswith(E2_PAYLOAD + "&signature=")
@@ -124,7 +139,10 @@ def test_rsa_signature_verifies_and_is_percent_encoded(rsa_key: rsa.RSAPrivateKe
     seen_plus = seen_slash = False
     for n in range(40):
         params: ParamList = [
-        ("coin", "BTC"), ("amount", Decimal(n + 1)), ("timestamp", 1700000000000 + n)]
+            ("coin", "BTC"),
+            ("amount", Decimal(n + 1)),
+            ("timestamp", 1700000000000 + n),
+        ]
         signed = sign_query(params, signer)
         payload, _, wire_signature = signed.text.rpartition("&signature=")
         assert signed.signature is not None
@@ -144,8 +162,9 @@ def test_rsa_signature_verifies_and_is_percent_encoded(rsa_key: rsa.RSAPrivateKe
 
 
 def test_rsa_key_loads_from_pkcs8_pem(rsa_key: rsa.RSAPrivateKey) -> None:
-    pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = rsa_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     signer = load_signer(api_secret=None, private_key_pem=pem, passphrase=None)
     assert isinstance(signer, RsaSigner)
 
@@ -158,8 +177,11 @@ def test_small_rsa_key_is_refused() -> None:
 
 def _encrypted_pem(passphrase: bytes) -> tuple[Ed25519PrivateKey, bytes]:
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.BestAvailableEncryption(passphrase))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
     return key, pem
 
 
@@ -193,8 +215,9 @@ def test_passphrase_for_an_unencrypted_key_is_an_error() -> None:
 
 def test_unsupported_key_type_is_named() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(SigningKeyError, match="unsupported private key type EC") as caught:
         load_signer(api_secret=None, private_key_pem=pem, passphrase=None)
     assert "Ed25519 or RSA" in str(caught.value)

@@ -22,8 +22,10 @@ ACCEPTED = httpx.Response(200, json={"id": "7213fea8e94b4a5593d507237e5a555b"})
 
 
 async def test_the_signed_query_is_sent_byte_for_byte(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
     request = make_request(address_tag="memo 1+2/x", amount=Decimal("1E+1"))
@@ -43,20 +45,33 @@ async def test_the_signed_query_is_sent_byte_for_byte(
 
 @pytest.mark.parametrize("tag", [None, ""])
 async def test_no_tag_no_name(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any, tag: str | None,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
+    tag: str | None,
 ) -> None:
     route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
     await client.withdraw(make_request(address_tag=tag), timestamp_ms=1)
     names = set(wire.params(route.calls.last.request))
-    assert names == {"coin", "network", "address", "amount", "withdrawOrderId", "recvWindow",
-                     "timestamp", "signature"}
+    assert names == {
+        "coin",
+        "network",
+        "address",
+        "amount",
+        "withdrawOrderId",
+        "recvWindow",
+        "timestamp",
+        "signature",
+    }
     assert "name" not in names and "addressTag" not in names
 
 
 async def test_amount_digits_are_sent_unchanged(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
     await client.withdraw(make_request(amount=Decimal("0.000000000000000001")), timestamp_ms=1)
@@ -68,8 +83,10 @@ async def test_amount_digits_are_sent_unchanged(
     ["", "a b", "x" * 65, "id/1", "id+1", "ü", "abc\n", "a.b", "a,b", None],
 )
 async def test_bad_withdraw_order_id_sends_nothing(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], order_id: str | None,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    order_id: str | None,
 ) -> None:
     with pytest.raises(ValueError, match="withdraw_order_id"):
         await client.withdraw(make_request(withdraw_order_id=order_id))
@@ -77,8 +94,10 @@ async def test_bad_withdraw_order_id_sends_nothing(
 
 
 async def test_longest_withdraw_order_id_is_accepted(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
     await client.withdraw(make_request(withdraw_order_id="A-_9" * 16), timestamp_ms=1)
@@ -87,12 +106,21 @@ async def test_longest_withdraw_order_id_is_accepted(
 
 @pytest.mark.parametrize(
     "change",
-    [{"amount": Decimal(0)}, {"amount": Decimal(-1)}, {"amount": Decimal("NaN")},
-     {"amount": 1.5}, {"coin": ""}, {"address": " "}, {"network": ""}],
+    [
+        {"amount": Decimal(0)},
+        {"amount": Decimal(-1)},
+        {"amount": Decimal("NaN")},
+        {"amount": 1.5},
+        {"coin": ""},
+        {"address": " "},
+        {"network": ""},
+    ],
 )
 async def test_bad_request_fields_send_nothing(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], change: dict[str, object],
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    change: dict[str, object],
 ) -> None:
     with pytest.raises(ValueError, match=r"withdraw (amount|coin|address|network)"):
         await client.withdraw(make_request(**change))
@@ -101,8 +129,10 @@ async def test_bad_request_fields_send_nothing(
 
 @pytest.mark.parametrize("timestamp", [0, -5, True, 1.5])
 async def test_bad_fixed_timestamp_sends_nothing(
-    router: respx.MockRouter, client: BinanceClient,
-    make_request: Callable[..., WithdrawRequest], timestamp: object,
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    timestamp: object,
 ) -> None:
     with pytest.raises(ValueError, match="timestamp_ms"):
         await client.withdraw(make_request(), timestamp_ms=timestamp)  # type: ignore[arg-type]
@@ -123,13 +153,16 @@ def test_recv_window_limits_themselves_are_fine(make_client: Callable[..., Binan
 
 
 async def test_apply_uses_its_own_small_recv_window(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     client = make_client(recv_window_ms=10_000, apply_recv_window_ms=2_000)
     apply_route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
     quota_route = router.get("/sapi/v1/capital/withdraw/quota").mock(
-        return_value=httpx.Response(200, json={"wdQuota": "1", "usedWdQuota": "0"}))
+        return_value=httpx.Response(200, json={"wdQuota": "1", "usedWdQuota": "0"})
+    )
     accepted = await client.withdraw(make_request())
     await client.withdraw_quota()
     assert wire.params(apply_route.calls.last.request)["recvWindow"] == "2000"
@@ -138,8 +171,10 @@ async def test_apply_uses_its_own_small_recv_window(
 
 
 async def test_unfixed_timestamp_is_estimated_server_time(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     router.routes["time"].mock(return_value=httpx.Response(200, json={"serverTime": 2_000_000}))
     client = make_client(wall_clock=lambda: 1_000.0)  # the server is 1,000 s ahead
@@ -167,8 +202,10 @@ class FakeMonotonic:
 
 
 async def test_concurrent_withdrawals_are_paced(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     rate = 20.0
     fake = FakeMonotonic()
@@ -190,8 +227,10 @@ async def test_concurrent_withdrawals_are_paced(
 
 
 async def test_concurrent_withdrawals_are_paced_in_real_time(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     rate = 20.0
     client = make_client(withdraw_rate=rate)
@@ -220,8 +259,10 @@ async def test_concurrent_withdrawals_are_paced_in_real_time(
 
 
 async def test_defer_until_holds_the_first_call_back(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     client = make_client(withdraw_rate=1.0)
     route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
@@ -233,8 +274,10 @@ async def test_defer_until_holds_the_first_call_back(
 
 
 async def test_last_send_from_the_database_keeps_the_pace(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     client = make_client(withdraw_rate=2.0)  # 0.5 s apart
     router.post(wire.apply_path).mock(return_value=ACCEPTED)
@@ -245,8 +288,10 @@ async def test_last_send_from_the_database_keeps_the_pace(
 
 
 async def test_apply_waits_for_the_uid_budget(
-    router: respx.MockRouter, make_client: Callable[..., BinanceClient],
-    make_request: Callable[..., WithdrawRequest], wire: Any,
+    router: respx.MockRouter,
+    make_client: Callable[..., BinanceClient],
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
 ) -> None:
     client = make_client(limits=RateLimits(sapi_uid_weight=1000, window_s=0.3))
     seen: list[float] = []

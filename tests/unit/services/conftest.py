@@ -32,10 +32,18 @@ async def world(clock: ManualClock) -> World:
         alerts.append((kind, message, intent_id))
 
     ctx = WorkerContext(
-        ledger=ledger, exchange=exchange, view=ExchangeView(exchange, rules_ttl_s=3600),
-        config=WorkerConfig(account=ACCOUNT, worker_id=WORKER, history_lag_allowance_s=60,
-                            reconcile_interval_s=10, hold_backoff_s=30),
-        alert=alert, on_submitted=lambda: wakeups.append(True),
+        ledger=ledger,
+        exchange=exchange,
+        view=ExchangeView(exchange, rules_ttl_s=3600),
+        config=WorkerConfig(
+            account=ACCOUNT,
+            worker_id=WORKER,
+            history_lag_allowance_s=60,
+            reconcile_interval_s=10,
+            hold_backoff_s=30,
+        ),
+        alert=alert,
+        on_submitted=lambda: wakeups.append(True),
     )
     await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
     assert await ledger.state.acquire_lease(ACCOUNT, WORKER, ttl_s=30 * 24 * 3600)

@@ -37,13 +37,15 @@ class World:
     async def enqueue(self, amount: str = "10", **fields: Any) -> Intent:
         spec = {"coin": "USDT", "network": "TRX", "address": "TXyz", **fields}
         intent, _ = await self.ledger.intents.enqueue(
-            validate_new_intent(amount=amount, **spec), actor="test")
+            validate_new_intent(amount=amount, **spec), actor="test"
+        )
         return intent
 
     async def claim(self) -> list[Intent]:
         now = self.clock()
         return await self.ledger.intents.claim_queued(
-            account=ACCOUNT, worker=WORKER, now=now, lease_until=now, limit=100)
+            account=ACCOUNT, worker=WORKER, now=now, lease_until=now, limit=100
+        )
 
     async def process(self, intent_id: int) -> Intent:
         """What the sender loop does for one intent: claim it, check it, send it."""

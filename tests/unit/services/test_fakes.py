@@ -22,8 +22,14 @@ DAY_MS = 24 * 3600 * 1000
 
 
 def request(oid: str, amount: str = "10") -> WithdrawRequest:
-    return WithdrawRequest(coin="USDT", network="TRX", address="TXyz", address_tag=None,
-                           amount=Decimal(amount), withdraw_order_id=oid)
+    return WithdrawRequest(
+        coin="USDT",
+        network="TRX",
+        address="TXyz",
+        address_tag=None,
+        amount=Decimal(amount),
+        withdraw_order_id=oid,
+    )
 
 
 @pytest.fixture
@@ -48,7 +54,8 @@ def test_the_manual_clock_reaches_the_services_and_the_port(clock: ManualClock) 
 
 
 async def test_a_withdrawal_shows_in_history_after_the_lag_net_of_the_fee(
-        exchange: FakeExchange, clock: ManualClock) -> None:
+    exchange: FakeExchange, clock: ManualClock
+) -> None:
     exchange.history_lag_s = 30
     accepted = await exchange.withdraw(request("o-1"), timestamp_ms=exchange.now_ms())
     assert await exchange.withdraw_history(withdraw_order_id="o-1") == []
@@ -65,7 +72,8 @@ async def test_a_withdrawal_shows_in_history_after_the_lag_net_of_the_fee(
 
 
 async def test_no_deduplication_the_same_order_id_twice_is_two_withdrawals(
-        exchange: FakeExchange) -> None:
+    exchange: FakeExchange,
+) -> None:
     await exchange.withdraw(request("o-1"))
     await exchange.withdraw(request("o-1"))
     assert len(exchange.executed("o-1")) == 2 and len(exchange.withdraw_requests("o-1")) == 2
@@ -74,17 +82,20 @@ async def test_no_deduplication_the_same_order_id_twice_is_two_withdrawals(
 
 
 async def test_history_is_newest_first_paged_and_windowed(
-        exchange: FakeExchange, clock: ManualClock) -> None:
+    exchange: FakeExchange, clock: ManualClock
+) -> None:
     ids = []
     for n in range(5):
         ids.append((await exchange.withdraw(request(f"o-{n}", "1.5"))).id)
         clock.advance(1)
     now = exchange.now_ms()
-    page = await exchange.withdraw_history(start_time_ms=now - 60_000, end_time_ms=now,
-                                           offset=1, limit=2)
+    page = await exchange.withdraw_history(
+        start_time_ms=now - 60_000, end_time_ms=now, offset=1, limit=2
+    )
     assert [r.id for r in page] == [ids[3], ids[2]]
-    assert [r.id for r in await exchange.withdraw_history(
-        start_time_ms=now - 3500, end_time_ms=now)] == [ids[4], ids[3], ids[2]]
+    assert [
+        r.id for r in await exchange.withdraw_history(start_time_ms=now - 3500, end_time_ms=now)
+    ] == [ids[4], ids[3], ids[2]]
     with pytest.raises(Rejected, match="too big"):
         await exchange.withdraw_history(start_time_ms=now - 90 * DAY_MS, end_time_ms=now)
     with pytest.raises(Rejected, match="too big"):
@@ -94,7 +105,8 @@ async def test_history_is_newest_first_paged_and_windowed(
 
 
 async def test_a_stale_signature_or_a_short_balance_is_refused_and_nothing_happens(
-        exchange: FakeExchange, clock: ManualClock) -> None:
+    exchange: FakeExchange, clock: ManualClock
+) -> None:
     signed = exchange.now_ms()
     clock.advance(6)  # past the 5 s recvWindow
     with pytest.raises(NotSent) as stale:
@@ -107,7 +119,8 @@ async def test_a_stale_signature_or_a_short_balance_is_refused_and_nothing_happe
 
 
 async def test_scripted_answers_come_in_order_then_the_exchange_answers_itself(
-        exchange: FakeExchange) -> None:
+    exchange: FakeExchange,
+) -> None:
     tight = WithdrawQuota(quota=Decimal(10), used=Decimal(10))
     exchange.script("withdraw_quota", not_sent(endpoint="/quota"), tight)
     with pytest.raises(NotSent):
@@ -124,7 +137,8 @@ async def test_scripted_answers_come_in_order_then_the_exchange_answers_itself(
 
 @pytest.mark.parametrize("executed", [False, True])
 async def test_a_lost_answer_is_an_unknown_outcome_with_the_signed_facts(
-        exchange: FakeExchange, executed: bool) -> None:
+    exchange: FakeExchange, executed: bool
+) -> None:
     exchange.script("withdraw", Timeout(executed=executed))
     with pytest.raises(OutcomeUnknown) as lost:
         await exchange.withdraw(request("o-1"), timestamp_ms=exchange.now_ms() - 100)
@@ -137,7 +151,8 @@ async def test_a_lost_answer_is_an_unknown_outcome_with_the_signed_facts(
 
 
 async def test_the_exchange_clock_moves_apart_and_is_learnt_by_a_sync(
-        exchange: FakeExchange, clock: ManualClock) -> None:
+    exchange: FakeExchange, clock: ManualClock
+) -> None:
     local = clock.now_ms()
     exchange.move_server_clock(+2_000)
     assert exchange.server_ms() == local + 2_000 and exchange.now_ms() == local
@@ -145,13 +160,26 @@ async def test_the_exchange_clock_moves_apart_and_is_learnt_by_a_sync(
     assert exchange.now_ms() == local + 2_000
 
 
-async def test_foreign_records_keep_their_own_times(exchange: FakeExchange,
-                                                    clock: ManualClock) -> None:
+async def test_foreign_records_keep_their_own_times(
+    exchange: FakeExchange, clock: ManualClock
+) -> None:
     applied = clock() - timedelta(days=2)
-    exchange.add_record(WithdrawalRecord(
-        id="x-1", withdraw_order_id=None, coin="BTC", network="BTC", address="bc1q",
-        address_tag=None, amount=Decimal("0.5"), fee=Decimal("0.0001"), status=6, tx_id="t",
-        apply_time=applied, complete_time=None))
+    exchange.add_record(
+        WithdrawalRecord(
+            id="x-1",
+            withdraw_order_id=None,
+            coin="BTC",
+            network="BTC",
+            address="bc1q",
+            address_tag=None,
+            amount=Decimal("0.5"),
+            fee=Decimal("0.0001"),
+            status=6,
+            tx_id="t",
+            apply_time=applied,
+            complete_time=None,
+        )
+    )
     now = exchange.now_ms()
     assert await exchange.withdraw_history(start_time_ms=now - DAY_MS, end_time_ms=now) == []
     (row,) = await exchange.withdraw_history(start_time_ms=now - 3 * DAY_MS, end_time_ms=now)
@@ -161,17 +189,18 @@ async def test_foreign_records_keep_their_own_times(exchange: FakeExchange,
 # ---- the memory ledger -----------------------------------------------------------------
 
 
-async def test_a_store_write_inside_a_unit_is_an_error_not_a_deadlock(
-        clock: ManualClock) -> None:
+async def test_a_store_write_inside_a_unit_is_an_error_not_a_deadlock(clock: ManualClock) -> None:
     ledger = MemoryLedger(clock=clock)
-    intent, _ = await ledger.intents.enqueue(validate_new_intent(
-        coin="USDT", network="TRX", address="TXyz", amount="1"), actor="test")
+    intent, _ = await ledger.intents.enqueue(
+        validate_new_intent(coin="USDT", network="TRX", address="TXyz", amount="1"), actor="test"
+    )
 
     async def write_beside_the_unit() -> None:
         async with ledger.units.open(intent.id) as unit:
             await unit.note(reason="in the unit", actor="test", kind="note")
-            await ledger.intents.record_note(intent.id, reason="beside it", actor="test",
-                                             kind="note")
+            await ledger.intents.record_note(
+                intent.id, reason="beside it", actor="test", kind="note"
+            )
 
     with pytest.raises(RuntimeError, match="write through the unit"):
         await write_beside_the_unit()

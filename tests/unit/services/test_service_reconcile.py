@@ -40,8 +40,7 @@ async def test_a_withdrawal_found_by_its_order_id_is_adopted(world: World) -> No
     assert len(world.exchange.withdraw_requests()) == 1
 
 
-async def test_one_already_completed_on_the_exchange_is_adopted_as_completed(
-        world: World) -> None:
+async def test_one_already_completed_on_the_exchange_is_adopted_as_completed(world: World) -> None:
     intent = await unknown_outcome(world, executed=True)
     world.exchange.complete(world.oid(intent.id), tx_id="0xfeed")
     await reconcile.reconcile_all(world.ctx)
@@ -52,11 +51,22 @@ async def test_one_already_completed_on_the_exchange_is_adopted_as_completed(
 
 async def test_a_record_that_does_not_match_the_intent_needs_a_person(world: World) -> None:
     intent = await unknown_outcome(world, executed=False)
-    world.exchange.add_record(WithdrawalRecord(
-        id="other-1", withdraw_order_id=world.oid(intent.id), coin="USDT", network="TRX",
-        address="TXyz", address_tag=None, amount=Decimal(4), fee=Decimal(1),
-        status=ExchangeWithdrawStatus.PROCESSING, tx_id=None, apply_time=None,
-        complete_time=None))
+    world.exchange.add_record(
+        WithdrawalRecord(
+            id="other-1",
+            withdraw_order_id=world.oid(intent.id),
+            coin="USDT",
+            network="TRX",
+            address="TXyz",
+            address_tag=None,
+            amount=Decimal(4),
+            fee=Decimal(1),
+            status=ExchangeWithdrawStatus.PROCESSING,
+            tx_id=None,
+            apply_time=None,
+            complete_time=None,
+        )
+    )
     await reconcile.reconcile_all(world.ctx)
     after = await world.get(intent.id)
     assert after.status is S.NEEDS_ATTENTION
@@ -64,13 +74,13 @@ async def test_a_record_that_does_not_match_the_intent_needs_a_person(world: Wor
     # filed and the account paused, as when the sweep or the settlement poll finds it
     assert world.alert_kinds() == ["needs_attention", "paused"]
     assert after.exchange_withdraw_id is None
-    assert [u.exchange_withdraw_id for u in await world.ctx.ledger.unmatched.list()] == [
-        "other-1"]
+    assert [u.exchange_withdraw_id for u in await world.ctx.ledger.unmatched.list()] == ["other-1"]
     assert (await world.ctx.ledger.state.pause_state("default")).paused
 
 
 async def test_absence_counts_only_after_the_lag_allowance_and_two_looks_apart(
-        world: World) -> None:
+    world: World,
+) -> None:
     intent = await unknown_outcome(world, executed=False)
 
     async def look(after_s: float) -> Intent:
@@ -89,9 +99,13 @@ async def test_absence_counts_only_after_the_lag_allowance_and_two_looks_apart(
     assert (too_soon.status, too_soon.absent_checks) == (S.SUBMITTING, 1)
     proven = await look(4)
     assert (proven.status, proven.absent_checks, proven.withdraw_order_id) == (
-        S.QUEUED, 0, world.oid(intent.id))
+        S.QUEUED,
+        0,
+        world.oid(intent.id),
+    )
     assert proven.not_before is None and "will be sent again with the same id" in (
-        proven.status_reason or "")
+        proven.status_reason or ""
+    )
     assert len(world.exchange.withdraw_requests()) == 1 and world.alerts == []
 
 
@@ -119,7 +133,8 @@ async def test_with_manual_resend_a_proven_absence_goes_to_a_person(world: World
 
 @pytest.mark.parametrize("broken", ["sync_clock", "withdraw_history"])
 async def test_an_exchange_unreachable_past_the_give_up_time_goes_to_a_person(
-        world: World, broken: str) -> None:
+    world: World, broken: str
+) -> None:
     world.configure(reconcile_give_up_s=600)
     intent = await unknown_outcome(world, executed=False)
     down = not_sent("connection refused", endpoint="/api/v3/time", reason=Reason.CONNECT_FAILED)

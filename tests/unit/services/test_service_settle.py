@@ -23,17 +23,23 @@ async def submitted(world: World, amount: str = "10") -> Intent:
     return sent
 
 
-@pytest.mark.parametrize(("code", "status", "alerts"), [
-    (X.COMPLETED, S.COMPLETED, []),
-    (X.FAILURE, S.FAILED, ["failed"]),
-    (X.REJECTED, S.FAILED, ["failed"]),
-    (X.CANCELLED, S.CANCELLED, ["cancelled"]),
-], ids=["completed", "failure", "rejected", "cancelled"])
+@pytest.mark.parametrize(
+    ("code", "status", "alerts"),
+    [
+        (X.COMPLETED, S.COMPLETED, []),
+        (X.FAILURE, S.FAILED, ["failed"]),
+        (X.REJECTED, S.FAILED, ["failed"]),
+        (X.CANCELLED, S.CANCELLED, ["cancelled"]),
+    ],
+    ids=["completed", "failure", "rejected", "cancelled"],
+)
 async def test_the_exchange_status_maps_onto_the_intent(
-        world: World, code: int, status: S, alerts: list[str]) -> None:
+    world: World, code: int, status: S, alerts: list[str]
+) -> None:
     intent = await submitted(world)
-    world.exchange.set_status(intent.exchange_withdraw_id or "", code, info="exchange says so",
-                              tx_id="0xbeef")
+    world.exchange.set_status(
+        intent.exchange_withdraw_id or "", code, info="exchange says so", tx_id="0xbeef"
+    )
     stats = SettleStats()
     await poll_once(world.ctx, stats)
     after = await world.get(intent.id)
@@ -51,7 +57,10 @@ async def test_the_amount_history_shows_is_recorded_gross_as_well(world: World) 
     await poll_once(world.ctx, SettleStats())
     after = await world.get(intent.id)
     assert (after.status, after.exchange_amount, after.amount) == (
-        S.COMPLETED, Decimal(25), Decimal(25))
+        S.COMPLETED,
+        Decimal(25),
+        Decimal(25),
+    )
 
 
 async def test_a_pending_or_unknown_status_leaves_it_submitted(world: World) -> None:
@@ -76,8 +85,9 @@ async def test_one_poll_settles_many_in_one_history_call(world: World) -> None:
 async def test_history_unreadable_past_the_age_limit_goes_to_a_person(world: World) -> None:
     world.configure(max_settle_age_s=3600)
     intent = await submitted(world)
-    down = not_sent("read timeout", endpoint="/sapi/v1/capital/withdraw/history",
-                    reason=Reason.TIMEOUT)
+    down = not_sent(
+        "read timeout", endpoint="/sapi/v1/capital/withdraw/history", reason=Reason.TIMEOUT
+    )
     world.exchange.script("withdraw_history", down, down)
     world.clock.advance(3599)
     await poll_once(world.ctx, SettleStats())
@@ -103,10 +113,22 @@ async def test_missing_from_history_past_the_age_limit_goes_to_a_person(world: W
 
 
 async def test_a_withdrawal_no_intent_owns_alarms_once(world: World) -> None:
-    world.exchange.add_record(WithdrawalRecord(
-        id="leak-1", withdraw_order_id=None, coin="USDT", network="TRX", address="TThief",
-        address_tag=None, amount=Decimal(500), fee=Decimal(1), status=X.PROCESSING,
-        tx_id=None, apply_time=None, complete_time=None))
+    world.exchange.add_record(
+        WithdrawalRecord(
+            id="leak-1",
+            withdraw_order_id=None,
+            coin="USDT",
+            network="TRX",
+            address="TThief",
+            address_tag=None,
+            amount=Decimal(500),
+            fee=Decimal(1),
+            status=X.PROCESSING,
+            tx_id=None,
+            apply_time=None,
+            complete_time=None,
+        )
+    )
     await poll_once(world.ctx, SettleStats())
     await poll_once(world.ctx, SettleStats())  # a restarted process: alarmed before
     assert world.alert_kinds() == ["unexpected_withdrawal"]

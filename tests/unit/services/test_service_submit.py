@@ -23,21 +23,31 @@ async def test_a_clean_send_is_committed_then_sent_once_and_recorded(world: Worl
     assert request.withdraw_order_id == world.oid(intent.id) == done.withdraw_order_id
     assert (request.amount, request.address) == (Decimal("10"), "TXyz")
     assert (done.status, done.exchange_withdraw_id, done.send_count) == (
-        S.SUBMITTED, executed.id, 1)
+        S.SUBMITTED,
+        executed.id,
+        1,
+    )
     assert done.send_timestamp_ms == world.clock.now_ms()
     assert done.send_recv_window_ms == world.ctx.config.apply_recv_window_ms
     assert await world.events(intent.id) == [
-        ("status", "queued"), ("status", "submitting"), ("status", "submitted")]
+        ("status", "queued"),
+        ("status", "submitting"),
+        ("status", "submitted"),
+    ]
     assert world.submitted_wakeups == [True] and world.alerts == []
 
 
 async def test_not_sent_goes_back_to_queued_held_then_is_sent_again_with_the_same_id(
-        world: World) -> None:
+    world: World,
+) -> None:
     world.exchange.script("withdraw", not_sent(retry_after_s=7))
     intent = await world.enqueue()
     held = await world.process(intent.id)
     assert (held.status, held.send_count, held.withdraw_order_id) == (
-        S.QUEUED, 1, world.oid(intent.id))
+        S.QUEUED,
+        1,
+        world.oid(intent.id),
+    )
     assert held.not_before == world.clock() + timedelta(seconds=7)
     assert held.held_since == world.clock()
     assert world.exchange.executed() == [] and await world.claim() == []  # not due yet
@@ -46,7 +56,8 @@ async def test_not_sent_goes_back_to_queued_held_then_is_sent_again_with_the_sam
     assert (again.status, again.send_count) == (S.SUBMITTED, 2)
     # the same order id both times, and one look-up by it right before the second request
     assert [r.withdraw_order_id for r in world.exchange.withdraw_requests()] == [
-        world.oid(intent.id)] * 2
+        world.oid(intent.id)
+    ] * 2
     (lookup,) = world.exchange.calls_to("withdraw_history")
     assert lookup.args["withdraw_order_id"] == world.oid(intent.id)
     assert len(world.exchange.executed()) == 1
@@ -63,8 +74,9 @@ async def test_a_permanent_rejection_fails_the_intent_and_alerts(world: World) -
 
 
 async def test_a_temporary_rejection_holds_the_intent_without_an_alert(world: World) -> None:
-    world.exchange.script("withdraw", rejected("daily cap", permanent=False,
-                                               reason=Reason.QUOTA, code=-4025))
+    world.exchange.script(
+        "withdraw", rejected("daily cap", permanent=False, reason=Reason.QUOTA, code=-4025)
+    )
     intent = await world.enqueue()
     held = await world.process(intent.id)
     assert held.status is S.QUEUED
@@ -75,7 +87,8 @@ async def test_a_temporary_rejection_holds_the_intent_without_an_alert(world: Wo
 
 @pytest.mark.parametrize("executed", [False, True], ids=["lost-before", "lost-after"])
 async def test_an_unknown_outcome_stays_submitting_and_nothing_else_is_sent(
-        world: World, executed: bool) -> None:
+    world: World, executed: bool
+) -> None:
     world.exchange.script("withdraw", Timeout(executed=executed))
     intent = await world.enqueue()
     (stale,) = await world.claim()
@@ -93,7 +106,8 @@ async def test_an_unknown_outcome_stays_submitting_and_nothing_else_is_sent(
 
 
 async def test_an_address_disabled_between_the_checks_and_the_commit_is_not_sent(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     book = world.ledger.whitelist
     check_time_find = book.find
 
@@ -113,7 +127,8 @@ async def test_an_address_disabled_between_the_checks_and_the_commit_is_not_sent
 
 @pytest.mark.parametrize("account", [None, "default"], ids=["kill-switch", "account-pause"])
 async def test_a_pause_engaged_before_the_commit_stops_the_send(
-        world: World, account: str | None) -> None:
+    world: World, account: str | None
+) -> None:
     intent = await world.enqueue()
     (claimed,) = await world.claim()
     assert await world.ledger.state.pause(reason="stop", by="ops", account=account)
@@ -123,8 +138,8 @@ async def test_a_pause_engaged_before_the_commit_stops_the_send(
     assert world.exchange.calls_to("withdraw") == []
     # let go: its claim was released, so another sender could take it at once
     taken = await world.ledger.intents.claim_queued(
-        account="default", worker="another", now=world.clock(), lease_until=world.clock(),
-        limit=5)
+        account="default", worker="another", now=world.clock(), lease_until=world.clock(), limit=5
+    )
     assert [i.id for i in taken] == [intent.id]
 
 
@@ -142,12 +157,22 @@ async def test_a_burned_order_id_is_never_sent_the_next_free_one_is(world: World
     intent = await world.enqueue()
     # the exchange saw this intent's order id for another withdrawal (a restored ledger)
     seen = WithdrawalRecord(
-        id="old-1", withdraw_order_id=world.oid(intent.id), coin="USDT", network="TRX",
-        address="TElse", address_tag=None, amount=Decimal(3), fee=Decimal(1), status=6,
-        tx_id="0x1", apply_time=None, complete_time=None)
+        id="old-1",
+        withdraw_order_id=world.oid(intent.id),
+        coin="USDT",
+        network="TRX",
+        address="TElse",
+        address_tag=None,
+        amount=Decimal(3),
+        fee=Decimal(1),
+        status=6,
+        tx_id="0x1",
+        apply_time=None,
+        complete_time=None,
+    )
     assert await world.ledger.unmatched.record(
-        account="default", record=seen, intent_id=intent.id, reason="restored",
-        found_by="sweep")
+        account="default", record=seen, intent_id=intent.id, reason="restored", found_by="sweep"
+    )
     done = await world.process(intent.id)
     (request,) = world.exchange.withdraw_requests()
     assert request.withdraw_order_id == world.oid(intent.id, "-2") == done.withdraw_order_id
@@ -155,7 +180,8 @@ async def test_a_burned_order_id_is_never_sent_the_next_free_one_is(world: World
 
 
 async def test_the_look_up_before_a_resend_adopts_a_late_record_instead_of_sending(
-        world: World) -> None:
+    world: World,
+) -> None:
     """Sent, the answer lost, history slower than the allowance: reconciliation wrongly
     proves absence and re-queues; the look-up right before the re-send finds it, adopts it."""
     world.exchange.history_lag_s = 3600  # far beyond the 60 s allowance
@@ -185,26 +211,29 @@ async def test_held_longer_than_the_maximum_the_intent_fails_and_alerts(world: W
     assert held.held_since == world.clock() and world.alerts == []
     world.clock.advance(61)
     failed = await world.process(intent.id)
-    assert failed.status is S.FAILED and "held for more than 60 s" in (
-        failed.status_reason or "")
+    assert failed.status is S.FAILED and "held for more than 60 s" in (failed.status_reason or "")
     assert world.alert_kinds() == ["failed"]
     assert world.exchange.calls_to("withdraw") == []
 
 
 async def test_an_exchange_that_cannot_be_asked_during_the_checks_holds_the_intent(
-        world: World) -> None:
+    world: World,
+) -> None:
     world.exchange.script("system_status", not_sent(endpoint="/sapi/v1/system/status"))
     intent = await world.enqueue()
     held = await world.process(intent.id)
     assert held.status is S.QUEUED
     assert "cannot check with the exchange now" in (held.status_reason or "")
-    assert [(e.kind, e.reason.startswith("held: cannot check")) for e in
-            await world.ledger.intents.events(intent.id)][-1] == ("hold", True)
+    assert [
+        (e.kind, e.reason.startswith("held: cannot check"))
+        for e in await world.ledger.intents.events(intent.id)
+    ][-1] == ("hold", True)
     assert world.exchange.calls_to("withdraw") == []
 
 
 async def test_an_accepted_send_is_recorded_through_a_short_database_outage(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(submit, "SUBMITTED_WRITE_RETRIES_S", (0.0, 0.0, 0.0))
     intent = await world.enqueue()
     (claimed,) = await world.claim()
@@ -213,11 +242,14 @@ async def test_an_accepted_send_is_recorded_through_a_short_database_outage(
     await submit.process(world.ctx, claimed)
     done = await world.get(intent.id)
     assert (done.status, done.exchange_withdraw_id) == (
-        S.SUBMITTED, world.exchange.executed()[0].id)
+        S.SUBMITTED,
+        world.exchange.executed()[0].id,
+    )
 
 
 async def test_an_accepted_send_never_recorded_is_adopted_by_reconciliation(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(submit, "SUBMITTED_WRITE_RETRIES_S", (0.0, 0.0, 0.0))
     intent = await world.enqueue()
     (claimed,) = await world.claim()
@@ -227,5 +259,7 @@ async def test_an_accepted_send_never_recorded_is_adopted_by_reconciliation(
     await reconcile.reconcile_all(world.ctx)
     done = await world.get(intent.id)
     assert (done.status, done.exchange_withdraw_id) == (
-        S.SUBMITTED, world.exchange.executed()[0].id)
+        S.SUBMITTED,
+        world.exchange.executed()[0].id,
+    )
     assert len(world.exchange.withdraw_requests()) == 1

@@ -13,13 +13,24 @@ from treasury.domain.status import Status as S
 from treasury.services import truth
 
 
-def record(oid: str | None, wid: str, *, amount: str = "9", status: int = X.COMPLETED
-           ) -> WithdrawalRecord:
+def record(
+    oid: str | None, wid: str, *, amount: str = "9", status: int = X.COMPLETED
+) -> WithdrawalRecord:
     """A history row: amount shown net of the 1 USDT fee (9 stands for 10 requested)."""
     return WithdrawalRecord(
-        id=wid, withdraw_order_id=oid, coin="USDT", network="TRX", address="TXyz",
-        address_tag=None, amount=Decimal(amount), fee=Decimal(1), status=status,
-        tx_id="0xabc" if status == X.COMPLETED else None, apply_time=None, complete_time=None)
+        id=wid,
+        withdraw_order_id=oid,
+        coin="USDT",
+        network="TRX",
+        address="TXyz",
+        address_tag=None,
+        amount=Decimal(amount),
+        fee=Decimal(1),
+        status=status,
+        tx_id="0xabc" if status == X.COMPLETED else None,
+        apply_time=None,
+        complete_time=None,
+    )
 
 
 async def test_the_sweep_adopts_a_queued_intent_the_exchange_already_has(world: World) -> None:
@@ -31,7 +42,10 @@ async def test_the_sweep_adopts_a_queued_intent_the_exchange_already_has(world: 
     assert [f.kind for f in result.findings] == ["adopt"]
     after = await world.get(intent.id)
     assert (after.status, after.withdraw_order_id, after.exchange_withdraw_id) == (
-        S.COMPLETED, world.oid(intent.id), "w-1")
+        S.COMPLETED,
+        world.oid(intent.id),
+        "w-1",
+    )
     assert after.submitted_at is not None  # it counts against the 24 h caps
     assert world.exchange.calls_to("withdraw") == [] and world.alerts == []
     assert await world.ledger.state.watermark("default") == world.exchange.now_ms()
@@ -44,7 +58,10 @@ async def test_an_order_id_no_intent_owns_is_filed_and_stops_the_account(world: 
     assert [(f.kind, f.intent_id) for f in result.findings] == [("unknown", 42)]
     (filed,) = await world.ledger.unmatched.list("default")
     assert (filed.exchange_withdraw_id, filed.intent_id, filed.withdraw_order_id) == (
-        "w-42", 42, world.oid(42))
+        "w-42",
+        42,
+        world.oid(42),
+    )
     pause = await world.ledger.state.pause_state("default")
     assert pause.paused and "treasury resume --account default" in pause.reason
     assert not (await world.ledger.state.pause_state()).paused  # the account, not all
@@ -68,7 +85,8 @@ async def test_records_already_on_file_are_not_judged_again(world: World) -> Non
 
 
 async def test_records_of_other_ledgers_are_left_to_the_unexpected_withdrawal_watch(
-        world: World) -> None:
+    world: World,
+) -> None:
     world.exchange.add_record(record("trs-elsewhere-1", "w-x"))
     world.exchange.add_record(record(None, "w-y"))
     result = await truth.sweep(world.ctx)

@@ -39,8 +39,12 @@ DEFAULT_BAN_S = 120.0  # 418 without Retry-After: the shortest ban Binance docum
 MAX_MSG_CHARS = 200
 
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
-_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
-                 httpx.UnsupportedProtocol)
+_NOTHING_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,16 +71,33 @@ def make_error(
     if outcome is Outcome.UNKNOWN and endpoint.read_only:
         outcome = Outcome.NOT_SENT
     if outcome is Outcome.NOT_SENT:
-        return NotSent(detail, endpoint=endpoint.path, reason=reason, code=code,
-                       http_status=http_status, retry_after_s=retry_after_s)
+        return NotSent(
+            detail,
+            endpoint=endpoint.path,
+            reason=reason,
+            code=code,
+            http_status=http_status,
+            retry_after_s=retry_after_s,
+        )
     if outcome is Outcome.REJECTED:
-        return Rejected(detail, endpoint=endpoint.path, reason=reason, permanent=permanent,
-                        code=code, http_status=http_status)
+        return Rejected(
+            detail,
+            endpoint=endpoint.path,
+            reason=reason,
+            permanent=permanent,
+            code=code,
+            http_status=http_status,
+        )
     if apply is None:
         raise RuntimeError(f"{endpoint.path}: a state-changing call needs its ApplyContext")
     return OutcomeUnknown(
-        detail, endpoint=endpoint.path, reason=reason, code=code, http_status=http_status,
-        timestamp_ms=apply.timestamp_ms, recv_window_ms=apply.recv_window_ms,
+        detail,
+        endpoint=endpoint.path,
+        reason=reason,
+        code=code,
+        http_status=http_status,
+        timestamp_ms=apply.timestamp_ms,
+        recv_window_ms=apply.recv_window_ms,
         withdraw_order_id=apply.withdraw_order_id,
     )
 
@@ -86,24 +107,39 @@ def from_transport(
 ) -> ExchangeError:
     name = type(exc).__name__  # str(exc) is not used: keep anything URL-shaped out
     if isinstance(exc, _NOTHING_SENT):
-        return NotSent(f"no connection could be made ({name})", endpoint=endpoint.path,
-                       reason=Reason.CONNECT_FAILED)
+        return NotSent(
+            f"no connection could be made ({name})",
+            endpoint=endpoint.path,
+            reason=Reason.CONNECT_FAILED,
+        )
     reason = Reason.TIMEOUT if isinstance(exc, httpx.TimeoutException) else Reason.DISCONNECTED
-    return make_error(Outcome.UNKNOWN, endpoint=endpoint, apply=apply, reason=reason,
-                      detail=f"{name} after the request may have been sent")
+    return make_error(
+        Outcome.UNKNOWN,
+        endpoint=endpoint,
+        apply=apply,
+        reason=reason,
+        detail=f"{name} after the request may have been sent",
+    )
 
 
-def no_answer(
-    *, endpoint: Endpoint, apply: ApplyContext | None, seconds: float
-) -> ExchangeError:
-    return make_error(Outcome.UNKNOWN, endpoint=endpoint, apply=apply, reason=Reason.TIMEOUT,
-                      detail=f"no answer within {seconds:g} s")
+def no_answer(*, endpoint: Endpoint, apply: ApplyContext | None, seconds: float) -> ExchangeError:
+    return make_error(
+        Outcome.UNKNOWN,
+        endpoint=endpoint,
+        apply=apply,
+        reason=Reason.TIMEOUT,
+        detail=f"no answer within {seconds:g} s",
+    )
 
 
 def unexpected(exc: Exception, *, endpoint: Endpoint, apply: ApplyContext) -> ExchangeError:
-    return make_error(Outcome.UNKNOWN, endpoint=endpoint, apply=apply,
-                      reason=Reason.DISCONNECTED,
-                      detail=f"unexpected {type(exc).__name__} while sending")
+    return make_error(
+        Outcome.UNKNOWN,
+        endpoint=endpoint,
+        apply=apply,
+        reason=Reason.DISCONNECTED,
+        detail=f"unexpected {type(exc).__name__} while sending",
+    )
 
 
 def from_bad_success(
@@ -111,9 +147,14 @@ def from_bad_success(
 ) -> ExchangeError:
     if endpoint.read_only:
         return invalid
-    return make_error(Outcome.UNKNOWN, endpoint=endpoint, apply=apply, http_status=status,
-                      reason=Reason.INVALID_RESPONSE,
-                      detail=f"HTTP {status} but {invalid.detail}")
+    return make_error(
+        Outcome.UNKNOWN,
+        endpoint=endpoint,
+        apply=apply,
+        http_status=status,
+        reason=Reason.INVALID_RESPONSE,
+        detail=f"HTTP {status} but {invalid.detail}",
+    )
 
 
 MAX_BAN_S = 3 * 24 * 3600.0  # Binance bans last 2 min to 3 days
@@ -136,9 +177,15 @@ def from_response(
     if status >= 500:
         # First: Binance says a 5xx means "execution status unknown", whatever the body
         # claims (even a -1003 ban message) — for withdraw/apply that means reconcile.
-        return make_error(Outcome.UNKNOWN, endpoint=endpoint, apply=apply, code=code,
-                          http_status=status, reason=Reason.SERVER_ERROR,
-                          detail=f"server error, execution status unknown{said}")
+        return make_error(
+            Outcome.UNKNOWN,
+            endpoint=endpoint,
+            apply=apply,
+            code=code,
+            http_status=status,
+            reason=Reason.SERVER_ERROR,
+            detail=f"server error, execution status unknown{said}",
+        )
     banned_until_ms = _banned_until_ms(msg) if code == -1003 else None
     if status == 418 or banned_until_ms is not None:
         seconds = retry_after
@@ -148,25 +195,46 @@ def from_response(
             seconds = DEFAULT_BAN_S
         seconds = min(seconds, MAX_BAN_S)  # a nonsense Retry-After must not overflow
         return IpBanned(
-            f"IP banned for {seconds:.0f} s{said}", endpoint=endpoint.path, code=code,
-            http_status=status, retry_after_s=seconds,
+            f"IP banned for {seconds:.0f} s{said}",
+            endpoint=endpoint.path,
+            code=code,
+            http_status=status,
+            retry_after_s=seconds,
             until=datetime.fromtimestamp(wall_now + seconds, UTC),
         )
     if status == 429:
-        return NotSent(f"rate limited{said}", endpoint=endpoint.path, code=code,
-                       http_status=status, reason=Reason.RATE_LIMITED,
-                       retry_after_s=_or_default(retry_after, DEFAULT_RATE_LIMIT_WAIT_S))
+        return NotSent(
+            f"rate limited{said}",
+            endpoint=endpoint.path,
+            code=code,
+            http_status=status,
+            reason=Reason.RATE_LIMITED,
+            retry_after_s=_or_default(retry_after, DEFAULT_RATE_LIMIT_WAIT_S),
+        )
     if code is None:
-        return make_error(Outcome.UNKNOWN, endpoint=endpoint, apply=apply, http_status=status,
-                          reason=Reason.BLOCKED,
-                          detail=f"HTTP {status} without a Binance error code{said}")
+        return make_error(
+            Outcome.UNKNOWN,
+            endpoint=endpoint,
+            apply=apply,
+            http_status=status,
+            reason=Reason.BLOCKED,
+            detail=f"HTTP {status} without a Binance error code{said}",
+        )
     rule = rule_for(code)
     wait = None
     if rule.reason is Reason.RATE_LIMITED:
         wait = _or_default(retry_after, DEFAULT_RATE_LIMIT_WAIT_S)
-    return make_error(rule.outcome, endpoint=endpoint, apply=apply, code=code,
-                      http_status=status, reason=rule.reason, permanent=rule.permanent,
-                      retry_after_s=wait, detail=f"{rule.meaning}{said}")
+    return make_error(
+        rule.outcome,
+        endpoint=endpoint,
+        apply=apply,
+        code=code,
+        http_status=status,
+        reason=rule.reason,
+        permanent=rule.permanent,
+        retry_after_s=wait,
+        detail=f"{rule.meaning}{said}",
+    )
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:

@@ -129,8 +129,13 @@ class BinanceClient:
         self._limiter = RateLimiter(limits or RateLimits(), monotonic=mono, sleep=nap)
         self._pacer = ApplyLimiter(withdraw_rate, monotonic=mono, wall_clock=wall, sleep=nap)
         self._transport = Transport(
-            http, base_url=base_url, api_key=api_key, limiter=self._limiter, wall_clock=wall,
-            on_call=on_call, apply_timeout_s=apply_timeout_s,
+            http,
+            base_url=base_url,
+            api_key=api_key,
+            limiter=self._limiter,
+            wall_clock=wall,
+            on_call=on_call,
+            apply_timeout_s=apply_timeout_s,
         )
         install_signature_redaction()
 
@@ -209,8 +214,14 @@ class BinanceClient:
             NotSent, Rejected: as for every read.
         """
         params = history_params(
-            withdraw_order_id=withdraw_order_id, id_list=id_list, coin=coin, status=status,
-            start_time_ms=start_time_ms, end_time_ms=end_time_ms, offset=offset, limit=limit,
+            withdraw_order_id=withdraw_order_id,
+            id_list=id_list,
+            coin=coin,
+            status=status,
+            start_time_ms=start_time_ms,
+            end_time_ms=end_time_ms,
+            offset=offset,
+            limit=limit,
             now_ms=self.now_ms(),
         )
         reply = await self._read(ep.WITHDRAW_HISTORY, params, parse.parse_withdraw_history)
@@ -252,13 +263,17 @@ class BinanceClient:
                 # reaches the exchange that a reconciler might later have to account for.
                 raise NotSent(
                     "the signed timestamp expired before the request could leave",
-                    endpoint=ep.WITHDRAW_APPLY.path, reason=Reason.CLOCK_SKEW,
+                    endpoint=ep.WITHDRAW_APPLY.path,
+                    reason=Reason.CLOCK_SKEW,
                 )
             query = sign_query(
                 [*params, ("recvWindow", recv_window), ("timestamp", signed_ts)], self._signer
             )
-        context = ApplyContext(timestamp_ms=signed_ts, recv_window_ms=recv_window,
-                               withdraw_order_id=request.withdraw_order_id)
+        context = ApplyContext(
+            timestamp_ms=signed_ts,
+            recv_window_ms=recv_window,
+            withdraw_order_id=request.withdraw_order_id,
+        )
         try:
             reply = await self._transport.send(
                 ep.WITHDRAW_APPLY, query, parse.parse_withdraw_id, apply=context
@@ -267,10 +282,13 @@ class BinanceClient:
             if exc.reason is Reason.CLOCK_SKEW:
                 await self._resync_after_skew()
             raise
-        log.info("binance.withdraw_accepted", withdraw_order_id=request.withdraw_order_id,
-                 withdraw_id=reply.value, timestamp_ms=signed_ts)
-        return WithdrawAccepted(id=reply.value, timestamp_ms=signed_ts,
-                                recv_window_ms=recv_window)
+        log.info(
+            "binance.withdraw_accepted",
+            withdraw_order_id=request.withdraw_order_id,
+            withdraw_id=reply.value,
+            timestamp_ms=signed_ts,
+        )
+        return WithdrawAccepted(id=reply.value, timestamp_ms=signed_ts, recv_window_ms=recv_window)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -315,10 +333,14 @@ class BinanceClient:
 
     async def _sync_clock_locked(self) -> None:
         reply = await self._read(ep.SERVER_TIME, (), parse.parse_server_time)
-        self._clock.record(server_time_ms=reply.value, sent_at=reply.sent_at,
-                           received_at=reply.received_at)
-        log.info("binance.clock_synced", offset_ms=round(self._clock.offset_ms, 1),
-                 rtt_ms=round(self._clock.rtt_ms or 0.0, 1))
+        self._clock.record(
+            server_time_ms=reply.value, sent_at=reply.sent_at, received_at=reply.received_at
+        )
+        log.info(
+            "binance.clock_synced",
+            offset_ms=round(self._clock.offset_ms, 1),
+            rtt_ms=round(self._clock.rtt_ms or 0.0, 1),
+        )
 
     async def _resync_after_skew(self) -> None:
         self._clock.invalidate()

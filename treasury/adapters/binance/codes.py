@@ -126,7 +126,11 @@ _ROWS: tuple[tuple[int, Outcome, bool, Reason, str, str], ...] = (
 
 RULES: dict[int, CodeRule] = {
     code: CodeRule(
-        code=code, outcome=outcome, permanent=permanent, reason=reason, meaning=meaning,
+        code=code,
+        outcome=outcome,
+        permanent=permanent,
+        reason=reason,
+        meaning=meaning,
         source=source,
     )
     for code, outcome, permanent, reason, meaning, source in _ROWS

@@ -37,21 +37,38 @@ class Endpoint:
         return self.pool.value
 
 
-SERVER_TIME = Endpoint(method="GET", path="/api/v3/time", weight=1, pool=Pool.API_IP,
-                       signed=False)
-ACCOUNT = Endpoint(method="GET", path="/api/v3/account", weight=20, pool=Pool.API_IP,
-                   signed=True)
-SYSTEM_STATUS = Endpoint(method="GET", path="/sapi/v1/system/status", weight=1,
-                         pool=Pool.SAPI_IP, signed=False)
-API_RESTRICTIONS = Endpoint(method="GET", path="/sapi/v1/account/apiRestrictions", weight=1,
-                            pool=Pool.SAPI_IP, signed=True)
-COIN_CONFIG = Endpoint(method="GET", path="/sapi/v1/capital/config/getall", weight=10,
-                       pool=Pool.SAPI_IP, signed=True)
-WITHDRAW_APPLY = Endpoint(method="POST", path="/sapi/v1/capital/withdraw/apply", weight=900,
-                          pool=Pool.SAPI_UID, signed=True)
-WITHDRAW_HISTORY = Endpoint(method="GET", path="/sapi/v1/capital/withdraw/history",
-                            weight=18_000, pool=Pool.SAPI_UID, signed=True)
-ADDRESS_LIST = Endpoint(method="GET", path="/sapi/v1/capital/withdraw/address/list",
-                        weight=10, pool=Pool.SAPI_IP, signed=True)
-WITHDRAW_QUOTA = Endpoint(method="GET", path="/sapi/v1/capital/withdraw/quota", weight=10,
-                          pool=Pool.SAPI_IP, signed=True)
+SERVER_TIME = Endpoint(method="GET", path="/api/v3/time", weight=1, pool=Pool.API_IP, signed=False)
+ACCOUNT = Endpoint(method="GET", path="/api/v3/account", weight=20, pool=Pool.API_IP, signed=True)
+SYSTEM_STATUS = Endpoint(
+    method="GET", path="/sapi/v1/system/status", weight=1, pool=Pool.SAPI_IP, signed=False
+)
+API_RESTRICTIONS = Endpoint(
+    method="GET", path="/sapi/v1/account/apiRestrictions", weight=1, pool=Pool.SAPI_IP, signed=True
+)
+COIN_CONFIG = Endpoint(
+    method="GET", path="/sapi/v1/capital/config/getall", weight=10, pool=Pool.SAPI_IP, signed=True
+)
+WITHDRAW_APPLY = Endpoint(
+    method="POST",
+    path="/sapi/v1/capital/withdraw/apply",
+    weight=900,
+    pool=Pool.SAPI_UID,
+    signed=True,
+)
+WITHDRAW_HISTORY = Endpoint(
+    method="GET",
+    path="/sapi/v1/capital/withdraw/history",
+    weight=18_000,
+    pool=Pool.SAPI_UID,
+    signed=True,
+)
+ADDRESS_LIST = Endpoint(
+    method="GET",
+    path="/sapi/v1/capital/withdraw/address/list",
+    weight=10,
+    pool=Pool.SAPI_IP,
+    signed=True,
+)
+WITHDRAW_QUOTA = Endpoint(
+    method="GET", path="/sapi/v1/capital/withdraw/quota", weight=10, pool=Pool.SAPI_IP, signed=True
+)

@@ -37,8 +37,15 @@ from treasury.ports.exchange import (
     Rejected,
 )
 
-__all__ = ["ExchangeError", "IpBanned", "NotSent", "OutcomeUnknown", "Reason", "Rejected",
-           "ResponseInvalid"]
+__all__ = [
+    "ExchangeError",
+    "IpBanned",
+    "NotSent",
+    "OutcomeUnknown",
+    "Reason",
+    "Rejected",
+    "ResponseInvalid",
+]
 
 
 class IpBanned(NotSent):
@@ -78,5 +85,3 @@ class ResponseInvalid(NotSent):
         )
         self.field = field
         self.problem = problem
-
-

@@ -35,8 +35,7 @@ class RateLimits:
     window_s: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("api_ip_weight", "sapi_ip_weight", "sapi_uid_weight",
-                     "history_per_second"):
+        for name in ("api_ip_weight", "sapi_ip_weight", "sapi_uid_weight", "history_per_second"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.window_s <= 0:

@@ -68,8 +68,7 @@ class _Decision:
         error = outcome.exception()
         if error is None:
             return False
-        delay = next_delay(self.policy, error, retries=self.retries,
-                           skew_retried=self.skew_retried)
+        delay = next_delay(self.policy, error, retries=self.retries, skew_retried=self.skew_retried)
         if delay is None:
             return False
         if isinstance(error, NotSent) and error.reason is Reason.CLOCK_SKEW:
@@ -89,9 +88,13 @@ def read_retrying(policy: RetryPolicy, *, endpoint: str) -> AsyncRetrying:
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        log.info("binance.retry", endpoint=endpoint, attempt=state.attempt_number,
-                 reason=getattr(getattr(error, "reason", None), "value", None),
-                 wait_s=round(decision.delay, 3))
+        log.info(
+            "binance.retry",
+            endpoint=endpoint,
+            attempt=state.attempt_number,
+            reason=getattr(getattr(error, "reason", None), "value", None),
+            wait_s=round(decision.delay, 3),
+        )
 
     return AsyncRetrying(
         retry=decision.retry,

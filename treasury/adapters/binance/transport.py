@@ -105,8 +105,9 @@ class Transport:
             self._report(endpoint, error, started, status=None)
             raise error from None  # __context__ keeps it for a debugger, not for log output
         if response is None:  # only a shielded call comes back without a response
-            error = classify.no_answer(endpoint=endpoint, apply=apply,
-                                       seconds=self._apply_timeout_s)
+            error = classify.no_answer(
+                endpoint=endpoint, apply=apply, seconds=self._apply_timeout_s
+            )
             self._report(endpoint, error, started, status=None)
             raise error
         received_at = self._wall_clock()
@@ -116,15 +117,20 @@ class Transport:
             try:
                 value = parse(self._decode(endpoint, response.content), endpoint.path)
             except ResponseInvalid as invalid:
-                error = classify.from_bad_success(invalid, endpoint=endpoint, apply=apply,
-                                                  status=status)
+                error = classify.from_bad_success(
+                    invalid, endpoint=endpoint, apply=apply, status=status
+                )
             else:
                 self._report(endpoint, None, started, status=status)
                 return Reply(value, sent_at, received_at)
         else:
             error = classify.from_response(
-                endpoint=endpoint, status=status, content=response.content,
-                headers=response.headers, apply=apply, wall_now=received_at,
+                endpoint=endpoint,
+                status=status,
+                content=response.content,
+                headers=response.headers,
+                apply=apply,
+                wall_now=received_at,
                 scrub=lambda text: self._scrub(text, query),
             )
             self._book_back_off(endpoint, error)
@@ -146,15 +152,22 @@ class Transport:
         try:
             return load_json(content)
         except ValueError:
-            raise ResponseInvalid(endpoint=endpoint.path, field="<body>",
-                                  problem="is not valid JSON") from None
+            raise ResponseInvalid(
+                endpoint=endpoint.path, field="<body>", problem="is not valid JSON"
+            ) from None
 
     def _book_back_off(self, endpoint: Endpoint, error: ExchangeError) -> None:
         if isinstance(error, IpBanned):
             self._limiter.ban(error.retry_after_s or 0.0)
-            log.error("binance.ip_banned", endpoint=endpoint.path, until=error.until.isoformat(),
-                      seconds=error.retry_after_s, http_status=error.http_status,
-                      code=error.code, note="every Binance call pauses until the ban lifts")
+            log.error(
+                "binance.ip_banned",
+                endpoint=endpoint.path,
+                until=error.until.isoformat(),
+                seconds=error.retry_after_s,
+                http_status=error.http_status,
+                code=error.code,
+                note="every Binance call pauses until the ban lifts",
+            )
         elif isinstance(error, NotSent) and error.retry_after_s:
             self._limiter.block(endpoint, error.retry_after_s)
 
@@ -181,13 +194,19 @@ class Transport:
         else:
             fields.update(code=error.code, reason=error.reason.value)
             if isinstance(error, OutcomeUnknown):
-                log.error("binance.call", **fields, withdraw_order_id=error.withdraw_order_id,
-                          timestamp_ms=error.timestamp_ms, recv_window_ms=error.recv_window_ms)
+                log.error(
+                    "binance.call",
+                    **fields,
+                    withdraw_order_id=error.withdraw_order_id,
+                    timestamp_ms=error.timestamp_ms,
+                    recv_window_ms=error.recv_window_ms,
+                )
             else:
                 log.warning("binance.call", **fields)
         if self._on_call is not None:
             try:
                 self._on_call(endpoint.path, outcome, seconds)
             except Exception as exc:  # a metrics bug must never hide a withdrawal's result
-                log.warning("binance.on_call_failed", endpoint=endpoint.path,
-                            error=type(exc).__name__)
+                log.warning(
+                    "binance.on_call_failed", endpoint=endpoint.path, error=type(exc).__name__
+                )

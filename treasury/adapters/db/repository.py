@@ -31,8 +31,14 @@ from treasury.ports.store import (
 
 T = withdrawal_intents
 E = intent_events
-__all__ = ["ConcurrentChange", "IdempotencyConflict", "IntentRepository", "NotFound",
-           "to_intent", "utcnow"]
+__all__ = [
+    "ConcurrentChange",
+    "IdempotencyConflict",
+    "IntentRepository",
+    "NotFound",
+    "to_intent",
+    "utcnow",
+]
 
 
 def to_intent(row: Row[Any] | Mapping[str, Any]) -> Intent:
@@ -150,9 +156,7 @@ class IntentRepository:
 
     async def count_by_status(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(select(T.c.status, func.count()).group_by(T.c.status))
-            ).all()
+            rows = (await conn.execute(select(T.c.status, func.count()).group_by(T.c.status))).all()
         return {r[0]: int(r[1]) for r in rows}
 
     async def events(self, intent_id: int) -> list[EventRecord]:
@@ -262,20 +266,22 @@ class IntentRepository:
             NotFound, IllegalTransition, ConcurrentChange: nothing was written.
         """
         if conn is not None:
-            return await self._transition(conn, intent_id, to, reason, actor, expect,
-                                          expect_version, fields, locked)
+            return await self._transition(
+                conn, intent_id, to, reason, actor, expect, expect_version, fields, locked
+            )
         try:
             async with self.engine.begin() as c:
-                return await self._transition(c, intent_id, to, reason, actor, expect,
-                                              expect_version, fields, None)
+                return await self._transition(
+                    c, intent_id, to, reason, actor, expect, expect_version, fields, None
+                )
         except (OperationalError, InterfaceError, OSError) as exc:
             # PEP 249's errors of the database's operation, not of the statement: a lost
             # connection, a restart, a lock timeout. The write may be tried again.
-            raise StoreUnavailable(f"intent {intent_id}: the database did not answer "
-                                   f"({type(exc).__name__})") from exc
+            raise StoreUnavailable(
+                f"intent {intent_id}: the database did not answer ({type(exc).__name__})"
+            ) from exc
 
-    async def transition_many(self, changes: Sequence[Change]
-                              ) -> list[Intent | ConcurrentChange]:
+    async def transition_many(self, changes: Sequence[Change]) -> list[Intent | ConcurrentChange]:
         """Several status changes in one transaction (one commit), a savepoint each: one
         that meets a concurrent change is skipped and reported, the others land."""
         results: list[Intent | ConcurrentChange] = []
@@ -283,9 +289,19 @@ class IntentRepository:
             for c in changes:
                 try:
                     async with conn.begin_nested():
-                        results.append(await self._transition(
-                            conn, c.intent_id, c.to, c.reason, c.actor, c.expect,
-                            c.expect_version, c.fields, None))
+                        results.append(
+                            await self._transition(
+                                conn,
+                                c.intent_id,
+                                c.to,
+                                c.reason,
+                                c.actor,
+                                c.expect,
+                                c.expect_version,
+                                c.fields,
+                                None,
+                            )
+                        )
                 except ConcurrentChange as exc:
                     results.append(exc)
         return results
@@ -350,8 +366,9 @@ class IntentRepository:
             raise NotFound(f"intent {intent_id}")
         return to_intent(row)
 
-    async def _insert_event(self, conn: AsyncConnection, event: machine.Event,
-                            now: datetime) -> None:
+    async def _insert_event(
+        self, conn: AsyncConnection, event: machine.Event, now: datetime
+    ) -> None:
         await conn.execute(
             insert(E).values(
                 intent_id=event.intent_id,
@@ -364,9 +381,17 @@ class IntentRepository:
             )
         )
 
-    async def record_note(self, intent_id: int, *, reason: str, actor: str, kind: str,
-                          conn: AsyncConnection | None = None) -> None:
+    async def record_note(
+        self,
+        intent_id: int,
+        *,
+        reason: str,
+        actor: str,
+        kind: str,
+        conn: AsyncConnection | None = None,
+    ) -> None:
         """Append an event that records a fact without a status change."""
+
         async def _do(c: AsyncConnection) -> None:
             status = await c.scalar(select(T.c.status).where(T.c.id == intent_id))
             if status is None:
@@ -381,7 +406,11 @@ class IntentRepository:
             await _do(c)
 
     async def update_fields(
-        self, intent_id: int, *, expect_status: Status, fields: Mapping[str, Any],
+        self,
+        intent_id: int,
+        *,
+        expect_status: Status,
+        fields: Mapping[str, Any],
         expect_version: int | None = None,
     ) -> Intent:
         """Change service-owned columns (never the status) if the status is as expected.
@@ -443,22 +472,30 @@ class IntentRepository:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(T)
-                .where(and_(T.c.account == account, T.c.status == Status.QUEUED.value,
-                            T.c.claimed_by.is_not(None), T.c.claimed_by != keep))
+                .where(
+                    and_(
+                        T.c.account == account,
+                        T.c.status == Status.QUEUED.value,
+                        T.c.claimed_by.is_not(None),
+                        T.c.claimed_by != keep,
+                    )
+                )
                 .values(claimed_by=None, claimed_until=None)
             )
         return int(result.rowcount or 0)
 
-    async def in_status(self, status: Status, *, account: str | None = None,
-                        limit: int = 1000) -> list[Intent]:
+    async def in_status(
+        self, status: Status, *, account: str | None = None, limit: int = 1000
+    ) -> list[Intent]:
         query = select(T).where(T.c.status == status.value).order_by(T.c.id).limit(limit)
         if account is not None:
             query = query.where(T.c.account == account)
         async with self.engine.connect() as conn:
             return [to_intent(r) for r in (await conn.execute(query)).all()]
 
-    async def hold(self, intent: Intent, *, reason: str, retry_at: datetime,
-                   start_clock: bool = True) -> Intent:
+    async def hold(
+        self, intent: Intent, *, reason: str, retry_at: datetime, start_clock: bool = True
+    ) -> Intent:
         """Keep a queued intent back with a reason until ``retry_at``; an event is written
         when the reason changes, not on every retry.
 
@@ -467,32 +504,42 @@ class IntentRepository:
         """
         now = utcnow()
         values: dict[str, Any] = {
-            "status_reason": reason, "not_before": retry_at,
+            "status_reason": reason,
+            "not_before": retry_at,
             "held_since": intent.held_since or (now if start_clock else None),
-            "claimed_by": None, "claimed_until": None, "updated_at": now,
+            "claimed_by": None,
+            "claimed_until": None,
+            "updated_at": now,
         }
         async with self.engine.begin() as conn:
-            row = (await conn.execute(
-                update(T).where(and_(T.c.id == intent.id, T.c.status == Status.QUEUED.value))
-                .values(**values).returning(T)
-            )).first()
+            row = (
+                await conn.execute(
+                    update(T)
+                    .where(and_(T.c.id == intent.id, T.c.status == Status.QUEUED.value))
+                    .values(**values)
+                    .returning(T)
+                )
+            ).first()
             if row is None:
                 raise ConcurrentChange(f"intent {intent.id} is no longer queued")
             if reason != intent.status_reason:
-                await self.record_note(intent.id, reason=f"held: {reason}", actor="worker",
-                                       kind="hold", conn=conn)
+                await self.record_note(
+                    intent.id, reason=f"held: {reason}", actor="worker", kind="hold", conn=conn
+                )
         return to_intent(row)
 
     async def release(self, intent: Intent) -> None:
         """Give a claimed intent back (nothing was decided for it)."""
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(T).where(and_(T.c.id == intent.id, T.c.claimed_by.is_not(None)))
+                update(T)
+                .where(and_(T.c.id == intent.id, T.c.claimed_by.is_not(None)))
                 .values(claimed_by=None, claimed_until=None)
             )
 
-    async def unserved(self, *, older_than_s: float, skip_reason_prefix: str,
-                       limit: int = 500) -> list[tuple[int, str]]:
+    async def unserved(
+        self, *, older_than_s: float, skip_reason_prefix: str, limit: int = 500
+    ) -> list[tuple[int, str]]:
         """Queued intents older than ``older_than_s`` whose account no live sender lease
         covers, and whose reason does not start with ``skip_reason_prefix`` yet."""
         from treasury.adapters.db.state import db_now
@@ -501,28 +548,36 @@ class IntentRepository:
         async with self.engine.connect() as conn:
             now = await db_now(conn)
             live = exists().where(and_(L.c.account == T.c.account, L.c.expires_at > now))
-            rows = (await conn.execute(
-                select(T.c.id, T.c.account).where(and_(
-                    T.c.status == Status.QUEUED.value,
-                    T.c.created_at < now - timedelta(seconds=older_than_s),
-                    ~live,
-                    or_(T.c.status_reason.is_(None),
-                        ~T.c.status_reason.startswith(skip_reason_prefix)),
-                )).limit(limit)
-            )).all()
+            rows = (
+                await conn.execute(
+                    select(T.c.id, T.c.account)
+                    .where(
+                        and_(
+                            T.c.status == Status.QUEUED.value,
+                            T.c.created_at < now - timedelta(seconds=older_than_s),
+                            ~live,
+                            or_(
+                                T.c.status_reason.is_(None),
+                                ~T.c.status_reason.startswith(skip_reason_prefix),
+                            ),
+                        )
+                    )
+                    .limit(limit)
+                )
+            ).all()
         return [(int(r.id), str(r.account)) for r in rows]
 
     async def set_reason(self, intent_id: int, reason: str, *, kind: str = "hold") -> bool:
         """Give a queued intent a reason (and an event) without a status change."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                update(T).where(and_(T.c.id == intent_id, T.c.status == Status.QUEUED.value))
+                update(T)
+                .where(and_(T.c.id == intent_id, T.c.status == Status.QUEUED.value))
                 .values(status_reason=reason, updated_at=utcnow())
             )
             if not result.rowcount:
                 return False
-            await self.record_note(intent_id, reason=reason, actor="worker", kind=kind,
-                                   conn=conn)
+            await self.record_note(intent_id, reason=reason, actor="worker", kind=kind, conn=conn)
         return True
 
     async def last_send_ms(self, account: str) -> int | None:

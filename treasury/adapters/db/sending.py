@@ -49,9 +49,12 @@ async def usage_24h(
         )
     ).all()
     coin_total = add(*(r.amount for r in rows))
-    dest_total = add(*(
-        r.amount for r in rows
-        if (r.network, r.address, r.address_tag) == (intent.network, intent.address,
-                                                     intent.address_tag)
-    ))
+    dest_total = add(
+        *(
+            r.amount
+            for r in rows
+            if (r.network, r.address, r.address_tag)
+            == (intent.network, intent.address, intent.address_tag)
+        )
+    )
     return coin_total, dest_total

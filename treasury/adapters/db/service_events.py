@@ -18,8 +18,11 @@ class ServiceEvents:
 
     async def record(self, kind: str, detail: str, *, actor: str, subject: str = "") -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(insert(S).values(kind=kind, subject=subject, detail=detail,
-                                                actor=actor, created_at=utcnow()))
+            await conn.execute(
+                insert(S).values(
+                    kind=kind, subject=subject, detail=detail, actor=actor, created_at=utcnow()
+                )
+            )
 
     async def record_once(self, kind: str, subject: str, detail: str, *, actor: str) -> bool:
         """Record unless an event of this kind and subject exists; True if recorded."""
@@ -29,8 +32,11 @@ class ServiceEvents:
             )
             if seen is not None:
                 return False
-            await conn.execute(insert(S).values(kind=kind, subject=subject, detail=detail,
-                                                actor=actor, created_at=utcnow()))
+            await conn.execute(
+                insert(S).values(
+                    kind=kind, subject=subject, detail=detail, actor=actor, created_at=utcnow()
+                )
+            )
         return True
 
     async def recent(self, kind: str | None = None, limit: int = 100) -> list[ServiceEvent]:
@@ -39,5 +45,14 @@ class ServiceEvents:
             query = query.where(S.c.kind == kind)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [ServiceEvent(id=r.id, kind=r.kind, subject=r.subject, detail=r.detail,
-                             actor=r.actor, created_at=r.created_at) for r in rows]
+        return [
+            ServiceEvent(
+                id=r.id,
+                kind=r.kind,
+                subject=r.subject,
+                detail=r.detail,
+                actor=r.actor,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]

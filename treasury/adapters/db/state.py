@@ -43,25 +43,32 @@ class ServiceState:
         switch first, else the account's own pause)."""
         keys = [PAUSED] if account is None else [PAUSED, ACCOUNT_PAUSED + account]
         async with self.engine.connect() as conn:
-            rows = {r.key: r for r in (await conn.execute(
-                select(service_state).where(service_state.c.key.in_(keys))
-            )).all()}
+            rows = {
+                r.key: r
+                for r in (
+                    await conn.execute(select(service_state).where(service_state.c.key.in_(keys)))
+                ).all()
+            }
         for key in keys:
             row = rows.get(key)
             if row is not None:
-                return PauseState(paused=True, reason=row.value, by=row.updated_by,
-                                  at=row.updated_at)
+                return PauseState(
+                    paused=True, reason=row.value, by=row.updated_by, at=row.updated_at
+                )
         return PauseState(paused=False, reason="", by="", at=None)
 
     async def account_pauses(self) -> dict[str, PauseState]:
         """Every account paused on its own (not by the kill switch), by account."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(service_state).where(service_state.c.key.startswith(ACCOUNT_PAUSED))
-            )).all()
+            rows = (
+                await conn.execute(
+                    select(service_state).where(service_state.c.key.startswith(ACCOUNT_PAUSED))
+                )
+            ).all()
         return {
             r.key.removeprefix(ACCOUNT_PAUSED): PauseState(
-                paused=True, reason=r.value, by=r.updated_by, at=r.updated_at)
+                paused=True, reason=r.value, by=r.updated_by, at=r.updated_at
+            )
             for r in rows
         }
 
@@ -100,12 +107,16 @@ class ServiceState:
         key = WATERMARK + account
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                update(service_state).where(service_state.c.key == key)
+                update(service_state)
+                .where(service_state.c.key == key)
                 .values(value=str(ms), updated_by=by, updated_at=utcnow())
             )
             if not result.rowcount:
-                await conn.execute(insert(service_state).values(
-                    key=key, value=str(ms), updated_by=by, updated_at=utcnow()))
+                await conn.execute(
+                    insert(service_state).values(
+                        key=key, value=str(ms), updated_by=by, updated_at=utcnow()
+                    )
+                )
 
     # ---- sender lease --------------------------------------------------------------
 
@@ -116,8 +127,9 @@ class ServiceState:
             expires = now + timedelta(seconds=ttl_s)
             result = await conn.execute(
                 update(L)
-                .where(and_(L.c.account == account,
-                            or_(L.c.holder == holder, L.c.expires_at < now)))
+                .where(
+                    and_(L.c.account == account, or_(L.c.holder == holder, L.c.expires_at < now))
+                )
                 .values(holder=holder, expires_at=expires)
             )
             if result.rowcount:
@@ -136,17 +148,18 @@ class ServiceState:
 
     async def release_lease(self, account: str, holder: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(L).where(and_(L.c.account == account, L.c.holder == holder))
-            )
+            await conn.execute(delete(L).where(and_(L.c.account == account, L.c.holder == holder)))
 
     @staticmethod
     async def holds_lease(conn: AsyncConnection, account: str, holder: str) -> bool:
         """Inside a transaction: is ``holder`` still the account's live sender?"""
         row = await conn.scalar(
             select(L.c.holder).where(
-                and_(L.c.account == account, L.c.holder == holder,
-                     L.c.expires_at > await db_now(conn))
+                and_(
+                    L.c.account == account,
+                    L.c.holder == holder,
+                    L.c.expires_at > await db_now(conn),
+                )
             )
         )
         return row is not None
@@ -160,8 +173,7 @@ class ServiceState:
             service_state.c.key.in_([PAUSED, ACCOUNT_PAUSED + account])
         )
         leased = select(L.c.holder).where(
-            and_(L.c.account == account, L.c.holder == holder,
-                 L.c.expires_at > await db_now(conn))
+            and_(L.c.account == account, L.c.holder == holder, L.c.expires_at > await db_now(conn))
         )
         row = (
             await conn.execute(select(paused.exists().label("p"), leased.exists().label("l")))

@@ -122,8 +122,11 @@ withdrawal_intents = Table(
     ),
     Index(None, "status", "account", "not_before"),
     Index(
-        "ix_withdrawal_intents_queued", "account", "id",
-        sqlite_where=text("status = 'queued'"), postgresql_where=text("status = 'queued'"),
+        "ix_withdrawal_intents_queued",
+        "account",
+        "id",
+        sqlite_where=text("status = 'queued'"),
+        postgresql_where=text("status = 'queued'"),
     ),
     Index(None, "account", "send_timestamp_ms"),
     Index(None, "created_at"),
@@ -133,9 +136,7 @@ intent_events = Table(
     "intent_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "intent_id", Integer, ForeignKey("withdrawal_intents.id"), nullable=False, index=True
-    ),
+    Column("intent_id", Integer, ForeignKey("withdrawal_intents.id"), nullable=False, index=True),
     Column("from_status", String(32), nullable=True),
     Column("to_status", String(32), nullable=False),
     Column("reason", Text, nullable=False),
@@ -174,9 +175,7 @@ intent_approvals = Table(
     "intent_approvals",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "intent_id", Integer, ForeignKey("withdrawal_intents.id"), nullable=False, index=True
-    ),
+    Column("intent_id", Integer, ForeignKey("withdrawal_intents.id"), nullable=False, index=True),
     Column("approver", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
     UniqueConstraint("intent_id", "approver", name="uq_approval_once"),

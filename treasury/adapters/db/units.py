@@ -48,10 +48,18 @@ class SqlIntentUnit:
 
     async def address_book_entry(self) -> WhitelistEntry | None:
         i = self._intent
-        row = (await self._conn.execute(select(W).where(and_(
-            W.c.coin == i.coin, W.c.network == i.network, W.c.address == i.address,
-            W.c.tag_key == (i.address_tag or ""),
-        )))).first()
+        row = (
+            await self._conn.execute(
+                select(W).where(
+                    and_(
+                        W.c.coin == i.coin,
+                        W.c.network == i.network,
+                        W.c.address == i.address,
+                        W.c.tag_key == (i.address_tag or ""),
+                    )
+                )
+            )
+        ).first()
         return None if row is None else entry_of(row)
 
     async def usage_24h(self, now: datetime) -> tuple[Decimal, Decimal]:
@@ -59,14 +67,18 @@ class SqlIntentUnit:
 
     async def approvers(self) -> tuple[str, ...]:
         rows = await self._conn.execute(
-            select(A.c.approver).where(A.c.intent_id == self._intent.id).order_by(A.c.id))
+            select(A.c.approver).where(A.c.intent_id == self._intent.id).order_by(A.c.id)
+        )
         return tuple(rows.scalars())
 
     async def add_approval(self, approver: str) -> bool:
         try:
             async with self._conn.begin_nested():
-                await self._conn.execute(insert(A).values(
-                    intent_id=self._intent.id, approver=approver, created_at=utcnow()))
+                await self._conn.execute(
+                    insert(A).values(
+                        intent_id=self._intent.id, approver=approver, created_at=utcnow()
+                    )
+                )
         except IntegrityError:
             return False
         return True
@@ -75,13 +87,20 @@ class SqlIntentUnit:
         return await UnmatchedWithdrawals.burned_in(self._conn, self._intent.id)
 
     async def note(self, *, reason: str, actor: str, kind: str) -> None:
-        await self._repo.record_note(self._intent.id, reason=reason, actor=actor, kind=kind,
-                                     conn=self._conn)
+        await self._repo.record_note(
+            self._intent.id, reason=reason, actor=actor, kind=kind, conn=self._conn
+        )
 
-    async def transition(self, to: Status, *, reason: str, actor: str,
-                         fields: Mapping[str, Any] | None = None) -> Intent:
+    async def transition(
+        self, to: Status, *, reason: str, actor: str, fields: Mapping[str, Any] | None = None
+    ) -> Intent:
         self._intent = await self._repo.transition(
-            self._intent.id, to, reason=reason, actor=actor, fields=fields, conn=self._conn,
+            self._intent.id,
+            to,
+            reason=reason,
+            actor=actor,
+            fields=fields,
+            conn=self._conn,
             locked=self._intent,
         )
         return self._intent
@@ -92,11 +111,14 @@ class SqlUnits:
         self._repo = repo
 
     @asynccontextmanager
-    async def open(self, intent_id: int, *, serialize_account: str | None = None
-                   ) -> AsyncIterator[SqlIntentUnit]:
+    async def open(
+        self, intent_id: int, *, serialize_account: str | None = None
+    ) -> AsyncIterator[SqlIntentUnit]:
         async with self._repo.engine.begin() as conn:
             if serialize_account is not None and self._repo.is_postgres:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
-                                   {"k": account_lock_key(serialize_account)})
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"),
+                    {"k": account_lock_key(serialize_account)},
+                )
             intent = await self._repo.lock(conn, intent_id)
             yield SqlIntentUnit(conn, self._repo, intent)

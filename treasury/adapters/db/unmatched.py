@@ -26,21 +26,36 @@ class UnmatchedWithdrawals:
         self.engine = engine
 
     async def record(
-        self, *, account: str, record: WithdrawalRecord, intent_id: int | None, reason: str,
+        self,
+        *,
+        account: str,
+        record: WithdrawalRecord,
+        intent_id: int | None,
+        reason: str,
         found_by: str,
     ) -> bool:
         """Keep ``record`` on file; True if it was not on file before."""
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(insert(U).values(
-                    account=account, exchange_withdraw_id=record.id,
-                    withdraw_order_id=record.withdraw_order_id or "", intent_id=intent_id,
-                    coin=record.coin, network=record.network, address=record.address,
-                    address_tag=record.address_tag or None, amount=record.amount,
-                    fee=record.fee, exchange_status=record.status,
-                    apply_time=record.apply_time, reason=reason, found_by=found_by,
-                    created_at=utcnow(),
-                ))
+                await conn.execute(
+                    insert(U).values(
+                        account=account,
+                        exchange_withdraw_id=record.id,
+                        withdraw_order_id=record.withdraw_order_id or "",
+                        intent_id=intent_id,
+                        coin=record.coin,
+                        network=record.network,
+                        address=record.address,
+                        address_tag=record.address_tag or None,
+                        amount=record.amount,
+                        fee=record.fee,
+                        exchange_status=record.status,
+                        apply_time=record.apply_time,
+                        reason=reason,
+                        found_by=found_by,
+                        created_at=utcnow(),
+                    )
+                )
                 if intent_id is not None:
                     await _advance_intent_ids(conn, intent_id)
         except IntegrityError:
@@ -59,8 +74,11 @@ class UnmatchedWithdrawals:
         if not exchange_ids:
             return set()
         async with self.engine.connect() as conn:
-            rows = await conn.execute(select(U.c.exchange_withdraw_id).where(
-                U.c.account == account, U.c.exchange_withdraw_id.in_(list(exchange_ids))))
+            rows = await conn.execute(
+                select(U.c.exchange_withdraw_id).where(
+                    U.c.account == account, U.c.exchange_withdraw_id.in_(list(exchange_ids))
+                )
+            )
             return set(rows.scalars())
 
     async def list(self, account: str | None = None, limit: int = 1000) -> list[Unmatched]:

@@ -19,9 +19,16 @@ __all__ = ["DuplicateEntry", "WhitelistEntry", "WhitelistRepository"]
 def entry_of(r: object) -> WhitelistEntry:
     m = r._mapping  # type: ignore[attr-defined]
     return WhitelistEntry(
-        id=m["id"], coin=m["coin"], network=m["network"], address=m["address"],
-        address_tag=m["address_tag"], label=m["label"], source=m["source"],
-        enabled=bool(m["enabled"]), usable_from=m["usable_from"], created_at=m["created_at"],
+        id=m["id"],
+        coin=m["coin"],
+        network=m["network"],
+        address=m["address"],
+        address_tag=m["address_tag"],
+        label=m["label"],
+        source=m["source"],
+        enabled=bool(m["enabled"]),
+        usable_from=m["usable_from"],
+        created_at=m["created_at"],
         updated_at=m["updated_at"],
     )
 
@@ -48,9 +55,17 @@ class WhitelistRepository:
                     await conn.execute(
                         insert(W)
                         .values(
-                            coin=coin, network=network, address=address, address_tag=address_tag,
-                            tag_key=address_tag or "", label=label, source=source, enabled=True,
-                            usable_from=usable_from, created_at=now, updated_at=now,
+                            coin=coin,
+                            network=network,
+                            address=address,
+                            address_tag=address_tag,
+                            tag_key=address_tag or "",
+                            label=label,
+                            source=source,
+                            enabled=True,
+                            usable_from=usable_from,
+                            created_at=now,
+                            updated_at=now,
                         )
                         .returning(W)
                     )
@@ -75,8 +90,12 @@ class WhitelistRepository:
             row = (
                 await conn.execute(
                     select(W).where(
-                        and_(W.c.coin == coin, W.c.network == network, W.c.address == address,
-                             W.c.tag_key == (address_tag or ""))
+                        and_(
+                            W.c.coin == coin,
+                            W.c.network == network,
+                            W.c.address == address,
+                            W.c.tag_key == (address_tag or ""),
+                        )
                     )
                 )
             ).first()
