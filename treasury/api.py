@@ -69,8 +69,12 @@ class Treasury:
         account: str = "default",
         requested_by: str | None = None,
         note: str | None = None,
+        wallet: str | None = None,
     ) -> Intent:
         """Queue a withdrawal; with a known ``request_id``, return the existing intent.
+
+        ``wallet`` (``"spot"`` or ``"funding"``) is the wallet to debit; without it the
+        account's default (``TREASURY_WALLET``) is taken when the intent is sent.
 
         Raises:
             InvalidField: a field is malformed (nothing written).
@@ -86,6 +90,7 @@ class Treasury:
             request_id=request_id,
             requested_by=requested_by,
             note=note,
+            wallet=wallet,
         )
         intent, _created = await admin.enqueue(self._ledger, new, actor=self._actor)
         return intent

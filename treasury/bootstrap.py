@@ -238,7 +238,9 @@ async def runtime(
                 view=ExchangeView(
                     exchange, rules_ttl_s=settings.rules_ttl_s, on_can_withdraw=can_withdraw_changed
                 ),
-                config=dataclasses.replace(worker_config(settings, worker=me), account=creds.name),
+                config=dataclasses.replace(
+                    worker_config(settings, worker=me), account=creds.name, wallet=creds.wallet
+                ),
                 policy=policy.gate,
                 alert=alert,
             )

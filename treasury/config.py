@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # bound; absence counts only after this (see README: "Why ten minutes").
     history_lag_allowance_s: float = Field(default=600.0, ge=0, le=86400)
     resend: Literal["auto", "manual"] = "auto"
+    # The wallet an intent without one debits (the account's default; extra accounts:
+    # TREASURY_ACCOUNT_<NAME>_WALLET). Always sent as walletType: Binance's own default is
+    # the wallet chosen in the account's settings, which the API does not report.
+    wallet: Literal["spot", "funding"] = "spot"
     sweep_interval_s: float = Field(default=300.0, gt=0, le=86400)
     exchange_unreachable_alert_s: float = Field(default=300.0, gt=0, le=86400)
     reconcile_interval_s: float = Field(default=10.0, gt=0, le=3600)
@@ -179,6 +183,7 @@ class AccountCredentials:
     api_secret: SecretStr | None
     private_key_file: Path | None
     passphrase: SecretStr | None
+    wallet: str = "spot"  # the default wallet of this account's intents
 
 
 def _account_value(name: str, key: str) -> str | None:
@@ -208,6 +213,7 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
             settings.binance_api_secret,
             settings.binance_private_key_file,
             settings.binance_private_key_passphrase,
+            settings.wallet,
         )
     ]
     for raw in settings.extra_accounts.split(","):
@@ -231,6 +237,9 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
             )
         if key_file and not Path(key_file).is_file():
             raise SettingsError(f"{prefix}_PRIVATE_KEY_FILE: file does not exist")
+        wallet = _account_value(name, "WALLET") or settings.wallet
+        if wallet not in ("spot", "funding"):
+            raise SettingsError(f"{prefix}_WALLET: {wallet!r} is not a wallet: use spot or funding")
         result.append(
             AccountCredentials(
                 name,
@@ -238,6 +247,7 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
                 SecretStr(secret) if secret else None,
                 Path(key_file) if key_file else None,
                 SecretStr(passphrase) if passphrase else None,
+                wallet,
             )
         )
     return result

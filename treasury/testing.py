@@ -101,13 +101,13 @@ from treasury.domain.intent import EventRecord, Intent
 from treasury.domain.money import add, decimals
 from treasury.domain.status import Status
 from treasury.domain.validation import NewIntent
+from treasury.domain.wallet import Wallet
 from treasury.ports import clock as clock_port
 from treasury.ports.exchange import ExchangeError, NotSent, OutcomeUnknown, Reason, Rejected
 from treasury.ports.store import (
     Change,
     ConcurrentChange,
     DuplicateEntry,
-    IdempotencyConflict,
     Ledger,
     NotFound,
     PauseState,
@@ -115,6 +115,7 @@ from treasury.ports.store import (
     StoreUnavailable,
     Unmatched,
     WhitelistEntry,
+    same_request,
 )
 
 __all__ = [
@@ -423,6 +424,8 @@ def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
             value = value.astimezone(UTC)
         if column == "status":
             value = Status(value)
+        if column == "wallet" and isinstance(value, str) and value in set(Wallet):
+            value = Wallet(value)
         out[column] = value
     return out
 
@@ -445,6 +448,8 @@ def _check_row(row: Mapping[str, Any]) -> None:
             problems.append(f"{column}_nonempty")
     if row["address_tag"] is not None and not row["address_tag"]:
         problems.append("tag_null_or_set")
+    if row["wallet"] is not None and not isinstance(row["wallet"], Wallet):
+        problems.append("wallet_known")
     if not _exact(row["amount"], positive=True):
         problems.append("amount_positive_exact")
     for column in ("fee", "exchange_amount"):
@@ -465,6 +470,8 @@ def _check_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         and new["withdraw_order_id"] != old["withdraw_order_id"]
     ):
         raise ConstraintViolation("withdraw_order_id is fixed once set")
+    if old["wallet"] is not None and new["wallet"] != old["wallet"]:
+        raise ConstraintViolation("wallet is fixed once set")
 
 
 # ==== the ledger: transactions ==============================================================
@@ -638,7 +645,7 @@ class MemoryIntentStore:
         async with self._db.write() as t:
             for row in t.intents.values():
                 if new.request_id is not None and row["request_id"] == new.request_id:
-                    return _same_request(to_intent(row), new), False
+                    return same_request(to_intent(row), new), False
             now = self._db.now()
             row = t.insert_intent(
                 {
@@ -651,6 +658,7 @@ class MemoryIntentStore:
                     "request_id": new.request_id,
                     "requested_by": new.requested_by,
                     "note": new.note,
+                    "wallet": new.wallet,
                     "status": Status.QUEUED,
                     "status_reason": "waiting for the worker",
                     "enqueued_via": actor,
@@ -805,24 +813,6 @@ class MemoryIntentStore:
             t.update_intent(intent_id, {"status_reason": reason, "updated_at": now})
             t.note(now, intent_id, reason=reason, actor="worker", kind=kind)
         return True
-
-
-def _same_request(existing: Intent, new: NewIntent) -> Intent:
-    mine = (new.coin, new.network, new.address, new.address_tag, new.amount, new.account)
-    theirs = (
-        existing.coin,
-        existing.network,
-        existing.address,
-        existing.address_tag,
-        existing.amount,
-        existing.account,
-    )
-    if mine != theirs:
-        raise IdempotencyConflict(
-            f"request_id {new.request_id!r} already names intent {existing.id} "
-            "with a different coin, network, address, tag, amount or account"
-        )
-    return existing
 
 
 class MemoryAccountState:
@@ -1239,7 +1229,8 @@ class FakeExchange:
     Args:
         clock: the local clock (default ``treasury.ports.clock.utcnow`` at each call); the
             exchange's own clock is that plus ``server_offset_ms``.
-        balances: free balance per coin; withdrawals debit it.
+        balances: free balance per coin of the spot wallet; withdrawals debit it.
+        funding: free balance per coin of the funding wallet (``walletType`` 1).
         fee: the fee of every withdrawal (and of networks added without one).
         history_amount: ``"net"`` (amount less the fee, Binance's most likely form) or
             ``"gross"`` (the amount requested).
@@ -1252,6 +1243,7 @@ class FakeExchange:
         *,
         clock: Callable[[], datetime] | None = None,
         balances: Mapping[str, Decimal | str | int] | None = None,
+        funding: Mapping[str, Decimal | str | int] | None = None,
         fee: Decimal | str = "1",
         history_amount: Literal["net", "gross"] = "net",
         history_lag_s: float = 0.0,
@@ -1260,6 +1252,8 @@ class FakeExchange:
     ) -> None:
         self._clock = clock or _port_now
         self.balances = {c: Decimal(v) for c, v in (balances or {}).items()}
+        self.funding = {c: Decimal(v) for c, v in (funding or {}).items()}
+        self.status_text = "Normal"  # what account/status answers
         self.fee = Decimal(fee)
         self.history_amount = history_amount
         self.history_lag_s = history_lag_s
@@ -1304,7 +1298,7 @@ class FakeExchange:
         enabled: bool = True,
         address_regex: str = "",
         memo_regex: str = "",
-        memo_required: bool = False,
+        memo_required: bool | None = False,
     ) -> NetworkRule:
         """Let ``coin`` be withdrawn on ``network`` (``coin_configs`` shows it)."""
         rule = NetworkRule(
@@ -1419,6 +1413,18 @@ class FakeExchange:
             ),
         )
 
+    async def funding_balances(self) -> dict[str, Balance]:
+        return _resolve(
+            self._answer("funding_balances", {}),
+            dict,
+            lambda: {
+                c: Balance(asset=c, free=v, locked=Decimal(0)) for c, v in self.funding.items()
+            },
+        )
+
+    async def account_status(self) -> str:
+        return _resolve(self._answer("account_status", {}), str, lambda: self.status_text)
+
     async def api_restrictions(self) -> ApiRestrictions:
         return _resolve(
             self._answer("api_restrictions", {}), ApiRestrictions, lambda: self.restrictions
@@ -1511,7 +1517,8 @@ class FakeExchange:
                 code=-1021,
                 http_status=400,
             )
-        free = self.balances.get(request.coin, Decimal(0))
+        wallet = self.balances if request.wallet is Wallet.SPOT else self.funding
+        free = wallet.get(request.coin, Decimal(0))
         if free < request.amount:
             raise Rejected(
                 "Insufficient balance (fake).",
@@ -1521,7 +1528,7 @@ class FakeExchange:
                 code=-4026,
                 http_status=400,
             )
-        self.balances[request.coin] = free - request.amount
+        wallet[request.coin] = free - request.amount
         seq = len(self._withdrawals) + 1
         shown = request.amount if self.history_amount == "gross" else request.amount - self.fee
         record = WithdrawalRecord(

@@ -46,6 +46,7 @@ from treasury.domain.exchange import (
     WithdrawQuota,
     WithdrawRequest,
 )
+from treasury.domain.wallet import Wallet
 
 FUZZ = settings(
     max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -63,6 +64,7 @@ REQUEST = WithdrawRequest(
     address_tag=None,
     amount=Decimal("8.91"),
     withdraw_order_id="trs-fuzz0001-42",
+    wallet=Wallet.SPOT,
 )
 
 

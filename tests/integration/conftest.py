@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import structlog
 
@@ -19,7 +20,7 @@ from treasury.config import load_settings
 from treasury.domain.status import Status
 from treasury.logs import _RedactingFormatter
 from treasury.runtime.daemon import Daemon
-from treasury.sandbox.config import default_config
+from treasury.sandbox.config import SandboxConfig, default_config
 from treasury.sandbox.server import RunningSandbox, running_sandbox
 from treasury.services.whitelist_sync import sync_whitelist
 
@@ -57,6 +58,30 @@ class Stack:
             finally:
                 daemon.stop()
 
+    @asynccontextmanager
+    async def sender(self) -> AsyncIterator[Daemon]:
+        """``daemon()`` once it is the sender and has swept: intents enqueued from here on
+        are not held by the startup hold (which is for what a new sender inherits)."""
+        async with self.daemon() as daemon:
+            with anyio.fail_after(15):
+                while not (daemon.is_sender and daemon.swept):
+                    await anyio.sleep(0.05)
+            yield daemon
+
+    async def admin(self, path: str, body: object) -> Any:
+        """POST to the sandbox's admin API (``/_sandbox/<path>``); it must answer 200."""
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"{self.sandbox.url}/_sandbox/{path}", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def sandbox_state(self) -> Any:
+        """``GET /_sandbox/ledger``: balances, withdrawals and calls as the exchange sees them."""
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"{self.sandbox.url}/_sandbox/ledger")
+        assert response.status_code == 200, response.text
+        return response.json()
+
     async def wait_settled(self, ids: list[int], timeout: float = 60) -> list[Any]:
         with anyio.fail_after(timeout):
             while True:
@@ -77,7 +102,10 @@ class Stack:
 @pytest.fixture
 def stack_factory(migrated_url: str, tmp_path: Path) -> Callable[..., Any]:
     @asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[Stack]:
+    async def make(
+        *, sandbox: Callable[[SandboxConfig], SandboxConfig] | None = None, **overrides: Any
+    ) -> AsyncIterator[Stack]:
+        """``overrides``: settings; ``sandbox``: a change to the sandbox's config."""
         base = default_config()
         config = dataclasses.replace(
             base,
@@ -92,6 +120,8 @@ def stack_factory(migrated_url: str, tmp_path: Path) -> Callable[..., Any]:
             rate_limits=dataclasses.replace(base.rate_limits, multiplier=100),
             journal_fsync=False,
         )
+        if sandbox is not None:
+            config = sandbox(config)
         journal = tmp_path / "sandbox.jsonl"
         alerts: list[tuple[str, str, int | None]] = []
 

@@ -18,6 +18,7 @@ from treasury.domain.ids import withdraw_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
+from treasury.domain.wallet import Wallet
 from treasury.sandbox.ledger import read_ledger
 from treasury.services import admin as admin_cases
 from treasury.services import reconcile, submit
@@ -200,6 +201,7 @@ async def proven_absent(stack: Any, intent: Intent) -> Intent:
         timestamp_ms=old,
         recv_window_ms=1000,
         policy_gate=None,
+        wallet=Wallet.SPOT,
     )
     for _ in range(2):
         current = await ctx.ledger.intents.get(committed.id)
@@ -277,6 +279,7 @@ async def test_unreachable_exchange_still_reaches_a_person(stack_factory: Any) -
             timestamp_ms=ctx.exchange.now_ms() - 5_000,
             recv_window_ms=1000,
             policy_gate=None,
+            wallet=Wallet.SPOT,
         )
         await sandbox_admin(stack, "faults", {"outage": True})
         await reconcile.reconcile_all(ctx)
@@ -350,6 +353,7 @@ async def test_a_new_sender_waits_out_the_history_lag_before_sending_older_inten
                 address_tag=None,
                 amount=Decimal("20"),
                 withdraw_order_id=oid,
+                wallet=Wallet.SPOT,
             )
         )  # the lost send
         async with stack.daemon() as daemon:
@@ -403,6 +407,7 @@ async def test_reconciliation_files_a_contradicting_record_and_pauses(
             timestamp_ms=ctx.exchange.now_ms() - 5_000,
             recv_window_ms=1000,
             policy_gate=None,
+            wallet=Wallet.SPOT,
         )
         wid = await exchange_has(stack, oid, address=OTHER)
         await reconcile.reconcile_all(ctx)

@@ -16,6 +16,7 @@ import pytest
 from treasury.adapters.db.repository import ConcurrentChange, utcnow
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
+from treasury.domain.wallet import Wallet
 from treasury.services import reconcile, submit
 from treasury.services.admin import Ledger
 from treasury.services.context import WorkerConfig, WorkerContext
@@ -46,6 +47,7 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
         timestamp_ms=now - 100_000,
         recv_window_ms=5000,
         policy_gate=None,
+        wallet=Wallet.SPOT,
     )
     await ledger.intents.update_fields(
         first.id,
@@ -65,6 +67,7 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
         timestamp_ms=Clock().now_ms(),
         recv_window_ms=5000,
         policy_gate=None,
+        wallet=Wallet.SPOT,
     )
     with pytest.raises(ConcurrentChange):
         await reconcile.decide_one(ctx, stale, [], now)  # A's late decision
@@ -96,5 +99,6 @@ async def test_commit_refuses_a_destination_disabled_after_the_checks(ledger: Le
             timestamp_ms=Clock().now_ms(),
             recv_window_ms=5000,
             policy_gate=None,
+            wallet=Wallet.SPOT,
         )
     assert (await ledger.intents.get(intent.id)).status is Status.QUEUED

@@ -730,3 +730,29 @@ async def test_a_write_racing_a_unit_waits_for_it_then_meets_its_result(store: S
     (result,) = outcome
     assert isinstance(result, ConcurrentChange)
     assert (await ledger.intents.get(intent.id)).status is S.SUBMITTING
+
+
+# ---- the wallet ---------------------------------------------------------------------------
+
+
+async def test_the_wallet_is_stored_set_at_the_commit_and_fixed_once_set(store: Store) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from treasury.domain.wallet import Wallet
+    from treasury.testing import ConstraintViolation
+
+    intents = store.ledger.intents
+    named = await enqueue(store, wallet="funding")
+    open_ = await enqueue(store)
+    assert (named.wallet, open_.wallet) == (Wallet.FUNDING, None)
+    assert (await intents.get(named.id)).wallet is Wallet.FUNDING
+    sent = await submitting(store, open_, wallet=Wallet.SPOT)  # the account default, fixed
+    assert sent.wallet is Wallet.SPOT and (await intents.get(open_.id)).wallet is Wallet.SPOT
+    for intent_id, to in ((sent.id, S.SUBMITTED), (named.id, S.SUBMITTING)):
+        with pytest.raises((ConstraintViolation, IntegrityError)):
+            await intents.transition(
+                intent_id, to, reason="x", actor="test", fields={"wallet": Wallet.FUNDING
+                if intent_id == sent.id else Wallet.SPOT}
+            )  # fmt: skip
+    assert (await intents.get(sent.id)).wallet is Wallet.SPOT
+    assert (await intents.get(named.id)).wallet is Wallet.FUNDING

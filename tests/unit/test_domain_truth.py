@@ -14,6 +14,7 @@ from treasury.domain.ids import intent_id_from_order_id, next_free_order_id, wit
 from treasury.domain.intent import Intent
 from treasury.domain.reconcile import amount_matches, matches
 from treasury.domain.status import Status
+from treasury.domain.wallet import Wallet
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 OID = "trs-abcd1234-7"
@@ -179,3 +180,27 @@ def test_order_ids_name_their_intent(oid: str, expected: int | None) -> None:
     assert intent_id_from_order_id("abcd1234", oid) == expected
     if expected is not None:
         assert oid.startswith(withdraw_order_id("abcd1234", expected))
+
+
+@pytest.mark.parametrize(
+    ("wallet", "wallet_type", "same"),
+    [
+        (Wallet.SPOT, 0, True),
+        (Wallet.FUNDING, 1, True),
+        (Wallet.FUNDING, 0, False),  # the exchange debited another wallet than recorded
+        (Wallet.SPOT, 1, False),
+        (None, 1, True),  # a queued intent's wallet is still open
+        (Wallet.SPOT, None, True),  # a record without walletType says nothing
+    ],
+)
+def test_the_wallet_debited_must_be_the_intents(
+    wallet: Wallet | None, wallet_type: int | None, same: bool
+) -> None:
+    rec = record(wallet_type=wallet_type)
+    mine = intent(wallet=wallet)
+    assert matches(mine, rec) is same
+    got = judge(mine, rec)
+    if same:
+        assert isinstance(got, truth.Adopt)
+    else:
+        assert isinstance(got, truth.Attention) and "wallet" in got.reason

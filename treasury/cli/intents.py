@@ -35,6 +35,9 @@ def enqueue(
         None, help="idempotency key: the same key twice gives one intent"
     ),
     account: str = typer.Option("default", help="exchange account that sends it"),
+    wallet: str | None = typer.Option(
+        None, help="spot or funding: the wallet to debit (default: the account's, TREASURY_WALLET)"
+    ),
     note: str | None = typer.Option(None, help="free text for the audit trail"),
     as_: str | None = typer.Option(None, "--as", help="operator name for the audit trail"),
     json_: bool = typer.Option(False, "--json", help="print JSON"),
@@ -54,6 +57,7 @@ def enqueue(
             request_id=request_id,
             requested_by=actor.removeprefix("cli:"),
             note=note,
+            wallet=wallet,
         )
     )
     intent, created = with_ledger(lambda ledger: admin.enqueue(ledger, new, actor=actor))
@@ -138,6 +142,12 @@ def show(
             return
         for key, value in out.intent_dict(intent).items():
             shown = out.amount_text(value) if key in ("amount", "fee", "exchange_amount") else value
+            if key == "wallet" and value is None:
+                shown = (
+                    "(the account's default, fixed when sent)"
+                    if intent.withdraw_order_id is None
+                    else "(not recorded: sent before wallets were tracked)"
+                )
             out.console.print(f"{key:>22}: {'' if shown is None else shown}", markup=False)
         out.console.print(out.events_table(events))
 

@@ -52,6 +52,7 @@ def intent_dict(intent: Intent) -> dict[str, Any]:
         "address_tag": intent.address_tag,
         "amount": intent.amount,
         "account": intent.account,
+        "wallet": None if intent.wallet is None else intent.wallet.value,
         "request_id": intent.request_id,
         "requested_by": intent.requested_by,
         "note": intent.note,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from treasury.domain.wallet import Wallet
+
 
 class ExchangeWithdrawStatus(enum.IntEnum):
     """Binance withdraw/history status codes (withdrawal codes, not deposit codes)."""
@@ -38,7 +40,7 @@ class NetworkRule:
     withdraw_fee: Decimal
     address_regex: str
     memo_regex: str
-    memo_required: bool  # withdrawTag
+    memo_required: bool | None  # withdrawTag; None when the answer lacks the field
     is_default: bool = False
     busy: bool = False
     withdraw_desc: str = ""
@@ -105,6 +107,14 @@ class WithdrawalRecord:
     apply_time: datetime | None
     complete_time: datetime | None
     info: str = ""
+    transfer_type: int = 0  # 1: an internal transfer between Binance accounts, no chain tx
+    wallet_type: int | None = None  # the wallet debited: 0 spot, 1 funding
+    tx_key: str = ""
+    confirm_no: int | None = None
+
+    @property
+    def internal(self) -> bool:
+        return self.transfer_type == 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +151,7 @@ class WithdrawRequest:
     address_tag: str | None
     amount: Decimal
     withdraw_order_id: str
+    wallet: Wallet  # sent as walletType, always
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from treasury.domain.status import Status
+from treasury.domain.wallet import Wallet
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,8 @@ class Intent:
     submitted_at: datetime | None = None
     settled_at: datetime | None = None
     exchange_amount: Decimal | None = None  # the `amount` the exchange's history shows
+    # the wallet to debit; None until committed to send means "the account's default"
+    wallet: Wallet | None = None
 
     @property
     def destination(self) -> tuple[str, str, str, str | None]:

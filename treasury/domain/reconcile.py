@@ -78,6 +78,13 @@ def amount_matches(requested: Decimal, record: WithdrawalRecord) -> bool:
     return record.amount == requested or record.amount + record.fee == requested
 
 
+def wallet_matches(intent: Intent, record: WithdrawalRecord) -> bool:
+    """The record's ``walletType`` against the intent's wallet, where both are known."""
+    if intent.wallet is None or record.wallet_type is None:
+        return True
+    return record.wallet_type == intent.wallet.wallet_type
+
+
 def matches(intent: Intent, record: WithdrawalRecord) -> bool:
     return (
         record.coin == intent.coin
@@ -85,6 +92,7 @@ def matches(intent: Intent, record: WithdrawalRecord) -> bool:
         and (record.address_tag or None) == (intent.address_tag or None)
         and amount_matches(intent.amount, record)
         and (record.network is None or record.network == intent.network)
+        and wallet_matches(intent, record)
     )
 
 
@@ -104,6 +112,9 @@ def mismatch(intent: Intent, record: WithdrawalRecord) -> str:
             f"amount {format_amount(record.amount)} + fee {format_amount(record.fee)} vs "
             f"{format_amount(intent.amount)} requested"
         )
+    if not wallet_matches(intent, record):
+        debited = {0: "spot", 1: "funding"}.get(record.wallet_type or 0, str(record.wallet_type))
+        diffs.append(f"wallet {debited} (walletType {record.wallet_type}) vs {intent.wallet}")
     return "; ".join(diffs) or "no difference"
 
 

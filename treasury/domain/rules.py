@@ -25,6 +25,7 @@ from treasury.domain.exchange import (
 from treasury.domain.intent import Intent
 from treasury.domain.money import decimals, format_amount, is_multiple
 from treasury.domain.validation import validate_new_intent
+from treasury.domain.wallet import Wallet
 
 
 @lru_cache(maxsize=512)
@@ -95,8 +96,12 @@ def check_network_rules(intent: Intent, coins: dict[str, CoinConfig]) -> Verdict
 
 
 def _check_address(
-    intent: Intent, address_regex: str, memo_regex: str, memo_required: bool, where: str
+    intent: Intent, address_regex: str, memo_regex: str, memo_required: bool | None, where: str
 ) -> Verdict:
+    """``memo_required`` is the network's ``withdrawTag``: True, a tag is required; False,
+    a tag is refused (Binance answers -4106 whatever ``memoRegex`` says); None, the
+    exchange did not say (an answer from before the field existed): a tag is then
+    accepted only where a memo pattern exists."""
     if address_regex:
         pattern = _compile(address_regex)
         if pattern is None:
@@ -106,7 +111,9 @@ def _check_address(
     tag = intent.address_tag
     if memo_required and not tag:
         return Reject(f"{where} needs a memo/tag (address_tag) and none was given")
-    if tag and not memo_required and not memo_regex:
+    if tag and memo_required is False:
+        return Reject(f"{where} takes no memo/tag (withdrawTag is false), but address_tag is set")
+    if tag and memo_required is None and not memo_regex:
         return Reject(f"{where} takes no memo/tag, but address_tag is set")
     if tag and memo_regex:
         pattern = _compile(memo_regex)
@@ -115,11 +122,22 @@ def _check_address(
     return Pass()
 
 
+def account_status_normal(text: str) -> bool:
+    """``GET /sapi/v1/account/status`` answers ``Normal``; anything else is a restriction
+    described in the exchange's own words."""
+    return text.strip().lower() == "normal"
+
+
 def check_account(
-    status: SystemStatus, account: AccountInfo, restrictions: ApiRestrictions
+    status: SystemStatus,
+    account: AccountInfo,
+    restrictions: ApiRestrictions,
+    account_status: str = "Normal",
 ) -> Verdict:
     if not status.normal:
         return Hold(f"the exchange is in maintenance ({status.message or 'system status 1'})")
+    if not account_status_normal(account_status):
+        return Hold(f"the exchange reports the account as restricted: {account_status[:200]!r}")
     if not account.can_withdraw:
         return Hold("the account may not withdraw now (canWithdraw is false)")
     if not restrictions.enable_withdrawals:
@@ -127,13 +145,15 @@ def check_account(
     return Pass()
 
 
-def check_balance(intent: Intent, account: AccountInfo, reserved: Decimal) -> Verdict:
-    """``reserved``: amounts of this coin already committed but not yet debited by us."""
-    free = account.free(intent.coin) - reserved
-    if free < intent.amount:
+def check_balance(intent: Intent, wallet: Wallet, free: Decimal, reserved: Decimal) -> Verdict:
+    """``free``: the coin's free balance in the wallet the send will debit (the other
+    wallet's funds do not count: Binance refuses with -4026); ``reserved``: amounts of
+    it already committed from that wallet but not yet seen debited."""
+    left = free - reserved
+    if left < intent.amount:
         return Hold(
-            f"free {intent.coin} balance {format_amount(max(free, Decimal(0)))} does not cover "
-            f"{format_amount(intent.amount)}"
+            f"free {intent.coin} balance in the {wallet} wallet "
+            f"{format_amount(max(left, Decimal(0)))} does not cover {format_amount(intent.amount)}"
         )
     return Pass()
 

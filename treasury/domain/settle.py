@@ -14,6 +14,13 @@ def settled_status(record: WithdrawalRecord) -> tuple[Status, str] | None:
     """
     info = f": {record.info}" if record.info else ""
     match record.status:
+        case X.COMPLETED if record.internal:
+            # transferType 1: Binance moved it between two of its accounts; there is no
+            # chain transaction, and txId is Binance's own ("Off-chain transfer ...")
+            return Status.COMPLETED, (
+                "completed as an internal transfer between Binance accounts, no chain "
+                f"transaction ({record.tx_id or 'no id'})"
+            )
         case X.COMPLETED:
             return Status.COMPLETED, f"completed on chain (txId {record.tx_id or 'unknown'})"
         case X.CANCELLED:

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from treasury.domain.errors import InvalidField
 from treasury.domain.money import parse_amount
+from treasury.domain.wallet import Wallet, parse_wallet
 
 COIN_RE = re.compile(r"^[A-Z0-9]{1,20}$")
 NETWORK_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
@@ -35,6 +36,7 @@ class NewIntent:
     request_id: str | None = None
     requested_by: str | None = None
     note: str | None = None
+    wallet: Wallet | None = None  # None: the account's default wallet, fixed at the send
 
 
 def _printable_token(field: str, value: str, max_len: int) -> str:
@@ -100,6 +102,7 @@ def validate_new_intent(
     request_id: str | None = None,
     requested_by: str | None = None,
     note: str | None = None,
+    wallet: object = None,
 ) -> NewIntent:
     """Check every field and return a ``NewIntent``.
 
@@ -118,4 +121,5 @@ def validate_new_intent(
         request_id=request_id,
         requested_by=_optional_text("requested_by", requested_by, 128),
         note=_optional_text("note", note, MAX_TEXT),
+        wallet=None if wallet is None else parse_wallet(wallet),
     )

@@ -30,6 +30,7 @@ from typing import Protocol
 from treasury.domain.exchange import (
     AccountInfo,
     ApiRestrictions,
+    Balance,
     CoinConfig,
     SystemStatus,
     WhitelistAddress,
@@ -48,6 +49,10 @@ class Exchange(Protocol):
     async def system_status(self) -> SystemStatus: ...
 
     async def account(self) -> AccountInfo: ...
+
+    async def funding_balances(self) -> dict[str, Balance]: ...
+
+    async def account_status(self) -> str: ...
 
     async def api_restrictions(self) -> ApiRestrictions: ...
 

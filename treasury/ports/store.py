@@ -39,6 +39,27 @@ class IdempotencyConflict(ValueError):
     """The request_id exists already with different contents; nothing was written."""
 
 
+def same_request(existing: Intent, new: NewIntent) -> Intent:
+    """``existing`` when ``new`` asks for the same withdrawal under its request_id.
+
+    A wallet left unnamed matches whichever wallet the intent has (a queued intent's is
+    still open; a sent one's is the account default it took).
+
+    Raises:
+        IdempotencyConflict: naming each field that differs; nothing is written.
+    """
+    fields = ("coin", "network", "address", "address_tag", "amount", "account")
+    differ = [f for f in fields if getattr(new, f) != getattr(existing, f)]
+    if new.wallet is not None and new.wallet != existing.wallet:
+        differ.append("wallet")
+    if differ:
+        raise IdempotencyConflict(
+            f"request_id {new.request_id!r} already names intent {existing.id} with a "
+            f"different {', '.join(differ)}"
+        )
+    return existing
+
+
 class DuplicateEntry(ValueError):
     """The address book has that destination already."""
 

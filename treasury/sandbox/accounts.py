@@ -3,6 +3,10 @@
 The frozen :class:`~treasury.sandbox.config.AccountConfig` is where an account starts;
 this is where it is now. Only :mod:`treasury.sandbox.state` mutates it, and only while
 applying a journal record, so a replay reaches exactly the same values.
+
+Two wallets, as on Binance: ``balances`` (spot) and ``funding_balances`` (funding), each
+addressed by its ``walletType`` (0, 1). A withdrawal debits one of them and a refund goes
+back to the same one; the other wallet's funds never count.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from treasury.sandbox.config import AccountConfig, WhitelistEntry
+from treasury.sandbox.config import WALLETS, AccountConfig, WhitelistEntry
 from treasury.sandbox.withdrawals import EVM_NETWORKS
 
 DAY_MS = 86_400_000
+SPOT, FUNDING = WALLETS["spot"], WALLETS["funding"]
 
 
 @dataclass
@@ -24,9 +29,12 @@ class AccountState:
     can_trade: bool
     can_deposit: bool
     api_restrictions: dict[str, bool]
-    balances: dict[str, Decimal]
+    balances: dict[str, Decimal]  # the spot wallet
+    funding_balances: dict[str, Decimal]
+    default_wallet: int  # the walletType an apply without one debits
+    account_status: str
     whitelist_enabled: bool
-    whitelist: list[WhitelistEntry]
+    whitelist: list[WhitelistEntry]  # the address book; entries carry `whitelisted`
     quota_usd: Decimal
     # (applied_at_ms, usd) of the last 24 h of withdrawals, oldest first, and their sum
     quota_window: deque[tuple[int, Decimal]] = field(default_factory=deque)
@@ -41,6 +49,9 @@ class AccountState:
             can_deposit=cfg.can_deposit,
             api_restrictions=dict(cfg.api_restrictions),
             balances=dict(cfg.balances),
+            funding_balances=dict(cfg.funding_balances),
+            default_wallet=WALLETS[cfg.default_wallet],
+            account_status=cfg.account_status,
             whitelist_enabled=cfg.whitelist_enabled,
             whitelist=list(cfg.whitelist),
             quota_usd=cfg.quota_usd,
@@ -61,9 +72,30 @@ class AccountState:
         return flags["enableWithdrawals"] and flags["ipRestrict"]
 
     def free(self, coin: str) -> Decimal:
+        """The spot wallet's balance of ``coin``."""
         return self.balances.get(coin, Decimal(0))
 
+    def wallet(self, wallet_type: int) -> dict[str, Decimal]:
+        """The balances of one wallet by ``walletType`` (0 spot, 1 funding), to read or change."""
+        if wallet_type == SPOT:
+            return self.balances
+        if wallet_type == FUNDING:
+            return self.funding_balances
+        raise ValueError(f"unknown walletType {wallet_type!r}")
+
+    def free_in(self, wallet_type: int, coin: str) -> Decimal:
+        return self.wallet(wallet_type).get(coin, Decimal(0))
+
+    def move(self, wallet_type: int, coin: str, delta: Decimal) -> None:
+        """Add ``delta`` (negative: a debit) to one wallet's balance of ``coin``."""
+        balances = self.wallet(wallet_type)
+        balances[coin] = balances.get(coin, Decimal(0)) + delta
+
     def is_whitelisted(self, coin: str, network: str, address: str, tag: str | None) -> bool:
+        """On the withdrawal whitelist: in the address book *and* marked whitelisted."""
+        return any(e.whitelisted and _same(e, coin, network, address, tag) for e in self.whitelist)
+
+    def in_address_book(self, coin: str, network: str, address: str, tag: str | None) -> bool:
         return any(_same(e, coin, network, address, tag) for e in self.whitelist)
 
     def remove_whitelisted(self, coin: str, network: str, address: str, tag: str | None) -> bool:

@@ -10,16 +10,22 @@ Endpoints (JSON bodies):
 * ``GET /_sandbox/faults`` · ``POST /_sandbox/faults`` — fault knobs (see ``faults.py``),
   plus optional actions ``network``, ``account``, ``whitelist``,
   ``inject_foreign_withdrawal`` (an object or a list, same bodies as below);
-* ``POST /_sandbox/network`` ``{"coin","network", "withdrawEnable"?, "withdrawMin"?, …}``;
+* ``POST /_sandbox/network`` ``{"coin","network", "withdrawEnable"?, "withdrawMin"?, …}``
+  (``withdrawTag`` true still needs a ``memoRegex``, as in the config);
 * ``POST /_sandbox/account`` ``{"account", "canWithdraw"?, "apiRestrictions"?: {flag: bool},
-  "balances"?: {coin: "amount"}, "whitelist_enabled"?, "quota_usd"?}``;
+  "balances"?: {coin: "amount"}, "funding_balances"?: {coin: "amount"},
+  "default_wallet"?: "spot"|"funding", "account_status"?: "text", "whitelist_enabled"?,
+  "quota_usd"?}`` (balances are merged per coin);
 * ``POST /_sandbox/whitelist`` ``{"account", "action": "add"|"remove", "coin", "network",
-  "address", "addressTag"?, "name"?}``;
+  "address", "addressTag"?, "name"?, "whitelisted"?: true}`` (an add replaces the same
+  entry; a new one beyond the address book's 200 is refused);
 * ``POST /_sandbox/foreign-withdrawal`` ``{"account", "coin", "network", "address",
   "amount", "addressTag"?, "withdrawOrderId"?, "status"?: 6|5|3, "applied_at_ms"?,
-  "settle_at_ms"?, "debit"?: true}`` → ``{"id"}``;
+  "settle_at_ms"?, "debit"?: true, "walletType"?: 0|1}`` → ``{"id"}`` (the wallet defaults
+  to the account's ``default_wallet``);
 * ``GET|POST /_sandbox/clock`` ``{"advance_ms"}`` → ``{"now_ms", "server_ms"}``;
-* ``GET /_sandbox/ledger`` → ``{"now_ms", "withdrawals", "apply_requests", "balances"}``.
+* ``GET /_sandbox/ledger`` → ``{"now_ms", "withdrawals", "apply_requests", "balances",
+  "funding_balances"}`` (``balances`` is the spot wallet).
 
 Amounts here are always the requested (gross) ones, as journaled and debited: a ledger
 withdrawal's ``amount`` is what was asked for and ``fee`` the fee taken out of it, whatever
@@ -42,7 +48,14 @@ from starlette.routing import Route
 
 from treasury.domain.money import format_amount
 from treasury.netaddr import is_loopback
-from treasury.sandbox.config import API_RESTRICTION_FLAGS
+from treasury.sandbox.config import (
+    ADDRESS_BOOK_MAX,
+    API_RESTRICTION_FLAGS,
+    WALLETS,
+    read_account_status,
+    read_balances,
+    read_wallet,
+)
 from treasury.sandbox.configreader import ConfigError, Reader
 from treasury.sandbox.ledger import Record
 from treasury.sandbox.state import NETWORK_FIELDS, Exchange
@@ -72,14 +85,26 @@ def network_record(ex: Exchange, body: object, path: str = "network") -> Record:
             changes[name] = r.regex(name)
         else:
             changes[name] = r.text(name)
+    _check_tag_rule(ex, r, key, changes)
     return {"type": "network", "coin": key[0], "network": key[1], "changes": changes}
+
+
+def _check_tag_rule(
+    ex: Exchange, r: Reader, key: tuple[str, str], changes: dict[str, object]
+) -> None:
+    """A network that needs a tag keeps a ``memoRegex`` to check it against (as the config)."""
+    current = ex.networks[key]
+    needs_tag = changes.get("withdrawTag", current.withdraw_tag)
+    if needs_tag and not changes.get("memoRegex", current.memo_regex):
+        raise ConfigError(r.path_of("memoRegex"), "required when withdrawTag is true")
 
 
 def account_record(ex: Exchange, body: object, path: str = "account") -> Record:
     r = Reader(body, path)
     r.check_keys(
         {"account", "canWithdraw", "canTrade", "canDeposit", "apiRestrictions", "balances",
-         "whitelist_enabled", "quota_usd"}
+         "funding_balances", "default_wallet", "account_status", "whitelist_enabled",
+         "quota_usd"}
     )  # fmt: skip
     account = _account(ex, r)
     changes: dict[str, object] = {
@@ -93,15 +118,21 @@ def account_record(ex: Exchange, body: object, path: str = "account") -> Record:
         flags = Reader(r.get("apiRestrictions"), r.path_of("apiRestrictions"))
         flags.check_keys(set(API_RESTRICTION_FLAGS))
         changes["apiRestrictions"] = {k: flags.flag(k) for k in flags.fields()}
-    if r.has("balances"):
-        b = Reader(r.get("balances"), r.path_of("balances"))
-        changes["balances"] = {coin: format_amount(b.decimal(coin)) for coin in b.fields()}
+    for wallet in ("balances", "funding_balances"):
+        if r.has(wallet):
+            changes[wallet] = {c: format_amount(v) for c, v in read_balances(r, wallet).items()}
+    if r.has("default_wallet"):
+        changes["default_wallet"] = read_wallet(r, "default_wallet")
+    if r.has("account_status"):
+        changes["account_status"] = read_account_status(r, "account_status")
     return {"type": "account", "account": account, "changes": changes}
 
 
 def whitelist_record(ex: Exchange, body: object, path: str = "whitelist") -> Record:
     r = Reader(body, path)
-    r.check_keys({"account", "action", "coin", "network", "address", "addressTag", "name"})
+    r.check_keys(
+        {"account", "action", "coin", "network", "address", "addressTag", "name", "whitelisted"}
+    )
     account = _account(ex, r)
     action = r.text("action", default="add")
     if action not in ("add", "remove"):
@@ -118,8 +149,23 @@ def whitelist_record(ex: Exchange, body: object, path: str = "whitelist") -> Rec
         "address": address,
         "addressTag": r.opt_text("addressTag") or None,
         "name": r.text("name", default=""),
+        "whitelisted": r.flag("whitelisted", default=True),
     }
+    if action == "add":
+        _check_room(ex, r, account, entry)
     return {"type": "whitelist", "account": account, "action": action, "entry": entry}
+
+
+def _check_room(ex: Exchange, r: Reader, account: str, entry: dict[str, Any]) -> None:
+    """A new address-book entry must fit Binance's cap; replacing an entry always does."""
+    acc = ex.accounts[account]
+    known = acc.in_address_book(entry["coin"], entry["network"], entry["address"],
+                                entry["addressTag"])  # fmt: skip
+    if not known and len(acc.whitelist) >= ADDRESS_BOOK_MAX:
+        raise ConfigError(
+            r.path_of("address"),
+            f"the address book is full (Binance keeps at most {ADDRESS_BOOK_MAX} entries)",
+        )
 
 
 def foreign_spec(
@@ -128,7 +174,7 @@ def foreign_spec(
     r = Reader(body, path)
     r.check_keys(
         {"account", "coin", "network", "address", "addressTag", "amount", "withdrawOrderId",
-         "status", "applied_at_ms", "settle_at_ms", "debit", "id"}
+         "status", "applied_at_ms", "settle_at_ms", "debit", "id", "walletType"}
     )  # fmt: skip
     spec: dict[str, Any] = {
         "account": _account(ex, r),
@@ -144,6 +190,7 @@ def foreign_spec(
     spec["amount"] = format_amount(r.decimal("amount", positive=True))
     spec["withdrawOrderId"] = r.opt_text("withdrawOrderId")
     spec["debit"] = r.flag("debit", default=True)
+    spec["walletType"] = _wallet_type(ex, r, spec["account"])
     for key in ("applied_at_ms", "settle_at_ms"):
         if r.has(key):
             spec[key] = r.integer(key, minimum=0)
@@ -167,8 +214,19 @@ def _check_foreign_amount(ex: Exchange, r: Reader, spec: dict[str, Any]) -> None
     fee = ex.networks[(spec["coin"], spec["network"])].withdraw_fee
     if amount <= fee:
         raise ConfigError(r.path_of("amount"), f"must exceed the network fee ({fee})")
-    if spec["debit"] and amount > ex.accounts[spec["account"]].free(spec["coin"]):
-        raise ConfigError(r.path_of("amount"), "more than the account's balance")
+    wallet_balance = ex.accounts[spec["account"]].free_in(spec["walletType"], spec["coin"])
+    if spec["debit"] and amount > wallet_balance:
+        raise ConfigError(r.path_of("amount"), "more than the wallet's balance")
+
+
+def _wallet_type(ex: Exchange, r: Reader, account: str) -> int:
+    """The foreign withdrawal's wallet: ``walletType`` 0 or 1, else the account's default."""
+    if not r.has("walletType"):
+        return ex.accounts[account].default_wallet
+    wallet_type = r.integer("walletType")
+    if wallet_type not in WALLETS.values():
+        raise ConfigError(r.path_of("walletType"), "must be 0 (spot) or 1 (funding)")
+    return wallet_type
 
 
 _ACTIONS: dict[str, Callable[[Exchange, object, str], Record]] = {
@@ -279,6 +337,10 @@ def _ledger(sb: Sandbox, _: object) -> dict[str, object]:
         "apply_requests": [r for r in sb.journal.records if r["type"] == "apply"],
         "balances": {
             name: {coin: format_amount(v) for coin, v in acc.balances.items()}
+            for name, acc in ex.accounts.items()
+        },
+        "funding_balances": {
+            name: {coin: format_amount(v) for coin, v in acc.funding_balances.items()}
             for name, acc in ex.accounts.items()
         },
     }

@@ -68,7 +68,7 @@ class DropConnection(Response):
 
 def build_app(sandbox: Sandbox) -> Starlette:
     verifiers = {
-        name: Verifier(a.hmac_secret, a.ed25519_public_key)
+        name: Verifier(a.hmac_secret, a.ed25519_public_key, a.rsa_public_key)
         for name, a in sandbox.config.accounts.items()
     }
 
@@ -141,8 +141,16 @@ def build_app(sandbox: Sandbox) -> Starlette:
                 "sapi_ip",
                 lambda sb: views.system_status(sb.faults.maintenance),
             ),
+            signed("/sapi/v1/account/status", "account_status", "sapi_ip", _account_status),
             signed(
                 "/sapi/v1/account/apiRestrictions", "api_restrictions", "sapi_ip", _restrictions
+            ),
+            signed(
+                "/sapi/v1/asset/get-funding-asset",
+                "funding_asset",
+                "sapi_ip",
+                _funding_assets,
+                "POST",
             ),
             signed("/sapi/v1/capital/config/getall", "config_getall", "sapi_ip", _getall),
             signed("/sapi/v1/capital/withdraw/address/list", "address_list", "sapi_ip", _addresses),
@@ -235,6 +243,30 @@ async def _account_info(call: Call) -> Body:
     ex.settle()
     omit = call.params.get("omitZeroBalances", "false").lower() == "true"
     return views.account_info(call.account, ex.now_ms(), omit_zero=omit)
+
+
+async def _account_status(call: Call) -> Body:
+    return views.account_status(call.account)
+
+
+async def _funding_assets(call: Call) -> Body:
+    ex = call.sandbox.exchange
+    ex.settle()
+    return views.funding_assets(
+        ex,
+        call.account,
+        ex.now_ms(),
+        asset=call.params.get("asset") or None,
+        btc_valuation=_boolean(call.params, "needBtcValuation"),
+    )
+
+
+def _boolean(params: dict[str, str], name: str) -> bool:
+    """A BOOLEAN parameter: ``true`` or ``false`` (any case), absent or empty meaning false."""
+    raw = params.get(name, "").lower()
+    if raw not in ("", "true", "false"):
+        raise errors.illegal_characters(name, "true|false")
+    return raw == "true"
 
 
 async def _restrictions(call: Call) -> Body:

@@ -15,6 +15,16 @@ Every problem is reported as :class:`ConfigError` naming the field's path.
 with; ``"gross"`` keeps the requested amount, for a client that wants the other reading
 tested too. It is only the starting value: the ``history_amount`` fault changes it at run
 time, and a fault reset returns to it.
+
+Each account has two wallets, as on Binance: ``balances`` is the spot wallet (what
+``/api/v3/account`` shows) and ``funding_balances`` the funding wallet (what
+``get-funding-asset`` shows). ``default_wallet`` (``"spot"`` or ``"funding"``) is the wallet
+the account selected in its settings, which ``withdraw/apply`` debits when the request
+names no ``walletType``. An account signs with an HMAC secret, an Ed25519 public key or an
+RSA public key (``rsa_public_key``, PEM, at least 2048 bits as Binance requires), any of
+which it may carry. ``account_status`` is the text ``GET /sapi/v1/account/status`` answers.
+Its ``whitelist`` is the whole address book (at most 200 entries, Binance's cap); an entry
+with ``"whitelisted": false`` is in the book but not on the withdrawal whitelist.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from pathlib import Path
 from treasury.sandbox.configreader import ConfigError, Reader
 
 __all__ = [
+    "ADDRESS_BOOK_MAX",
     "API_RESTRICTION_FLAGS",
     "DEFAULT_API_KEY",
     "DEFAULT_API_SECRET",
@@ -38,6 +49,7 @@ __all__ = [
     "HISTORY_AMOUNTS",
     "SUB_API_KEY",
     "SUB_API_SECRET",
+    "WALLETS",
     "AccountConfig",
     "CoinConfig",
     "ConfigError",
@@ -89,12 +101,21 @@ _DEFAULT_RESTRICTIONS = {
 # What withdraw/history's `amount` is: net of the fee (Binance's likely reading) or gross.
 HISTORY_AMOUNTS = ("net", "gross")
 
+# An account's wallets by name, with the `walletType` Binance gives each (0 spot, 1 funding).
+WALLETS: Mapping[str, int] = {"spot": 0, "funding": 1}
+
+# Binance's address book holds at most 200 entries (wallet docs, withdraw/apply `name`).
+ADDRESS_BOOK_MAX = 200
+DEFAULT_ACCOUNT_STATUS = "Normal"
+
 # Weights per endpoint, as Binance documents them (reference §2 and §4).
 DEFAULT_WEIGHTS: Mapping[str, int] = {
     "time": 1,
     "account": 20,
     "system_status": 1,
+    "account_status": 1,
     "api_restrictions": 1,
+    "funding_asset": 1,
     "config_getall": 10,
     "address_list": 10,
     "quota": 10,
@@ -112,6 +133,7 @@ class WhitelistEntry:
     name: str
     origin: str = ""
     origin_type: str = "others"
+    whitelisted: bool = True  # False: in the address book, not on the withdrawal whitelist
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,19 +142,25 @@ class AccountConfig:
     api_key: str
     hmac_secret: str | None
     ed25519_public_key: str | None  # PEM (SubjectPublicKeyInfo)
+    rsa_public_key: str | None = None  # PEM (SubjectPublicKeyInfo), >= 2048 bits
     uid: int
     can_withdraw: bool
     can_trade: bool
     can_deposit: bool
     api_restrictions: Mapping[str, bool]
-    balances: Mapping[str, Decimal]
+    balances: Mapping[str, Decimal]  # the spot wallet
+    funding_balances: Mapping[str, Decimal] = field(default_factory=dict)
+    default_wallet: str = "spot"  # a key of WALLETS: debited when apply names no walletType
+    account_status: str = DEFAULT_ACCOUNT_STATUS
     whitelist_enabled: bool
-    whitelist: tuple[WhitelistEntry, ...]
+    whitelist: tuple[WhitelistEntry, ...]  # the whole address book
     quota_usd: Decimal
 
     def whitelisted(self, coin: str, network: str) -> tuple[WhitelistEntry, ...]:
-        """The whitelist entries of one (coin, network), for demos and tests."""
-        return tuple(e for e in self.whitelist if e.coin == coin and e.network == network)
+        """The whitelisted entries of one (coin, network), for demos and tests."""
+        return tuple(
+            e for e in self.whitelist if e.coin == coin and e.network == network and e.whitelisted
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -336,8 +364,9 @@ def _network(n: Reader, coin: str) -> NetworkConfig:
 
 
 _ACCOUNT_KEYS = {
-    "name", "api_key", "hmac_secret", "ed25519_public_key", "uid", "canWithdraw", "canTrade",
-    "canDeposit", "apiRestrictions", "balances", "whitelist_enabled", "whitelist", "quota_usd",
+    "name", "api_key", "hmac_secret", "ed25519_public_key", "rsa_public_key", "uid",
+    "canWithdraw", "canTrade", "canDeposit", "apiRestrictions", "balances", "funding_balances",
+    "default_wallet", "account_status", "whitelist_enabled", "whitelist", "quota_usd",
 }  # fmt: skip
 
 
@@ -352,34 +381,24 @@ def _accounts(r: Reader, coins: Mapping[str, CoinConfig]) -> dict[str, AccountCo
         if api_key in keys:
             raise ConfigError(a.path_of("api_key"), "used by two accounts")
         keys.add(api_key)
-        secret = a.opt_text("hmac_secret")
-        public_pem = a.opt_text("ed25519_public_key")
-        if public_pem is not None:
-            a.ed25519_key("ed25519_public_key")
-        if secret is None and public_pem is None:
-            raise ConfigError(a.path, "needs hmac_secret or ed25519_public_key")
-        restrictions = dict.fromkeys(API_RESTRICTION_FLAGS, False) | _DEFAULT_RESTRICTIONS
-        flags = Reader(a.get("apiRestrictions", {}), a.path_of("apiRestrictions"))
-        flags.check_keys(set(API_RESTRICTION_FLAGS))
-        for flag in API_RESTRICTION_FLAGS:
-            restrictions[flag] = flags.flag(flag, default=restrictions[flag])
-        balances = Reader(a.get("balances", {}), a.path_of("balances"))
+        secret, ed25519_pem, rsa_pem = _signing_keys(a)
         accounts[name] = AccountConfig(
             name=name,
             api_key=api_key,
             hmac_secret=secret,
-            ed25519_public_key=public_pem,
+            ed25519_public_key=ed25519_pem,
+            rsa_public_key=rsa_pem,
             uid=a.integer("uid", default=100000000 + i, minimum=1),
             can_withdraw=a.flag("canWithdraw", default=True),
             can_trade=a.flag("canTrade", default=True),
             can_deposit=a.flag("canDeposit", default=True),
-            api_restrictions=restrictions,
-            balances={coin: balances.decimal(coin) for coin in balances.fields()},
+            api_restrictions=_restrictions(a),
+            balances=read_balances(a, "balances"),
+            funding_balances=read_balances(a, "funding_balances"),
+            default_wallet=read_wallet(a, "default_wallet"),
+            account_status=read_account_status(a, "account_status"),
             whitelist_enabled=a.flag("whitelist_enabled", default=True),
-            whitelist=tuple(
-                _whitelist_entry(e, coins)
-                for e in Reader(a.get("whitelist", []), a.path_of("whitelist")).items()
-            ),
+            whitelist=_address_book(a, coins),
             quota_usd=a.decimal("quota_usd", default=Decimal(8000000)),
         )
     if not accounts:
@@ -387,8 +406,66 @@ def _accounts(r: Reader, coins: Mapping[str, CoinConfig]) -> dict[str, AccountCo
     return accounts
 
 
+def _signing_keys(a: Reader) -> tuple[str | None, str | None, str | None]:
+    """The account's HMAC secret, Ed25519 and RSA public keys (PEM); at least one is set."""
+    secret = a.opt_text("hmac_secret")
+    ed25519_pem = a.opt_text("ed25519_public_key")
+    if ed25519_pem is not None:
+        a.ed25519_key("ed25519_public_key")
+    rsa_pem = a.opt_text("rsa_public_key")
+    if rsa_pem is not None:
+        a.rsa_key("rsa_public_key")
+    if secret is None and ed25519_pem is None and rsa_pem is None:
+        raise ConfigError(a.path, "needs hmac_secret, ed25519_public_key or rsa_public_key")
+    return secret, ed25519_pem, rsa_pem
+
+
+def _restrictions(a: Reader) -> dict[str, bool]:
+    restrictions = dict.fromkeys(API_RESTRICTION_FLAGS, False) | _DEFAULT_RESTRICTIONS
+    flags = Reader(a.get("apiRestrictions", {}), a.path_of("apiRestrictions"))
+    flags.check_keys(set(API_RESTRICTION_FLAGS))
+    for flag in API_RESTRICTION_FLAGS:
+        restrictions[flag] = flags.flag(flag, default=restrictions[flag])
+    return restrictions
+
+
+def read_balances(r: Reader, key: str) -> dict[str, Decimal]:
+    """``{coin: amount}`` of one wallet, amounts as exact decimals (shared with the admin API)."""
+    balances = Reader(r.get(key, {}), r.path_of(key))
+    return {coin: balances.decimal(coin) for coin in balances.fields()}
+
+
+def read_wallet(r: Reader, key: str, default: str = "spot") -> str:
+    """A wallet name, ``"spot"`` or ``"funding"`` (shared with the admin API)."""
+    value = r.text(key, default=default)
+    if value not in WALLETS:
+        raise ConfigError(r.path_of(key), f"must be 'spot' or 'funding', got {value!r}")
+    return value
+
+
+def read_account_status(r: Reader, key: str) -> str:
+    """The non-empty text of ``account/status`` (shared with the admin API)."""
+    value = r.text(key, default=DEFAULT_ACCOUNT_STATUS)
+    if not value:
+        raise ConfigError(r.path_of(key), "must not be empty (the usual text is 'Normal')")
+    return value
+
+
+def _address_book(a: Reader, coins: Mapping[str, CoinConfig]) -> tuple[WhitelistEntry, ...]:
+    book = Reader(a.get("whitelist", []), a.path_of("whitelist"))
+    entries = tuple(_whitelist_entry(e, coins) for e in book.items())
+    if len(entries) > ADDRESS_BOOK_MAX:
+        raise ConfigError(
+            book.path,
+            f"has {len(entries)} entries; Binance's address book holds at most {ADDRESS_BOOK_MAX}",
+        )
+    return entries
+
+
 def _whitelist_entry(e: Reader, coins: Mapping[str, CoinConfig]) -> WhitelistEntry:
-    e.check_keys({"coin", "network", "address", "addressTag", "name", "origin", "originType"})
+    e.check_keys(
+        {"coin", "network", "address", "addressTag", "name", "origin", "originType", "whitelisted"}
+    )
     entry = WhitelistEntry(
         coin=e.text("coin"),
         network=e.text("network"),
@@ -397,6 +474,7 @@ def _whitelist_entry(e: Reader, coins: Mapping[str, CoinConfig]) -> WhitelistEnt
         name=e.text("name", default=""),
         origin=e.text("origin", default=""),
         origin_type=e.text("originType", default="others"),
+        whitelisted=e.flag("whitelisted", default=True),
     )
     coin = coins.get(entry.coin)
     if coin is None:

@@ -11,7 +11,10 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+RSA_MIN_BITS = 2048  # Binance accepts 2048- and 4096-bit RSA keys
 
 _MISSING = object()
 
@@ -144,14 +147,27 @@ class Reader:
         return pattern
 
     def ed25519_key(self, key: str) -> Ed25519PublicKey:
-        pem = self.text(key)
-        try:
-            public = load_pem_public_key(pem.encode())
-        except ValueError:
-            raise ConfigError(self.path_of(key), "is not a PEM public key") from None
+        public = self._public_key(key)
         if not isinstance(public, Ed25519PublicKey):
             raise ConfigError(self.path_of(key), "is not an Ed25519 public key")
         return public
+
+    def rsa_key(self, key: str) -> RSAPublicKey:
+        """An RSA public key (PEM) of at least 2048 bits, the smallest Binance accepts."""
+        public = self._public_key(key)
+        if not isinstance(public, RSAPublicKey):
+            raise ConfigError(self.path_of(key), "is not an RSA public key")
+        if public.key_size < RSA_MIN_BITS:
+            minimum = f"must have at least {RSA_MIN_BITS} bits (Binance's minimum)"
+            raise ConfigError(self.path_of(key), f"{minimum}, has {public.key_size}")
+        return public
+
+    def _public_key(self, key: str) -> object:
+        pem = self.text(key)
+        try:
+            return load_pem_public_key(pem.encode())
+        except ValueError:
+            raise ConfigError(self.path_of(key), "is not a PEM public key") from None
 
 
 def _kind(value: object) -> str:

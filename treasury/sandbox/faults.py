@@ -32,6 +32,17 @@ clears one; ``{"reset": true}`` clears all, and ``seed`` reseeds the RNG):
 * ``history_unavailable`` — only ``withdraw/history`` answers 503 ``-1001``;
 * ``history_amount`` — ``"net"`` or ``"gross"``: which amount ``withdraw/history``
   reports (see ``config.py``); starts at, and resets to, the config's ``history_amount``.
+
+One more ``withdraw/apply`` fault shapes what happens *after* an answer, over hours:
+
+* ``review`` — ``{"status": 0|2, "hold_s": seconds, "then": "complete"|"cancel"}`` plus a
+  trigger (``next`` / ``probability`` / neither for every call): each accepted withdrawal
+  it fires on stays in ``status`` (0 email sent, 2 awaiting approval; default 2) for
+  ``hold_s`` seconds of sandbox time, then either proceeds as usual (``"complete"``, the
+  default: processing, then its seeded fate) or is cancelled (``"cancel"``: status 1,
+  refunded to the wallet it came from). The review is journaled with the withdrawal
+  (``review_status``, ``review_until``, and the pushed-back ``settle_at``), so a restart
+  keeps it without the fault.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ from pathlib import Path
 
 from treasury.sandbox.config import read_history_amount
 from treasury.sandbox.configreader import ConfigError, Reader
+from treasury.sandbox.withdrawals import AWAITING_APPROVAL, REVIEW_STATUSES
 
 UNKNOWN_OUTCOME_MESSAGES = {
     -1000: "An unknown error occurred while processing the request.",
@@ -67,7 +79,8 @@ APPLY_FAULTS = (
 _DEFAULT_STATUS = {"error_5xx_before": 503, "error_5xx_after": 500, "error_code_after": 400}
 _DEFAULT_CODE = {"error_5xx_before": -1001, "error_5xx_after": -1000, "error_code_after": -1007}
 SWITCHES = ("maintenance", "outage", "history_unavailable")
-KNOBS = (*APPLY_FAULTS, *SWITCHES, "clock_skew_ms", "history_lag_s", "history_amount")
+KNOBS = (*APPLY_FAULTS, *SWITCHES, "clock_skew_ms", "history_lag_s", "history_amount", "review")
+REVIEW_ENDINGS = ("complete", "cancel")
 _SHORTHAND = {
     "delay_before_accept_s": "seconds",
     "delay_after_accept_s": "seconds",
@@ -76,13 +89,11 @@ _SHORTHAND = {
 
 
 @dataclass
-class ApplyFault:
+class Trigger:
+    """When a fault fires: on the next N calls, with a seeded probability, or on every call."""
+
     next: int | None = None  # calls left to hit; None: not counted
     probability: float | None = None  # chance per call; None (and next None): every call
-    seconds: float = 0.0
-    status: int = 500
-    code: int = -1007
-    msg: str | None = None
 
     def fire(self, rng: random.Random) -> bool:
         if self.next is not None:
@@ -94,12 +105,43 @@ class ApplyFault:
             return rng.random() < self.probability
         return True
 
+
+@dataclass
+class ApplyFault(Trigger):
+    seconds: float = 0.0
+    status: int = 500
+    code: int = -1007
+    msg: str | None = None
+
     def body(self) -> dict[str, object]:
         msg = self.msg or UNKNOWN_OUTCOME_MESSAGES.get(self.code, "Unknown error.")
         return {"code": self.code, "msg": msg}
 
     def to_json(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class ReviewFault(Trigger):
+    """Hold accepted withdrawals in a review status, then complete or cancel them."""
+
+    status: int = AWAITING_APPROVAL  # 0 email sent or 2 awaiting approval
+    hold_s: float = 0.0  # sandbox seconds in review
+    then: str = "complete"  # one of REVIEW_ENDINGS
+
+    @property
+    def hold_ms(self) -> int:
+        return round(self.hold_s * 1000)
+
+    @property
+    def cancels(self) -> bool:
+        return self.then == "cancel"
+
+    def to_json(self) -> dict[str, object]:
+        shown: dict[str, object] = {"status": self.status, "hold_s": self.hold_s, "then": self.then}
+        return shown | {
+            k: v for k in ("next", "probability") if (v := getattr(self, k)) is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -130,10 +172,16 @@ class Faults:
         self.history_unavailable = False
         self.base_history_amount = history_amount  # the config's; reset returns to it
         self.history_amount = history_amount
+        self.review: ReviewFault | None = None
 
     def fire(self, name: str) -> ApplyFault | None:
         fault = self.apply.get(name)
         return fault if fault is not None and fault.fire(self.rng) else None
+
+    def fire_review(self) -> ReviewFault | None:
+        """The review to put one accepted withdrawal under, if the fault fires for it."""
+        review = self.review
+        return review if review is not None and review.fire(self.rng) else None
 
     def history_lag_ms(self) -> int:
         """The lag of one new withdrawal (drawn anew each call in the drawn form)."""
@@ -155,9 +203,11 @@ class Faults:
         lag = _history_lag(r, current.history_lag)
         switches = {name: _switch(r, name, getattr(current, name)) for name in SWITCHES}
         amount = _history_amount(r, current.history_amount, self.base_history_amount)
+        review = _review(r, current.review)
         rng = random.Random(r.opt_integer("seed")) if r.has("seed") else self.rng
         # every value checked: now change all at once
         self.apply, self.clock_skew_ms, self.history_lag = apply, skew, lag
+        self.review = review
         self.maintenance, self.outage = switches["maintenance"], switches["outage"]
         self.history_unavailable = switches["history_unavailable"]
         self.history_amount, self.rng = amount, rng
@@ -170,6 +220,7 @@ class Faults:
             clock_skew_ms=self.clock_skew_ms,
             history_lag_s=self.history_lag.to_json(),
             history_amount=self.history_amount,
+            review=self.review.to_json() if self.review is not None else None,
         )
         return out
 
@@ -196,10 +247,7 @@ def _parse_fault(r: Reader, name: str) -> ApplyFault | None:
         raw = {shorthand: raw}
     f = Reader(raw, r.path_of(name))
     f.check_keys({"next", "probability", "seconds", "status", "code", "msg"})
-    if f.has("next"):
-        fault.next = f.integer("next", minimum=0)
-    if f.has("probability"):
-        fault.probability = f.share("probability")
+    _read_trigger(f, fault)
     if name.endswith("_s"):
         fault.seconds = f.seconds("seconds", default=0.0)
     if f.has("status"):
@@ -211,6 +259,36 @@ def _parse_fault(r: Reader, name: str) -> ApplyFault | None:
         fault.code = code
     fault.msg = f.opt_text("msg")
     return fault
+
+
+def _read_trigger(f: Reader, trigger: Trigger) -> None:
+    """Set ``next`` / ``probability`` from a fault's body (neither: every call)."""
+    if f.has("next"):
+        trigger.next = f.integer("next", minimum=0)
+    if f.has("probability"):
+        trigger.probability = f.share("probability")
+
+
+def _review(r: Reader, current: ReviewFault | None) -> ReviewFault | None:
+    """``{"status"?, "hold_s", "then"?, "next"?|"probability"?}``, or null (no review)."""
+    if not r.has("review"):
+        return current
+    raw = r.get("review")
+    if raw is None:
+        return None
+    f = Reader(raw, r.path_of("review"))
+    f.check_keys({"status", "hold_s", "then", "next", "probability"})
+    if not f.has("hold_s"):
+        raise ConfigError(f.path_of("hold_s"), "is required")
+    status = f.integer("status", default=AWAITING_APPROVAL)
+    if status not in REVIEW_STATUSES:
+        raise ConfigError(f.path_of("status"), "must be 0 (email sent) or 2 (awaiting approval)")
+    then = f.text("then", default="complete")
+    if then not in REVIEW_ENDINGS:
+        raise ConfigError(f.path_of("then"), f"must be 'complete' or 'cancel', got {then!r}")
+    review = ReviewFault(status=status, hold_s=f.seconds("hold_s", default=0.0), then=then)
+    _read_trigger(f, review)
+    return review
 
 
 def _merge_apply_faults(r: Reader, current: dict[str, ApplyFault]) -> dict[str, ApplyFault]:

@@ -107,9 +107,12 @@ class LedgerWithdrawal:
     source: str  # "api" or "foreign"
     applied_at: datetime
     applied_at_ms: int
-    final_status: int  # 6 completed, 5 failure, 3 rejected (reached at settle_at_ms)
+    final_status: int  # 6 completed, 5 failure, 3 rejected, 1 cancelled (at settle_at_ms)
     settle_at_ms: int
     visible_at_ms: int  # first shown by withdraw/history (the history_lag_s fault)
+    wallet_type: int = 0  # the wallet debited (and refunded): 0 spot, 1 funding
+    review_status: int | None = None  # 0 or 2 until review_until_ms (the review fault)
+    review_until_ms: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +181,9 @@ def ledger_from_records(records: list[Record]) -> Ledger:
                     final_status=r["final_status"],
                     settle_at_ms=r["settle_at"],
                     visible_at_ms=r["visible_at"] if "visible_at" in r else r["applied_at"],
+                    wallet_type=r.get("walletType", 0),
+                    review_status=r.get("review_status"),
+                    review_until_ms=r.get("review_until"),
                 )
             )
         elif r["type"] == "apply":

@@ -6,17 +6,21 @@ A pure function from (parameters, account, rules) to an accepted request or an
 1. the key may not withdraw (``enableWithdrawals`` off, or ``ipRestrict`` off, which Binance
    requires for withdrawing keys) → HTTP 401 ``-2015``
 2. ``canWithdraw`` false → ``-4015`` "Withdraw is limited"; system maintenance → ``-4015``
-3. ``coin`` / ``address`` / ``amount`` missing → ``-1102``; amount not a plain decimal → ``-1100``
+3. ``coin`` / ``address`` / ``amount`` missing → ``-1102``; amount not a plain decimal → ``-1100``;
+   ``walletType`` not a number → ``-1100``, not 0 or 1 → ``-1130``
 4. unknown coin → ``-4018``; unknown network, or ``withdrawEnable`` false → ``-4019``
 5. address fails ``addressRegex`` → ``-4007``
-6. memo: required and missing → ``-4008``; given on a network without memos → ``-4106``;
-   fails ``memoRegex`` → ``-4008``
-7. whitelist on and (coin, network, address, tag) not on it → ``-4035``
+6. memo: required (``withdrawTag`` true) and missing → ``-4008``; given on a network whose
+   ``withdrawTag`` is false → ``-4106``, whatever its ``memoRegex`` says (Binance's wallet
+   changelog 2026-04-28); fails ``memoRegex`` → ``-4008``
+7. whitelist on and (coin, network, address, tag) not a whitelisted address-book entry
+   (absent, or there with ``whitelisted`` false) → ``-4035``
 8. more decimals than the coin's precision → ``-1111``
 9. below ``withdrawMin`` → ``-4022``; above ``withdrawMax`` → ``-4023``;
    not a multiple of ``withdrawIntegerMultiple`` → ``-4021``; ``amount <= fee`` → ``-4028``
 10. the 24 h USD quota would be exceeded → ``-4023`` (Binance's "over 24 h max")
-11. balance short → ``-4026``
+11. the debited wallet short → ``-4026``: the one ``walletType`` names (0 spot, 1 funding),
+    or the account's ``default_wallet`` without it; the other wallet's funds never count
 
 ``name`` is accepted and recorded (Binance would add the address to the address book;
 the project's client must never send it). ``withdrawOrderId`` is never checked for
@@ -75,7 +79,7 @@ def check_apply(
     if not _DECIMAL.fullmatch(raw_amount):
         raise errors.illegal_characters("amount", errors.DECIMAL)
     amount = Decimal(raw_amount)
-    wallet_type = _wallet_type(params.get("walletType"))
+    wallet_type = _wallet_type(params.get("walletType"), default=account.default_wallet)
 
     coin = coins.get(coin_name)
     if coin is None:
@@ -93,7 +97,7 @@ def check_apply(
     tag = params.get("addressTag") or None
     if tag is None and network.withdraw_tag:
         raise ApiError(-4008, "Address tag verification failed: this network needs a memo.")
-    if tag is not None and not network.memo_regex:
+    if tag is not None and not network.withdraw_tag:
         raise ApiError(-4106, "Tag is not supported for this network.")
     if tag is not None and not re.fullmatch(network.memo_regex, tag):
         raise ApiError(-4008, "Address tag verification failed.")
@@ -126,7 +130,7 @@ def check_apply(
     )
     if account.quota_used_at(now_ms) + accepted.usd > account.quota_usd:
         raise ApiError(-4023, "Exceeds the 24-hour withdrawal limit.")
-    if amount > account.free(coin.coin):
+    if amount > account.free_in(wallet_type, coin.coin):
         raise ApiError(-4026, "Insufficient balance.")
     return accepted
 
@@ -138,9 +142,10 @@ def _required(params: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _wallet_type(raw: str | None) -> int:
+def _wallet_type(raw: str | None, *, default: int) -> int:
+    """The ``walletType`` asked for; without one, the wallet the account's settings select."""
     if raw is None or raw == "":
-        return 0
+        return default
     if not raw.isdigit():
         raise errors.illegal_characters("walletType", errors.UNSIGNED_INT)
     if raw not in ("0", "1"):

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from treasury.sandbox import errors
@@ -89,27 +92,73 @@ def hmac_sha256_hex(secret: str, payload: bytes) -> str:
 
 
 class Verifier:
-    """Checks one account's signatures: HMAC-SHA256 (hex) and/or Ed25519 (base64)."""
+    """Checks one account's signatures: HMAC-SHA256 (hex), Ed25519 and RSA (both base64).
 
-    def __init__(self, hmac_secret: str | None, ed25519_public_pem: str | None) -> None:
+    An account may hold several kinds of key; a signature is valid when any of them
+    verifies it. RSA is Binance's RSASSA-PKCS1-v1_5 with SHA-256 over the same payload.
+    """
+
+    def __init__(
+        self,
+        hmac_secret: str | None,
+        ed25519_public_pem: str | None,
+        rsa_public_pem: str | None = None,
+    ) -> None:
         self._secret = hmac_secret
         self._ed25519: Ed25519PublicKey | None = None
+        self._rsa: RSAPublicKey | None = None
         if ed25519_public_pem is not None:
             key = load_pem_public_key(ed25519_public_pem.encode())
             if not isinstance(key, Ed25519PublicKey):
                 raise ValueError("not an Ed25519 public key")
             self._ed25519 = key
+        if rsa_public_pem is not None:
+            rsa_key = load_pem_public_key(rsa_public_pem.encode())
+            if not isinstance(rsa_key, RSAPublicKey):
+                raise ValueError("not an RSA public key")
+            self._rsa = rsa_key
 
     def verify(self, payload: bytes, signature: str) -> bool:
-        if self._secret is not None:
-            expected = hmac_sha256_hex(self._secret, payload)
-            if hmac.compare_digest(expected.encode(), signature.lower().encode("utf-8")):
-                return True
-        if self._ed25519 is not None:
-            try:
-                raw = base64.b64decode(signature.encode("ascii"), validate=True)
-                self._ed25519.verify(raw, payload)
-            except (binascii.Error, UnicodeEncodeError, InvalidSignature, ValueError):
-                return False
-            return True
-        return False
+        return (
+            self._verify_hmac(payload, signature)
+            or self._verify_ed25519(payload, signature)
+            or self._verify_rsa(payload, signature)
+        )
+
+    def _verify_hmac(self, payload: bytes, signature: str) -> bool:
+        if self._secret is None:
+            return False
+        expected = hmac_sha256_hex(self._secret, payload)
+        return hmac.compare_digest(expected.encode(), signature.lower().encode("utf-8"))
+
+    def _verify_ed25519(self, payload: bytes, signature: str) -> bool:
+        if self._ed25519 is None:
+            return False
+        raw = _base64(signature)
+        if raw is None:
+            return False
+        try:
+            self._ed25519.verify(raw, payload)
+        except (InvalidSignature, ValueError):  # ValueError: malformed signature bytes
+            return False
+        return True
+
+    def _verify_rsa(self, payload: bytes, signature: str) -> bool:
+        if self._rsa is None:
+            return False
+        raw = _base64(signature)
+        if raw is None:
+            return False
+        try:
+            self._rsa.verify(raw, payload, padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError):  # ValueError: malformed signature bytes
+            return False
+        return True
+
+
+def _base64(signature: str) -> bytes | None:
+    """The signature's bytes, or None when it is not strict base64 (so it cannot verify)."""
+    try:
+        return base64.b64decode(signature.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None

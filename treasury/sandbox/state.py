@@ -2,9 +2,11 @@
 
 One rule keeps restarts exact: state changes *only* by applying a journal record
 (:meth:`Exchange._apply`), both live (journal first, then apply) and on start (replay of
-the file over the config). Balances refunded by a failed withdrawal are settled lazily
-from a heap ordered by settle time, and settled up to each record's time before it is
-applied, so an admin "set balance" lands identically live and on replay.
+the file over the config). Balances refunded by a failed, rejected or cancelled
+withdrawal are settled lazily from a heap ordered by settle time, and settled up to each
+record's time before it is applied, so an admin "set balance" lands identically live and
+on replay. A withdrawal debits, and its refund credits, the wallet its record names
+(``walletType``), so replay needs neither the request nor the account's current default.
 
 All methods are synchronous and the server runs them on one event loop, so a check and
 the booking that follows it can never interleave with another request.
@@ -20,7 +22,7 @@ from typing import Any
 
 from treasury.sandbox.accounts import DAY_MS, AccountState
 from treasury.sandbox.clock import Clock
-from treasury.sandbox.config import NetworkConfig, SandboxConfig, WhitelistEntry
+from treasury.sandbox.config import WALLETS, NetworkConfig, SandboxConfig, WhitelistEntry
 from treasury.sandbox.errors import ApiError
 from treasury.sandbox.faults import ApplyFault, Faults
 from treasury.sandbox.ledger import Journal, Record
@@ -100,8 +102,7 @@ class Exchange:
         while self._pending and self._pending[0][0] <= now:
             _, _, w = heapq.heappop(self._pending)
             if w.refunded(now):
-                balances = self.accounts[w.account].balances
-                balances[w.coin] = balances.get(w.coin, Decimal(0)) + w.amount
+                self.accounts[w.account].move(w.wallet_type, w.coin, w.amount)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -156,6 +157,11 @@ class Exchange:
             tx_id=fate.tx_id,
             confirm_no=accepted.network.min_confirm,
         )
+        review = self.faults.fire_review()
+        if review is not None:  # journaled in the withdrawal record: replay never fires it
+            withdrawal = withdrawal.under_review(
+                review.status, review.hold_ms, cancel=review.cancels
+            )
         delay = self.faults.fire("delay_after_accept_s")
         after = next(
             ((name, f) for name in _AFTER_FAULTS if (f := self.faults.fire(name)) is not None),
@@ -164,7 +170,9 @@ class Exchange:
         http: int | None = 200
         if after is not None:
             http = None if after[0] == "drop_after_accept" else after[1].status
-        fault_names = ["delay_after_accept_s"] if delay else []
+        fault_names = ["review"] if review else []
+        if delay:
+            fault_names.append("delay_after_accept_s")
         if after is not None:
             fault_names.append(after[0])
         self.commit(
@@ -205,7 +213,7 @@ class Exchange:
             fee=network.withdraw_fee,
             withdraw_order_id=spec.get("withdrawOrderId"),
             name=None,
-            wallet_type=0,
+            wallet_type=spec.get("walletType", self.accounts[spec["account"]].default_wallet),
             applied_at_ms=applied,
             visible_at_ms=applied,
             settle_at_ms=settle_at,
@@ -246,6 +254,7 @@ class Exchange:
                         name=e.get("name", ""),
                         origin=e.get("origin", ""),
                         origin_type=e.get("originType", "others"),
+                        whitelisted=e.get("whitelisted", True),  # absent in older journals
                     )
                 )
         elif kind == "clock":
@@ -260,7 +269,7 @@ class Exchange:
         self.seq = max(self.seq, w.seq + 1)
         if debit:
             acc = self.accounts[w.account]
-            acc.balances[w.coin] = acc.free(w.coin) - w.amount
+            acc.move(w.wallet_type, w.coin, -w.amount)
             usd = w.amount * self.config.coins[w.coin].usd_price
             if w.applied_at_ms > self.now_ms() - DAY_MS:
                 acc.add_quota_use(w.applied_at_ms, usd)
@@ -283,6 +292,12 @@ class Exchange:
                 acc.api_restrictions.update(value)
             elif key == "balances":
                 acc.balances.update({coin: Decimal(v) for coin, v in value.items()})
+            elif key == "funding_balances":
+                acc.funding_balances.update({coin: Decimal(v) for coin, v in value.items()})
+            elif key == "default_wallet":
+                acc.default_wallet = WALLETS[value]
+            elif key == "account_status":
+                acc.account_status = value
 
 
 def _apply_record(

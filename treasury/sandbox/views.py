@@ -6,14 +6,16 @@ reference) in one place. Every amount is a decimal string from ``format_amount``
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Mapping
+from decimal import ROUND_DOWN, Decimal
 
 from treasury.domain.money import format_amount
-from treasury.sandbox.accounts import AccountState
+from treasury.sandbox.accounts import FUNDING, SPOT, AccountState
+from treasury.sandbox.config import CoinConfig
 from treasury.sandbox.state import Exchange
-from treasury.sandbox.withdrawals import PROCESSING
 
 ZERO = "0"
+SATOSHI = Decimal("0.00000001")  # btcValuation's precision
 _API_KEY_CREATED_MS = 1_700_000_000_000
 
 
@@ -60,11 +62,58 @@ def system_status(maintenance: bool) -> dict[str, object]:
     )
 
 
-def coin_configs(ex: Exchange, acc: AccountState, now_ms: int) -> list[dict[str, object]]:
-    withdrawing: dict[str, Decimal] = {}
+def account_status(acc: AccountState) -> dict[str, object]:
+    return {"data": acc.account_status}
+
+
+def withdrawing(
+    ex: Exchange, acc: AccountState, wallet_type: int, now_ms: int
+) -> dict[str, Decimal]:
+    """Per coin, the amounts of one wallet's withdrawals not final yet (review or processing)."""
+    out: dict[str, Decimal] = {}
     for w in ex.by_account.get(acc.name, ()):
-        if w.status(now_ms) == PROCESSING:
-            withdrawing[w.coin] = withdrawing.get(w.coin, Decimal(0)) + w.amount
+        if w.wallet_type == wallet_type and w.pending(now_ms):
+            out[w.coin] = out.get(w.coin, Decimal(0)) + w.amount
+    return out
+
+
+def funding_assets(
+    ex: Exchange, acc: AccountState, now_ms: int, *, asset: str | None, btc_valuation: bool
+) -> list[dict[str, object]]:
+    """``get-funding-asset``: the funding wallet's coins with a non-zero free or withdrawing
+    amount (``locked`` and ``freeze`` are always 0 here), by coin name."""
+    pending = withdrawing(ex, acc, FUNDING, now_ms)
+    out: list[dict[str, object]] = []
+    for coin in sorted(set(acc.funding_balances) | set(pending)):
+        free, held = acc.free_in(FUNDING, coin), pending.get(coin, Decimal(0))
+        if (asset is not None and coin != asset) or (free == 0 and held == 0):
+            continue
+        value = _btc_value(ex.config.coins, coin, free) if btc_valuation else Decimal(0)
+        out.append(
+            {
+                "asset": coin,
+                "free": format_amount(free),
+                "locked": ZERO,
+                "freeze": ZERO,
+                "withdrawing": format_amount(held),
+                "btcValuation": format_amount(value),
+            }
+        )
+    return out
+
+
+def _btc_value(coins: Mapping[str, CoinConfig], coin: str, amount: Decimal) -> Decimal:
+    """``amount`` of ``coin`` in BTC at the configured USD prices, rounded down to 8 places
+    (never more than it is worth); 0 when the coin or BTC has no configured price."""
+    priced, btc = coins.get(coin), coins.get("BTC")
+    if priced is None or btc is None or btc.usd_price == 0:
+        return Decimal(0)
+    return (amount * priced.usd_price / btc.usd_price).quantize(SATOSHI, rounding=ROUND_DOWN)
+
+
+def coin_configs(ex: Exchange, acc: AccountState, now_ms: int) -> list[dict[str, object]]:
+    """``config/getall``: ``free`` and ``withdrawing`` are the spot wallet's."""
+    pending = withdrawing(ex, acc, SPOT, now_ms)
     out: list[dict[str, object]] = []
     for coin in ex.config.coins.values():
         networks = [ex.networks[(coin.coin, n.network)] for n in coin.networks]
@@ -77,7 +126,7 @@ def coin_configs(ex: Exchange, acc: AccountState, now_ms: int) -> list[dict[str,
                 "free": format_amount(acc.free(coin.coin)),
                 "locked": ZERO,
                 "freeze": ZERO,
-                "withdrawing": format_amount(withdrawing.get(coin.coin, Decimal(0))),
+                "withdrawing": format_amount(pending.get(coin.coin, Decimal(0))),
                 "ipoing": ZERO,
                 "ipoable": ZERO,
                 "storage": ZERO,
@@ -131,7 +180,7 @@ def address_list(acc: AccountState) -> list[dict[str, object]]:
             "network": e.network,
             "origin": e.origin if e.origin_type == "others" else "",
             "originType": e.origin_type,
-            "whiteStatus": acc.whitelist_enabled,
+            "whiteStatus": e.whitelisted,  # the entry's own, whatever the account's switch
         }
         for e in acc.whitelist
     ]

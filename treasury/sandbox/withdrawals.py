@@ -14,6 +14,13 @@ ledger hold); ``transactionFee`` is the network fee at acceptance; the recipient
 ``withdraw/history`` most likely reports that *net* amount (tax tools book a row as
 ``amount + transactionFee``), so the history item does by default; ``gross=True`` (the
 ``history_amount`` setting) shows the requested amount instead.
+
+Reviews (the ``review`` fault): a withdrawal may first sit in status 0 (email sent) or 2
+(awaiting approval) until ``review_until_ms``, then either go on as decided (processing,
+then its fate, the settle time pushed back by the hold) or end cancelled (1) at that
+moment, refunded like a failure. The review is part of the journaled record, like the
+rest of the fate, so a replay needs no fault. The funds stay debited during the review,
+as Binance holds them: the client never sees them as spendable twice.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,11 +36,14 @@ from typing import Any
 from treasury.domain.money import format_amount
 from treasury.sandbox.config import Timings
 
+EMAIL_SENT, CANCELLED, AWAITING_APPROVAL = 0, 1, 2
 PROCESSING, REJECTED, FAILURE, COMPLETED = 4, 3, 5, 6
+REVIEW_STATUSES = (EMAIL_SENT, AWAITING_APPROVAL)
 EVM_NETWORKS = frozenset({"ETH", "BSC", "ARBITRUM", "OPTIMISM", "MATIC", "AVAXC", "BASE"})
 FAILURE_INFO = "The withdrawal failed on the network; the amount was returned to your balance."
 REJECTION_INFO = "Your withdrawal was rejected by risk control; the amount was returned."
-STATUS_INFO = {FAILURE: FAILURE_INFO, REJECTED: REJECTION_INFO}
+CANCEL_INFO = "The withdrawal was cancelled; the amount was returned to your balance."
+STATUS_INFO = {FAILURE: FAILURE_INFO, REJECTED: REJECTION_INFO, CANCELLED: CANCEL_INFO}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,12 +95,42 @@ class Withdrawal:
     info: str
     tx_id: str
     confirm_no: int
+    review_status: int | None = None  # 0 or 2 until review_until_ms (the review fault)
+    review_until_ms: int | None = None
 
     def status(self, now_ms: int) -> int:
+        review, until = self.review_status, self.review_until_ms
+        if review is not None and until is not None and now_ms < until:
+            return review
         return self.final_status if now_ms >= self.settle_at_ms else PROCESSING
+
+    def pending(self, now_ms: int) -> bool:
+        """Not final yet (in review or processing): its amount is still "withdrawing"."""
+        return now_ms < self.settle_at_ms
 
     def refunded(self, now_ms: int) -> bool:
         return self.final_status != COMPLETED and now_ms >= self.settle_at_ms
+
+    def under_review(self, status: int, hold_ms: int, *, cancel: bool) -> Withdrawal:
+        """This withdrawal held in ``status`` for ``hold_ms`` after it was applied, then
+        processed as already decided (``settle_at_ms`` pushed back by the hold), or, with
+        ``cancel``, cancelled (1) and refunded when the hold ends."""
+        until = self.applied_at_ms + hold_ms
+        if cancel:
+            return replace(
+                self,
+                review_status=status,
+                review_until_ms=until,
+                settle_at_ms=until,
+                final_status=CANCELLED,
+                info=CANCEL_INFO,
+            )
+        return replace(
+            self,
+            review_status=status,
+            review_until_ms=until,
+            settle_at_ms=self.settle_at_ms + hold_ms,
+        )
 
     @property
     def net_amount(self) -> Decimal:
@@ -112,7 +152,7 @@ class Withdrawal:
             "applyTime": _utc(self.applied_at_ms),
             "network": self.network,
             "transferType": 0,
-            "info": self.info if status in (FAILURE, REJECTED) else "",
+            "info": self.info if status in STATUS_INFO else "",
             "confirmNo": self.confirm_no if status == COMPLETED else 0,
             "walletType": self.wallet_type,
             "txKey": "",
@@ -146,6 +186,8 @@ class Withdrawal:
             "info": self.info,
             "txId": self.tx_id,
             "confirmNo": self.confirm_no,
+            "review_status": self.review_status,
+            "review_until": self.review_until_ms,
         }
 
     @classmethod
@@ -171,6 +213,8 @@ class Withdrawal:
             info=r["info"],
             tx_id=r["txId"],
             confirm_no=r["confirmNo"],
+            review_status=r.get("review_status"),  # absent in journals older than reviews
+            review_until_ms=r.get("review_until"),
         )
 
 

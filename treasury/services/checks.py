@@ -7,6 +7,7 @@ from decimal import Decimal
 from treasury.domain import rules
 from treasury.domain.decisions import Hold, Pass, Verdict
 from treasury.domain.intent import Intent
+from treasury.domain.wallet import Wallet
 from treasury.ports.clock import utcnow
 from treasury.ports.store import AddressBook
 from treasury.services.exchange_view import ExchangeView
@@ -17,6 +18,7 @@ async def pre_send_verdict(
     view: ExchangeView,
     whitelist: AddressBook,
     *,
+    wallet: Wallet,
     reserved: Decimal,
 ) -> Verdict:
     """Fields → account standing → network rules → whitelist → balance.
@@ -27,7 +29,10 @@ async def pre_send_verdict(
     if not isinstance(verdict, Pass):
         return verdict
     verdict = rules.check_account(
-        await view.system_status(), await view.account(), await view.restrictions()
+        await view.system_status(),
+        await view.account(),
+        await view.restrictions(),
+        await view.account_status(),
     )
     if not isinstance(verdict, Pass):
         return verdict
@@ -48,4 +53,4 @@ async def pre_send_verdict(
     )
     if not isinstance(verdict, Pass):
         return verdict
-    return rules.check_balance(intent, await view.account(), reserved)
+    return rules.check_balance(intent, wallet, await view.free(wallet, intent.coin), reserved)

@@ -16,11 +16,13 @@ from typing import Generic, TypeVar
 from treasury.domain.exchange import (
     AccountInfo,
     ApiRestrictions,
+    Balance,
     CoinConfig,
     SystemStatus,
     WithdrawQuota,
 )
 from treasury.domain.money import add
+from treasury.domain.wallet import Wallet
 from treasury.ports.exchange import Exchange
 
 V = TypeVar("V")
@@ -60,19 +62,34 @@ class ExchangeView:
         self._on_can_withdraw = on_can_withdraw
         self._status = _Cached(exchange.system_status, max(account_ttl_s, 10.0))
         self._restrictions = _Cached(exchange.api_restrictions, 60.0)
-        # Amounts committed to sends since the cached balance was fetched: the balance
-        # check subtracts them, so a send need not refetch the account (2 requests).
-        self._spent: dict[str, Decimal] = {}
+        self._funding = _Cached(self._fetch_funding, account_ttl_s)
+        self._account_status = _Cached(exchange.account_status, max(account_ttl_s, 10.0))
+        # Amounts committed to sends since a wallet's cached balance was fetched, per
+        # (wallet, coin): the balance check subtracts them, so a send need not refetch.
+        self._spent: dict[tuple[Wallet, str], Decimal] = {}
+
+    def _forget_spent_before(
+        self, wallet: Wallet, spent_before: dict[tuple[Wallet, str], Decimal]
+    ) -> None:
+        """What was spent before a fetch of ``wallet`` is in the fetched balance: keep only
+        the later sends."""
+        kept = {}
+        for key, total in self._spent.items():
+            earlier = spent_before.get(key, Decimal(0)) if key[0] is wallet else Decimal(0)
+            if total != earlier:
+                kept[key] = total - earlier
+        self._spent = kept
+
+    async def _fetch_funding(self) -> dict[str, Balance]:
+        spent_before = dict(self._spent)
+        balances = await self.exchange.funding_balances()
+        self._forget_spent_before(Wallet.FUNDING, spent_before)
+        return balances
 
     async def _fetch_account(self) -> AccountInfo:
         spent_before = dict(self._spent)
         account = await self.exchange.account()
-        # What was spent before the fetch is in the fetched balance; keep only later sends.
-        self._spent = {
-            coin: total - spent_before.get(coin, Decimal(0))
-            for coin, total in self._spent.items()
-            if total != spent_before.get(coin, Decimal(0))
-        }
+        self._forget_spent_before(Wallet.SPOT, spent_before)
         changed = self._can_withdraw is not None and account.can_withdraw != self._can_withdraw
         self._can_withdraw = account.can_withdraw
         if changed and self._on_can_withdraw is not None:
@@ -88,8 +105,19 @@ class ExchangeView:
     async def account(self) -> AccountInfo:
         return await self._account.get()
 
+    async def free(self, wallet: Wallet, coin: str) -> Decimal:
+        """The free balance of ``coin`` in ``wallet`` as last fetched (spot: the account;
+        funding: ``get-funding-asset``)."""
+        if wallet is Wallet.SPOT:
+            return (await self._account.get()).free(coin)
+        found = (await self._funding.get()).get(coin)
+        return found.free if found is not None else Decimal(0)
+
     async def system_status(self) -> SystemStatus:
         return await self._status.get()
+
+    async def account_status(self) -> str:
+        return await self._account_status.get()
 
     async def restrictions(self) -> ApiRestrictions:
         return await self._restrictions.get()
@@ -98,20 +126,26 @@ class ExchangeView:
         """The exchange refused on a rule: refetch rules (and balances) next time."""
         self._rules.invalidate()
         self._account.invalidate()
+        self._funding.invalidate()
 
-    def committed(self, coin: str, amount: Decimal) -> None:
-        """An amount of ``coin`` is about to leave: count it against the cached balance."""
-        self._spent[coin] = add(self._spent.get(coin, Decimal(0)), amount)
+    def committed(self, wallet: Wallet, coin: str, amount: Decimal) -> None:
+        """An amount of ``coin`` is about to leave ``wallet``: count it against the cached
+        balance."""
+        key = (wallet, coin)
+        self._spent[key] = add(self._spent.get(key, Decimal(0)), amount)
 
-    def reserved(self, coin: str) -> Decimal:
-        return self._spent.get(coin, Decimal(0))
+    def reserved(self, wallet: Wallet, coin: str) -> Decimal:
+        return self._spent.get((wallet, coin), Decimal(0))
 
-    def not_sent(self, coin: str, amount: Decimal) -> None:
+    def not_sent(self, wallet: Wallet, coin: str, amount: Decimal) -> None:
         """A committed amount provably did not leave."""
-        if coin in self._spent:
-            self._spent[coin] = max(Decimal(0), self._spent[coin] - amount)
+        key = (wallet, coin)
+        if key in self._spent:
+            self._spent[key] = max(Decimal(0), self._spent[key] - amount)
 
     def standing_changed(self) -> None:
         self._account.invalidate()
+        self._account_status.invalidate()
+        self._funding.invalidate()
         self._status.invalidate()
         self._restrictions.invalidate()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from treasury.domain import rules
 from treasury.domain.money import format_amount
 from treasury.ports.exchange import Exchange, ExchangeError
 
@@ -98,11 +100,15 @@ async def run_checks(
                 )
             )
         if r.trading_authority_expiration_time:
+            # tradingAuthorityExpirationTime is the end of the key's spot/margin trading
+            # permission, not of the key and not of withdrawals
+            when = datetime.fromtimestamp(r.trading_authority_expiration_time / 1000, UTC)
             results.append(
                 Check(
-                    "key expiry",
+                    "trading permission",
                     True,
-                    f"expires at {r.trading_authority_expiration_time} (epoch ms)",
+                    f"the key's trading permission ends {when:%Y-%m-%d %H:%M} UTC "
+                    "(withdrawals do not depend on it)",
                 )
             )
     except ExchangeError as exc:
@@ -114,6 +120,21 @@ async def run_checks(
             "the account may withdraw" if account.can_withdraw else "canWithdraw is false",
         )
     )
+    try:
+        text = await exchange.account_status()
+        normal = rules.account_status_normal(text)
+        results.append(
+            Check(
+                "account status",
+                True,
+                "Normal"
+                if normal
+                else f"{text!r}: sending is held until the exchange reports Normal",
+                warning=not normal,
+            )
+        )
+    except ExchangeError as exc:
+        results.append(Check("account status", False, f"unavailable: {exc}"))
     try:
         status = await exchange.system_status()
         results.append(

@@ -20,6 +20,7 @@ from treasury.domain.exchange import WithdrawRequest
 from treasury.domain.ids import next_free_order_id, withdraw_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
+from treasury.domain.wallet import Wallet, parse_wallet
 from treasury.ports.clock import utcnow
 from treasury.ports.exchange import ExchangeError, NotSent, OutcomeUnknown, Rejected
 from treasury.ports.store import ConcurrentChange, Ledger, StoreUnavailable
@@ -33,9 +34,14 @@ SUBMITTED_WRITE_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # ~8 s in all
 
 async def process(ctx: WorkerContext, intent: Intent) -> None:
     """Check, then send or stop with a reason. Never raises for an intent's own problems."""
+    wallet = wallet_of(ctx, intent)
     try:
         verdict = await pre_send_verdict(
-            intent, ctx.view, ctx.ledger.whitelist, reserved=ctx.view.reserved(intent.coin)
+            intent,
+            ctx.view,
+            ctx.ledger.whitelist,
+            wallet=wallet,
+            reserved=ctx.view.reserved(wallet, intent.coin),
         )
     except ExchangeError as exc:
         await _hold(ctx, intent, f"cannot check with the exchange now: {exc}")
@@ -47,6 +53,11 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
         await _hold(ctx, intent, verdict.reason, until_s=verdict.until_s)
         return
     await send(ctx, intent)
+
+
+def wallet_of(ctx: WorkerContext, intent: Intent) -> Wallet:
+    """The intent's own wallet, or its account's default (fixed when it commits to send)."""
+    return intent.wallet or parse_wallet(ctx.config.wallet, "TREASURY_WALLET")
 
 
 async def send(ctx: WorkerContext, intent: Intent) -> None:
@@ -79,6 +90,7 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
             timestamp_ms=timestamp_ms,
             recv_window_ms=cfg.apply_recv_window_ms,
             policy_gate=ctx.policy(),
+            wallet=wallet_of(ctx, intent),
         )
     except SendRefused as refused:
         await _policy_refused(ctx, intent, refused)
@@ -96,11 +108,12 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
         address_tag=intent.address_tag,
         amount=intent.amount,
         withdraw_order_id=order_id,
+        wallet=wallet_of(ctx, committed),
     )
     ctx.in_flight.add(intent.id)
     # Counted against the cached balance until the next fetch shows the debit; should
     # the exchange lag behind, it refuses with -4026 and the intent is held, not lost.
-    ctx.view.committed(intent.coin, intent.amount)
+    ctx.view.committed(request.wallet, intent.coin, intent.amount)
     try:
         await _send_and_record(ctx, committed, request, timestamp_ms)
     finally:
@@ -142,7 +155,7 @@ async def _send_and_record(
     try:
         accepted = await ctx.exchange.withdraw(request, timestamp_ms=timestamp_ms)
     except NotSent as exc:
-        ctx.view.not_sent(request.coin, request.amount)
+        ctx.view.not_sent(request.wallet, request.coin, request.amount)
         retry = timedelta(seconds=max(exc.retry_after_s or 0.0, 1.0))
         await repo.transition(
             intent.id,
@@ -235,7 +248,7 @@ async def _record_accepted(ctx: WorkerContext, intent: Intent, exchange_id: str)
 
 async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejected) -> None:
     repo = ctx.ledger.intents
-    ctx.view.not_sent(intent.coin, intent.amount)
+    ctx.view.not_sent(wallet_of(ctx, intent), intent.coin, intent.amount)
     if exc.code is not None and -4023 <= exc.code <= -4018:
         ctx.view.rules_changed()
     if exc.permanent:
@@ -343,6 +356,7 @@ async def commit_to_send(
     timestamp_ms: int,
     recv_window_ms: int,
     policy_gate: PolicyGate | None,
+    wallet: Wallet,
 ) -> Intent:
     """The point of no return: in ONE unit of work, every reason not to send is read and
     the intent moves to ``submitting`` with its ``withdrawOrderId`` and the timestamp
@@ -353,6 +367,8 @@ async def commit_to_send(
     id the exchange has not seen, the address book again (an entry disabled since the
     checks ran stops this send), and the policy's caps against what is already committed
     (commits of one account are serialised, so a burst cannot exceed a cap together).
+    The wallet to debit is written with them: an intent that named none takes ``wallet``
+    (its account's default), and the request sends exactly what the row says.
 
     Raises:
         SendRefused: nothing was written; ``verdict`` says why when it is a decision.
@@ -366,6 +382,8 @@ async def commit_to_send(
             raise SendRefused(f"intent changed meanwhile ({current.status.value})")
         if current.withdraw_order_id not in (None, order_id):
             raise SendRefused("withdraw_order_id differs from the one on record")
+        if current.wallet not in (None, wallet):
+            raise SendRefused(f"the intent's wallet is {current.wallet}, not {wallet}")
         if current.withdraw_order_id is None:
             # an id the exchange has already seen for another withdrawal (a restored
             # ledger handed the intent id out again) is never sent: take the next free one
@@ -393,6 +411,7 @@ async def commit_to_send(
             reason=f"committed to send as {order_id} (signed timestamp {timestamp_ms})",
             fields={
                 "withdraw_order_id": order_id,
+                "wallet": wallet,
                 "send_timestamp_ms": timestamp_ms,
                 "send_recv_window_ms": recv_window_ms,
                 "send_count": current.send_count + 1,

@@ -25,6 +25,7 @@ from treasury.domain.intent import Intent
 from treasury.domain.money import format_amount
 from treasury.domain.settle import settled_status
 from treasury.domain.status import Status
+from treasury.domain.wallet import Wallet
 from treasury.ports.clock import utcnow
 from treasury.ports.store import ConcurrentChange
 from treasury.services.context import WorkerContext
@@ -213,6 +214,9 @@ async def adopt(
     fields = record_fields(record)
     if intent.withdraw_order_id is None:
         fields["withdraw_order_id"] = record.withdraw_order_id
+    if intent.wallet is None and record.wallet_type in (0, 1):
+        # the wallet the exchange debited becomes the intent's record of it
+        fields["wallet"] = Wallet.SPOT if record.wallet_type == 0 else Wallet.FUNDING
     if intent.submitted_at is None:  # it left: it counts against the policy's 24 h caps
         fields["submitted_at"] = record.apply_time or utcnow()
     reason = f"adopted: the exchange has it as {record.id} ({why}); it is never sent again" + (

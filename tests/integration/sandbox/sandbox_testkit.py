@@ -7,10 +7,13 @@ the project's own Binance client.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
+import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -35,6 +38,20 @@ WL = default_config().accounts["default"]
 USDT_TRX = WL.whitelisted("USDT", "TRX")[0].address
 USDT_ETH = WL.whitelisted("USDT", "ETH")[0].address
 XRP_ENTRY = WL.whitelisted("XRP", "XRP")[0]
+
+
+def default_accounts() -> list[dict[str, Any]]:
+    """A fresh copy of the built-in config's ``accounts`` section, to change in a test."""
+    text = resources.files("treasury.sandbox").joinpath("default_config.json").read_text("utf-8")
+    accounts: list[dict[str, Any]] = json.loads(text)["accounts"]
+    return copy.deepcopy(accounts)
+
+
+def accounts_with(**changes: object) -> list[dict[str, Any]]:
+    """The built-in accounts with ``changes`` merged into account ``default``."""
+    accounts = default_accounts()
+    accounts[0].update(changes)
+    return accounts
 
 
 def sign(secret: str, payload: str) -> str:
@@ -93,9 +110,21 @@ class Client:
         return items
 
     async def free(self, coin: str) -> Decimal:
+        """The spot wallet's free balance (``GET /api/v3/account``)."""
         response = await self.get("/api/v3/account")
         balances = {b["asset"]: Decimal(b["free"]) for b in response.json()["balances"]}
         return balances.get(coin, Decimal(0))
+
+    async def funding_assets(self, **params: object) -> list[dict[str, Any]]:
+        response = await self.post("/sapi/v1/asset/get-funding-asset", params)
+        assert response.status_code == 200, response.text
+        assets: list[dict[str, Any]] = response.json()
+        return assets
+
+    async def funding(self, coin: str) -> Decimal:
+        """The funding wallet's free balance (``get-funding-asset``; absent means zero)."""
+        rows = await self.funding_assets(asset=coin)
+        return Decimal(rows[0]["free"]) if rows else Decimal(0)
 
 
 def usdt_trx(amount: str = "25", **extra: object) -> dict[str, object]:

@@ -7,10 +7,23 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from sandbox_testkit import Client, encode, error_code, sign, usdt_trx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
+from sandbox_testkit import BASE_CONFIG, START_MS, Client, encode, error_code, sign, usdt_trx
 
-from treasury.sandbox import DEFAULT_API_SECRET, DEMO_ED25519_PRIVATE_KEY_PEM, ManualClock
+from treasury.sandbox import (
+    DEFAULT_API_SECRET,
+    DEMO_ED25519_PRIVATE_KEY_PEM,
+    ConfigError,
+    ManualClock,
+    parse_config,
+    running_sandbox,
+)
 from treasury.sandbox.signing import hmac_sha256_hex
 
 ACCOUNT = "/api/v3/account"
@@ -176,3 +189,95 @@ def test_withdraw_payload_vector_h3() -> None:
     assert sign(secret, payload) == (
         "5bb188f6d14157e778270c5e7f93a66d397596ded2871daa4deca24db63020dd"
     )
+
+
+# -- RSA keys -----------------------------------------------------------------------------
+
+RSA_KEY = "rsa-api-key"
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _public_pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
+
+
+def _rsa_signature(key: rsa.RSAPrivateKey, payload: str) -> str:
+    """Binance's RSA form: base64 of PKCS#1 v1.5 / SHA-256, percent-encoded for the query."""
+    raw = key.sign(payload.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return quote(base64.b64encode(raw).decode("ascii"), safe="")
+
+
+def _rsa_account(public_pem: str) -> dict[str, object]:
+    return {
+        "name": "rsa", "api_key": RSA_KEY, "rsa_public_key": public_pem,
+        "balances": {"USDT": "100"}, "whitelist_enabled": False,
+    }  # fmt: skip
+
+
+async def test_rsa_signature(rsa_key: rsa.RSAPrivateKey) -> None:
+    config = parse_config({**BASE_CONFIG, "accounts": [_rsa_account(_public_pem(rsa_key))]})
+    clock = ManualClock(START_MS)
+    headers = {"X-MBX-APIKEY": RSA_KEY}
+    async with (
+        running_sandbox(config=config, clock=clock) as sb,
+        httpx.AsyncClient(base_url=sb.url) as http,
+    ):
+        query = encode({"omitZeroBalances": "true", "timestamp": clock.now_ms()})
+        url = f"{ACCOUNT}?{query}&signature={_rsa_signature(rsa_key, query)}"
+        response = await http.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        tampered = url.replace("omitZeroBalances=true", "omitZeroBalances=false")
+        assert error_code(await http.get(tampered, headers=headers)) == -1022
+        stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        forged = f"{ACCOUNT}?{query}&signature={_rsa_signature(stranger, query)}"
+        assert (await http.get(forged, headers=headers)).json() == {
+            "code": -1022,
+            "msg": "Signature for this request is not valid.",
+        }
+        hmac_style = f"{ACCOUNT}?{query}&signature={sign('anything', query)}"
+        assert error_code(await http.get(hmac_style, headers=headers)) == -1022
+        # a POST signed over query + body, as for HMAC and Ed25519
+        query = encode({"timestamp": clock.now_ms()})
+        body = encode(usdt_trx("20", withdrawOrderId="rsa-1"))
+        applied = await http.post(
+            f"/sapi/v1/capital/withdraw/apply?{query}",
+            content=f"{body}&signature={_rsa_signature(rsa_key, query + body)}",
+            headers=headers | {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert applied.status_code == 200, applied.text
+        assert [w.withdraw_order_id for w in sb.ledger().withdrawals] == ["rsa-1"]
+
+
+def test_an_account_may_have_an_rsa_key_only(rsa_key: rsa.RSAPrivateKey) -> None:
+    account = parse_config({"accounts": [_rsa_account(_public_pem(rsa_key))]}).accounts["rsa"]
+    assert account.hmac_secret is None and account.ed25519_public_key is None
+    assert account.rsa_public_key == _public_pem(rsa_key)
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("not-pem", "is not a PEM public key"),
+        ("ed25519", "is not an RSA public key"),
+        ("rsa-1024", "must have at least 2048 bits (Binance's minimum), has 1024"),
+    ],
+)
+def test_a_bad_rsa_key_names_the_field(kind: str, problem: str) -> None:
+    pem = {
+        "not-pem": lambda: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n",
+        "ed25519": lambda: _public_pem(ed25519.Ed25519PrivateKey.generate()),
+        "rsa-1024": lambda: _public_pem(
+            rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - refused
+        ),
+    }[kind]()
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"accounts": [_rsa_account(pem)]})
+    assert (caught.value.field, caught.value.problem) == ("accounts[0].rsa_public_key", problem)

@@ -198,3 +198,31 @@ async def test_admin_clock_advance_is_journaled(tmp_path: Path) -> None:
         assert refused.status_code == 400 and "advance_ms" in refused.json()["error"]
     async with running_sandbox(config=parse_config(BASE_CONFIG), state_path=state) as sandbox:
         assert sandbox.clock.now_ms() - before >= 3_600_000
+
+
+async def test_a_journal_written_before_wallets_and_reviews_still_replays(tmp_path: Path) -> None:
+    """Records without ``review_*`` or ``whitelisted`` keys read as before: spot, no review."""
+    other = "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf"
+    records = [
+        {"type": "whitelist", "t": START_MS, "account": "default", "action": "add",
+         "entry": {"coin": "USDT", "network": "TRX", "address": other, "addressTag": None,
+                   "name": ""}},
+        {"type": "withdrawal", "t": START_MS, "seq": 0, "id": "old", "source": "api",
+         "account": "default", "coin": "USDT", "network": "TRX", "address": other,
+         "addressTag": None, "amount": "30", "fee": "1", "withdrawOrderId": "o", "name": None,
+         "walletType": 0, "applied_at": START_MS, "visible_at": START_MS,
+         "settle_at": START_MS + 2000, "final_status": 6, "info": "", "txId": "ab",
+         "confirmNo": 1},
+    ]  # fmt: skip
+    state = tmp_path / "old.jsonl"
+    state.write_text("".join(json.dumps(r) + "\n" for r in records))
+    clock = ManualClock(START_MS + 1000)
+    async with started(state, clock) as client:
+        [item] = await client.history()
+        assert (item["id"], item["status"], item["walletType"]) == ("old", 4, 0)
+        assert await client.free("USDT") == Decimal("2499970")
+        listed = (await client.get("/sapi/v1/capital/withdraw/address/list")).json()
+        assert next(e for e in listed if e["address"] == other)["whiteStatus"] is True
+        assert (await client.apply(**usdt_trx(address=other))).status_code == 200
+    [old, _] = read_ledger(state).withdrawals
+    assert (old.wallet_type, old.review_status, old.review_until_ms) == (0, None, None)

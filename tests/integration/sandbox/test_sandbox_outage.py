@@ -13,6 +13,7 @@ from treasury.sandbox import ManualClock, RunningSandbox, parse_config, running_
 FAULTS = "/_sandbox/faults"
 HISTORY = "/sapi/v1/capital/withdraw/history"
 APPLY = "/sapi/v1/capital/withdraw/apply"
+FUNDING = "/sapi/v1/asset/get-funding-asset"
 DOWN = {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}
 UNSIGNED = ["/api/v3/time", "/sapi/v1/system/status"]
 SIGNED = [
@@ -21,6 +22,7 @@ SIGNED = [
     "/sapi/v1/capital/config/getall",
     "/sapi/v1/capital/withdraw/address/list",
     "/sapi/v1/capital/withdraw/quota",
+    "/sapi/v1/account/status",
     HISTORY,
 ]
 
@@ -45,6 +47,7 @@ async def test_outage_takes_every_exchange_endpoint_down(
     for path in SIGNED:
         assert _is_down(await client.get(path)), path
     assert _is_down(await client.apply(**usdt_trx()))
+    assert _is_down(await client.post(FUNDING))
     assert _is_down(await http.get(HISTORY))  # not even authentication is looked at
     # the admin API stays up
     for path in (FAULTS, "/_sandbox/ledger", "/_sandbox/clock"):
@@ -54,6 +57,7 @@ async def test_outage_takes_every_exchange_endpoint_down(
         assert (await http.get(path)).status_code == 200, path
     for path in SIGNED:
         assert (await client.get(path)).status_code == 200, path
+    assert (await client.post(FUNDING)).status_code == 200
 
 
 async def test_apply_during_an_outage_creates_nothing(

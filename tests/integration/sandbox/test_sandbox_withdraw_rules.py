@@ -76,6 +76,34 @@ async def test_memo_network_accepts_whitelisted_memo(client: Client) -> None:
     assert item["addressTag"] == XRP_ENTRY.address_tag
 
 
+async def test_tag_on_a_network_without_withdraw_tag_is_4106_whatever_its_memo_regex(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    # a memo pattern on a tag-less network (getall can show one) must not open it to tags
+    rule = {"coin": "USDT", "network": "TRX", "memoRegex": "^[0-9]{1,10}$"}
+    assert (await http.post("/_sandbox/network", json=rule)).status_code == 200
+    entry = {"coin": "USDT", "network": "TRX", "address": USDT_TRX, "addressTag": "12345"}
+    assert (await http.post("/_sandbox/whitelist", json=entry)).status_code == 200
+    response = await client.apply(**usdt_trx(addressTag="12345"))
+    assert response.json() == {"code": -4106, "msg": "Tag is not supported for this network."}
+    assert (await client.apply(**usdt_trx(addressTag=""))).status_code == 200  # empty: no tag
+
+
+async def test_a_tag_network_keeps_a_memo_regex(client: Client, http: httpx.AsyncClient) -> None:
+    """As in the config: withdrawTag true needs a memoRegex to check the tag against."""
+    emptied = await http.post(
+        "/_sandbox/network", json={"coin": "XRP", "network": "XRP", "memoRegex": ""}
+    )
+    assert emptied.status_code == 400
+    assert emptied.json()["error"].startswith("network.memoRegex: required when withdrawTag")
+    tagged = {"coin": "USDT", "network": "TRX", "withdrawTag": True}
+    assert (await http.post("/_sandbox/network", json=tagged)).status_code == 400
+    both = {**tagged, "memoRegex": "^[0-9]+$"}
+    assert (await http.post("/_sandbox/network", json=both)).status_code == 200
+    response = await client.apply(**usdt_trx())
+    assert error_code(response) == -4008  # withdrawTag true and no tag
+
+
 async def test_default_network_when_omitted(client: Client) -> None:
     response = await client.apply(coin="ETH", address=ETH_ADDRESS, amount="0.5")
     assert response.status_code == 200, response.text

@@ -17,6 +17,7 @@ import respx
 
 from treasury.adapters.binance import BinanceClient, HmacSigner, RetryPolicy
 from treasury.domain.exchange import WithdrawRequest
+from treasury.domain.wallet import Wallet
 
 BASE_URL = "https://api.binance.test"
 # Published test credentials from Binance's REST docs (vector H1); not a real account.
@@ -117,6 +118,7 @@ def make_request() -> Callable[..., WithdrawRequest]:
             "address_tag": None,
             "amount": Decimal("8.91"),
             "withdraw_order_id": "intent-42_a",
+            "wallet": Wallet.SPOT,
         }
         fields.update(overrides)
         return WithdrawRequest(**fields)

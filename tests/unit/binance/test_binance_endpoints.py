@@ -23,6 +23,7 @@ from treasury.domain.exchange import (
     WithdrawQuota,
     WithdrawRequest,
 )
+from treasury.ports.exchange import Rejected
 
 ACCOUNT_JSON = """{"makerCommission": 15, "canTrade": true, "canWithdraw": true,
  "canDeposit": true, "accountType": "SPOT", "uid": 354937868, "updateTime": 123456789,
@@ -177,6 +178,9 @@ async def test_withdraw_history(router: respx.MockRouter, client: BinanceClient,
     assert second.amount == Decimal("8.91")
     assert second.withdraw_order_id is None and second.network is None
     assert second.address_tag == "1234" and second.tx_id is None
+    # kept as Binance sends them: the wallet debited, external vs internal, confirmations
+    assert (first.wallet_type, first.transfer_type, first.confirm_no) == (1, 0, 3)
+    assert (second.wallet_type, second.internal) == (0, False)
     params = wire.params(route.calls.last.request)
     assert params["withdrawOrderId"] == "WITHDRAWtest123"
     assert params["coin"] == "USDT" and params["status"] == "6" and params["limit"] == "50"
@@ -295,3 +299,32 @@ async def test_history_windows_just_inside_the_rules_are_sent(
     )
     await client.withdraw_history(id_list=[f"id{i}" for i in range(45)])
     assert route.call_count == 3
+
+
+@pytest.mark.parametrize("code", [-1127, -1128, -1130, -1131])
+async def test_a_deterministic_refusal_of_a_read_is_not_retried(
+    router: respx.MockRouter, client: BinanceClient, wire: Any, code: int
+) -> None:
+    """-1127/-1128/-1130/-1131 say the request itself is wrong: asking again cannot help."""
+    route = router.get(wire.history_path).mock(
+        return_value=httpx.Response(400, json={"code": code, "msg": "refused"})
+    )
+    with pytest.raises(Rejected) as refused:
+        await client.withdraw_history(coin="USDT")
+    assert refused.value.code == code and refused.value.permanent
+    assert route.call_count == 1
+
+
+async def test_funding_balances_and_account_status(
+    router: respx.MockRouter, client: BinanceClient
+) -> None:
+    router.post("/sapi/v1/asset/get-funding-asset").mock(
+        return_value=_json(
+            '[{"asset": "USDT", "free": "12.50000001", "locked": "0", "freeze": "1",'
+            ' "withdrawing": "0", "btcValuation": "0"}]'
+        )
+    )
+    router.get("/sapi/v1/account/status").mock(return_value=_json('{"data": "Normal"}'))
+    funding = await client.funding_balances()
+    assert funding["USDT"].free == Decimal("12.50000001")
+    assert await client.account_status() == "Normal"

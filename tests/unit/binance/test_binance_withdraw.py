@@ -17,6 +17,7 @@ import respx
 from treasury.adapters.binance import BinanceClient, RateLimits
 from treasury.adapters.binance.pacing import MARGIN
 from treasury.domain.exchange import WithdrawRequest
+from treasury.domain.wallet import Wallet
 
 ACCEPTED = httpx.Response(200, json={"id": "7213fea8e94b4a5593d507237e5a555b"})
 
@@ -36,11 +37,39 @@ async def test_the_signed_query_is_sent_byte_for_byte(
     assert payload == (
         "coin=USDT&network=ETH&address=0x94df8b352de7f46f64b01d3666bf6e936e44ce60"
         "&addressTag=memo%201%2B2%2Fx&amount=10&withdrawOrderId=intent-42_a"
-        "&recvWindow=5000&timestamp=1700000000000"
+        "&walletType=0&recvWindow=5000&timestamp=1700000000000"
     )
     assert sent.content == b""
     assert sent.method == "POST"
     assert sent.headers["X-MBX-APIKEY"] == wire.api_key
+
+
+@pytest.mark.parametrize(("wallet", "wire_value"), [(Wallet.SPOT, "0"), (Wallet.FUNDING, "1")])
+async def test_wallet_type_is_always_sent(
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
+    wallet: Wallet,
+    wire_value: str,
+) -> None:
+    """Without walletType Binance debits the wallet chosen in the account's settings."""
+    route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
+    await client.withdraw(make_request(wallet=wallet), timestamp_ms=1_700_000_000_000)
+    payload, _ = wire.split_signature(route.calls.last.request)
+    assert f"&walletType={wire_value}&" in payload
+
+
+async def test_a_request_without_a_wallet_is_refused_before_sending(
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
+) -> None:
+    route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
+    with pytest.raises(ValueError, match="wallet"):
+        await client.withdraw(make_request(wallet="spot"), timestamp_ms=1_700_000_000_000)
+    assert not route.called
 
 
 @pytest.mark.parametrize("tag", [None, ""])
@@ -60,6 +89,7 @@ async def test_no_tag_no_name(
         "address",
         "amount",
         "withdrawOrderId",
+        "walletType",
         "recvWindow",
         "timestamp",
         "signature",

@@ -13,6 +13,7 @@ import pytest
 from treasury.domain.exchange import WithdrawalRecord, WithdrawQuota, WithdrawRequest
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
+from treasury.domain.wallet import Wallet
 from treasury.ports import clock as clock_port
 from treasury.ports.exchange import NotSent, OutcomeUnknown, Rejected
 from treasury.services import submit
@@ -29,6 +30,7 @@ def request(oid: str, amount: str = "10") -> WithdrawRequest:
         address_tag=None,
         amount=Decimal(amount),
         withdraw_order_id=oid,
+        wallet=Wallet.SPOT,
     )
 
 

@@ -35,6 +35,7 @@ from treasury.adapters.binance.transport import OnCall, Reply, Transport
 from treasury.domain.exchange import (
     AccountInfo,
     ApiRestrictions,
+    Balance,
     CoinConfig,
     SystemStatus,
     WhitelistAddress,
@@ -178,6 +179,15 @@ class BinanceClient:
     async def account(self) -> AccountInfo:
         reply = await self._read(ep.ACCOUNT, [("omitZeroBalances", True)], parse.parse_account)
         return reply.value
+
+    async def funding_balances(self) -> dict[str, Balance]:
+        """The funding wallet (``/api/v3/account`` shows the spot wallet only)."""
+        reply = await self._read(ep.FUNDING_ASSET, (), parse.parse_funding_assets)
+        return reply.value
+
+    async def account_status(self) -> str:
+        """``Normal``, or the exchange's text for a restricted account."""
+        return (await self._read(ep.ACCOUNT_STATUS, (), parse.parse_account_status)).value
 
     async def system_status(self) -> SystemStatus:
         return (await self._read(ep.SYSTEM_STATUS, (), parse.parse_system_status)).value

@@ -76,6 +76,9 @@ _ROWS: tuple[tuple[int, Outcome, bool, Reason, str, str], ...] = (
     (-1105, _RJ, _P, _R.BAD_REQUEST, "parameter empty", "ERR, WERR"),
     (-1106, _RJ, _P, _R.BAD_REQUEST, "parameter sent when not required", "ERR, WERR"),
     (-1111, _RJ, _P, _R.AMOUNT, "precision over the asset maximum", "WERR"),
+    (-1127, _RJ, _P, _R.BAD_REQUEST, "lookup interval too big (history window)", "ERR, WERR"),
+    (-1128, _RJ, _P, _R.BAD_REQUEST, "combination of optional parameters invalid", "ERR, WERR"),
+    (-1130, _RJ, _P, _R.BAD_REQUEST, "data sent for a parameter is invalid", "ERR, WERR"),
     (-1131, _RJ, _P, _R.BAD_REQUEST, "recvWindow must be less than 60000", "WERR"),
     (-2014, _RJ, _P, _R.AUTH, "API-key format invalid", "ERR"),
     # Temporary, not permanent: Binance also sends -2015 during temporary bans (CCXT

@@ -69,6 +69,15 @@ ADDRESS_LIST = Endpoint(
     pool=Pool.SAPI_IP,
     signed=True,
 )
+# The funding wallet's balances: a POST that only reads (IP weight 1). Chosen over
+# POST /sapi/v3/asset/getUserAsset (weight 5, the spot wallet) because spot balances come
+# from /api/v3/account already and this is the cheapest read of the funding wallet.
+FUNDING_ASSET = Endpoint(
+    method="POST", path="/sapi/v1/asset/get-funding-asset", weight=1, pool=Pool.SAPI_IP, signed=True
+)
+ACCOUNT_STATUS = Endpoint(
+    method="GET", path="/sapi/v1/account/status", weight=1, pool=Pool.SAPI_IP, signed=True
+)
 WITHDRAW_QUOTA = Endpoint(
     method="GET", path="/sapi/v1/capital/withdraw/quota", weight=10, pool=Pool.SAPI_IP, signed=True
 )

@@ -13,6 +13,7 @@ from decimal import Decimal
 from treasury.adapters.binance.encoding import ParamValue
 from treasury.domain.exchange import WithdrawRequest
 from treasury.domain.money import format_amount
+from treasury.domain.wallet import Wallet
 
 WITHDRAW_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # ours, see reference §6
 MAX_ID_LIST = 45  # since 2024-11-21 (older pages say 50)
@@ -29,7 +30,9 @@ def check_withdraw_order_id(value: object) -> str:
 
 
 def withdraw_params(request: WithdrawRequest) -> list[tuple[str, ParamValue]]:
-    """coin, network, address, [addressTag], amount, withdrawOrderId; never ``name``.
+    """coin, network, address, [addressTag], amount, withdrawOrderId, walletType; never
+    ``name``. ``walletType`` is always sent: without it Binance debits the wallet chosen in
+    the account's settings, which the API does not report.
 
     ``name`` would add the address to the account's address book (and break signatures
     with escapable characters in several libraries), so it does not exist here.
@@ -50,6 +53,10 @@ def withdraw_params(request: WithdrawRequest) -> list[tuple[str, ParamValue]]:
         params.append(("addressTag", request.address_tag))
     params.append(("amount", format_amount(amount)))
     params.append(("withdrawOrderId", check_withdraw_order_id(request.withdraw_order_id)))
+    wallet = request.wallet
+    if not isinstance(wallet, Wallet):
+        raise ValueError("withdraw wallet must be a Wallet (spot or funding)")
+    params.append(("walletType", wallet.wallet_type))
     return params
 
 

@@ -120,6 +120,9 @@ class Fields:
             raise self._bad(key, f"must be a boolean, got {type(value).__name__}")
         return value
 
+    def opt_flag(self, key: str) -> bool | None:
+        return None if self._data.get(key) is None else self.flag(key)
+
     def integer(self, key: str) -> int:
         value = self._required(key)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -174,6 +177,25 @@ def parse_account(data: object, endpoint: str) -> AccountInfo:
     )
 
 
+def parse_funding_assets(data: object, endpoint: str) -> dict[str, Balance]:
+    """``get-funding-asset``: a list of ``{asset, free, locked, freeze, withdrawing, ...}``.
+
+    Only ``free`` can be withdrawn; ``locked``, ``freeze`` and ``withdrawing`` are not.
+    """
+    balances: dict[str, Balance] = {}
+    for row in items(data, endpoint=endpoint):
+        asset = row.text("asset")
+        balances[asset] = Balance(
+            asset=asset, free=row.decimal("free"), locked=row.decimal("locked")
+        )
+    return balances
+
+
+def parse_account_status(data: object, endpoint: str) -> str:
+    """``account/status``: ``{"data": "Normal"}`` or the exchange's restriction text."""
+    return Fields(data, endpoint=endpoint).text("data")
+
+
 def parse_system_status(data: object, endpoint: str) -> SystemStatus:
     body = Fields(data, endpoint=endpoint)
     return SystemStatus(normal=body.integer("status") == 0, message=body.text("msg"))
@@ -200,7 +222,7 @@ def _network_rule(row: Fields) -> NetworkRule:
         withdraw_fee=row.decimal("withdrawFee"),
         address_regex=row.opt_text("addressRegex", "") or "",
         memo_regex=row.opt_text("memoRegex", "") or "",
-        memo_required=row.flag("withdrawTag", default=False),  # added 2025-09-08
+        memo_required=row.opt_flag("withdrawTag"),  # added 2025-09-08; absent before
         is_default=row.flag("isDefault", default=False),
         busy=row.flag("busy", default=False),
         withdraw_desc=row.opt_text("withdrawDesc", "") or "",
@@ -236,6 +258,10 @@ def parse_withdraw_history(data: object, endpoint: str) -> list[WithdrawalRecord
             apply_time=row.opt_time("applyTime"),
             complete_time=row.opt_time("completeTime"),
             info=row.opt_text("info", "") or "",
+            transfer_type=row.opt_integer("transferType") or 0,
+            wallet_type=row.opt_integer("walletType"),
+            tx_key=row.opt_text("txKey", "") or "",
+            confirm_no=row.opt_integer("confirmNo"),
         )
         for row in items(data, endpoint=endpoint)
     ]

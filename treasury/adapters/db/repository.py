@@ -20,6 +20,7 @@ from treasury.domain import machine
 from treasury.domain.intent import EventRecord, Intent
 from treasury.domain.status import Status
 from treasury.domain.validation import NewIntent
+from treasury.domain.wallet import Wallet
 from treasury.ports.clock import utcnow
 from treasury.ports.store import (
     Change,
@@ -27,6 +28,7 @@ from treasury.ports.store import (
     IdempotencyConflict,
     NotFound,
     StoreUnavailable,
+    same_request,
 )
 
 T = withdrawal_intents
@@ -73,6 +75,7 @@ def to_intent(row: Row[Any] | Mapping[str, Any]) -> Intent:
         submitted_at=m["submitted_at"],
         settled_at=m["settled_at"],
         exchange_amount=m["exchange_amount"],
+        wallet=None if m["wallet"] is None else Wallet(m["wallet"]),
     )
 
 
@@ -195,7 +198,7 @@ class IntentRepository:
             except NotFound:
                 pass
             else:
-                return self._same_request(existing, new), False
+                return same_request(existing, new), False
         now = utcnow()
         values = {
             "coin": new.coin,
@@ -207,6 +210,7 @@ class IntentRepository:
             "request_id": new.request_id,
             "requested_by": new.requested_by,
             "note": new.note,
+            "wallet": None if new.wallet is None else new.wallet.value,
             "status": Status.QUEUED.value,
             "status_reason": "waiting for the worker",
             "enqueued_via": actor,
@@ -222,26 +226,8 @@ class IntentRepository:
                 raise
             # A concurrent enqueue with the same request_id won the race.
             existing = await self.get_by_request_id(new.request_id)
-            return self._same_request(existing, new), False
+            return same_request(existing, new), False
         return to_intent(row), True
-
-    @staticmethod
-    def _same_request(existing: Intent, new: NewIntent) -> Intent:
-        mine = (new.coin, new.network, new.address, new.address_tag, new.amount, new.account)
-        theirs = (
-            existing.coin,
-            existing.network,
-            existing.address,
-            existing.address_tag,
-            existing.amount,
-            existing.account,
-        )
-        if mine != theirs:
-            raise IdempotencyConflict(
-                f"request_id {new.request_id!r} already names intent {existing.id} "
-                "with a different coin, network, address, tag, amount or account"
-            )
-        return existing
 
     async def transition(
         self,

@@ -106,12 +106,15 @@ withdrawal_intents = Table(
     Column("settled_at", UTCDateTime(), nullable=True),
     # what the exchange's history reports as `amount` (most likely net of the fee)
     Column("exchange_amount", Amount(), nullable=True),
+    # spot | funding; NULL until committed to send = the account's default (migration 0007)
+    Column("wallet", String(16), nullable=True),
     CheckConstraint("length(coin) > 0 AND coin = upper(coin)", name="coin_upper_nonempty"),
     CheckConstraint("length(network) > 0", name="network_nonempty"),
     CheckConstraint("length(address) > 0", name="address_nonempty"),
     CheckConstraint("address_tag IS NULL OR length(address_tag) > 0", name="tag_null_or_set"),
     CheckConstraint("length(account) > 0", name="account_nonempty"),
     CheckConstraint(f"status IN ({_statuses})", name="status_known"),
+    CheckConstraint("wallet IS NULL OR wallet IN ('spot', 'funding')", name="wallet_known"),
     *amount_checks("amount", positive=True),
     *amount_checks("fee", positive=False),
     *amount_checks("exchange_amount", positive=False),
