@@ -1346,7 +1346,8 @@ class FakeExchange:
         completed = status == ExchangeWithdrawStatus.COMPLETED
         if status in _REFUNDED and w.record.status not in _REFUNDED and w.debited:
             coin = w.record.coin
-            self.balances[coin] = add(self.balances.get(coin, Decimal(0)), w.debited)
+            wallet = self.funding if w.record.wallet_type == 1 else self.balances
+            wallet[coin] = add(wallet.get(coin, Decimal(0)), w.debited)
         w.record = dataclasses.replace(
             w.record,
             status=status,
@@ -1544,6 +1545,7 @@ class FakeExchange:
             tx_id=None,
             apply_time=_at(now),
             complete_time=None,
+            wallet_type=request.wallet.wallet_type,
         )
         self._withdrawals.append(
             _Withdrawal(

@@ -24,7 +24,9 @@ def settled_status(record: WithdrawalRecord) -> tuple[Status, str] | None:
         case X.COMPLETED:
             return Status.COMPLETED, f"completed on chain (txId {record.tx_id or 'unknown'})"
         case X.CANCELLED:
-            return Status.CANCELLED, f"cancelled by the exchange{info}"
+            # status 1: cancelled on the exchange, by the account's user (a review they
+            # declined, an e-mail confirmation they refused) or by Binance; funds returned
+            return Status.CANCELLED, f"cancelled on the exchange{info}"
         case X.REJECTED:
             return Status.FAILED, f"rejected by the exchange{info}"
         case X.FAILURE:

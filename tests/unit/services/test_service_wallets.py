@@ -10,9 +10,11 @@ from decimal import Decimal
 import pytest
 from services_world import World
 
+from treasury.domain.exchange import ExchangeWithdrawStatus as X
 from treasury.domain.status import Status as S
 from treasury.domain.wallet import Wallet
 from treasury.ports.store import IdempotencyConflict
+from treasury.services.settle import SettleStats, poll_once
 
 
 async def test_an_intent_without_a_wallet_takes_the_accounts_default_at_the_commit(
@@ -76,3 +78,26 @@ async def test_a_request_id_retried_with_another_wallet_is_refused(world: World)
         await world.enqueue("10", wallet="funding", request_id="bot-1")
     same = await world.enqueue("10", request_id="bot-1")  # no wallet named: the same request
     assert same.wallet is Wallet.SPOT
+
+
+async def test_a_review_of_hours_keeps_waiting_then_a_cancel_refunds_its_own_wallet(
+    world: World,
+) -> None:
+    """Status 2 (the exchange's review) for six hours is a withdrawal in flight, not a
+    stuck one; cancelled by the user (status 1), the funds go back to the wallet they left."""
+    world.exchange.funding["USDT"] = Decimal("100")
+    intent = await world.enqueue("30", wallet="funding")
+    sent = await world.process(intent.id)
+    ref = sent.exchange_withdraw_id or ""
+    world.exchange.set_status(ref, X.AWAITING_APPROVAL)
+    for _ in range(6):
+        world.clock.advance(3600)
+        await poll_once(world.ctx, SettleStats())
+        assert (await world.get(intent.id)).status is S.SUBMITTED
+    assert world.alerts == [] and world.exchange.funding["USDT"] == Decimal("70")
+    world.exchange.set_status(ref, X.CANCELLED, info="cancelled by the user")
+    await poll_once(world.ctx, SettleStats())
+    done = await world.get(intent.id)
+    assert done.status is S.CANCELLED and "cancelled by the user" in (done.status_reason or "")
+    assert world.exchange.funding["USDT"] == Decimal("100")
+    assert world.exchange.balances["USDT"] == Decimal("1000")
