@@ -115,6 +115,7 @@ from treasury.ports.store import (
     StoreUnavailable,
     Unmatched,
     WhitelistEntry,
+    new_intent_row,
     same_request,
 )
 
@@ -647,25 +648,7 @@ class MemoryIntentStore:
                 if new.request_id is not None and row["request_id"] == new.request_id:
                     return same_request(to_intent(row), new), False
             now = self._db.now()
-            row = t.insert_intent(
-                {
-                    "coin": new.coin,
-                    "network": new.network,
-                    "address": new.address,
-                    "address_tag": new.address_tag,
-                    "amount": new.amount,
-                    "account": new.account,
-                    "request_id": new.request_id,
-                    "requested_by": new.requested_by,
-                    "note": new.note,
-                    "wallet": new.wallet,
-                    "status": Status.QUEUED,
-                    "status_reason": "waiting for the worker",
-                    "enqueued_via": actor,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            row = t.insert_intent(new_intent_row(new, actor=actor, now=now))
         return to_intent(row), True
 
     async def transition(

@@ -39,6 +39,27 @@ class IdempotencyConflict(ValueError):
     """The request_id exists already with different contents; nothing was written."""
 
 
+def new_intent_row(new: NewIntent, *, actor: str, now: datetime) -> dict[str, Any]:
+    """The columns of a new ``withdrawal_intents`` row, as every store inserts it."""
+    return {
+        "coin": new.coin,
+        "network": new.network,
+        "address": new.address,
+        "address_tag": new.address_tag,
+        "amount": new.amount,
+        "account": new.account,
+        "request_id": new.request_id,
+        "requested_by": new.requested_by,
+        "note": new.note,
+        "wallet": None if new.wallet is None else new.wallet.value,
+        "status": Status.QUEUED.value,
+        "status_reason": "waiting for the worker",
+        "enqueued_via": actor,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def same_request(existing: Intent, new: NewIntent) -> Intent:
     """``existing`` when ``new`` asks for the same withdrawal under its request_id.
 

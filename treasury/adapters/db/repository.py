@@ -28,6 +28,7 @@ from treasury.ports.store import (
     IdempotencyConflict,
     NotFound,
     StoreUnavailable,
+    new_intent_row,
     same_request,
 )
 
@@ -200,23 +201,7 @@ class IntentRepository:
             else:
                 return same_request(existing, new), False
         now = utcnow()
-        values = {
-            "coin": new.coin,
-            "network": new.network,
-            "address": new.address,
-            "address_tag": new.address_tag,
-            "amount": new.amount,
-            "account": new.account,
-            "request_id": new.request_id,
-            "requested_by": new.requested_by,
-            "note": new.note,
-            "wallet": None if new.wallet is None else new.wallet.value,
-            "status": Status.QUEUED.value,
-            "status_reason": "waiting for the worker",
-            "enqueued_via": actor,
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = new_intent_row(new, actor=actor, now=now)
         try:
             async with self.engine.begin() as conn:
                 result = await conn.execute(insert(T).values(**values).returning(T))
