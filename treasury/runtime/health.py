@@ -137,8 +137,15 @@ def database_ping(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
 
     from sqlalchemy import text
 
+    from treasury.adapters.db.engine import connection
+
+    # On SQLite the ping cannot wait for anything, so it is shielded like every other
+    # call (a cut aiosqlite call can hang the event loop's close); on PostgreSQL a server
+    # that does not answer must fail the check at its timeout, and asyncpg is cut safely.
+    shielded = engine.dialect.name == "sqlite"
+
     async def ping() -> None:
-        async with engine.connect() as conn:
+        async with connection(engine) if shielded else engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     return ping

@@ -3,15 +3,28 @@
 SQLite: WAL, ``synchronous=FULL`` (a committed ``submitting`` must survive power loss),
 foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` for every transaction so two
 writers never both read-then-write (pysqlite's default defers BEGIN and lets that happen).
+
+The stores open every transaction and connection through ``transaction`` and
+``connection`` below, never ``engine.begin()``/``engine.connect()`` directly: a
+cancellation (shutdown, a task group giving up) waits for the database call in progress
+and lands after it, so a transaction is never cut in half and its connection goes back to
+the pool whole. Cut in half, the connection is invalidated and closed in a task of its own,
+and on aiosqlite that close can wait forever once the cancellation is delivered again (the
+event loop then never closes). The wait is bounded by the database: SQLite's busy timeout
+below, and on PostgreSQL by transactions that are all short.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -63,6 +76,24 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(parsed, **kwargs)
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()`` that a cancellation cannot cut in half (see the module's note)."""
+    with anyio.CancelScope(shield=True):
+        async with engine.begin() as conn:
+            yield conn
+    await anyio.lowlevel.checkpoint_if_cancelled()  # a loop of calls still stops
+
+
+@asynccontextmanager
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.connect()`` that a cancellation cannot cut in half (see the module's note)."""
+    with anyio.CancelScope(shield=True):
+        async with engine.connect() as conn:
+            yield conn
+    await anyio.lowlevel.checkpoint_if_cancelled()  # a loop of calls still stops
 
 
 def sync_url(url: str) -> str:

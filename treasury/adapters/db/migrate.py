@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from treasury.adapters.db.engine import create_engine
+from treasury.adapters.db.engine import connection, create_engine
 
 Target = AsyncEngine | str
 
@@ -69,7 +69,7 @@ def _on(sync_conn: Connection, verb: Callable[[Config, str], None], revision: st
 
 
 async def _run(target: Target, verb: Callable[[Config, str], None], revision: str) -> None:
-    async with _engine(target) as engine, engine.connect() as conn:
+    async with _engine(target) as engine, connection(engine) as conn:
         await conn.run_sync(_on, verb, revision)
         await conn.commit()
 
@@ -84,7 +84,7 @@ async def downgrade(target: Target, revision: str) -> None:
 
 
 async def current_revision(target: Target) -> str | None:
-    async with _engine(target) as engine, engine.connect() as conn:
+    async with _engine(target) as engine, connection(engine) as conn:
 
         def _rev(sync_conn: Connection) -> str | None:
             return MigrationContext.configure(sync_conn).get_current_revision()

@@ -15,6 +15,7 @@ from sqlalchemy import Row, and_, exists, func, insert, literal_column, or_, sel
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from treasury.adapters.db.engine import connection, transaction
 from treasury.adapters.db.tables import intent_events, service_state, withdrawal_intents
 from treasury.domain import machine
 from treasury.domain.intent import EventRecord, Intent
@@ -93,7 +94,7 @@ class IntentRepository:
 
     async def namespace(self) -> str:
         if self._namespace is None:
-            async with self.engine.connect() as conn:
+            async with connection(self.engine) as conn:
                 value = await conn.scalar(
                     select(service_state.c.value).where(service_state.c.key == "namespace")
                 )
@@ -103,14 +104,14 @@ class IntentRepository:
         return self._namespace
 
     async def get(self, intent_id: int) -> Intent:
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             row = (await conn.execute(select(T).where(T.c.id == intent_id))).first()
         if row is None:
             raise NotFound(f"intent {intent_id}")
         return to_intent(row)
 
     async def get_by_request_id(self, request_id: str) -> Intent:
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             row = (await conn.execute(select(T).where(T.c.request_id == request_id))).first()
         if row is None:
             raise NotFound(f"intent with request_id {request_id!r}")
@@ -119,7 +120,7 @@ class IntentRepository:
     async def get_by_order_ids(self, order_ids: Sequence[str]) -> dict[str, Intent]:
         if not order_ids:
             return {}
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = (
                 await conn.execute(select(T).where(T.c.withdraw_order_id.in_(list(order_ids))))
             ).all()
@@ -128,13 +129,13 @@ class IntentRepository:
     async def get_many(self, intent_ids: Sequence[int]) -> dict[int, Intent]:
         if not intent_ids:
             return {}
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = (await conn.execute(select(T).where(T.c.id.in_(list(intent_ids))))).all()
         return {r.id: to_intent(r) for r in rows}
 
     async def earliest_created_ms(self, account: str) -> int | None:
         """When the account's oldest intent was created (epoch ms), or None."""
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             value = await conn.scalar(
                 select(func.min(T.c.created_at)).where(T.c.account == account)
             )
@@ -155,16 +156,16 @@ class IntentRepository:
             query = query.where(T.c.coin == coin)
         if account:
             query = query.where(T.c.account == account)
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             return [to_intent(r) for r in (await conn.execute(query)).all()]
 
     async def count_by_status(self) -> dict[str, int]:
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = (await conn.execute(select(T.c.status, func.count()).group_by(T.c.status))).all()
         return {r[0]: int(r[1]) for r in rows}
 
     async def events(self, intent_id: int) -> list[EventRecord]:
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = (
                 await conn.execute(select(E).where(E.c.intent_id == intent_id).order_by(E.c.id))
             ).all()
@@ -203,7 +204,7 @@ class IntentRepository:
         now = utcnow()
         values = new_intent_row(new, actor=actor, now=now)
         try:
-            async with self.engine.begin() as conn:
+            async with transaction(self.engine) as conn:
                 result = await conn.execute(insert(T).values(**values).returning(T))
                 row = result.one()
         except IntegrityError:
@@ -241,7 +242,7 @@ class IntentRepository:
                 conn, intent_id, to, reason, actor, expect, expect_version, fields, locked
             )
         try:
-            async with self.engine.begin() as c:
+            async with transaction(self.engine) as c:
                 return await self._transition(
                     c, intent_id, to, reason, actor, expect, expect_version, fields, None
                 )
@@ -256,7 +257,7 @@ class IntentRepository:
         """Several status changes in one transaction (one commit), a savepoint each: one
         that meets a concurrent change is skipped and reported, the others land."""
         results: list[Intent | ConcurrentChange] = []
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             for c in changes:
                 try:
                     async with conn.begin_nested():
@@ -373,7 +374,7 @@ class IntentRepository:
         if conn is not None:
             await _do(conn)
             return
-        async with self.engine.begin() as c:
+        async with transaction(self.engine) as c:
             await _do(c)
 
     async def update_fields(
@@ -394,7 +395,7 @@ class IntentRepository:
         if expect_version is not None:
             where = and_(where, T.c.version == expect_version)
             values["version"] = expect_version + 1
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             result = await conn.execute(update(T).where(where).values(**values).returning(T))
             row = result.first()
         if row is None:
@@ -422,7 +423,7 @@ class IntentRepository:
         ids_query = select(T.c.id).where(due).order_by(T.c.id).limit(limit)
         if self.is_postgres:
             ids_query = ids_query.with_for_update(skip_locked=True)
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             ids = list((await conn.execute(ids_query)).scalars())
             if not ids:
                 return []
@@ -440,7 +441,7 @@ class IntentRepository:
         """Free the queued intents of ``account`` claimed by anyone but ``keep`` (a new
         sender takes over from a dead one). Safe: a claim only schedules work; the commit
         to send re-checks status and version."""
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             result = await conn.execute(
                 update(T)
                 .where(
@@ -461,7 +462,7 @@ class IntentRepository:
         query = select(T).where(T.c.status == status.value).order_by(T.c.id).limit(limit)
         if account is not None:
             query = query.where(T.c.account == account)
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             return [to_intent(r) for r in (await conn.execute(query)).all()]
 
     async def hold(
@@ -482,7 +483,7 @@ class IntentRepository:
             "claimed_until": None,
             "updated_at": now,
         }
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             row = (
                 await conn.execute(
                     update(T)
@@ -501,7 +502,7 @@ class IntentRepository:
 
     async def release(self, intent: Intent) -> None:
         """Give a claimed intent back (nothing was decided for it)."""
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             await conn.execute(
                 update(T)
                 .where(and_(T.c.id == intent.id, T.c.claimed_by.is_not(None)))
@@ -516,7 +517,7 @@ class IntentRepository:
         from treasury.adapters.db.state import db_now
         from treasury.adapters.db.tables import sender_leases as L
 
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             now = await db_now(conn)
             live = exists().where(and_(L.c.account == T.c.account, L.c.expires_at > now))
             rows = (
@@ -540,7 +541,7 @@ class IntentRepository:
 
     async def set_reason(self, intent_id: int, reason: str, *, kind: str = "hold") -> bool:
         """Give a queued intent a reason (and an event) without a status change."""
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             result = await conn.execute(
                 update(T)
                 .where(and_(T.c.id == intent_id, T.c.status == Status.QUEUED.value))
@@ -552,7 +553,7 @@ class IntentRepository:
         return True
 
     async def last_send_ms(self, account: str) -> int | None:
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             value = await conn.scalar(
                 select(func.max(T.c.send_timestamp_ms)).where(T.c.account == account)
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from treasury.adapters.db.engine import connection, transaction
 from treasury.adapters.db.tables import service_events
 from treasury.ports.clock import utcnow
 from treasury.ports.store import ServiceEvent
@@ -17,7 +18,7 @@ class ServiceEvents:
         self.engine = engine
 
     async def record(self, kind: str, detail: str, *, actor: str, subject: str = "") -> None:
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             await conn.execute(
                 insert(S).values(
                     kind=kind, subject=subject, detail=detail, actor=actor, created_at=utcnow()
@@ -26,7 +27,7 @@ class ServiceEvents:
 
     async def record_once(self, kind: str, subject: str, detail: str, *, actor: str) -> bool:
         """Record unless an event of this kind and subject exists; True if recorded."""
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             seen = await conn.scalar(
                 select(S.c.id).where(and_(S.c.kind == kind, S.c.subject == subject)).limit(1)
             )
@@ -43,7 +44,7 @@ class ServiceEvents:
         query = select(S).order_by(S.c.id.desc()).limit(limit)
         if kind is not None:
             query = query.where(S.c.kind == kind)
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = (await conn.execute(query)).all()
         return [
             ServiceEvent(

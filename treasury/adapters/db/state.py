@@ -14,6 +14,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from treasury.adapters.db.engine import connection, transaction
 from treasury.adapters.db.tables import sender_leases, service_state
 from treasury.ports.clock import utcnow
 from treasury.ports.store import PauseState
@@ -42,7 +43,7 @@ class ServiceState:
         """The kill switch; with ``account``, what stops that account's sends (the kill
         switch first, else the account's own pause)."""
         keys = [PAUSED] if account is None else [PAUSED, ACCOUNT_PAUSED + account]
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = {
                 r.key: r
                 for r in (
@@ -59,7 +60,7 @@ class ServiceState:
 
     async def account_pauses(self) -> dict[str, PauseState]:
         """Every account paused on its own (not by the kill switch), by account."""
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = (
                 await conn.execute(
                     select(service_state).where(service_state.c.key.startswith(ACCOUNT_PAUSED))
@@ -76,7 +77,7 @@ class ServiceState:
         """Engage the kill switch (or one account's pause). False when already engaged."""
         key = PAUSED if account is None else ACCOUNT_PAUSED + account
         try:
-            async with self.engine.begin() as conn:
+            async with transaction(self.engine) as conn:
                 await conn.execute(
                     insert(service_state).values(
                         key=key, value=reason, updated_by=by, updated_at=utcnow()
@@ -89,7 +90,7 @@ class ServiceState:
     async def resume(self, account: str | None = None) -> bool:
         """Release the kill switch (or one account's pause). False when not engaged."""
         key = PAUSED if account is None else ACCOUNT_PAUSED + account
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             result = await conn.execute(delete(service_state).where(service_state.c.key == key))
         return bool(result.rowcount)
 
@@ -97,7 +98,7 @@ class ServiceState:
 
     async def watermark(self, account: str) -> int | None:
         """Exchange time (ms) up to which ``account``'s history has been swept."""
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             value = await conn.scalar(
                 select(service_state.c.value).where(service_state.c.key == WATERMARK + account)
             )
@@ -105,7 +106,7 @@ class ServiceState:
 
     async def set_watermark(self, account: str, ms: int, *, by: str) -> None:
         key = WATERMARK + account
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             result = await conn.execute(
                 update(service_state)
                 .where(service_state.c.key == key)
@@ -122,7 +123,7 @@ class ServiceState:
 
     async def acquire_lease(self, account: str, holder: str, ttl_s: float) -> bool:
         """Take or renew the sender lease of ``account``; False if someone else holds it."""
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             now = await db_now(conn)
             expires = now + timedelta(seconds=ttl_s)
             result = await conn.execute(
@@ -147,7 +148,7 @@ class ServiceState:
             return True
 
     async def release_lease(self, account: str, holder: str) -> None:
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             await conn.execute(delete(L).where(and_(L.c.account == account, L.c.holder == holder)))
 
     @staticmethod

@@ -18,6 +18,7 @@ from sqlalchemy import and_, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from treasury.adapters.db.engine import transaction
 from treasury.adapters.db.repository import IntentRepository
 from treasury.adapters.db.sending import account_lock_key, usage_24h
 from treasury.adapters.db.state import ServiceState
@@ -114,7 +115,7 @@ class SqlUnits:
     async def open(
         self, intent_id: int, *, serialize_account: str | None = None
     ) -> AsyncIterator[SqlIntentUnit]:
-        async with self._repo.engine.begin() as conn:
+        async with transaction(self._repo.engine) as conn:
             if serialize_account is not None and self._repo.is_postgres:
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:k)"),

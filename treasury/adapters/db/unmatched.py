@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from treasury.adapters.db.engine import connection, transaction
 from treasury.adapters.db.tables import unmatched_withdrawals, withdrawal_intents
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.ports.clock import utcnow
@@ -36,7 +37,7 @@ class UnmatchedWithdrawals:
     ) -> bool:
         """Keep ``record`` on file; True if it was not on file before."""
         try:
-            async with self.engine.begin() as conn:
+            async with transaction(self.engine) as conn:
                 await conn.execute(
                     insert(U).values(
                         account=account,
@@ -73,7 +74,7 @@ class UnmatchedWithdrawals:
         """Which of ``exchange_ids`` (of ``account``) are on file already."""
         if not exchange_ids:
             return set()
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = await conn.execute(
                 select(U.c.exchange_withdraw_id).where(
                     U.c.account == account, U.c.exchange_withdraw_id.in_(list(exchange_ids))
@@ -85,7 +86,7 @@ class UnmatchedWithdrawals:
         query = select(U).order_by(U.c.id).limit(limit)
         if account is not None:
             query = query.where(U.c.account == account)
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = (await conn.execute(query)).all()
         return [
             Unmatched(**{k: getattr(r, k) for k in Unmatched.__dataclass_fields__}) for r in rows

@@ -8,6 +8,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from treasury.adapters.db.engine import connection, transaction
 from treasury.adapters.db.tables import whitelist_entries
 from treasury.ports.clock import utcnow
 from treasury.ports.store import DuplicateEntry, WhitelistEntry
@@ -50,7 +51,7 @@ class WhitelistRepository:
     ) -> WhitelistEntry:
         now = utcnow()
         try:
-            async with self.engine.begin() as conn:
+            async with transaction(self.engine) as conn:
                 row = (
                     await conn.execute(
                         insert(W)
@@ -79,14 +80,14 @@ class WhitelistRepository:
         return entry_of(row)
 
     async def all(self) -> list[WhitelistEntry]:
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             rows = (await conn.execute(select(W).order_by(W.c.coin, W.c.network, W.c.id))).all()
         return [entry_of(r) for r in rows]
 
     async def find(
         self, coin: str, network: str, address: str, address_tag: str | None
     ) -> WhitelistEntry | None:
-        async with self.engine.connect() as conn:
+        async with connection(self.engine) as conn:
             row = (
                 await conn.execute(
                     select(W).where(
@@ -102,7 +103,7 @@ class WhitelistRepository:
         return entry_of(row) if row is not None else None
 
     async def remove(self, entry_id: int) -> bool:
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             result = await conn.execute(delete(W).where(W.c.id == entry_id))
         return bool(result.rowcount)
 
@@ -110,5 +111,5 @@ class WhitelistRepository:
         values: dict[str, object] = {"enabled": enabled, "updated_at": utcnow()}
         if label is not None:
             values["label"] = label
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             await conn.execute(update(W).where(W.c.id == entry_id).values(**values))
