@@ -45,14 +45,15 @@ def rate_limits(settings: Settings) -> RateLimits:
         api_ip_weight=int(base.api_ip_weight * m),
         sapi_ip_weight=int(base.sapi_ip_weight * m),
         sapi_uid_weight=int(base.sapi_uid_weight * m),
-        history_per_second=int(base.history_per_second * m),
+        sapi_uid_weight_per_second=int(base.sapi_uid_weight_per_second * m),
+        history_per_second=max(1, int(base.history_per_second * m)),
     )
 
 
 def worker_config(settings: Settings, *, worker: str) -> WorkerConfig:
     """The worker's knobs: every ``WorkerConfig`` field named like a setting takes the
     setting's value (no field is copied by hand); the rest are derived here."""
-    derived = {"worker_id", "uid_weight_per_min", "claim_batch", "history_weight", "apply_weight"}
+    derived = {"worker_id", "history_per_second", "claim_batch"}
     same = {
         f.name: getattr(settings, f.name)
         for f in dataclasses.fields(WorkerConfig)
@@ -61,7 +62,7 @@ def worker_config(settings: Settings, *, worker: str) -> WorkerConfig:
     return WorkerConfig(
         **same,
         worker_id=worker,
-        uid_weight_per_min=rate_limits(settings).sapi_uid_weight,
+        history_per_second=rate_limits(settings).history_per_second,
         # a claim covers ~3 s of sends: the pipeline drains once per claim, not every 20
         claim_batch=max(20, math.ceil(settings.withdraw_rate * 3)),
     )

@@ -10,7 +10,7 @@ from treasury.bootstrap import worker_config
 from treasury.config import Settings, load_settings
 from treasury.services.context import WorkerConfig
 
-DERIVED = {"worker_id", "uid_weight_per_min", "claim_batch", "history_weight", "apply_weight"}
+DERIVED = {"worker_id", "history_per_second", "claim_batch"}
 
 
 def test_every_worker_knob_is_a_setting_or_derived() -> None:

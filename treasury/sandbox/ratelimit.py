@@ -6,9 +6,12 @@ one counter per pool key:
 * ``/api`` — one IP pool of 6,000/min; past the limit → 429, and after
   ``ban_after_429s`` such answers in a window the IP is banned → 418 for ``ban_s``;
 * ``/sapi`` IP-limited endpoints — one pool *per endpoint* and IP, 12,000/min, 429 only;
-* ``/sapi`` UID-limited endpoints (apply, history) — 180,000/min per account (shared by
-  both endpoints unless ``uid_pool`` is ``"endpoint"``), 429 only; history is also capped
-  at 10 requests per second.
+* ``/sapi`` UID-limited endpoints — 180,000/min per account and endpoint (one pool for
+  both apply and history when ``uid_pool`` is ``"account"``), 429 only;
+* ``withdraw/history`` — the per-second UID limit (180,000/s, header
+  ``X-SAPI-USED-UID-WEIGHT-1S``) and 10 requests per second, and not the per-minute pool
+  unless ``history_pool`` is ``"minute"`` (the stricter reading, kept to test a client
+  against it).
 
 A rejected request is not charged, so the used-weight headers never exceed the limit.
 Everything is in-memory and keyed by the sandbox clock: windows restart with the process.
@@ -25,6 +28,7 @@ from treasury.sandbox.errors import ApiError
 API_HEADER = "X-MBX-USED-WEIGHT-1M"
 SAPI_IP_HEADER = "X-SAPI-USED-IP-WEIGHT-1M"
 SAPI_UID_HEADER = "X-SAPI-USED-UID-WEIGHT-1M"
+SAPI_UID_SECOND_HEADER = "X-SAPI-USED-UID-WEIGHT-1S"
 
 MINUTE_MS = 60_000
 
@@ -127,6 +131,7 @@ class RateLimiter:
         )
         self.sapi_ip = Pool(SAPI_IP_HEADER, MINUTE_MS, scaled(limits.sapi_ip_weight_per_min))
         self.uid = Pool(SAPI_UID_HEADER, MINUTE_MS, scaled(limits.uid_weight_per_min))
+        self.uid_per_s = Pool(SAPI_UID_SECOND_HEADER, 1000, scaled(limits.uid_weight_per_s))
         self.history_per_s = Pool(None, 1000, scaled(limits.history_per_s))
 
     def weight(self, endpoint: str) -> int:
@@ -142,8 +147,14 @@ class RateLimiter:
 
     def charge_uid(self, uid: int, endpoint: str, now_ms: int) -> dict[str, str]:
         who = f"UID({uid})"
+        weight = self.weight(endpoint)
+        headers: dict[str, str] = {}
         if endpoint == "withdraw_history":
             self.history_per_s.charge(str(uid), 1, now_ms, who)
+            used = self.uid_per_s.charge(str(uid), weight, now_ms, who)
+            headers[SAPI_UID_SECOND_HEADER] = str(used)
+            if self.limits.history_pool == "second":
+                return headers
         key = str(uid) if self.limits.uid_pool == "account" else f"{uid}|{endpoint}"
-        used = self.uid.charge(key, self.weight(endpoint), now_ms, who)
-        return {SAPI_UID_HEADER: str(used)}
+        used = self.uid.charge(key, weight, now_ms, who)
+        return headers | {SAPI_UID_HEADER: str(used)}

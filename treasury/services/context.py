@@ -43,9 +43,7 @@ class WorkerConfig:
     max_settle_age_s: float = 86400.0
     lease_ttl_s: float = 15.0
     shutdown_grace_s: float = 8.0
-    uid_weight_per_min: int = 180_000
-    history_weight: int = 18_000
-    apply_weight: int = 900
+    history_per_second: int = 10  # withdraw/history's per-second limit (the client's)
     claim_batch: int = 20
 
 

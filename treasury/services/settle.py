@@ -1,10 +1,12 @@
 """Poll ``withdraw/history`` until submitted withdrawals settle — in batches.
 
-One history request costs 18,000 of the account's 180,000 UID weight per minute, and
-every ``withdraw/apply`` 900 of the same pool. So the poller never asks per withdrawal:
-one time-window request (up to 1,000 rows, paged if needed) covers every withdrawal in
-flight, and the pause between polls is planned from what the sender leaves of the
-budget. It also reveals withdrawals that no intent owns (a leaked key shows itself so).
+History counts in the account's per-second UID limit (10 requests a second), apart from
+``withdraw/apply``'s own per-minute pool, so sending does not compete with it (this
+project used to book both into one 180,000-a-minute pool: ten history calls a minute,
+and at 3 sends a second only one poll every 75 s). The poller still never asks per
+withdrawal: one time-window request (up to 1,000 rows, paged if needed) covers every
+withdrawal in flight. It also reveals withdrawals that no intent owns (a leaked key shows
+itself so).
 """
 
 from __future__ import annotations
@@ -34,14 +36,11 @@ SCAN_WHEN_IDLE_MS = 60 * 60 * 1000  # with nothing in flight, still watch the la
 
 
 def min_poll_gap_s(cfg: WorkerConfig) -> float:
-    """The shortest gap between history polls that leaves the sender its budget.
-
-    Sending at ``withdraw_rate`` uses ``rate * 60 * apply_weight`` per minute; the rest,
-    with a 20% reserve for reconciliation lookups, is what history polls may spend.
-    """
-    spare = cfg.uid_weight_per_min - cfg.withdraw_rate * 60 * cfg.apply_weight
-    polls_per_min = max(spare * 0.8 / cfg.history_weight, 0.2)
-    return 60.0 / polls_per_min
+    """The shortest gap between history polls: a poll (one request unless it pages) may
+    start at most at a fifth of history's per-second limit, which leaves the rest to
+    reconciliation's lookups; a poll that pages waits in the client's limiter. It does not
+    depend on the sending rate."""
+    return 1.0 / (cfg.history_per_second * 0.2)
 
 
 def poll_interval_s(cfg: WorkerConfig, *, youngest_age_s: float | None) -> float:

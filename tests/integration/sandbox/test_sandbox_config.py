@@ -68,6 +68,7 @@ def test_partial_file_keeps_default_sections(tmp_path: Path) -> None:
         ({"timings": {"processing_s": "soon"}}, "timings.processing_s"),
         ({"timings": {"failure_share": "1.5"}}, "timings.failure_share"),
         ({"rate_limits": {"uid_pool": "ip"}}, "rate_limits.uid_pool"),
+        ({"rate_limits": {"history_pool": "hour"}}, "rate_limits.history_pool"),
         ({"rate_limit_multiplier": 0}, "rate_limit_multiplier"),
         ({"surprise": 1}, "surprise"),
         ({"history_amount": "after_fee"}, "history_amount"),

@@ -98,7 +98,7 @@ async def test_an_outage_charges_no_rate_limit_pool() -> None:
             assert _is_down(await client.get("/api/v3/account"))
         await _set(http, {"outage": False})
         history = await client.get(HISTORY)
-        assert history.headers["X-SAPI-USED-UID-WEIGHT-1M"] == "18000"  # this call alone
+        assert history.headers["X-SAPI-USED-UID-WEIGHT-1S"] == "18000"  # this call alone
         account = await client.get("/api/v3/account")
         assert account.headers["X-MBX-USED-WEIGHT-1M"] == "20"
 

@@ -66,13 +66,41 @@ async def test_history_is_capped_at_10_per_second() -> None:
         assert (await client.get("/sapi/v1/capital/withdraw/history")).status_code == 200
 
 
-async def test_history_and_apply_share_the_uid_pool_by_default() -> None:
-    async with limited({}, "1") as (client, _):  # 180,000: ten history calls fill it
-        for _ in range(10):
+async def test_history_counts_per_second_and_apply_keeps_its_own_minute_pool() -> None:
+    async with limited({}, "1") as (client, clock):
+        for n in range(1, 11):  # 180,000 a second: ten history calls fill it
             response = await client.get("/sapi/v1/capital/withdraw/history")
             assert response.status_code == 200
+            assert response.headers["X-SAPI-USED-UID-WEIGHT-1S"] == str(18_000 * n)
+            assert "X-SAPI-USED-UID-WEIGHT-1M" not in response.headers
+        over = await client.get("/sapi/v1/capital/withdraw/history")
+        assert over.status_code == 429 and over.headers["Retry-After"] == "1"
+        applied = await client.apply(**usdt_trx())  # history took nothing from apply's pool
+        assert applied.status_code == 200
+        assert applied.headers["X-SAPI-USED-UID-WEIGHT-1M"] == "900"
+        for _ in range(5):  # a minute of history at 10 a second is 108 calls and more
+            clock.advance(1000)
+            for _ in range(10):
+                ok = await client.get("/sapi/v1/capital/withdraw/history")
+                assert ok.status_code == 200
+
+
+async def test_the_stricter_readings_stay_available() -> None:
+    # one per-minute pool for apply and history, history booked into it too
+    async with limited({"uid_pool": "account", "history_pool": "minute"}, "1") as (client, clock):
+        for _ in range(10):
+            response = await client.get("/sapi/v1/capital/withdraw/history")
+            clock.advance(1000)
         assert response.headers["X-SAPI-USED-UID-WEIGHT-1M"] == "180000"
+        assert response.headers["X-SAPI-USED-UID-WEIGHT-1S"] == "18000"
         assert (await client.apply(**usdt_trx())).status_code == 429
+    # history booked per minute in a pool of its own: apply is untouched
+    async with limited({"history_pool": "minute"}, "1") as (client, clock):
+        for _ in range(10):
+            await client.get("/sapi/v1/capital/withdraw/history")
+            clock.advance(1000)
+        assert (await client.get("/sapi/v1/capital/withdraw/history")).status_code == 429
+        assert (await client.apply(**usdt_trx())).status_code == 200
 
 
 async def test_api_pool_escalates_to_418_ban() -> None:

@@ -69,23 +69,35 @@ async def test_pools_are_separate(fake: FakeTime) -> None:
     assert fake.sleeps == []
 
 
-async def test_uid_pool_is_shared_by_apply_and_history(fake: FakeTime) -> None:
-    limits = limiter(fake, sapi_uid_weight=18_900)
-    await limits.acquire(ep.WITHDRAW_HISTORY)
-    await limits.acquire(ep.WITHDRAW_APPLY)  # 18,900: fits exactly
+APPLY_POOL = f"sapi-uid:{ep.WITHDRAW_APPLY.path}"
+HISTORY_MINUTE_POOL = f"sapi-uid:{ep.WITHDRAW_HISTORY.path}"
+
+
+async def test_apply_has_its_own_minute_pool_and_history_the_per_second_limit(
+    fake: FakeTime,
+) -> None:
+    limits = limiter(fake, sapi_uid_weight=1_800)
+    for _ in range(10):  # ten history calls a second, and none of apply's budget
+        await limits.acquire(ep.WITHDRAW_HISTORY)
+    await limits.acquire(ep.WITHDRAW_APPLY)
+    await limits.acquire(ep.WITHDRAW_APPLY)  # 1,800: apply's pool is full
+    assert fake.sleeps == []
+    assert limits.used_weight()["sapi-uid-1s"] == 180_000
+    assert limits.used_weight()[APPLY_POOL] == 1_800
+    assert HISTORY_MINUTE_POOL not in limits.used_weight()
     await limits.acquire(ep.WITHDRAW_APPLY)
     assert fake.sleeps == [pytest.approx(60.0)]
 
 
 async def test_a_weight_above_the_limit_passes_an_empty_window(fake: FakeTime) -> None:
-    limits = limiter(fake, sapi_uid_weight=1_000)
+    limits = limiter(fake, sapi_uid_weight_per_second=1_000)
     await limits.acquire(ep.WITHDRAW_HISTORY)
     await limits.acquire(ep.WITHDRAW_HISTORY)
-    assert fake.sleeps == [pytest.approx(60.0)]
+    assert fake.sleeps == [pytest.approx(1.0)]
 
 
-async def test_history_is_also_limited_per_second(fake: FakeTime) -> None:
-    limits = limiter(fake, sapi_uid_weight=10**9)
+async def test_history_is_also_limited_by_request_count(fake: FakeTime) -> None:
+    limits = limiter(fake, sapi_uid_weight_per_second=10**9)
     for _ in range(10):
         await limits.acquire(ep.WITHDRAW_HISTORY)
     assert fake.sleeps == []
@@ -94,13 +106,41 @@ async def test_history_is_also_limited_per_second(fake: FakeTime) -> None:
     assert limits.used_weight()[HISTORY_PER_SECOND_KEY] == 1  # the first ten aged out
 
 
+async def test_a_thousand_history_calls_take_a_hundred_seconds_not_a_hundred_minutes(
+    fake: FakeTime,
+) -> None:
+    limits = limiter(fake)
+    for _ in range(1_000):
+        await limits.acquire(ep.WITHDRAW_HISTORY)
+    assert fake.now - 1000.0 == pytest.approx(99.0, abs=1.0)
+
+
+async def test_history_follows_the_server_when_it_reports_a_minute_figure(
+    fake: FakeTime,
+) -> None:
+    """Binance's pages disagree on whether history also counts per minute: once an answer
+    says it does, history draws on a minute pool of its own (10 calls a minute)."""
+    limits = limiter(fake)
+    await limits.acquire(ep.WITHDRAW_HISTORY)
+    limits.observe(ep.WITHDRAW_HISTORY, {"x-sapi-used-uid-weight-1s": "18000"})
+    assert HISTORY_MINUTE_POOL not in limits.used_weight()
+    limits.observe(ep.WITHDRAW_HISTORY, {"x-sapi-used-uid-weight-1m": "18000"})
+    for _ in range(9):
+        fake.now += 1.0
+        await limits.acquire(ep.WITHDRAW_HISTORY)
+    assert limits.used_weight()[HISTORY_MINUTE_POOL] == 180_000
+    await limits.acquire(ep.WITHDRAW_HISTORY)  # the eleventh in a minute waits
+    assert fake.sleeps and sum(fake.sleeps) == pytest.approx(51.0)
+    assert APPLY_POOL not in limits.used_weight()  # apply's budget is untouched
+
+
 async def test_server_figure_raises_the_used_weight_never_lowers_it(fake: FakeTime) -> None:
     limits = limiter(fake)
     await limits.acquire(ep.WITHDRAW_APPLY)
     limits.observe(ep.WITHDRAW_APPLY, {"x-sapi-used-uid-weight-1m": "150000"})
-    assert limits.used_weight()["sapi-uid"] == 150_000
+    assert limits.used_weight()[APPLY_POOL] == 150_000
     limits.observe(ep.WITHDRAW_APPLY, {"x-sapi-used-uid-weight-1m": "5"})
-    assert limits.used_weight()["sapi-uid"] == 150_000
+    assert limits.used_weight()[APPLY_POOL] == 150_000
     limits.observe(ep.ACCOUNT, {"x-mbx-used-weight-1m": "5999"})
     limits.observe(ep.COIN_CONFIG, {"x-sapi-used-ip-weight-1m": "11990"})
     limits.observe(ep.ACCOUNT, {"x-mbx-used-weight-1m": "garbage"})
@@ -152,10 +192,10 @@ async def test_apply_limiter_with_a_fake_clock(fake: FakeTime) -> None:
 # -- through the client, with real (short) waits ------------------------------------------------
 
 
-async def test_second_history_call_waits_for_a_tiny_uid_budget(
+async def test_second_history_call_waits_for_a_tiny_per_second_budget(
     router: respx.MockRouter, make_client: Callable[..., BinanceClient], wire: Any
 ) -> None:
-    client = make_client(limits=RateLimits(sapi_uid_weight=20_000, window_s=0.3))
+    client = make_client(limits=RateLimits(sapi_uid_weight_per_second=20_000))
     seen: list[float] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -165,15 +205,15 @@ async def test_second_history_call_waits_for_a_tiny_uid_budget(
     router.get(wire.history_path).mock(side_effect=record)
     await client.withdraw_history()
     await client.withdraw_history()
-    assert seen[1] - seen[0] >= 0.28
-    assert client.rate_limiter.waited_s >= 0.25
+    assert seen[1] - seen[0] >= 0.95
+    assert client.rate_limiter.waited_s >= 0.9
 
 
 async def test_headers_reconcile_the_budget(
     router: respx.MockRouter, client: BinanceClient, wire: Any
 ) -> None:
     router.get(wire.history_path).mock(
-        return_value=httpx.Response(200, json=[], headers={"X-SAPI-USED-UID-WEIGHT-1M": "162000"})
+        return_value=httpx.Response(200, json=[], headers={"X-SAPI-USED-UID-WEIGHT-1S": "162000"})
     )
     router.get("/api/v3/account").mock(
         return_value=httpx.Response(
@@ -185,5 +225,6 @@ async def test_headers_reconcile_the_budget(
     await client.withdraw_history()
     await client.account()
     used = client.rate_limiter.used_weight()
-    assert used["sapi-uid"] == 162_000
+    assert used["sapi-uid-1s"] == 162_000
+    assert f"sapi-uid:{ep.WITHDRAW_HISTORY.path}" not in used  # no minute figure was sent
     assert used["api-ip"] == 1234

@@ -134,3 +134,20 @@ async def test_a_withdrawal_no_intent_owns_alarms_once(world: World) -> None:
     assert world.alert_kinds() == ["unexpected_withdrawal"]
     (event,) = await world.ledger.events.recent("unexpected_withdrawal")
     assert event.subject == "leak-1"
+
+
+# ---- how often the poller may read history ---------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [0.2, 1.0, 3.0, 10.0, 50.0])
+def test_the_poll_gap_does_not_depend_on_the_sending_rate(rate: float) -> None:
+    """History counts in its own per-second limit, not in apply's minute pool: sending at
+    3 a second used to leave history one poll every 75 s, and at 3.4 one every 5 minutes."""
+    from treasury.services.context import WorkerConfig
+    from treasury.services.settle import min_poll_gap_s, poll_interval_s
+
+    cfg = WorkerConfig(withdraw_rate=rate, poll_interval_s=2.0)
+    assert min_poll_gap_s(cfg) == pytest.approx(0.5)  # a fifth of 10 requests a second
+    assert poll_interval_s(cfg, youngest_age_s=1.0) == pytest.approx(2.0)
+    slow = WorkerConfig(withdraw_rate=rate, poll_interval_s=0.1, history_per_second=1)
+    assert poll_interval_s(slow, youngest_age_s=1.0) == pytest.approx(5.0)  # the floor

@@ -1,8 +1,9 @@
 """The Binance endpoints this adapter calls, with their request weight and limit pool.
 
 Weights and pools come from the reference (§2, §4): ``/api`` shares one IP pool; each
-IP-limited ``/sapi`` endpoint has its own IP pool; UID-limited ``/sapi`` endpoints share
-the account's UID pool.
+IP-limited ``/sapi`` endpoint has its own IP pool, and each UID-limited one its own UID
+pool per minute (Binance's limits table). ``withdraw/history`` counts in the per-second
+UID limit instead (its own page: 180,000 a second, at most 10 requests a second).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 class Pool(enum.StrEnum):
     API_IP = "api-ip"  # all of /api/*, 6,000/min per IP
     SAPI_IP = "sapi-ip"  # one budget per IP-limited /sapi endpoint, 12,000/min each
-    SAPI_UID = "sapi-uid"  # shared by UID-limited /sapi endpoints, 180,000/min
+    SAPI_UID = "sapi-uid"  # one budget per UID-limited /sapi endpoint, 180,000/min each
+    SAPI_UID_SECOND = "sapi-uid-1s"  # the account's per-second UID limit, 180,000/s
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,8 +33,8 @@ class Endpoint:
 
     @property
     def pool_key(self) -> str:
-        """The name of the budget this endpoint draws from (an IP /sapi pool is its own)."""
-        if self.pool is Pool.SAPI_IP:
+        """The name of the budget this endpoint draws from (a /sapi minute pool is its own)."""
+        if self.pool in (Pool.SAPI_IP, Pool.SAPI_UID):
             return f"{self.pool.value}:{self.path}"
         return self.pool.value
 
@@ -59,7 +61,7 @@ WITHDRAW_HISTORY = Endpoint(
     method="GET",
     path="/sapi/v1/capital/withdraw/history",
     weight=18_000,
-    pool=Pool.SAPI_UID,
+    pool=Pool.SAPI_UID_SECOND,
     signed=True,
 )
 ADDRESS_LIST = Endpoint(
