@@ -8,7 +8,9 @@ problem naming the variable; values are never echoed, so a secret cannot leak th
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -270,6 +272,51 @@ def _describe(exc: ValidationError) -> str:
         # a check across settings names its variables itself
         lines.append(msg if not loc and msg.startswith(ENV_PREFIX) else f"{name}: {msg}")
     return "; ".join(lines)
+
+
+# TREASURY_* variables that are not settings but are read elsewhere (the CLI's operator
+# name; the test suite's and the torture run's own switches).
+NOT_SETTINGS = frozenset(
+    {
+        "TREASURY_OPERATOR",
+        "TREASURY_TEST_POSTGRES_URL",
+        "TREASURY_REQUIRE_POSTGRES",
+        "TREASURY_TORTURE_ROUNDS",
+        "TREASURY_TORTURE_SEED",
+    }
+)
+ACCOUNT_KEYS = ("API_KEY", "API_SECRET", "PRIVATE_KEY_FILE", "PRIVATE_KEY_PASSPHRASE", "WALLET")
+
+
+def unknown_variables(environ: Mapping[str, str], extra_accounts: str = "") -> list[str]:
+    """One warning per ``TREASURY_*`` variable that nothing reads, with the closest known
+    name: a misspelt setting is otherwise silently ignored (its default applies)."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
+    accounts = [a.strip().upper() for a in extra_accounts.split(",") if a.strip()]
+    known |= {f"{ENV_PREFIX}ACCOUNT_{a}_{k}" for a in accounts for k in ACCOUNT_KEYS}
+    warnings = []
+    for var in sorted(environ):
+        name = var.upper()
+        if not name.startswith(ENV_PREFIX) or name in known or name in RENAMED:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        if name.startswith(f"{ENV_PREFIX}ACCOUNT_") and name.endswith(ACCOUNT_KEYS):
+            hint = f"an account's variables need the account in {ENV_PREFIX}EXTRA_ACCOUNTS"
+        elif close:
+            hint = f"did you mean {close[0]}?"
+        else:
+            hint = "no setting has this name"
+        warnings.append(f"{var} is ignored: {hint}")
+    return warnings
+
+
+def settings_environment() -> dict[str, str]:
+    """The variables settings are read from: ``.env`` in the working directory (as
+    pydantic-settings reads it), overridden by the process environment."""
+    from dotenv import dotenv_values
+
+    found = {k: v or "" for k, v in dotenv_values(".env").items()} if Path(".env").is_file() else {}
+    return found | dict(os.environ)
 
 
 def load_settings(**overrides: object) -> Settings:

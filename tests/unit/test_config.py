@@ -329,3 +329,45 @@ def test_reconcile_refuses_a_bad_since(text: str) -> None:
     result = CliRunner().invoke(app, ["reconcile", "--since", text])
     assert result.exit_code == 2
     assert "--since" in result.output or "duration" in result.output
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from treasury.config import unknown_variables
+
+    environ = {
+        "TREASURY_WITHDRAW_RATTE": "5",
+        "treasury_poll_intervall_s": "1",
+        "TREASURY_WITHDRAW_RATE": "2",
+        "TREASURY_OPERATOR": "alice",
+        "TREASURY_ACCOUNT_SUB_API_KEY": "k",
+        "TREASURY_ACCOUNT_OTHER_API_KEY": "k",
+        "TREASURY_NONSENSE": "1",
+        "PATH": "/bin",
+    }
+    assert unknown_variables(environ, "sub") == [
+        "TREASURY_ACCOUNT_OTHER_API_KEY is ignored: an account's variables need the account "
+        "in TREASURY_EXTRA_ACCOUNTS",
+        "TREASURY_NONSENSE is ignored: no setting has this name",
+        "TREASURY_WITHDRAW_RATTE is ignored: did you mean TREASURY_WITHDRAW_RATE?",
+        "treasury_poll_intervall_s is ignored: did you mean TREASURY_POLL_INTERVAL_S?",
+    ]
+
+
+def test_the_cli_warns_of_a_misspelt_variable_in_the_environment_or_dotenv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TREASURY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}")
+    monkeypatch.setenv("TREASURY_WITHDRAW_RATTE", "5")
+    (tmp_path / ".env").write_text("TREASURY_SHUTDOWN_GRACE=3\n")
+    result = CliRunner().invoke(app, ["migrate"])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert (
+        "warning: TREASURY_SHUTDOWN_GRACE is ignored: did you mean TREASURY_SHUTDOWN_GRACE_S?"
+        in lines
+    )
+    assert (
+        "warning: TREASURY_WITHDRAW_RATTE is ignored: did you mean TREASURY_WITHDRAW_RATE?" in lines
+    )

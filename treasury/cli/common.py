@@ -17,7 +17,13 @@ import anyio
 import typer
 
 from treasury.cli import output as out
-from treasury.config import Settings, SettingsError, load_settings
+from treasury.config import (
+    Settings,
+    SettingsError,
+    load_settings,
+    settings_environment,
+    unknown_variables,
+)
 from treasury.domain.errors import DomainError, InvalidField
 from treasury.ports.store import IdempotencyConflict, NotFound
 
@@ -47,9 +53,12 @@ MAX_ID = 2**31 - 1  # ids are INTEGER columns: larger ones cannot exist
 def read_settings() -> Settings:
     """The settings, or exit 3 with one line naming each bad variable."""
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         out.fail(f"configuration: {exc}", EXIT_CONFIG)
+    for line in unknown_variables(settings_environment(), settings.extra_accounts):
+        out.warn(line)
+    return settings
 
 
 def actor_of(name: str | None) -> str:

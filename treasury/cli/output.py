@@ -109,6 +109,10 @@ def events_table(events: list[EventRecord]) -> Table:
     return table
 
 
+def warn(message: str) -> None:
+    err_console.print(f"warning: {scrub_text(message)}", markup=False)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"error: {scrub_text(message)}", markup=False)
     raise SystemExit(code)
