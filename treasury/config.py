@@ -99,12 +99,17 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        from treasury.adapters.db.engine import normalize_url
+        from treasury.adapters.db.engine import UnsupportedDatabase, normalize_url
 
         try:
             normalize_url(value)
-        except Exception as exc:  # sqlalchemy raises several kinds for a bad URL
-            raise ValueError(f"not a usable SQLAlchemy URL ({type(exc).__name__})") from None
+        except UnsupportedDatabase as exc:
+            raise ValueError(str(exc)) from None
+        except Exception as exc:  # sqlalchemy raises several kinds; they may quote the URL
+            raise ValueError(
+                f"not a database URL ({type(exc).__name__}): expected sqlite:///PATH or "
+                "postgresql://USER@HOST/DB"
+            ) from None
         return value
 
     @field_validator("binance_base_url")

@@ -371,3 +371,35 @@ def test_the_cli_warns_of_a_misspelt_variable_in_the_environment_or_dotenv(
     assert (
         "warning: TREASURY_WITHDRAW_RATTE is ignored: did you mean TREASURY_WITHDRAW_RATE?" in lines
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgres://u:pw@db.example/treasury", "postgresql+asyncpg"),
+        ("postgresql://u@db.example/treasury", "postgresql+asyncpg"),
+        ("sqlite:///ledger.sqlite3", "sqlite+aiosqlite"),
+    ],
+)
+def test_database_urls_as_operators_write_them(url: str, driver: str) -> None:
+    from treasury.adapters.db.engine import normalize_url
+
+    assert normalize_url(url).drivername == driver
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://u:hunter2@x/y", "unsupported database 'mysql': use sqlite:///PATH or postgresql"),
+        ("postgresql+psycopg2://u:hunter2@x/y", "unsupported driver 'postgresql+psycopg2'"),
+        ("hunter2 is not a url", "not a database URL (ArgumentError): expected sqlite:///PATH"),
+    ],
+)
+def test_a_bad_database_url_says_what_to_write_and_never_the_password(
+    monkeypatch: pytest.MonkeyPatch, url: str, says: str
+) -> None:
+    monkeypatch.setenv("TREASURY_DATABASE_URL", url)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert str(err.value).startswith(f"TREASURY_DATABASE_URL: {says}"), str(err.value)
+    assert "hunter2" not in str(err.value)

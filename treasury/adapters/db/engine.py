@@ -33,20 +33,30 @@ _ASYNC_DRIVERS = {
 }
 
 
+class UnsupportedDatabase(ValueError):
+    """A URL this service cannot use; the message names the part and never the password."""
+
+
 def normalize_url(url: str) -> URL:
-    """Map plain ``sqlite://`` / ``postgresql://`` URLs to their async drivers.
+    """Map plain ``sqlite://`` / ``postgresql://`` (and ``postgres://``, as hosting
+    providers write it) URLs to their async drivers.
 
     Raises:
-        ValueError: for a URL that is neither SQLite nor PostgreSQL.
+        UnsupportedDatabase: for a URL that is neither SQLite nor PostgreSQL.
+        ValueError (and SQLAlchemy's ArgumentError): for a URL that does not parse.
     """
     parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
-        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
     if parsed.drivername in _ASYNC_DRIVERS:
         parsed = parsed.set(drivername=_ASYNC_DRIVERS[parsed.drivername])
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise UnsupportedDatabase(
+            f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
     if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
-        raise ValueError(f"unsupported driver {parsed.drivername!r}: use aiosqlite or asyncpg")
+        raise UnsupportedDatabase(
+            f"unsupported driver {parsed.drivername!r}: use aiosqlite or asyncpg"
+        )
     return parsed
 
 
