@@ -86,18 +86,37 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
 
     try:
         return anyio.run(fn)
-    except InvalidField as exc:
-        out.fail(str(exc), EXIT_BAD_INPUT)
-    except (Refused, NotFound, IdempotencyConflict) as exc:
-        out.fail(str(exc), EXIT_REFUSED)
-    except DomainError as exc:
-        out.fail(str(exc), EXIT_REFUSED)
-    except SettingsError as exc:
-        out.fail(f"configuration: {exc}", EXIT_CONFIG)
-    except IntegrityError as exc:
-        out.fail(f"the database refused the change: {_db_message(exc)}", EXIT_REFUSED)
-    except (OperationalError, DBAPIError, OSError) as exc:
-        out.fail(f"database unavailable: {_db_message(exc)}", EXIT_CONFIG)
+    except BaseExceptionGroup as group:  # a task group's one failure, wrapped
+        sole = _sole(group)
+        if sole is None:
+            raise
+        error: BaseException = sole
+    except Exception as exc:
+        error = exc
+    if isinstance(error, InvalidField):
+        out.fail(str(error), EXIT_BAD_INPUT)
+    if isinstance(error, (Refused, NotFound, IdempotencyConflict, DomainError)):
+        out.fail(str(error), EXIT_REFUSED)
+    if isinstance(error, SettingsError):
+        out.fail(f"configuration: {error}", EXIT_CONFIG)
+    if isinstance(error, IntegrityError):
+        out.fail(f"the database refused the change: {_db_message(error)}", EXIT_REFUSED)
+    if isinstance(error, OSError) and error.filename is not None:
+        # a file the command had to read (a key, the policy), not the database
+        out.fail(f"cannot read {error.filename}: {error.strerror or error}", EXIT_CONFIG)
+    if isinstance(error, (OperationalError, DBAPIError, OSError)):
+        out.fail(f"database unavailable: {_db_message(error)}", EXIT_CONFIG)
+    raise error
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception inside nested single-member groups, if that is all there is."""
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup):
+        if len(inner.exceptions) != 1:
+            return None
+        inner = inner.exceptions[0]
+    return inner
 
 
 def with_ledger(body: Callable[[Ledger], Awaitable[T]], settings: Settings | None = None) -> T:

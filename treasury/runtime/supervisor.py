@@ -16,7 +16,7 @@ import structlog
 
 from treasury.adapters import alerts as ops_alerts
 from treasury.bootstrap import Runtime, postgres_listener, runtime
-from treasury.config import Settings
+from treasury.config import Settings, SettingsError
 from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
 from treasury.runtime.daemon import Daemon
@@ -79,7 +79,14 @@ async def supervise(settings: Settings, *, preflight: Callable[[Runtime], Awaita
         async with anyio.create_task_group() as tg:
             if health.parse_bind(settings.metrics_bind):
                 app = health.build_app(ready, metrics.registry)
-                await tg.start(partial(health.serve, app, bind=settings.metrics_bind))
+                try:
+                    await tg.start(partial(health.serve, app, bind=settings.metrics_bind))
+                except OSError as exc:
+                    raise SettingsError(
+                        f"TREASURY_METRICS_BIND: cannot listen on {settings.metrics_bind} "
+                        f"({exc.strerror or exc}): another process may have it; give a free "
+                        "address, or off"
+                    ) from None
             if sink is not None:
                 await tg.start(sink.run)
             await tg.start(sampler.run)

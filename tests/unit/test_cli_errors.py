@@ -1,0 +1,57 @@
+"""The CLI's error boundary: every known failure ends as one line and its exit code, even
+when it comes out of a task group wrapped in an exception group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from treasury.cli.common import EXIT_BAD_INPUT, EXIT_CONFIG, run
+from treasury.config import SettingsError
+from treasury.domain.errors import InvalidField
+
+
+def raising(exc: BaseException) -> Callable[[], object]:
+    async def body() -> object:
+        raise exc
+
+    return body
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        (SettingsError("TREASURY_METRICS_BIND: taken"), EXIT_CONFIG, "configuration: TREASURY_"),
+        (
+            ExceptionGroup("tg", [ExceptionGroup("inner", [SettingsError("TREASURY_X: bad")])]),
+            EXIT_CONFIG,
+            "configuration: TREASURY_X: bad",
+        ),
+        (InvalidField("amount", "not a number"), EXIT_BAD_INPUT, "amount"),
+        (
+            FileNotFoundError(2, "No such file or directory", "/etc/treasury/policy.toml"),
+            EXIT_CONFIG,
+            "cannot read /etc/treasury/policy.toml: No such file or directory",
+        ),
+        (ConnectionRefusedError(111, "Connection refused"), EXIT_CONFIG, "database unavailable"),
+    ],
+)
+def test_a_known_failure_is_one_line_and_its_exit_code(
+    capsys: pytest.CaptureFixture[str], exc: BaseException, code: int, line: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run(raising(exc))
+    assert exit_.value.code == code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and line in err, err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+def test_an_unknown_failure_or_several_are_not_hidden() -> None:
+    with pytest.raises(ZeroDivisionError):
+        run(raising(ZeroDivisionError("bug")))
+    both = ExceptionGroup("tg", [SettingsError("a"), SettingsError("b")])
+    with pytest.raises(ExceptionGroup):
+        run(raising(both))
