@@ -26,10 +26,11 @@ import anyio
 
 from treasury.adapters.db.engine import create_engine
 from treasury.adapters.db.ledger import SqlLedger
+from treasury.domain.errors import InvalidField
 from treasury.domain.intent import EventRecord, Intent
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
-from treasury.ports.store import Ledger
+from treasury.ports.store import IdempotencyConflict, Ledger, NotFound
 from treasury.services import admin
 
 # A bot waits until the intent is final or a person must look at it.
@@ -119,3 +120,15 @@ class Treasury:
                 if intent.status in SETTLED:
                     return intent
                 await anyio.sleep(poll_s)
+
+
+# what a bot catches: a bad field, a request_id reused with other fields, an unknown intent
+__all__ = [
+    "EventRecord",
+    "IdempotencyConflict",
+    "Intent",
+    "InvalidField",
+    "NotFound",
+    "Status",
+    "Treasury",
+]

@@ -203,12 +203,11 @@ async def test_request_id_reused_with_different_contents_is_refused(
 BAD_ARGUMENTS = [
     (["list", "--status", "bogus"], 2, ["--status", "bogus", "queued"]),
     (["list", "--status", "queued", "--status", "QUEUED"], 2, ["--status"]),
-    (["list", "--coin", "usdt"], 2, ["coin"]),
+    (["list", "--coin", "us dt"], 2, ["coin"]),
     (["list", "--limit", "0"], 2, ["--limit"]),
-    (["show", "999"], 1, ["intent 999 not found"]),
-    (["show", "abc"], 2, ["intent_id"]),
-    (["show", "3000000000"], 2, ["intent_id"]),
-    (["show", "99999999999999999999"], 2, ["intent_id"]),
+    (["show", "999"], 1, ["intent 999 (as an id or a request_id) not found"]),
+    (["show", "abc"], 1, ["intent with request_id 'abc' not found"]),
+    (["show", "3000000000"], 1, ["intent 3000000000 (as an id or a request_id) not found"]),
     (["cancel", "999", "--as", "bob"], 1, ["intent 999 not found"]),
     (["cancel", "abc", "--as", "bob"], 2, ["intent_id"]),
     (["cancel", "3000000000", "--as", "bob"], 2, ["intent_id"]),
@@ -218,6 +217,7 @@ BAD_ARGUMENTS = [
         ["intent 999 not found"],
     ),
     (["resolve", "abc", "--outcome", "failed", "--reason", "r"], 2, ["intent_id"]),
+    (["resolve", "1", "--outcome", "done", "--reason", "r", "--as", "bob"], 2, ["--outcome"]),
     (["whitelist", "remove", "999"], 1, ["whitelist entry 999 not found"]),
     (["whitelist", "remove", "abc"], 2, ["entry_id"]),
     (["whitelist", "remove", "3000000000"], 2, ["entry_id"]),
@@ -528,7 +528,9 @@ async def test_same_request_id_twice_gives_the_same_intent(url: str, ledger: Led
     text_again = ok(
         await cli(*_enqueue_with(**{"--request-id": "payout-2026-1", "--amount": "5.25"}))
     )
-    assert text_again == f"intent {first['id']} already known (same request_id): queued\n"
+    assert text_again == (
+        f"intent {first['id']} already known (same request_id): queued (waiting for the worker)\n"
+    )
     assert await snapshot(ledger.engine) == before
 
 
@@ -615,3 +617,22 @@ async def test_whitelist_add_list_remove(url: str, ledger: Ledger) -> None:
     )
     assert as_json(await cli("whitelist", "list", "--json")) == []
     refused(await cli("whitelist", "remove", str(entry_id)), 1, "not found")
+
+
+async def test_show_finds_an_intent_by_request_id_and_list_takes_a_lower_case_coin(
+    url: str, ledger: Ledger
+) -> None:
+    mine = await enqueue("--request-id", "rebalance-7")
+    await enqueue("--request-id", "12345")  # a request_id of digits: no id 12345 exists
+    shown = as_json(await cli("show", "rebalance-7", "--json"))
+    assert shown["id"] == mine["id"] and shown["request_id"] == "rebalance-7"
+    assert as_json(await cli("show", "12345", "--json"))["request_id"] == "12345"
+    assert as_json(await cli("show", str(mine["id"]), "--json"))["id"] == mine["id"]
+    listed = as_json(await cli("list", "--coin", "usdt", "--json"))
+    assert {i["id"] for i in listed["intents"]} >= {mine["id"]}
+
+
+async def test_version() -> None:
+    from importlib.metadata import version
+
+    assert ok(await cli("--version")) == f"treasury {version('treasury')}\n"

@@ -55,3 +55,14 @@ def test_an_unknown_failure_or_several_are_not_hidden() -> None:
     both = ExceptionGroup("tg", [SettingsError("a"), SettingsError("b")])
     with pytest.raises(ExceptionGroup):
         run(raising(both))
+
+
+def test_a_bot_can_catch_the_apis_errors_from_treasury_api() -> None:
+    import treasury.api as api
+    from treasury.domain import errors
+    from treasury.ports import store
+
+    assert api.InvalidField is errors.InvalidField
+    assert api.IdempotencyConflict is store.IdempotencyConflict
+    assert api.NotFound is store.NotFound
+    assert {"InvalidField", "IdempotencyConflict", "NotFound"} <= set(api.__all__)

@@ -38,6 +38,25 @@ app = typer.Typer(
     help="Exactly-once Binance withdrawals from a SQL queue.",
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.console.print(f"treasury {version('treasury')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """Exactly-once Binance withdrawals from a SQL queue."""
+
+
 whitelist_app = typer.Typer(
     no_args_is_help=True, help="The local mirror of the exchange whitelist."
 )

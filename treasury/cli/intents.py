@@ -19,8 +19,10 @@ from treasury.cli.common import (
 )
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_coin, validate_new_intent
+from treasury.ports.store import NotFound
 
 if TYPE_CHECKING:
+    from treasury.domain.intent import Intent
     from treasury.ports.store import Ledger
 
 
@@ -64,8 +66,11 @@ def enqueue(
     if json_:
         out.print_json({**out.intent_dict(intent), "created": created})
     else:
-        verb = "queued" if created else "already known (same request_id)"
-        out.console.print(f"intent {intent.id} {verb}: {intent.status.value}")
+        said = "new" if created else "already known (same request_id)"
+        out.console.print(
+            f"intent {intent.id} {said}: {intent.status.value} ({intent.status_reason})",
+            markup=False,
+        )
 
 
 def _statuses(values: list[str]) -> list[Status]:
@@ -90,6 +95,7 @@ def list_(
     """List intents, newest first."""
     statuses = _statuses(status)
     if coin is not None:
+        coin = coin.strip().upper()  # a filter, not a new intent: usdt means USDT
         validated(lambda: validate_coin(coin))
 
     async def body(ledger: Ledger) -> None:
@@ -127,14 +133,14 @@ def list_(
 
 @app.command()
 def show(
-    intent_id: int = typer.Argument(..., min=1, max=MAX_ID, help="intent id"),
+    ref: str = typer.Argument(..., metavar="INTENT", help="intent id, or its request_id"),
     json_: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Show one intent and its full event history."""
 
     async def body(ledger: Ledger) -> None:
-        intent = await ledger.intents.get(intent_id)
-        events = await ledger.intents.events(intent_id)
+        intent = await _find(ledger, ref)
+        events = await ledger.intents.events(intent.id)
         if json_:
             out.print_json(
                 {**out.intent_dict(intent), "events": [out.event_dict(e) for e in events]}
@@ -152,6 +158,21 @@ def show(
         out.console.print(out.events_table(events))
 
     with_ledger(body)
+
+
+async def _find(ledger: Ledger, ref: str) -> Intent:
+    """An intent by id (digits), else by request_id, as the bots' API finds them."""
+    ref = ref.strip()
+    if ref.isascii() and ref.isdigit() and 1 <= int(ref) <= MAX_ID:
+        try:
+            return await ledger.intents.get(int(ref))
+        except NotFound:
+            pass  # a request_id may be all digits too
+    try:
+        return await ledger.intents.get_by_request_id(ref)
+    except NotFound:
+        what = f"{ref} (as an id or a request_id)" if ref.isdigit() else f"with request_id {ref!r}"
+        raise NotFound(f"intent {what}") from None
 
 
 @app.command()

@@ -6,6 +6,7 @@ when a use case refuses.
 
 from __future__ import annotations
 
+from treasury.domain.errors import InvalidField
 from treasury.domain.intent import Intent
 from treasury.domain.machine import CANCELLABLE
 from treasury.domain.status import Status
@@ -70,7 +71,7 @@ async def resolve(
 ) -> Intent:
     """Settle an intent that needs attention, by a person's decision (recorded as such)."""
     if outcome not in RESOLUTIONS:
-        raise Refused(f"outcome must be one of {', '.join(RESOLUTIONS)}, not {outcome!r}")
+        raise InvalidField("--outcome", f"one of {', '.join(RESOLUTIONS)}, not {outcome!r}")
     if not reason.strip():
         raise Refused("a resolution needs a reason (--reason)")
     target = RESOLUTIONS[outcome]
