@@ -109,17 +109,25 @@ class Treasury:
     async def wait_until_settled(
         self, ref: int | str, *, timeout_s: float, poll_s: float = 1.0
     ) -> Intent:
-        """Wait until the intent is terminal or needs attention.
+        """Wait until the intent is terminal **or needs a person** (``needs_attention``:
+        not terminal, but nothing more happens to it without a decision; check
+        ``intent.status`` before treating the result as done).
 
         Raises:
-            TimeoutError: still in flight after ``timeout_s`` (the intent goes on).
+            TimeoutError: still in flight after ``timeout_s`` (the intent goes on); the
+                message names the intent and its status.
         """
-        with anyio.fail_after(timeout_s):
+        intent: Intent | None = None
+        with anyio.move_on_after(timeout_s):
             while True:
                 intent = await self.get(ref)
                 if intent.status in SETTLED:
                     return intent
                 await anyio.sleep(poll_s)
+        where = "not read yet" if intent is None else intent.status.value
+        raise TimeoutError(
+            f"intent {ref!r} not settled after {timeout_s:g} s (status {where}); it goes on"
+        )
 
 
 # what a bot catches: a bad field, a request_id reused with other fields, an unknown intent

@@ -189,8 +189,11 @@ async def test_wait_until_settled_times_out_while_in_flight(
         if status is Status.SUBMITTED:
             await ledger.intents.transition(intent.id, Status.SUBMITTED, reason="t", actor="w")
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError) as timed_out:
             await t.wait_until_settled(intent.id, timeout_s=0.3, poll_s=0.05)
+        assert str(timed_out.value) == (
+            f"intent {intent.id} not settled after 0.3 s (status {status.value}); it goes on"
+        )
         assert time.monotonic() - started < 3
         assert (await t.get(intent.id)).status is status  # the intent goes on
 
