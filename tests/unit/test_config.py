@@ -403,3 +403,16 @@ def test_a_bad_database_url_says_what_to_write_and_never_the_password(
         load_settings()
     assert str(err.value).startswith(f"TREASURY_DATABASE_URL: {says}"), str(err.value)
     assert "hunter2" not in str(err.value)
+
+
+def test_a_command_on_a_missing_sqlite_file_names_it_and_creates_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TREASURY_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["list"])
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    assert result.stderr.startswith(
+        f"error: configuration: no database at {tmp_path / 'treasury.sqlite3'} "
+    ), result.stderr
+    assert "treasury migrate" in result.stderr and result.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # no empty ledger left behind

@@ -161,15 +161,24 @@ def _db_message(exc: BaseException) -> str:
 async def _open_ledger(settings: Settings) -> AsyncIterator[SqlLedger]:
     """The process's one engine (``bootstrap.open_ledger``), refused unless at head."""
     from treasury.adapters.db import migrate as migrations
+    from treasury.adapters.db.engine import sqlite_path, sync_url
     from treasury.bootstrap import open_ledger
 
+    shown = sync_url(settings.database_url)  # the password hidden
+    path = sqlite_path(settings.database_url)
+    if path is not None and not path.exists():
+        # opening it would create an empty file: say which database was looked for
+        raise SettingsError(
+            f"no database at {path} ({shown}, from TREASURY_DATABASE_URL or its default): "
+            "set TREASURY_DATABASE_URL, or run `treasury migrate` to create it"
+        )
     async with open_ledger(settings) as ledger:
         current = await migrations.current_revision(ledger.engine)
         head = migrations.head_revision()
         if current != head:
             state = "empty" if current is None else f"at revision {current}"
             raise SettingsError(
-                f"the database is {state}, the code expects {head}: run `treasury migrate`"
+                f"the database {shown} is {state}, the code expects {head}: run `treasury migrate`"
             )
         yield ledger
 

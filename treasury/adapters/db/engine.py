@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -104,6 +105,14 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.connect() as conn:
             yield conn
     await anyio.lowlevel.checkpoint_if_cancelled()  # a loop of calls still stops
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (absolute), or None (PostgreSQL, or SQLite in memory)."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
 
 
 def sync_url(url: str) -> str:
