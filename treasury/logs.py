@@ -95,8 +95,15 @@ def configure(*, fmt: str = "auto", level: str = "info", stream: Any = None) -> 
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+    # the standard library's records (alembic, uvicorn, ...) in the same format as ours:
+    # one JSON object per line in JSON mode, never plain text among them
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        _RedactingFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -104,7 +111,7 @@ def configure(*, fmt: str = "auto", level: str = "info", stream: Any = None) -> 
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-class _RedactingFormatter(logging.Formatter):
+class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
     def format(self, record: logging.LogRecord) -> str:
         text: str = _scrub(super().format(record))
         return text

@@ -157,9 +157,11 @@ def test_stdlib_logging_records_are_scrubbed(stream: io.StringIO) -> None:
     std = logging.getLogger("some.library")
     std.warning("request failed: %s", f"https://x/?signature={SECRET}")
     std.error(f"plain {SECRET}")
-    text = stream.getvalue()
-    assert f"WARNING some.library: request failed: https://x/?signature={REDACTED}" in text
-    assert f"ERROR some.library: plain {REDACTED}" in text
+    warning, error = records(stream)  # JSON like every other line, not plain text
+    assert warning["event"] == f"request failed: https://x/?signature={REDACTED}"
+    assert (warning["level"], warning["logger"]) == ("warning", "some.library")
+    assert error["event"] == f"plain {REDACTED}"
+    assert (error["level"], error["logger"]) == ("error", "some.library")
     no_leak(stream)
 
 
