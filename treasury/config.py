@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from treasury.domain.validation import ACCOUNT_RE
-from treasury.netaddr import is_loopback
+from treasury.netaddr import is_loopback, parse_bind
 
 ENV_PREFIX = "TREASURY_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///treasury.sqlite3"
@@ -123,6 +123,23 @@ class Settings(BaseSettings):
         if parts.scheme not in ("https", "http"):
             raise ValueError("must be https:// (plain http only for a loopback sandbox)")
         return value.rstrip("/")
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _metrics_bind(cls, value: str | None) -> str | None:
+        parse_bind(value)  # its ValueError names the problem (the value is not secret)
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            # not echoed: a webhook URL often carries its token
+            raise ValueError("must be an https:// URL with a host")
+        return value.strip()
 
     @field_validator("binance_private_key_file")
     @classmethod

@@ -32,3 +32,38 @@ def listen_socket(host: str, port: int, *, backlog: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+DEFAULT_HOST = "127.0.0.1"  # TREASURY_METRICS_BIND's defaults
+DEFAULT_PORT = 9464
+
+
+def parse_bind(value: str | None) -> tuple[str, int] | None:
+    """``TREASURY_METRICS_BIND`` -> (host, port); None when it says ``off``.
+
+    Raises:
+        ValueError: not ``[HOST:]PORT`` with HOST an IP literal or ``localhost``.
+    """
+    value = (value or "").strip()
+    if value.lower() in ("off", "none", "disabled"):
+        return None
+    if not value:
+        return DEFAULT_HOST, DEFAULT_PORT
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        host, port_text = "", value
+    host = host.removeprefix("[").removesuffix("]") or DEFAULT_HOST
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"metrics bind {value!r}: port must be a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"metrics bind {value!r}: port out of range")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(
+                f"metrics bind {value!r}: give an IP address (or localhost), not a host name"
+            ) from None
+    return host, port

@@ -416,3 +416,24 @@ def test_a_command_on_a_missing_sqlite_file_names_it_and_creates_nothing(
     ), result.stderr
     assert "treasury migrate" in result.stderr and result.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []  # no empty ledger left behind
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "says"),
+    [
+        ("TREASURY_METRICS_BIND", "garbage", "port must be a number"),
+        ("TREASURY_METRICS_BIND", "example.com:9464", "give an IP address"),
+        ("TREASURY_ALERT_WEBHOOK_URL", "notaurl", "must be an https:// URL with a host"),
+        ("TREASURY_ALERT_WEBHOOK_URL", "ftp://hooks.example/t0ken", "must be an https:// URL"),
+    ],
+)
+def test_metrics_bind_and_webhook_are_checked_at_start_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, says: str
+) -> None:
+    """They used to pass the settings and fail later in the daemon with a traceback."""
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert str(err.value).startswith(f"{var}: "), str(err.value)
+    assert says in str(err.value)
+    assert "t0ken" not in str(err.value)

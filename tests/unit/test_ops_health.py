@@ -12,13 +12,13 @@ import pytest
 
 from treasury.cli.health import readyz_url
 from treasury.config import load_metrics_bind
+from treasury.netaddr import parse_bind
 from treasury.runtime.health import (
     LoopTicks,
     Readiness,
     build_app,
     database_ping,
     loop_max_ages,
-    parse_bind,
     stale_loops,
     watchdog_max_ages,
 )

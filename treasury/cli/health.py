@@ -49,7 +49,7 @@ def readyz_url(bind: str | None) -> str:
     Raises:
         ValueError: the value is malformed, ``off``, or port 0 (a port chosen at start).
     """
-    from treasury.runtime.health import parse_bind
+    from treasury.netaddr import parse_bind
 
     parsed = parse_bind(bind)
     if parsed is None:

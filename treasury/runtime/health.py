@@ -18,7 +18,6 @@ healthcheck`` (``treasury/cli/health.py``).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Iterable, Mapping
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
-from treasury.netaddr import is_loopback, listen_socket
+from treasury.netaddr import is_loopback, listen_socket, parse_bind
 
 if TYPE_CHECKING:  # the rest is imported where used: `treasury healthcheck` starts fast
     import uvicorn
@@ -38,9 +37,6 @@ if TYPE_CHECKING:  # the rest is imported where used: `treasury healthcheck` sta
     from starlette.applications import Starlette
 
     from treasury.services.context import WorkerConfig
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9464
 
 
 # ---- loop ticks ----------------------------------------------------------------------
@@ -253,37 +249,6 @@ def build_app(readiness: Readiness, registry: CollectorRegistry | None = None) -
             Route("/readyz", readyz, methods=["GET"]),
         ]
     )
-
-
-def parse_bind(value: str | None) -> tuple[str, int] | None:
-    """``TREASURY_METRICS_BIND`` -> (host, port); None when it says ``off``.
-
-    Raises:
-        ValueError: not ``[HOST:]PORT`` with HOST an IP literal or ``localhost``.
-    """
-    value = (value or "").strip()
-    if value.lower() in ("off", "none", "disabled"):
-        return None
-    if not value:
-        return DEFAULT_HOST, DEFAULT_PORT
-    host, sep, port_text = value.rpartition(":")
-    if not sep:
-        host, port_text = "", value
-    host = host.removeprefix("[").removesuffix("]") or DEFAULT_HOST
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"metrics bind {value!r}: port must be a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"metrics bind {value!r}: port out of range")
-    if host != "localhost":
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(
-                f"metrics bind {value!r}: give an IP address (or localhost), not a host name"
-            ) from None
-    return host, port
 
 
 def _listen(host: str, port: int) -> socket.socket:

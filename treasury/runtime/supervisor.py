@@ -17,6 +17,7 @@ import structlog
 from treasury.adapters import alerts as ops_alerts
 from treasury.bootstrap import Runtime, postgres_listener, runtime
 from treasury.config import Settings, SettingsError
+from treasury.netaddr import parse_bind
 from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
 from treasury.runtime.daemon import Daemon
@@ -77,7 +78,7 @@ async def supervise(settings: Settings, *, preflight: Callable[[Runtime], Awaita
             accounts=[c.config.account for _, c in rt.accounts],
         )
         async with anyio.create_task_group() as tg:
-            if health.parse_bind(settings.metrics_bind):
+            if parse_bind(settings.metrics_bind):
                 app = health.build_app(ready, metrics.registry)
                 try:
                     await tg.start(partial(health.serve, app, bind=settings.metrics_bind))
