@@ -251,3 +251,19 @@ async def test_an_account_paused_by_reconciliation_is_not_ready() -> None:
     assert "w9" in report.checks["paused:desk2"]
     paused.clear()
     assert (await ready.check()).ready
+
+
+async def test_a_daemon_waiting_for_the_exchange_is_not_ready_and_says_why() -> None:
+    clock, db = Clock(), Db()
+    ticks = LoopTicks({"lease": 15.0}, clock=clock)
+    reason: list[str | None] = ["waiting for the exchange: system status: maintenance (x)"]
+    ready = Readiness(ticks=ticks, database=db, timeout_s=0.2, waiting=lambda: reason[0])
+    clock.now += 3600  # the loops have not started: their silence is not the reason
+    report = await ready.check()
+    assert not report.ready and report.failed == ["preflight"]
+    assert report.checks["preflight"] == f"failed: {reason[0]}"
+    reason[0] = None
+    ticks.restart()  # the loops start now
+    ticks.tick("lease")
+    report = await ready.check()
+    assert report.ready and "preflight" not in report.checks

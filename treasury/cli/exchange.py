@@ -23,28 +23,30 @@ from treasury.logs import configure
 
 if TYPE_CHECKING:
     from treasury.bootstrap import Runtime
+    from treasury.services.preflight import Check
 
 
-def _print_checks(checks: list[object]) -> bool:
+def print_checks(checks: list[Check]) -> bool:
+    """One line per check; True when none failed. A failure ``run`` waits out says so."""
     ok = True
     for c in checks:
-        mark = "ok  " if c.ok and not c.warning else ("WARN" if c.ok else "FAIL")  # type: ignore[attr-defined]
-        ok = ok and c.ok  # type: ignore[attr-defined]
-        out.console.print(f"[{mark}] {c.name}: {c.detail}", markup=False)  # type: ignore[attr-defined]
+        mark = "ok  " if c.ok and not c.warning else ("WARN" if c.ok else "FAIL")
+        ok = ok and c.ok
+        waits = " (`treasury run` starts and waits for this)" if not c.ok and c.waits else ""
+        out.console.print(f"[{mark}] {c.name}: {c.detail}{waits}", markup=False)
     return ok
 
 
-async def preflight(rt: Runtime) -> bool:
-    """Run the preflight checks and print one line each; True when none failed."""
+async def preflight_checks(rt: Runtime) -> list[Check]:
+    """The preflight checks of the primary account (nothing printed)."""
     from treasury.adapters.db.migrate import schema_probe
     from treasury.services.preflight import run_checks
 
-    checks = await run_checks(
+    return await run_checks(
         rt.exchange,
         schema=schema_probe(rt.ledger.engine),
         allow_unrestricted_ip=rt.settings.allow_unrestricted_ip_key,
     )
-    return _print_checks(list(checks))
 
 
 @app.command()
@@ -57,7 +59,7 @@ def check() -> None:
         from treasury.bootstrap import runtime
 
         async with runtime(settings) as rt:
-            ok = await preflight(rt)
+            ok = print_checks(await preflight_checks(rt))
             try:
                 pauses = await rt.ledger.state.account_pauses()
                 kill = await rt.ledger.state.pause_state()
@@ -84,7 +86,7 @@ def run_daemon() -> None:
     async def body() -> bool:
         from treasury.runtime.supervisor import supervise
 
-        return await supervise(settings, preflight=preflight)
+        return await supervise(settings, checks=preflight_checks, report=print_checks)
 
     if not run(body):
         out.fail("preflight failed: not starting", EXIT_REFUSED)

@@ -78,6 +78,12 @@ class LoopTicks:
         self.last[name] = self._clock()
         self.ticked.add(name)
 
+    def restart(self) -> None:
+        """The loops start now (after a wait for the exchange): full allowances again."""
+        now = self._clock()
+        self.last = dict.fromkeys(self.max_age_s, now)
+        self.ticked.clear()
+
     def now(self) -> float:
         return self._clock()
 
@@ -159,6 +165,9 @@ class Readiness:
         paused_accounts: the accounts paused on their own, with the reason
             (``ServiceState.account_pauses``): each is a failed check ``paused:<account>``
             (the account sends nothing until a person resumes it).
+        waiting: why the daemon has not started its loops yet (a preflight waiting out
+            the exchange), or None: a failed check ``preflight``; the loops are not
+            judged before they start.
     """
 
     def __init__(
@@ -170,8 +179,10 @@ class Readiness:
         exchange_max_age_s: float = 180.0,
         timeout_s: float = 2.0,
         paused_accounts: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
+        waiting: Callable[[], str | None] | None = None,
     ) -> None:
         self.ticks = ticks
+        self._waiting = waiting
         self._paused_accounts = paused_accounts
         self._database = database
         self._exchange_age_s = exchange_age_s
@@ -208,6 +219,11 @@ class Readiness:
                 for account, reason in sorted(paused.items()):
                     failed.append(f"paused:{account}")
                     checks[f"paused:{account}"] = f"failed: {reason}"
+        waiting = self._waiting() if self._waiting is not None else None
+        if waiting is not None:
+            failed.append("preflight")
+            checks["preflight"] = f"failed: {waiting}"
+            return Report(ready=False, failed=failed, checks=checks)
         stale = self.ticks.stale()
         now = self.ticks.now()
         for name, limit in self.ticks.max_age_s.items():

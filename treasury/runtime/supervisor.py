@@ -21,17 +21,34 @@ from treasury.netaddr import parse_bind
 from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
 from treasury.runtime.daemon import Daemon
+from treasury.services import preflight
 from treasury.services.context import no_alert
+from treasury.services.preflight import Check
 from treasury.services.whitelist_sync import sync_whitelist
 
 
-async def supervise(settings: Settings, *, preflight: Callable[[Runtime], Awaitable[bool]]) -> bool:
-    """Run until a signal stops the daemon. False if the preflight refused to start."""
+async def supervise(
+    settings: Settings,
+    *,
+    checks: Callable[[Runtime], Awaitable[list[Check]]],
+    report: Callable[[list[Check]], object],
+) -> bool:
+    """Run until a signal stops the daemon. False if the preflight refused to start.
+
+    A preflight whose only failures are the exchange's passing state (``Check.waits``)
+    does not stop the start: the health server reports not ready with the reason, the
+    checks run again every ``TREASURY_PREFLIGHT_RETRY_S``, and the daemons start once
+    all of them pass.
+    Nothing is sent before that (the key's posture may not even be known yet).
+    """
     metrics = ops_metrics.Metrics()
     sink = ops_alerts.from_settings(settings, on_result=metrics.alert_result)
     async with runtime(settings, alert=sink or no_alert, on_call=metrics.on_call) as rt:
-        if not await preflight(rt):
+        first = await checks(rt)
+        report(first)
+        if not preflight.may_start(first):
             return False
+        gate = _Gate(preflight.failing(first))
         rt.ctx.on_reconciled = metrics.reconciled
         ticks = health.LoopTicks(health.loop_max_ages(rt.ctx.config))
 
@@ -60,6 +77,7 @@ async def supervise(settings: Settings, *, preflight: Callable[[Runtime], Awaita
 
         ready = health.Readiness(
             ticks=ticks,
+            waiting=gate.reason,
             database=health.database_ping(rt.ledger.engine),
             exchange_age_s=metrics.exchange_age_s,
             paused_accounts=paused_accounts,
@@ -91,6 +109,13 @@ async def supervise(settings: Settings, *, preflight: Callable[[Runtime], Awaita
             if sink is not None:
                 await tg.start(sink.run)
             await tg.start(sampler.run)
+            if gate.reason() is not None:
+                if not await _wait_for_exchange(
+                    rt, gate, checks, retry_s=settings.preflight_retry_s
+                ):
+                    tg.cancel_scope.cancel()  # stopped by a signal while waiting
+                    return True
+                ticks.restart()
             tg.start_soon(
                 partial(
                     systemd.feed_watchdog,
@@ -111,6 +136,68 @@ async def supervise(settings: Settings, *, preflight: Callable[[Runtime], Awaita
                 await _all_stopped(daemons)
                 workers.cancel_scope.cancel()
             tg.cancel_scope.cancel()
+    return True
+
+
+class _Gate:
+    """Why the daemons have not started yet (None once the preflight passes)."""
+
+    def __init__(self, failed: list[Check]) -> None:
+        self.failed = failed
+
+    def reason(self) -> str | None:
+        if not self.failed:
+            return None
+        return "waiting for the exchange: " + "; ".join(
+            f"{c.name}: {c.detail}" for c in self.failed
+        )
+
+
+async def _wait_for_exchange(
+    rt: Runtime,
+    gate: _Gate,
+    checks: Callable[[Runtime], Awaitable[list[Check]]],
+    *,
+    retry_s: float,
+) -> bool:
+    """Run the checks every ``retry_s`` until all pass (True), or until SIGTERM/SIGINT
+    (False). systemd hears READY (the process is up; ``/readyz`` says it is not ready)
+    and its watchdog is fed meanwhile. A failure that appears meanwhile and that an
+    operator must fix (a key revoked, say) is waited on too, and reported."""
+    log = structlog.get_logger("treasury.daemon")
+    log.warning("daemon.waiting_for_exchange", reason=gate.reason())
+    await rt.ctx.alert("waiting_for_exchange", gate.reason() or "", None)
+    systemd.ready()
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with anyio.create_task_group() as tg:
+            stopped = False
+
+            async def on_signal() -> None:
+                nonlocal stopped
+                async for signum in signals:
+                    log.info("shutdown.requested", signal=signal.Signals(signum).name)
+                    stopped = True
+                    tg.cancel_scope.cancel()
+                    return
+
+            tg.start_soon(on_signal)
+            while gate.failed:
+                systemd.status(gate.reason() or "")
+                with anyio.move_on_after(retry_s):
+                    while True:  # the watchdog, fed while the checks wait
+                        systemd.watchdog()
+                        await anyio.sleep(min(5.0, retry_s))
+                try:
+                    gate.failed = preflight.failing(await checks(rt))
+                except Exception as exc:  # a check that cannot run is a reason to wait
+                    log.warning("daemon.recheck_failed", error=f"{type(exc).__name__}: {exc}")
+                    continue
+                if gate.failed:
+                    log.info("daemon.still_waiting", reason=gate.reason())
+            tg.cancel_scope.cancel()
+    if stopped:
+        return False
+    log.info("daemon.exchange_ready")
     return True
 
 

@@ -1,8 +1,12 @@
 """Key posture and readiness checks: ``treasury check``, and ``treasury run`` at start.
 
-Each check is a line of a checklist; any failure stops ``run``. A withdraw-enabled key
-without an IP restriction is refused unless the operator explicitly allows it: such a
-key, once leaked, can empty the account from anywhere.
+Each check is a line of a checklist. A failure an operator must fix (the database, the
+key and its posture, a refusal by the exchange) stops ``run``. A failure that is the
+exchange's passing state (unreachable, overloaded, in maintenance, the account not
+allowed to withdraw for now, the day's quota used) ``waits``: ``run`` starts, reports
+not ready with the reason, sends nothing, and checks again until everything passes. A
+withdraw-enabled key without an IP restriction is refused unless the operator explicitly
+allows it: such a key, once leaked, can empty the account from anywhere.
 """
 
 from __future__ import annotations
@@ -13,9 +17,20 @@ from datetime import UTC, datetime
 
 from treasury.domain import rules
 from treasury.domain.money import format_amount
-from treasury.ports.exchange import Exchange, ExchangeError
+from treasury.ports.exchange import Exchange, ExchangeError, Reason
 
 MAX_OFFSET_MS = 1000
+# An exchange that did not answer, or answered that it is busy: it clears by itself.
+UNAVAILABLE = frozenset(
+    {
+        Reason.CONNECT_FAILED,
+        Reason.TIMEOUT,
+        Reason.DISCONNECTED,
+        Reason.RATE_LIMITED,
+        Reason.IP_BANNED,
+        Reason.SERVER_ERROR,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +39,20 @@ class Check:
     ok: bool
     detail: str
     warning: bool = False
+    waits: bool = False  # a failure that clears by itself: ``run`` starts and waits
+
+
+def unavailable(exc: ExchangeError) -> bool:
+    return exc.reason in UNAVAILABLE
+
+
+def may_start(checks: list[Check]) -> bool:
+    """True when every failure is one to wait out (nothing an operator must fix)."""
+    return all(c.ok or c.waits for c in checks)
+
+
+def failing(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if not c.ok]
 
 
 # The database's schema revision and the one the code expects (the composition root
@@ -57,13 +86,16 @@ async def run_checks(
             )
         )
     except ExchangeError as exc:
-        results.append(Check("clock", False, f"cannot read the exchange's time: {exc}"))
+        results.append(
+            Check("clock", False, f"cannot read the exchange's time: {exc}", waits=unavailable(exc))
+        )
         return results
     try:
         account = await exchange.account()
         results.append(Check("api key", True, "valid (account readable)"))
     except ExchangeError as exc:
-        results.append(Check("api key", False, f"refused: {exc}"))
+        said = "no answer" if unavailable(exc) else "refused"
+        results.append(Check("api key", False, f"{said}: {exc}", waits=unavailable(exc)))
         return results
     try:
         r = await exchange.api_restrictions()
@@ -112,12 +144,22 @@ async def run_checks(
                 )
             )
     except ExchangeError as exc:
-        results.append(Check("withdraw permission", False, f"cannot read key permissions: {exc}"))
+        results.append(
+            Check(
+                "withdraw permission",
+                False,
+                f"cannot read key permissions: {exc}",
+                waits=unavailable(exc),
+            )
+        )
     results.append(
         Check(
             "canWithdraw",
             account.can_withdraw,
-            "the account may withdraw" if account.can_withdraw else "canWithdraw is false",
+            "the account may withdraw"
+            if account.can_withdraw
+            else "canWithdraw is false (the exchange does not let the account withdraw now)",
+            waits=True,
         )
     )
     try:
@@ -134,7 +176,9 @@ async def run_checks(
             )
         )
     except ExchangeError as exc:
-        results.append(Check("account status", False, f"unavailable: {exc}"))
+        results.append(
+            Check("account status", False, f"unavailable: {exc}", waits=unavailable(exc))
+        )
     try:
         status = await exchange.system_status()
         results.append(
@@ -142,10 +186,11 @@ async def run_checks(
                 "system status",
                 status.normal,
                 "normal" if status.normal else f"maintenance ({status.message})",
+                waits=True,
             )
         )
     except ExchangeError as exc:
-        results.append(Check("system status", False, f"unavailable: {exc}"))
+        results.append(Check("system status", False, f"unavailable: {exc}", waits=unavailable(exc)))
     try:
         quota = await exchange.withdraw_quota()
         results.append(
@@ -154,8 +199,11 @@ async def run_checks(
                 quota.remaining > 0,
                 f"{format_amount(quota.remaining)} USD of "
                 f"{format_amount(quota.quota)} left in 24 h",
+                waits=True,
             )
         )
     except ExchangeError as exc:
-        results.append(Check("withdraw quota", False, f"unavailable: {exc}"))
+        results.append(
+            Check("withdraw quota", False, f"unavailable: {exc}", waits=unavailable(exc))
+        )
     return results

@@ -1,0 +1,60 @@
+"""The preflight: which failures stop `treasury run` and which it starts and waits out."""
+
+from __future__ import annotations
+
+from services_world import World
+
+from treasury.domain.exchange import SystemStatus
+from treasury.ports.exchange import Reason
+from treasury.services.preflight import Check, failing, may_start, run_checks
+from treasury.testing import not_sent, rejected
+
+
+async def head() -> tuple[str | None, str]:
+    return "head", "head"
+
+
+async def checks(world: World) -> list[Check]:
+    return await run_checks(world.exchange, schema=head, allow_unrestricted_ip=False)
+
+
+async def test_everything_passing_starts_at_once(world: World) -> None:
+    result = await checks(world)
+    assert may_start(result) and failing(result) == []
+
+
+async def test_an_unreachable_exchange_is_waited_out(world: World) -> None:
+    world.exchange.script("sync_clock", not_sent(endpoint="/api/v3/time"))
+    result = await checks(world)
+    [clock] = failing(result)
+    assert clock.name == "clock" and clock.waits
+    assert may_start(result)  # started, but nothing known of the key yet: nothing is sent
+
+
+async def test_maintenance_canwithdraw_and_quota_are_waited_out(world: World) -> None:
+    world.exchange.script("system_status", SystemStatus(normal=False, message="system upgrade"))
+    world.exchange.can_withdraw = False
+    world.exchange.script(
+        "withdraw_quota",
+        not_sent(endpoint="/sapi/v1/capital/withdraw/quota", reason=Reason.SERVER_ERROR),
+    )
+    result = await checks(world)
+    assert {c.name for c in failing(result)} == {"system status", "canWithdraw", "withdraw quota"}
+    assert may_start(result)
+
+
+async def test_what_an_operator_must_fix_stops_the_start(world: World) -> None:
+    refused = rejected(
+        "invalid API key", permanent=True, reason=Reason.AUTH, endpoint="/api/v3/account"
+    )
+    world.exchange.script("account", refused)
+    result = await checks(world)
+    [key] = failing(result)
+    assert key.name == "api key" and not key.waits and "refused" in key.detail
+    assert not may_start(result)
+
+    async def old_schema() -> tuple[str | None, str]:
+        return "0006", "0007"
+
+    stale = await run_checks(world.exchange, schema=old_schema, allow_unrestricted_ip=False)
+    assert not may_start(stale)
