@@ -38,8 +38,8 @@ async def supervise(
     A preflight whose only failures are the exchange's passing state (``Check.waits``)
     does not stop the start: the health server reports not ready with the reason, the
     checks run again every ``TREASURY_PREFLIGHT_RETRY_S``, and the daemons start once
-    all of them pass.
-    Nothing is sent before that (the key's posture may not even be known yet).
+    all of them pass. Nothing is sent before that (the key's posture may not even be
+    known yet).
     """
     metrics = ops_metrics.Metrics()
     sink = ops_alerts.from_settings(settings, on_result=metrics.alert_result)
