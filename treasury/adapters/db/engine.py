@@ -17,7 +17,7 @@ below, and on PostgreSQL by transactions that are all short.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,20 +89,22 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(parsed, **kwargs)
 
 
-@asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+def transaction(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
     """``engine.begin()`` that a cancellation cannot cut in half (see the module's note)."""
-    with anyio.CancelScope(shield=True):
-        async with engine.begin() as conn:
-            yield conn
-    await anyio.lowlevel.checkpoint_if_cancelled()  # a loop of calls still stops
+    return _whole(engine.begin())
+
+
+def connection(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
+    """``engine.connect()`` that a cancellation cannot cut in half (see the module's note)."""
+    return _whole(engine.connect())
 
 
 @asynccontextmanager
-async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """``engine.connect()`` that a cancellation cannot cut in half (see the module's note)."""
+async def _whole(
+    opened: AbstractAsyncContextManager[AsyncConnection],
+) -> AsyncIterator[AsyncConnection]:
     with anyio.CancelScope(shield=True):
-        async with engine.connect() as conn:
+        async with opened as conn:
             yield conn
     await anyio.lowlevel.checkpoint_if_cancelled()  # a loop of calls still stops
 
