@@ -79,7 +79,7 @@ def test_every_metric_is_exposed_on_its_own_registry() -> None:
     text = first.render().decode()
     for name in NAMES:
         assert f"# HELP {name} " in text, name
-    assert value(second, "treasury_sends_total", outcome="accepted") is None
+    assert value(second, "treasury_sends_total", outcome="accepted") == 0
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_on_call_counts_calls_and_send_outcomes(outcome: str, send: str) -> None
 def test_a_read_is_not_a_send() -> None:
     m = Metrics()
     m.on_call("/api/v3/account", "ok", 0.1)
-    assert value(m, "treasury_sends_total", outcome="accepted") is None
+    assert value(m, "treasury_sends_total", outcome="accepted") == 0
 
 
 def test_successful_history_poll_sets_the_timestamp_and_exchange_freshness() -> None:
@@ -316,3 +316,13 @@ async def test_sampler_exposes_each_accounts_own_pause() -> None:
     await s.sample()
     assert value(m, "treasury_account_paused", account="desk2") == 0
     assert alerts.kinds() == []  # whoever paused the account alerted; no second page
+
+
+def test_the_series_alert_rules_watch_exist_at_zero_from_the_start() -> None:
+    """A rule on increase(treasury_sends_total{outcome="unknown"}[15m]) must see the first
+    unknown send after a restart: the series has to exist before it."""
+    m = Metrics()
+    for outcome in ("accepted", "not_sent", "rejected", "unknown"):
+        assert value(m, "treasury_sends_total", outcome=outcome) == 0, outcome
+    for result in ("delivered", "failed", "dropped"):
+        assert value(m, "treasury_alerts_total", result=result) == 0, result

@@ -133,6 +133,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        # every label value a documented alert rule watches exists from the start at 0:
+        # `increase(...{outcome="unknown"}[15m])` then sees the first one after a restart
+        for outcome in sorted(set(SEND_OUTCOMES.values())):
+            self.sends.labels(outcome=outcome)
+        for result in ("delivered", "failed", "dropped"):
+            self.alerts.labels(result=result)
         r.register(_ExchangeCollector(self))
 
     # ---- hooks ---------------------------------------------------------------------
