@@ -64,6 +64,9 @@ async def test_run_rides_out_maintenance_and_an_outage(tmp_path: Path) -> None:
         assert daemon.alive() and daemon.saw("daemon.exchange_ready")
         code, _ = await daemon.sigterm()
         assert code == 0, daemon.logs()[-3000:]
+        assert daemon.saw("daemon.stopped")  # the last line says the stop completed
+        alerts = [e for e in daemon.events() if e.get("event") == "alert"]
+        assert [a["kind"] for a in alerts][:1] == ["waiting_for_exchange"], alerts
         snap = await Snapshot.take(w)
         assert len(withdrawals_of(snap, row)) == 1
         assert_invariants(snap)

@@ -22,7 +22,7 @@ from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
 from treasury.runtime.daemon import Daemon
 from treasury.services import preflight
-from treasury.services.context import no_alert
+from treasury.services.context import Alert, no_alert
 from treasury.services.preflight import Check
 from treasury.services.whitelist_sync import sync_whitelist
 
@@ -43,7 +43,7 @@ async def supervise(
     """
     metrics = ops_metrics.Metrics()
     sink = ops_alerts.from_settings(settings, on_result=metrics.alert_result)
-    async with runtime(settings, alert=sink or no_alert, on_call=metrics.on_call) as rt:
+    async with runtime(settings, alert=_logged(sink or no_alert), on_call=metrics.on_call) as rt:
         first = await checks(rt)
         report(first)
         if not preflight.may_start(first):
@@ -114,6 +114,7 @@ async def supervise(
                     rt, gate, checks, retry_s=settings.preflight_retry_s
                 ):
                     tg.cancel_scope.cancel()  # stopped by a signal while waiting
+                    structlog.get_logger("treasury.daemon").info("daemon.stopped")
                     return True
                 ticks.restart()
             tg.start_soon(
@@ -136,7 +137,19 @@ async def supervise(
                 await _all_stopped(daemons)
                 workers.cancel_scope.cancel()
             tg.cancel_scope.cancel()
+    structlog.get_logger("treasury.daemon").info("daemon.stopped")
     return True
+
+
+def _logged(alert: Alert) -> Alert:
+    """Every alert is also a log line (the webhook may be off, or failing)."""
+    log = structlog.get_logger("treasury.alert")
+
+    async def logged(kind: str, message: str, intent_id: int | None) -> None:
+        log.warning("alert", kind=kind, message=message, intent_id=intent_id)
+        await alert(kind, message, intent_id)
+
+    return logged
 
 
 class _Gate:

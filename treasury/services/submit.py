@@ -19,6 +19,7 @@ from treasury.domain.decisions import Approve, Hold, Pass, Reject, Verdict
 from treasury.domain.exchange import WithdrawRequest
 from treasury.domain.ids import next_free_order_id, withdraw_order_id
 from treasury.domain.intent import Intent
+from treasury.domain.money import format_amount
 from treasury.domain.status import Status
 from treasury.domain.wallet import Wallet, parse_wallet
 from treasury.ports.clock import utcnow
@@ -99,7 +100,11 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
         return
     order_id = committed.withdraw_order_id or order_id  # the commit may skip a burned id
     log.info(
-        "send.committed", intent_id=intent.id, withdraw_order_id=order_id, timestamp_ms=timestamp_ms
+        "send.committed",
+        intent_id=intent.id,
+        withdraw_order_id=order_id,
+        timestamp_ms=timestamp_ms,
+        **_what(committed),
     )
     request = WithdrawRequest(
         coin=intent.coin,
@@ -199,8 +204,22 @@ async def _send_and_record(
         intent_id=intent.id,
         withdraw_order_id=oid,
         exchange_withdraw_id=accepted.id,
+        **_what(intent),
     )
     await _record_accepted(ctx, intent, accepted.id)
+
+
+def _what(intent: Intent) -> dict[str, str | None]:
+    """What leaves and where to, for the log line of a send (an operator reads it alone)."""
+    return {
+        "account": intent.account,
+        "coin": intent.coin,
+        "network": intent.network,
+        "amount": format_amount(intent.amount),
+        "address": intent.address,
+        "address_tag": intent.address_tag,
+        "wallet": intent.wallet,
+    }
 
 
 async def _record_accepted(ctx: WorkerContext, intent: Intent, exchange_id: str) -> None:

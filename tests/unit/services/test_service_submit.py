@@ -263,3 +263,23 @@ async def test_an_accepted_send_never_recorded_is_adopted_by_reconciliation(
         world.exchange.executed()[0].id,
     )
     assert len(world.exchange.withdraw_requests()) == 1
+
+
+async def test_the_send_log_lines_say_what_leaves_and_where_to(world: World) -> None:
+    from structlog.testing import capture_logs
+
+    intent = await world.enqueue("12.50")
+    with capture_logs() as logs:
+        sent = await world.process(intent.id)
+    assert sent.status is S.SUBMITTED
+    lines = {e["event"]: e for e in logs if e["event"] in ("send.committed", "send.accepted")}
+    assert set(lines) == {"send.committed", "send.accepted"}
+    for line in lines.values():
+        assert (line["coin"], line["network"], line["amount"], line["address"]) == (
+            intent.coin,
+            intent.network,
+            "12.5",
+            intent.address,
+        )
+        assert line["account"] == intent.account
+    assert lines["send.committed"]["wallet"] == "spot"  # fixed at the commit
