@@ -130,3 +130,12 @@ async def test_restore_runbook_sends_nothing_twice(backend: str, tmp_path: Path)
     assert snap.ledger.duplicates_by_withdraw_order_id() == {}
     assert done["status"] == "completed" and done["withdraw_order_id"] != oid[after]
     assert len(snap.ledger.withdrawals) == 4
+
+
+async def test_check_warns_while_the_address_book_mirror_is_empty(tmp_path: Path) -> None:
+    async with world("sqlite", tmp_path, whitelist="none") as w:
+        before = (await w.cli("check", check=False)).stdout.decode()
+        assert "[WARN] address book: the local mirror has no enabled entry" in before, before
+        await w.cli("whitelist", "sync")
+        after = (await w.cli("check")).stdout.decode()
+        assert "address book" not in after, after

@@ -63,8 +63,15 @@ def check() -> None:
             try:
                 pauses = await rt.ledger.state.account_pauses()
                 kill = await rt.ledger.state.pause_state()
+                usable = [e for e in await rt.ledger.whitelist.all() if e.enabled]
             except Exception:  # the database line of the preflight already says why
                 return False
+        if not usable:
+            out.console.print(
+                "[WARN] address book: the local mirror has no enabled entry, so every "
+                "withdrawal will be rejected: run `treasury whitelist sync`",
+                markup=False,
+            )
         if kill.paused:
             out.console.print(
                 f"[WARN] kill switch: engaged by {kill.by}: {kill.reason}", markup=False
