@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from treasury.cli.common import EXIT_BAD_INPUT, EXIT_CONFIG, run
+from treasury.cli.common import EXIT_BAD_INPUT, EXIT_CONFIG, EXIT_REFUSED, run
 from treasury.config import SettingsError
 from treasury.domain.errors import InvalidField
+from treasury.policy_file import PolicyError
+from treasury.testing import not_sent
 
 
 def raising(exc: BaseException) -> Callable[[], object]:
@@ -35,6 +37,16 @@ def raising(exc: BaseException) -> Callable[[], object]:
             "cannot read /etc/treasury/policy.toml: No such file or directory",
         ),
         (ConnectionRefusedError(111, "Connection refused"), EXIT_CONFIG, "database unavailable"),
+        (
+            PolicyError("/etc/treasury/policy.toml", None, "invalid TOML: Invalid value"),
+            EXIT_CONFIG,
+            "policy: /etc/treasury/policy.toml: invalid TOML",
+        ),
+        (
+            not_sent("no connection could be made", endpoint="/api/v3/time"),
+            EXIT_REFUSED,
+            "the exchange: /api/v3/time: no connection could be made",
+        ),
     ],
 )
 def test_a_known_failure_is_one_line_and_its_exit_code(

@@ -101,6 +101,8 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
     """Run an async command body, turning known errors into one clear line."""
     from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+    from treasury.policy_file import PolicyError
+    from treasury.ports.exchange import ExchangeError
     from treasury.services.admin import Refused
 
     try:
@@ -118,6 +120,10 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
         out.fail(str(error), EXIT_REFUSED)
     if isinstance(error, SettingsError):
         out.fail(f"configuration: {error}", EXIT_CONFIG)
+    if isinstance(error, PolicyError):
+        out.fail(f"policy: {error}", EXIT_CONFIG)
+    if isinstance(error, ExchangeError):
+        out.fail(f"the exchange: {error}", EXIT_REFUSED)
     if isinstance(error, IntegrityError):
         out.fail(f"the database refused the change: {_db_message(error)}", EXIT_REFUSED)
     if isinstance(error, OSError) and error.filename is not None:

@@ -53,7 +53,7 @@ async def preflight_checks(rt: Runtime) -> list[Check]:
 def check() -> None:
     """Preflight: database, clock, API key, permissions, IP restriction, quota, status."""
     settings = read_settings()
-    configure(fmt=settings.log_format, level="warning")
+    configure(fmt=settings.log_format, level="error")  # the command says what failed
 
     async def body() -> bool:
         from treasury.bootstrap import runtime
@@ -103,7 +103,7 @@ def run_daemon() -> None:
 def whitelist_sync() -> None:
     """Pull the exchange's whitelist and reconcile the local mirror; prints the drift."""
     settings = read_settings()
-    configure(fmt=settings.log_format, level="warning")
+    configure(fmt=settings.log_format, level="error")  # the command says what failed
 
     async def body(rt: Runtime) -> None:
         from treasury.services.whitelist_sync import sync_whitelist
@@ -164,7 +164,7 @@ def reconcile(
         out.fail(f"--since: {exc}", EXIT_BAD_INPUT)
     actor = actor_of(as_)
     settings = read_settings()
-    configure(fmt=settings.log_format, level="warning")
+    configure(fmt=settings.log_format, level="error")  # the command says what failed
 
     async def body(rt: Runtime) -> None:
         from treasury.services.truth import sweep
