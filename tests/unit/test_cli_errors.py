@@ -32,6 +32,11 @@ def raising(exc: BaseException) -> Callable[[], object]:
         ),
         (InvalidField("amount", "not a number"), EXIT_BAD_INPUT, "amount"),
         (
+            UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed"),
+            EXIT_BAD_INPUT,
+            "an argument is not valid text",
+        ),
+        (
             FileNotFoundError(2, "No such file or directory", "/etc/treasury/policy.toml"),
             EXIT_CONFIG,
             "cannot read /etc/treasury/policy.toml: No such file or directory",

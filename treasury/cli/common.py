@@ -25,6 +25,7 @@ from treasury.config import (
     unknown_variables,
 )
 from treasury.domain.errors import DomainError, InvalidField
+from treasury.domain.validation import is_unicode_text
 from treasury.ports.store import IdempotencyConflict, NotFound
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ def actor_of(name: str | None) -> str:
     who = who.strip()
     if not who or len(who) > 100 or any(c.isspace() for c in who):
         out.fail("--as: give an operator name without spaces", EXIT_BAD_INPUT)
+    if not is_unicode_text(who):
+        out.fail("--as: the name is not valid text (a byte that is not UTF-8?)", EXIT_BAD_INPUT)
     return f"cli:{who}"
 
 
@@ -116,6 +119,11 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
         error = exc
     if isinstance(error, InvalidField):
         out.fail(str(error), EXIT_BAD_INPUT)
+    if isinstance(error, UnicodeEncodeError) or isinstance(
+        getattr(error, "orig", None), UnicodeEncodeError
+    ):
+        # a byte in argv that is not UTF-8 reached the database, which refused all of it
+        out.fail("an argument is not valid text (a byte that is not UTF-8?)", EXIT_BAD_INPUT)
     if isinstance(error, (Refused, NotFound, IdempotencyConflict, DomainError)):
         out.fail(str(error), EXIT_REFUSED)
     if isinstance(error, SettingsError):

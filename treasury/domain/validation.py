@@ -88,7 +88,19 @@ def _optional_text(field: str, value: str | None, max_len: int) -> str | None:
         raise InvalidField(field, f"is longer than {max_len} characters")
     if "\x00" in value:
         raise InvalidField(field, "must not contain NUL characters")
+    if not is_unicode_text(value):
+        raise InvalidField(field, "is not valid text (a byte that is not UTF-8?)")
     return value
+
+
+def is_unicode_text(value: str) -> bool:
+    """False for a string holding lone surrogates: what Python makes of bytes in argv
+    that are not UTF-8. No database can store it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate_new_intent(
