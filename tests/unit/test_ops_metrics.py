@@ -326,3 +326,26 @@ def test_the_series_alert_rules_watch_exist_at_zero_from_the_start() -> None:
         assert value(m, "treasury_sends_total", outcome=outcome) == 0, outcome
     for result in ("delivered", "failed", "dropped"):
         assert value(m, "treasury_alerts_total", result=result) == 0, result
+
+
+def test_every_metric_the_alert_rules_use_is_exposed() -> None:
+    """deploy/prometheus/treasury-alerts.yml is read as text (no promtool here): each
+    rule has an alert name and an expression, and every treasury_* name in it is a
+    series this daemon exposes."""
+    import re
+    from pathlib import Path
+
+    rules = Path(__file__).parents[2] / "deploy" / "prometheus" / "treasury-alerts.yml"
+    text = rules.read_text()
+    alerts = re.findall(r"^\s+- alert: (\w+)$", text, flags=re.M)
+    exprs = re.findall(r"^\s+expr: (.+)$", text, flags=re.M)
+    assert len(alerts) == len(exprs) >= 8 and len(set(alerts)) == len(alerts)
+    m = Metrics()
+    m.track_exchange(FakeExchange())
+    exposed = m.render().decode()
+    used = {name for e in exprs for name in re.findall(r"\btreasury_\w+", e)}
+    assert used, exprs
+    for name in sorted(used):
+        assert re.search(rf"^# TYPE {name}(_total)? ", exposed, flags=re.M) or re.search(
+            rf"^{name}[{{ ]", exposed, flags=re.M
+        ), f"{name} is used by an alert rule but not exposed"
