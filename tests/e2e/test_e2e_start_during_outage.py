@@ -82,5 +82,12 @@ async def test_run_still_refuses_what_an_operator_must_fix(tmp_path: Path) -> No
 
         await wait_until(exited, timeout=30, what="treasury run to exit")
         assert daemon.proc.returncode == 1, daemon.logs()[-3000:]
-        assert "[FAIL] api key: refused" in daemon.logs()
+        [key] = [
+            e
+            for e in daemon.events()
+            if e.get("event") == "preflight.check" and e.get("check") == "api key"
+        ]
+        assert (key["ok"], key["level"], key["waits"]) == (False, "error", False), key
+        assert key["detail"].startswith("refused"), key
+        assert "[FAIL]" not in daemon.logs()  # no text checklist in the JSON stream
         assert "preflight failed: not starting" in daemon.logs()

@@ -37,6 +37,23 @@ def print_checks(checks: list[Check]) -> bool:
     return ok
 
 
+def log_checks(checks: list[Check]) -> None:
+    """``run``'s checklist: one log event per check (JSON under systemd, like every other
+    line), and the text checklist too when a person is watching the terminal."""
+    import sys
+
+    import structlog
+
+    log = structlog.get_logger("treasury.preflight")
+    for c in checks:
+        level = "info" if c.ok and not c.warning else ("warning" if c.ok or c.waits else "error")
+        getattr(log, level)(
+            "preflight.check", check=c.name, ok=c.ok, detail=c.detail, waits=not c.ok and c.waits
+        )
+    if sys.stdout.isatty():
+        print_checks(checks)
+
+
 async def preflight_checks(rt: Runtime) -> list[Check]:
     """The preflight checks of the primary account (nothing printed)."""
     from treasury.adapters.db.migrate import schema_probe
@@ -93,7 +110,7 @@ def run_daemon() -> None:
     async def body() -> bool:
         from treasury.runtime.supervisor import supervise
 
-        return await supervise(settings, checks=preflight_checks, report=print_checks)
+        return await supervise(settings, checks=preflight_checks, report=log_checks)
 
     if not run(body):
         out.fail("preflight failed: not starting", EXIT_REFUSED)
