@@ -23,6 +23,7 @@ NAMES = (
     "treasury_exchange_call_seconds",
     "treasury_rate_limiter_wait_seconds_total",
     "treasury_server_time_offset_ms",
+    "treasury_server_time_offset_seconds",
     "treasury_used_weight",
     "treasury_last_successful_poll_timestamp_seconds",
     "treasury_whitelist_drift_total",
@@ -155,6 +156,7 @@ def test_exchange_figures_are_read_at_scrape_time() -> None:
     ex.apply_limiter.waited_s = 4.0
     ex.rate_limiter.banned = 30.0
     assert value(m, "treasury_server_time_offset_ms") == -12.5
+    assert value(m, "treasury_server_time_offset_seconds") == pytest.approx(-0.0125)
     assert value(m, "treasury_used_weight", pool="sapi_uid") == 900
     assert value(m, "treasury_rate_limiter_wait_seconds_total", limiter="weight") == 1.5
     assert value(m, "treasury_rate_limiter_wait_seconds_total", limiter="withdraw_pace") == 4.0

@@ -254,7 +254,13 @@ class _ExchangeCollector:
             "Seconds until the exchange's IP ban ends (0: none)",
             value=limiter.banned_for_s(),
         )
-        return [offset, weight, waits, ban]
+        # Prometheus' base unit; the _ms gauge stays for the dashboards that read it
+        offset_s = GaugeMetricFamily(
+            "treasury_server_time_offset_seconds",
+            "Exchange clock minus local clock, in seconds",
+            value=exchange.clock_offset_ms / 1000,
+        )
+        return [offset, offset_s, weight, waits, ban]
 
 
 class Sampler:
