@@ -429,9 +429,15 @@ async def test_every_command_on_an_unmigrated_database_says_run_migrate(
     db_url: str, monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
     monkeypatch.setenv("TREASURY_DATABASE_URL", db_url)
-    err = refused(await cli(*args), 3, "database is empty", "run `treasury migrate`")
+    err = refused(await cli(*args), 3, "run `treasury migrate`")
     one_line_error(err)
-    assert await table_names(db_url) == []
+    if db_url.startswith("sqlite"):  # the file is not there: named, and not created
+        path = db_url.removeprefix("sqlite+aiosqlite:///")
+        assert f"no database at {path} " in err, err
+        assert not await anyio.Path(path).exists()
+    else:  # the database is there, empty: named, its password hidden
+        assert " is empty, the code expects " in err and "postgresql+asyncpg://" in err, err
+        assert await table_names(db_url) == []
 
 
 async def test_migrate_then_commands_work(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -636,3 +642,15 @@ async def test_version() -> None:
     from importlib.metadata import version
 
     assert ok(await cli("--version")) == f"treasury {version('treasury')}\n"
+
+
+async def test_enqueue_for_an_account_nobody_here_serves_warns(url: str, ledger: Ledger) -> None:
+    result = await cli(*_enqueue_with(**{"--account": "treasury-sub"}))
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert result.stderr == (
+        "warning: account 'treasury-sub' is not configured here (TREASURY_ACCOUNT, "
+        "TREASURY_EXTRA_ACCOUNTS): the intent waits until a daemon that serves it runs\n"
+    )
+    assert "intent 1 new: queued" in result.stdout
+    served = await cli(*_enqueue_with(**{"--amount": "12"}))  # the default account
+    assert served.exit_code == 0 and served.stderr == ""

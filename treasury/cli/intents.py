@@ -62,7 +62,16 @@ def enqueue(
             wallet=wallet,
         )
     )
-    intent, created = with_ledger(lambda ledger: admin.enqueue(ledger, new, actor=actor))
+    settings = read_settings()
+    intent, created = with_ledger(
+        lambda ledger: admin.enqueue(ledger, new, actor=actor), settings=settings
+    )
+    served = [settings.account, *(a.strip() for a in settings.extra_accounts.split(","))]
+    if intent.account not in served:
+        out.warn(
+            f"account {intent.account!r} is not configured here (TREASURY_ACCOUNT, "
+            "TREASURY_EXTRA_ACCOUNTS): the intent waits until a daemon that serves it runs"
+        )
     if json_:
         out.print_json({**out.intent_dict(intent), "created": created})
     else:
