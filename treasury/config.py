@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     alert_telegram_chat_id: str | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def account_names(self) -> tuple[str, ...]:
+        """``TREASURY_ACCOUNT``, then ``TREASURY_EXTRA_ACCOUNTS`` as written (in order)."""
+        extra = (a.strip() for a in self.extra_accounts.split(","))
+        return (self.account, *(a for a in extra if a))
 
     @field_validator("database_url")
     @classmethod
@@ -212,9 +218,14 @@ class AccountCredentials:
     wallet: str = "spot"  # the default wallet of this account's intents
 
 
+def account_variable(name: str, key: str) -> str:
+    """``TREASURY_ACCOUNT_<NAME>_<KEY>``: the name upper-cased, ``-`` and ``.`` as ``_``."""
+    return f"{ENV_PREFIX}ACCOUNT_{name.upper().replace('-', '_').replace('.', '_')}_{key}"
+
+
 def _account_value(name: str, key: str) -> str | None:
     """TREASURY_ACCOUNT_<NAME>_<KEY> from the environment, else from a secret file."""
-    var = f"{ENV_PREFIX}ACCOUNT_{name.upper().replace('-', '_').replace('.', '_')}_{key}"
+    var = account_variable(name, key)
     if var in os.environ:
         return os.environ[var]
     for directory in _secret_dirs():
@@ -242,10 +253,7 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
             settings.wallet,
         )
     ]
-    for raw in settings.extra_accounts.split(","):
-        name = raw.strip()
-        if not name:
-            continue
+    for name in settings.account_names[1:]:
         if not ACCOUNT_RE.match(name):
             raise SettingsError(f"{ENV_PREFIX}EXTRA_ACCOUNTS: {name!r} is not a valid name")
         if name in (c.name for c in result):
@@ -312,12 +320,11 @@ NOT_SETTINGS = frozenset(
 ACCOUNT_KEYS = ("API_KEY", "API_SECRET", "PRIVATE_KEY_FILE", "PRIVATE_KEY_PASSPHRASE", "WALLET")
 
 
-def unknown_variables(environ: Mapping[str, str], extra_accounts: str = "") -> list[str]:
+def unknown_variables(environ: Mapping[str, str], accounts: Sequence[str] = ()) -> list[str]:
     """One warning per ``TREASURY_*`` variable that nothing reads, with the closest known
     name: a misspelt setting is otherwise silently ignored (its default applies)."""
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
-    accounts = [a.strip().upper() for a in extra_accounts.split(",") if a.strip()]
-    known |= {f"{ENV_PREFIX}ACCOUNT_{a}_{k}" for a in accounts for k in ACCOUNT_KEYS}
+    known |= {account_variable(a, k) for a in accounts for k in ACCOUNT_KEYS}
     warnings = []
     for var in sorted(environ):
         name = var.upper()

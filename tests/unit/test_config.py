@@ -346,7 +346,7 @@ def test_a_misspelt_variable_is_named_with_the_closest_setting(
         "TREASURY_NONSENSE": "1",
         "PATH": "/bin",
     }
-    assert unknown_variables(environ, "sub") == [
+    assert unknown_variables(environ, ["sub"]) == [
         "TREASURY_ACCOUNT_OTHER_API_KEY is ignored: an account's variables need the account "
         "in TREASURY_EXTRA_ACCOUNTS",
         "TREASURY_NONSENSE is ignored: no setting has this name",
@@ -437,3 +437,11 @@ def test_metrics_bind_and_webhook_are_checked_at_start_in_one_line(
     assert str(err.value).startswith(f"{var}: "), str(err.value)
     assert says in str(err.value)
     assert "t0ken" not in str(err.value)
+
+
+def test_an_account_with_a_dash_is_known_by_its_variables() -> None:
+    """TREASURY_ACCOUNT_<NAME>_*: the same name mapping the credentials are read with."""
+    from treasury.config import unknown_variables
+
+    environ = {"TREASURY_ACCOUNT_TREASURY_SUB_API_KEY": "k", "TREASURY_ACCOUNT_OPS_1_WALLET": "x"}
+    assert unknown_variables(environ, ["treasury-sub", "ops.1"]) == []

@@ -76,7 +76,7 @@ def read_settings() -> Settings:
         settings = load_settings()
     except SettingsError as exc:
         out.fail(f"configuration: {exc}", EXIT_CONFIG)
-    for line in unknown_variables(settings_environment(), settings.extra_accounts):
+    for line in unknown_variables(settings_environment(), settings.account_names[1:]):
         out.warn(line)
     return settings
 

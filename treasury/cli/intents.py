@@ -66,8 +66,7 @@ def enqueue(
     intent, created = with_ledger(
         lambda ledger: admin.enqueue(ledger, new, actor=actor), settings=settings
     )
-    served = [settings.account, *(a.strip() for a in settings.extra_accounts.split(","))]
-    if intent.account not in served:
+    if intent.account not in settings.account_names:
         out.warn(
             f"account {intent.account!r} is not configured here (TREASURY_ACCOUNT, "
             "TREASURY_EXTRA_ACCOUNTS): the intent waits until a daemon that serves it runs"
