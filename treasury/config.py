@@ -24,7 +24,7 @@ from treasury.netaddr import is_loopback, parse_bind
 
 ENV_PREFIX = "TREASURY_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///treasury.sqlite3"
-DEFAULT_METRICS_BIND = "127.0.0.1:9464"
+DEFAULT_METRICS_BIND = "127.0.0.1:7464"
 HISTORY_LAG_FLOOR_S = 120.0
 # Settings that were renamed: set under the old name, they would be silently ignored.
 RENAMED = {

@@ -35,7 +35,7 @@ def listen_socket(host: str, port: int, *, backlog: int) -> socket.socket:
 
 
 DEFAULT_HOST = "127.0.0.1"  # TREASURY_METRICS_BIND's defaults
-DEFAULT_PORT = 9464
+DEFAULT_PORT = 7464
 
 
 def parse_bind(value: str | None) -> tuple[str, int] | None:

@@ -115,7 +115,7 @@ def test_compose_minimal_shape() -> None:
         "treasury:",
         "condition: service_healthy",
         "condition: service_completed_successfully",
-        '"127.0.0.1:9464:9464"',
+        '"127.0.0.1:7464:7464"',
         "treasury_binance_api_secret:",
         "healthcheck:",
     ):

@@ -118,6 +118,27 @@ async def test_serves_health_readiness_and_metrics_then_stops() -> None:
     assert code == 1 and out.startswith("unreachable")
 
 
+async def test_the_health_check_tells_a_treasury_daemon_from_another_program_on_the_port() -> None:
+    """Another exporter on the port answers 200 to anything: the probe must not read that
+    as a healthy daemon. Every answer of ours carries the identifying header."""
+
+    async def anything(_request: Request) -> Response:
+        return JSONResponse({"ready": True})
+
+    foreign = Starlette(routes=[Route("/readyz", anything)])
+    async with serving(foreign) as url:
+        code, out = await health_check(f"{url}/readyz")
+    assert code == 1, out
+    assert "not a treasury daemon" in out and "TREASURY_METRICS_BIND" in out
+
+    ticks = LoopTicks({"lease": 60.0})
+    ticks.tick("lease")
+    async with serving(build_app(Readiness(ticks=ticks))) as url, httpx.AsyncClient() as http:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            reply = await http.get(f"{url}{path}")
+            assert reply.headers.get("X-Treasury-Daemon"), path
+
+
 async def test_the_health_check_probes_the_metrics_bind_without_other_settings(
     tmp_path: Path,
 ) -> None:

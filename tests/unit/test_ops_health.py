@@ -48,15 +48,15 @@ class Db:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (None, ("127.0.0.1", 9464)),
-        ("", ("127.0.0.1", 9464)),
+        (None, ("127.0.0.1", 7464)),
+        ("", ("127.0.0.1", 7464)),
         ("9100", ("127.0.0.1", 9100)),
         (":9100", ("127.0.0.1", 9100)),
         ("127.0.0.1:0", ("127.0.0.1", 0)),
-        ("localhost:9464", ("localhost", 9464)),
-        ("[::1]:9464", ("::1", 9464)),
+        ("localhost:7464", ("localhost", 7464)),
+        ("[::1]:7464", ("::1", 7464)),
         # explicit: allowed (and logged when served); nothing binds in this test
-        ("0.0.0.0:9464", ("0.0.0.0", 9464)),  # noqa: S104
+        ("0.0.0.0:7464", ("0.0.0.0", 7464)),  # noqa: S104
         ("off", None),
     ],
 )
@@ -64,7 +64,7 @@ def test_parse_bind(value: str | None, expected: tuple[str, int] | None) -> None
     assert parse_bind(value) == expected
 
 
-@pytest.mark.parametrize("value", ["metrics.internal:9464", "127.0.0.1:http", "1.2.3.4:70000"])
+@pytest.mark.parametrize("value", ["metrics.internal:7464", "127.0.0.1:http", "1.2.3.4:70000"])
 def test_parse_bind_refuses(value: str) -> None:
     with pytest.raises(ValueError, match="metrics bind"):
         parse_bind(value)
@@ -73,13 +73,13 @@ def test_parse_bind_refuses(value: str) -> None:
 @pytest.mark.parametrize(
     ("bind", "url"),
     [
-        (None, "http://127.0.0.1:9464/readyz"),
-        ("9464", "http://127.0.0.1:9464/readyz"),
-        ("0.0.0.0:9464", "http://127.0.0.1:9464/readyz"),  # every interface: ask loopback
-        ("[::]:9464", "http://[::1]:9464/readyz"),
+        (None, "http://127.0.0.1:7464/readyz"),
+        ("7464", "http://127.0.0.1:7464/readyz"),
+        ("0.0.0.0:7464", "http://127.0.0.1:7464/readyz"),  # every interface: ask loopback
+        ("[::]:7464", "http://[::1]:7464/readyz"),
         ("[::1]:9000", "http://[::1]:9000/readyz"),
-        ("localhost:9464", "http://localhost:9464/readyz"),
-        ("10.1.2.3:9464", "http://10.1.2.3:9464/readyz"),
+        ("localhost:7464", "http://localhost:7464/readyz"),
+        ("10.1.2.3:7464", "http://10.1.2.3:7464/readyz"),
     ],
 )
 def test_the_health_check_url_follows_the_bind(bind: str | None, url: str) -> None:
@@ -91,7 +91,7 @@ def test_the_health_check_url_follows_the_bind(bind: str | None, url: str) -> No
     [
         ("off", "is off"),
         ("127.0.0.1:0", "port 0"),
-        ("metrics.internal:9464", "IP address"),
+        ("metrics.internal:7464", "IP address"),
     ],
 )
 def test_no_health_check_url_without_a_fixed_bind(bind: str, why: str) -> None:
@@ -107,7 +107,7 @@ def test_the_health_check_reads_the_bind_alone(
     monkeypatch.setenv("TREASURY_DATABASE_URL", "not a url")
     monkeypatch.setenv("TREASURY_WITHDRAW_RATE", "fast")
     monkeypatch.delenv("TREASURY_METRICS_BIND", raising=False)
-    assert load_metrics_bind() == "127.0.0.1:9464"
+    assert load_metrics_bind() == "127.0.0.1:7464"
     (tmp_path / ".env").write_text("TREASURY_METRICS_BIND=0.0.0.0:9999\n")
     assert load_metrics_bind() == "0.0.0.0:9999"
     monkeypatch.setenv("TREASURY_METRICS_BIND", "off")

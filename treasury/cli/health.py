@@ -17,11 +17,12 @@ from treasury.cli import output as out
 from treasury.cli.common import app
 
 EXIT_UNHEALTHY = 1
+IDENTITY_HEADER = "X-Treasury-Daemon"  # the header every answer of the daemon's endpoint carries
 
 
 def check(url: str, *, timeout_s: float = 3.0) -> int:
-    """GET ``url``: 0 when it answers 200, else 1 (the reason on stdout, for ``docker
-    inspect``). Standard library only, and no proxy: this runs every few seconds."""
+    """GET ``url``: 0 when a treasury daemon answers 200, else 1 (the reason on stdout, for
+    ``docker inspect``). Standard library only, and no proxy: this runs every few seconds."""
     import urllib.error
     import urllib.request
 
@@ -31,6 +32,14 @@ def check(url: str, *, timeout_s: float = 3.0) -> int:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(url, timeout=timeout_s) as reply:
+            if reply.headers.get(IDENTITY_HEADER) is None:
+                # another program answered on this port: its 200 says nothing about us
+                print(
+                    f"{reply.status} from a program that is not a treasury daemon (no "
+                    f"{IDENTITY_HEADER} header): is the port in TREASURY_METRICS_BIND "
+                    "another service's?"
+                )
+                return 1
             print(f"{reply.status} {reply.read(1000).decode('utf-8', 'replace')}".rstrip())
             return 0 if reply.status == 200 else 1
     except urllib.error.HTTPError as exc:

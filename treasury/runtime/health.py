@@ -5,11 +5,16 @@ ourselves), so a wedged loop also wedges the endpoint, which is what a probe sho
 uvicorn would install its own SIGTERM/SIGINT handlers and steal them from the daemon;
 here it installs none. Cancelling ``serve`` closes the server within a bounded time.
 
-The bind address (``TREASURY_METRICS_BIND``) defaults to ``127.0.0.1:9464``. A bare port
-(``9464`` or ``:9464``) also means loopback: nothing here is ever exposed beyond the
-machine unless the operator writes a non-loopback IP literal (``0.0.0.0:9464``, say, in a
+The bind address (``TREASURY_METRICS_BIND``) defaults to ``127.0.0.1:7464``. A bare port
+(``7464`` or ``:7464``) also means loopback: nothing here is ever exposed beyond the
+machine unless the operator writes a non-loopback IP literal (``0.0.0.0:7464``, say, in a
 container whose port is published on the host's loopback). Host names other than
 ``localhost`` are refused, so DNS never decides where this listens. ``off`` disables it.
+
+The default port, 7464, lies outside the Prometheus exporter range (9100-9999, every
+port of which is allocated to some exporter) and is not OpenTelemetry's exporter port
+(9464), which the first releases used. Every answer carries the ``X-Treasury-Daemon``
+header, so a probe that reached another program on the port can tell.
 
 The container's health check probes ``/readyz`` from outside the daemon: ``treasury
 healthcheck`` (``treasury/cli/health.py``).
@@ -23,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -239,6 +244,9 @@ class Readiness:
 # ---- the app and the server ------------------------------------------------------------
 
 
+IDENTITY_HEADER = "X-Treasury-Daemon"  # on every answer: this port is a treasury daemon's
+
+
 def build_app(readiness: Readiness, registry: CollectorRegistry | None = None) -> Starlette:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from starlette.applications import Starlette
@@ -258,13 +266,32 @@ def build_app(readiness: Readiness, registry: CollectorRegistry | None = None) -
         report = await readiness.check()
         return JSONResponse(report.body(), status_code=200 if report.ready else 503)
 
+    identity = {IDENTITY_HEADER: _version()}
+
+    def identified(handler: Callable[[Request], Awaitable[Response]]) -> Any:
+        async def answer(request: Request) -> Response:
+            response = await handler(request)
+            response.headers.update(identity)
+            return response
+
+        return answer
+
     return Starlette(
         routes=[
-            Route("/metrics", metrics, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", identified(metrics), methods=["GET"]),
+            Route("/healthz", identified(healthz), methods=["GET"]),
+            Route("/readyz", identified(readyz), methods=["GET"]),
         ]
     )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("treasury")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _listen(host: str, port: int) -> socket.socket:
