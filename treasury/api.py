@@ -14,15 +14,24 @@ Example::
 ``enqueue`` is idempotent by ``request_id``: calling it again after a crash or a
 retry returns the intent created the first time. Bots in other languages use the
 SQL route (see the README): the same table, the same guarantees.
+
+A script without an event loop uses ``SyncTreasury``, the same methods without
+``await``::
+
+    with SyncTreasury.connect() as t:
+        intent = t.enqueue(coin="USDT", network="TRX", address="T...", amount="250")
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from treasury.adapters.db.engine import create_engine
 from treasury.adapters.db.ledger import SqlLedger
@@ -130,6 +139,47 @@ class Treasury:
         )
 
 
+class SyncTreasury:
+    """``Treasury`` for code that does not run an event loop (scripts, notebooks, a
+    Django view): every method blocks until done. One event loop runs in a thread of its
+    own for as long as the ``connect`` block lasts; the methods may be called from any
+    thread, but not from inside a running event loop (use ``Treasury`` there)."""
+
+    def __init__(self, portal: BlockingPortal, treasury: Treasury) -> None:
+        self._portal = portal
+        self._treasury = treasury
+
+    @classmethod
+    @contextmanager
+    def connect(
+        cls, database_url: str | None = None, *, actor: str = "api"
+    ) -> Iterator[SyncTreasury]:
+        """Open the ledger (default: ``TREASURY_DATABASE_URL``) for a ``with`` block."""
+        with (
+            start_blocking_portal() as portal,
+            portal.wrap_async_context_manager(Treasury.connect(database_url, actor=actor)) as t,
+        ):
+            yield cls(portal, t)
+
+    def enqueue(self, **fields: Any) -> Intent:
+        """``Treasury.enqueue``: the same keyword arguments, the same errors."""
+        return self._portal.call(partial(self._treasury.enqueue, **fields))
+
+    def get(self, ref: int | str) -> Intent:
+        return self._portal.call(self._treasury.get, ref)
+
+    def history(self, ref: int | str) -> list[EventRecord]:
+        return self._portal.call(self._treasury.history, ref)
+
+    def wait_until_settled(
+        self, ref: int | str, *, timeout_s: float, poll_s: float = 1.0
+    ) -> Intent:
+        """``Treasury.wait_until_settled``: returns on terminal or ``needs_attention``."""
+        return self._portal.call(
+            partial(self._treasury.wait_until_settled, ref, timeout_s=timeout_s, poll_s=poll_s)
+        )
+
+
 # what a bot catches: a bad field, a request_id reused with other fields, an unknown intent
 __all__ = [
     "EventRecord",
@@ -138,5 +188,6 @@ __all__ = [
     "InvalidField",
     "NotFound",
     "Status",
+    "SyncTreasury",
     "Treasury",
 ]

@@ -214,3 +214,28 @@ async def test_connect_defaults_to_the_configured_database(
         made = await t.enqueue(**DEST, amount="3", request_id="env-1")
     async with Treasury.connect(migrated_url) as t:
         assert (await t.get("env-1")).id == made.id
+
+
+def test_the_sync_facade_enqueues_reads_and_raises_the_same_errors(migrated_url: str) -> None:
+    """A script without an event loop: the same calls without await, the same errors, and
+    nothing left running when the block ends."""
+    import threading
+
+    from treasury.api import SyncTreasury
+
+    threads_before = threading.active_count()
+    with SyncTreasury.connect(migrated_url, actor="script:payroll") as t:
+        made = t.enqueue(**DEST, amount="12.5", request_id="payroll-1")
+        assert t.enqueue(**DEST, amount=Decimal("12.50"), request_id="payroll-1").id == made.id
+        got = t.get("payroll-1")
+        assert (got.id, got.amount, got.status) == (made.id, Decimal("12.5"), Status.QUEUED)
+        assert [e.actor for e in t.history(made.id)] == ["script:payroll"]
+        with pytest.raises(IdempotencyConflict, match="amount"):
+            t.enqueue(**DEST, amount="13", request_id="payroll-1")
+        with pytest.raises(InvalidField, match="amount"):
+            t.enqueue(**DEST, amount="-1")
+        with pytest.raises(NotFound):
+            t.get(10_000)
+        with pytest.raises(TimeoutError, match=f"intent {made.id} not settled"):
+            t.wait_until_settled(made.id, timeout_s=0.2, poll_s=0.05)
+    assert threading.active_count() == threads_before
