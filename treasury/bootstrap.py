@@ -24,7 +24,13 @@ from treasury.adapters.binance.limits import RateLimits
 from treasury.adapters.binance.signing import load_signer
 from treasury.adapters.db.engine import create_engine, normalize_url
 from treasury.adapters.db.ledger import SqlLedger
-from treasury.config import AccountCredentials, Settings, SettingsError, account_credentials
+from treasury.config import (
+    AccountCredentials,
+    Settings,
+    SettingsError,
+    account_credentials,
+    account_variable,
+)
 from treasury.domain.decisions import Verdict
 from treasury.domain.intent import Intent
 from treasury.logs import register_secret
@@ -96,7 +102,7 @@ def build_exchange(
             passphrase=passphrase.get_secret_value().encode() if passphrase else None,
         )
     except ValueError as exc:
-        raise SettingsError(f"private key of account {creds.name!r}: {exc}") from None
+        raise SettingsError(f"{_key_setting(settings, creds)}: {exc}") from None
     return BinanceClient(
         http,
         base_url=settings.binance_base_url,
@@ -285,3 +291,14 @@ def postgres_listener(
             await conn.close()
 
     return listen
+
+
+def _key_setting(settings: Settings, creds: AccountCredentials) -> str:
+    """The variable that holds ``creds``' signing key (and the key file, if one)."""
+    key = "PRIVATE_KEY_FILE" if creds.private_key_file else "API_SECRET"
+    var = (
+        f"TREASURY_BINANCE_{key}"
+        if creds.name == settings.account
+        else account_variable(creds.name, key)
+    )
+    return f"{var} ({creds.private_key_file})" if creds.private_key_file else var

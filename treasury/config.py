@@ -258,7 +258,7 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
             raise SettingsError(f"{ENV_PREFIX}EXTRA_ACCOUNTS: {name!r} is not a valid name")
         if name in (c.name for c in result):
             raise SettingsError(f"{ENV_PREFIX}EXTRA_ACCOUNTS: {name!r} is listed twice")
-        prefix = f"{ENV_PREFIX}ACCOUNT_{name.upper()}"
+        prefix = account_variable(name, "").removesuffix("_")
         key = _account_value(name, "API_KEY")
         secret = _account_value(name, "API_SECRET")
         key_file = _account_value(name, "PRIVATE_KEY_FILE")

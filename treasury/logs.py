@@ -107,7 +107,7 @@ def configure(*, fmt: str = "auto", level: str = "info", stream: Any = None) -> 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "asyncio", "aiosqlite"):
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "asyncio", "aiosqlite", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

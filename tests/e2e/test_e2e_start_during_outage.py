@@ -90,4 +90,4 @@ async def test_run_still_refuses_what_an_operator_must_fix(tmp_path: Path) -> No
         assert (key["ok"], key["level"], key["waits"]) == (False, "error", False), key
         assert key["detail"].startswith("refused"), key
         assert "[FAIL]" not in daemon.logs()  # no text checklist in the JSON stream
-        assert "preflight failed: not starting" in daemon.logs()
+        assert "preflight failed, not starting" in daemon.logs()

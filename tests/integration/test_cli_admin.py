@@ -535,7 +535,8 @@ async def test_same_request_id_twice_gives_the_same_intent(url: str, ledger: Led
         await cli(*_enqueue_with(**{"--request-id": "payout-2026-1", "--amount": "5.25"}))
     )
     assert text_again == (
-        f"intent {first['id']} already known (same request_id): queued (waiting for the worker)\n"
+        f"intent {first['id']} already known (same request_id): 5.25 USDT (TRX) to TXyzAbc123: "
+        "queued (waiting for the worker)\n"
     )
     assert await snapshot(ledger.engine) == before
 
@@ -651,6 +652,6 @@ async def test_enqueue_for_an_account_nobody_here_serves_warns(url: str, ledger:
         "warning: account 'treasury-sub' is not configured here (TREASURY_ACCOUNT, "
         "TREASURY_EXTRA_ACCOUNTS): the intent waits until a daemon that serves it runs\n"
     )
-    assert "intent 1 new: queued" in result.stdout
+    assert "intent 1 new: 10 USDT (TRX) to TXyzAbc123: queued" in result.stdout
     served = await cli(*_enqueue_with(**{"--amount": "12"}))  # the default account
     assert served.exit_code == 0 and served.stderr == ""

@@ -54,8 +54,9 @@ def log_checks(checks: list[Check]) -> None:
         print_checks(checks)
 
 
-async def preflight_checks(rt: Runtime) -> list[Check]:
-    """The preflight checks of the primary account (nothing printed)."""
+async def preflight_checks(rt: Runtime, *, exchange_without_database: bool = True) -> list[Check]:
+    """The preflight checks of the primary account (nothing printed). ``check`` asks the
+    exchange even when the database fails; the daemon's start stops at the database."""
     from treasury.adapters.db.migrate import schema_probe
     from treasury.services.preflight import run_checks
 
@@ -63,6 +64,7 @@ async def preflight_checks(rt: Runtime) -> list[Check]:
         rt.exchange,
         schema=schema_probe(rt.ledger.engine),
         allow_unrestricted_ip=rt.settings.allow_unrestricted_ip_key,
+        exchange_without_database=exchange_without_database,
     )
 
 
@@ -76,7 +78,9 @@ def check() -> None:
         from treasury.bootstrap import runtime
 
         async with runtime(settings) as rt:
-            ok = print_checks(await preflight_checks(rt))
+            checks = await preflight_checks(rt)
+            failed.extend(f"{c.name}: {c.detail}" for c in checks if not c.ok)
+            ok = print_checks(checks)
             try:
                 pauses = await rt.ledger.state.account_pauses()
                 kill = await rt.ledger.state.pause_state()
@@ -95,10 +99,12 @@ def check() -> None:
             )
         for name, p in sorted(pauses.items()):
             out.console.print(f"[FAIL] account {name}: paused by {p.by}: {p.reason}", markup=False)
+        failed.extend(f"account {name} paused" for name in sorted(pauses))
         return ok and not pauses
 
+    failed: list[str] = []
     if not run(body):
-        out.fail("preflight failed", EXIT_REFUSED)
+        out.fail(f"preflight failed: {'; '.join(failed) or 'see above'}", EXIT_REFUSED)
 
 
 @app.command("run")
@@ -107,13 +113,21 @@ def run_daemon() -> None:
     settings = read_settings()
     configure(fmt=settings.log_format, level=settings.log_level)
 
+    blocking: list[Check] = []
+
+    async def checked(rt: Runtime) -> list[Check]:
+        checks = await preflight_checks(rt, exchange_without_database=False)
+        blocking[:] = [c for c in checks if not c.ok and not c.waits]
+        return checks
+
     async def body() -> bool:
         from treasury.runtime.supervisor import supervise
 
-        return await supervise(settings, checks=preflight_checks, report=log_checks)
+        return await supervise(settings, checks=checked, report=log_checks)
 
     if not run(body):
-        out.fail("preflight failed: not starting", EXIT_REFUSED)
+        why = "; ".join(f"{c.name}: {c.detail}" for c in blocking) or "see the log"
+        out.fail(f"preflight failed, not starting: {why}", EXIT_REFUSED)
 
 
 @whitelist_app.command("sync")

@@ -17,6 +17,7 @@ from treasury.cli.common import (
     validated,
     with_ledger,
 )
+from treasury.domain.money import format_amount
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_coin, validate_new_intent
 from treasury.ports.store import NotFound
@@ -75,8 +76,14 @@ def enqueue(
         out.print_json({**out.intent_dict(intent), "created": created})
     else:
         said = "new" if created else "already known (same request_id)"
+        # what was recorded, as the ledger holds it (1e3 typed is 1000 here)
+        tag = f" tag {intent.address_tag}" if intent.address_tag else ""
+        what = (
+            f"{format_amount(intent.amount)} {intent.coin} ({intent.network}) to "
+            f"{intent.address}{tag}"
+        )
         out.console.print(
-            f"intent {intent.id} {said}: {intent.status.value} ({intent.status_reason})",
+            f"intent {intent.id} {said}: {what}: {intent.status.value} ({intent.status_reason})",
             markup=False,
         )
 

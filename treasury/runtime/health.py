@@ -298,13 +298,9 @@ def _listen(host: str, port: int) -> socket.socket:
     return listen_socket(host, port, backlog=64)
 
 
-async def serve(
-    app: Starlette,
-    *,
-    bind: str | None = None,
-    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve ``app`` on ``bind`` until cancelled; ``task_status`` gets the base URL.
+def listen(bind: str | None) -> socket.socket:
+    """The listening socket for ``bind``, bound now (a daemon binds it before it does
+    anything else, so a port in use stops it before it touches the exchange).
 
     Raises:
         ValueError: a malformed bind address, or ``off``.
@@ -313,9 +309,26 @@ async def serve(
     parsed = parse_bind(bind)
     if parsed is None:
         raise ValueError("the metrics endpoint is off; do not start it")
-    host, port = parsed
-    sock = _listen(host, port)
-    bound = sock.getsockname()[1]
+    return _listen(*parsed)
+
+
+async def serve(
+    app: Starlette,
+    *,
+    bind: str | None = None,
+    sock: socket.socket | None = None,
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``bind`` (or on ``sock``, already listening) until cancelled;
+    ``task_status`` gets the base URL. The socket is closed when it ends.
+
+    Raises:
+        ValueError: a malformed bind address, or ``off``.
+        OSError: the address cannot be bound.
+    """
+    if sock is None:
+        sock = listen(bind)
+    host, bound = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
     if not is_loopback(host):
         import structlog

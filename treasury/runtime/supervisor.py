@@ -8,6 +8,7 @@ none of them can block a send (alerts are queued, delivery is in the background)
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -41,6 +42,34 @@ async def supervise(
     all of them pass. Nothing is sent before that (the key's posture may not even be
     known yet).
     """
+    # the port first: a port in use is the operator's to fix, before any other work
+    sock = _metrics_socket(settings.metrics_bind)
+    try:
+        return await _supervise(settings, sock, checks=checks, report=report)
+    finally:
+        if sock is not None:
+            sock.close()  # a no-op once the server has closed it
+
+
+def _metrics_socket(bind: str | None) -> socket.socket | None:
+    if not parse_bind(bind):
+        return None
+    try:
+        return health.listen(bind)
+    except OSError as exc:
+        raise SettingsError(
+            f"TREASURY_METRICS_BIND: cannot listen on {bind} ({exc.strerror or exc}): "
+            "another process may have it; give a free address, or off"
+        ) from None
+
+
+async def _supervise(
+    settings: Settings,
+    sock: socket.socket | None,
+    *,
+    checks: Callable[[Runtime], Awaitable[list[Check]]],
+    report: Callable[[list[Check]], object],
+) -> bool:
     metrics = ops_metrics.Metrics()
     sink = ops_alerts.from_settings(settings, on_result=metrics.alert_result)
     async with runtime(settings, alert=_logged(sink or no_alert), on_call=metrics.on_call) as rt:
@@ -96,16 +125,9 @@ async def supervise(
             accounts=[c.config.account for _, c in rt.accounts],
         )
         async with anyio.create_task_group() as tg:
-            if parse_bind(settings.metrics_bind):
+            if sock is not None:
                 app = health.build_app(ready, metrics.registry)
-                try:
-                    await tg.start(partial(health.serve, app, bind=settings.metrics_bind))
-                except OSError as exc:
-                    raise SettingsError(
-                        f"TREASURY_METRICS_BIND: cannot listen on {settings.metrics_bind} "
-                        f"({exc.strerror or exc}): another process may have it; give a free "
-                        "address, or off"
-                    ) from None
+                await tg.start(partial(health.serve, app, sock=sock))
             if sink is not None:
                 await tg.start(sink.run)
             await tg.start(sampler.run)

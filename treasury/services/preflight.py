@@ -61,8 +61,14 @@ SchemaProbe = Callable[[], Awaitable[tuple[str | None, str]]]
 
 
 async def run_checks(
-    exchange: Exchange, *, schema: SchemaProbe, allow_unrestricted_ip: bool
+    exchange: Exchange,
+    *,
+    schema: SchemaProbe,
+    allow_unrestricted_ip: bool,
+    exchange_without_database: bool = True,
 ) -> list[Check]:
+    """The preflight, in order. With ``exchange_without_database`` false (the daemon's
+    start), a database that fails ends it there: the exchange is not asked anything."""
     results: list[Check] = []
     try:
         current, head = await schema()
@@ -77,6 +83,8 @@ async def run_checks(
         )
     except Exception as exc:  # any driver error: unreachable or unusable
         results.append(Check("database", False, f"unreachable: {type(exc).__name__}: {exc}"))
+    if not results[0].ok and not exchange_without_database:
+        return results
     try:
         await exchange.sync_clock()
         offset = getattr(exchange, "clock_offset_ms", 0.0)
