@@ -230,3 +230,56 @@ def test_dockerfile_promises() -> None:
     assert re.search(r"pip install --no-deps /src", text)
     ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().splitlines()
     assert "!requirements/runtime.txt" in ignore
+
+
+# ---- pinning the base images by digest -----------------------------------------------
+
+
+def test_pin_images_rewrites_each_registry_image_to_its_current_digest(tmp_path: Path) -> None:
+    """`deploy/docker/pin-images` against a stand-in `docker` that answers like
+    `docker buildx imagetools inspect`: registry images get `tag@digest`, a second run
+    replaces the digest rather than stacking one, the locally built image is left alone,
+    and `--check` tells pinned from unpinned without the network."""
+    for name in ("Dockerfile", "compose.yaml"):
+        shutil.copy(DEPLOY / "docker" / name, tmp_path / name)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "# docker buildx imagetools inspect TAG: a digest made from $DIGEST_SEED and the tag\n"
+        'tag="$4"\n'
+        'case "$tag" in *@*) echo "asked for a digest, not a tag: $tag" >&2; exit 1;; esac\n'
+        'printf "Name: %s\\nMediaType: application/vnd.oci.image.index.v1+json\\n" "$tag"\n'
+        'printf "Digest: sha256:%s\\n" "$(printf %s "$DIGEST_SEED$tag" | sha256sum | cut -c1-64)"\n'
+    )
+    fake.chmod(0o755)
+    script = DEPLOY / "docker" / "pin-images"
+    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+    def pin(*args: str, seed: str = "a") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), "--root", str(tmp_path), *args],
+            env=env | {"DIGEST_SEED": seed},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    before = pin("--check")
+    assert before.returncode == 1 and "python:3.11-slim" in before.stdout, before
+    assert pin().returncode == 0
+    digest = re.compile(r"@sha256:[0-9a-f]{64}$", re.MULTILINE)
+    dockerfile = (tmp_path / "Dockerfile").read_text()
+    compose = (tmp_path / "compose.yaml").read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim@sha256:[0-9a-f]{64}$", dockerfile, re.M)
+    assert re.search(r"^\s+image: postgres:16@sha256:[0-9a-f]{64}$", compose, re.M)
+    assert "image: treasury:local\n" in compose
+    assert pin("--check").returncode == 0
+    first = digest.findall(dockerfile)
+    assert pin(seed="b").returncode == 0  # a newer image behind the same tag
+    again = (tmp_path / "Dockerfile").read_text()
+    assert digest.findall(again) != first and again.count("@sha256:") == 1
+    # everything but the image references is untouched
+    strip = lambda text: digest.sub("", text)  # noqa: E731
+    assert strip(again) == strip((DEPLOY / "docker" / "Dockerfile").read_text())
