@@ -8,7 +8,7 @@ are not, so clients must key on the code.
 Choices where Binance's documents are silent (also listed in the package README):
 
 * bad integer / decimal syntax → ``-1100``; a value out of its range → ``-1130``;
-* history window too long (≥ 90 days, or ≥ 7 days with ``withdrawOrderId``) → ``-1127``;
+* history window too long (over 90 days, or over 7 days with ``withdrawOrderId``) → ``-1127``;
   ``startTime`` after ``endTime`` → ``-1128``; more than 45 ids in ``idList`` → ``-1130``.
 """
 
