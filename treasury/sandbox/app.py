@@ -17,6 +17,7 @@ connection: the client sees the connection close with no response, never a 500.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class Call:
 
 Body = dict[str, object] | list[dict[str, object]] | Response
 SignedHandler = Callable[[Call], Awaitable[Body]]
+UnsignedHandler = Callable[[Sandbox, dict[str, str]], Body]
 
 
 class DropConnection(Response):
@@ -113,7 +115,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
 
         return Route(path, endpoint, methods=[method])
 
-    def unsigned(path: str, name: str, pool: str, handler: Callable[[Sandbox], Body]) -> Route:
+    def unsigned(path: str, name: str, pool: str, handler: UnsignedHandler) -> Route:
         async def endpoint(request: Request) -> Response:
             sb: Sandbox = request.app.state.sandbox
             down = await _unavailable(sb, request, name)
@@ -123,7 +125,11 @@ def build_app(sandbox: Sandbox) -> Starlette:
                 headers = _charge_ip(sb, request, name, pool)
             except ApiError as error:
                 return _error(error, {})
-            body = handler(sb)
+            try:
+                params = parse_request(request.scope["query_string"], b"").params
+                body = handler(sb, params)
+            except ApiError as error:
+                return _error(error, headers)
             assert not isinstance(body, Response)
             return JSONResponse(body, headers=headers)
 
@@ -132,14 +138,15 @@ def build_app(sandbox: Sandbox) -> Starlette:
     app = Starlette(
         routes=[
             unsigned(
-                "/api/v3/time", "time", "api", lambda sb: {"serverTime": sb.exchange.server_ms()}
+                "/api/v3/time", "time", "api", lambda sb, _: {"serverTime": sb.exchange.server_ms()}
             ),
+            unsigned("/api/v3/exchangeInfo", "exchange_info", "api", _exchange_info),
             signed("/api/v3/account", "account", "api", _account_info),
             unsigned(
                 "/sapi/v1/system/status",
                 "system_status",
                 "sapi_ip",
-                lambda sb: views.system_status(sb.faults.maintenance),
+                lambda sb, _: views.system_status(sb.faults.maintenance),
             ),
             signed("/sapi/v1/account/status", "account_status", "sapi_ip", _account_status),
             signed(
@@ -236,6 +243,41 @@ def _error(error: ApiError, headers: dict[str, str]) -> JSONResponse:
 
 
 # -- the endpoints ------------------------------------------------------------------------
+
+
+def _exchange_info(sb: Sandbox, params: dict[str, str]) -> Body:
+    """``symbol`` or ``symbols`` (a JSON array) pick symbols, an unknown one is -1121 and
+    both at once -1128; the other parameters Binance documents are not modelled (every
+    listed symbol is ``TRADING`` with ``SPOT`` permission)."""
+    one, many = params.get("symbol") or None, params.get("symbols") or None
+    if one is not None and many is not None:
+        raise errors.bad_combination("Only one of symbol and symbols may be sent.")
+    wanted: list[str] | None = None
+    if one is not None:
+        wanted = [one]
+    elif many is not None:
+        wanted = _symbol_list(many)
+    known = {base.coin + quote.coin for base, quote in views.spot_symbols(sb.config.coins)}
+    if wanted is not None and not set(wanted) <= known:
+        raise errors.invalid_symbol()
+    limits = sb.config.rate_limits
+    return views.exchange_info(
+        sb.config.coins,
+        sb.exchange.server_ms(),
+        weight_limit=limits.scaled(limits.api_ip_weight_per_min) if limits.enabled else None,
+        symbols=wanted,
+    )
+
+
+def _symbol_list(raw: str) -> list[str]:
+    """``symbols``: a JSON array of names, ``["BTCUSDT","ETHBTC"]``."""
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise errors.illegal_characters("symbols", '^\\[("[A-Z0-9-_.]{1,20}"(,)?)+\\]$')
+    return names
 
 
 async def _account_info(call: Call) -> Body:

@@ -108,9 +108,10 @@ WALLETS: Mapping[str, int] = {"spot": 0, "funding": 1}
 ADDRESS_BOOK_MAX = 200
 DEFAULT_ACCOUNT_STATUS = "Normal"
 
-# Weights per endpoint, as Binance documents them (reference §2 and §4).
+# Weights per endpoint, as Binance documents them (reference §2, §4 and §10).
 DEFAULT_WEIGHTS: Mapping[str, int] = {
     "time": 1,
+    "exchange_info": 20,
     "account": 20,
     "system_status": 1,
     "account_status": 1,

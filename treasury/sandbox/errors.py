@@ -8,8 +8,10 @@ are not, so clients must key on the code.
 Choices where Binance's documents are silent (also listed in the package README):
 
 * bad integer / decimal syntax → ``-1100``; a value out of its range → ``-1130``;
-* history window too long (≥ 90 days, or ≥ 7 days with ``withdrawOrderId``) → ``-1127``;
-  ``startTime`` after ``endTime`` → ``-1128``; more than 45 ids in ``idList`` → ``-1130``.
+* history window too long (over 90 days, or over 7 days with ``withdrawOrderId``) → ``-1127``;
+  ``startTime`` after ``endTime`` → ``-1128``; more than 45 ids in ``idList`` → ``-1130``;
+* ``exchangeInfo`` with both ``symbol`` and ``symbols`` → ``-1128``, a ``symbols`` that
+  is not a JSON array of names → ``-1100``.
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ def recv_window_too_big() -> ApiError:
 
 def interval_too_big() -> ApiError:
     return ApiError(-1127, "Lookup interval is too big.")
+
+
+def invalid_symbol() -> ApiError:
+    return ApiError(-1121, "Invalid symbol.")
 
 
 def bad_combination(detail: str) -> ApiError:

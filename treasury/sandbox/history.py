@@ -2,11 +2,14 @@
 
 Binance's rules (reference §2): window < 90 days (default: the last 90 days); with
 ``withdrawOrderId`` the window must be < 7 days and defaults to the last 7 days;
-``idList`` takes at most 45 ids; ``limit`` defaults to 1000 and may not exceed it. The
-order of results is not documented; the sandbox answers newest first (by apply time,
-then acceptance order), the order Binance's website shows. Codes where Binance is
-silent: bad number syntax -1100, value out of range -1130 (also for 46+ ids), window too
-long -1127, ``startTime`` after ``endTime`` -1128. Each item's ``amount`` is net of
+``idList`` takes at most 45 ids; ``limit`` defaults to 1000 and may not exceed it.
+"Less than 90 days" still admits ``endTime - startTime`` of exactly 90 days
+(7,776,000,000 ms): real Binance answers that window (reference §9), and ccxt asks for
+it, so only a longer window is refused; the 7-day rule is read the same way. The order
+of results is not documented; the sandbox answers newest first (by apply time, then
+acceptance order), the order Binance's website shows. Codes where Binance is silent: bad
+number syntax -1100, value out of range -1130 (also for 46+ ids), window too long
+-1127, ``startTime`` after ``endTime`` -1128. Each item's ``amount`` is net of
 ``transactionFee`` unless the ``history_amount`` setting is ``"gross"`` (``withdrawals.py``).
 """
 
@@ -63,7 +66,7 @@ def parse_query(params: Mapping[str, str], now_ms: int) -> HistoryQuery:
         end = max(now_ms, start)
     if start > end:
         raise errors.bad_combination("startTime must not be after endTime.")
-    if end - start >= window:
+    if end - start > window:
         raise errors.interval_too_big()
     return HistoryQuery(
         coin=params.get("coin") or None,

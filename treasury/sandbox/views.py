@@ -6,7 +6,7 @@ reference) in one place. Every amount is a decimal string from ``format_amount``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import ROUND_DOWN, Decimal
 
 from treasury.domain.money import format_amount
@@ -16,6 +16,12 @@ from treasury.sandbox.state import Exchange
 
 ZERO = "0"
 SATOSHI = Decimal("0.00000001")  # btcValuation's precision
+# exchangeInfo: the quote assets spot symbols are listed against, in this order, and the
+# nominal upper bounds of the price and quantity filters (the sandbox does not trade).
+QUOTE_ASSETS = ("USDT", "BTC")
+MAX_PRICE = Decimal(1_000_000)
+MAX_QTY = Decimal(9_000_000)
+FILTER_PLACES = 8  # Binance writes filter values with 8 decimals
 _API_KEY_CREATED_MS = 1_700_000_000_000
 
 
@@ -191,3 +197,106 @@ def quota(acc: AccountState, now_ms: int) -> dict[str, object]:
         "wdQuota": format_amount(acc.quota_usd),
         "usedWdQuota": format_amount(acc.quota_used_at(now_ms)),
     }
+
+
+def spot_symbols(coins: Mapping[str, CoinConfig]) -> list[tuple[CoinConfig, CoinConfig]]:
+    """(base, quote) of each listed spot symbol: every configured coin against each
+    configured quote asset of ``QUOTE_ASSETS``, except a quote asset against itself or
+    against one listed before it (``BTCUSDT``, ``ETHUSDT``, ``ETHBTC``, no ``USDTBTC``)."""
+    quotes = [coins[q] for q in QUOTE_ASSETS if q in coins]
+    pairs: list[tuple[CoinConfig, CoinConfig]] = []
+    for i, quote in enumerate(quotes):
+        earlier = {q.coin for q in quotes[: i + 1]}
+        pairs += [(base, quote) for base in coins.values() if base.coin not in earlier]
+    return pairs
+
+
+def exchange_info(
+    coins: Mapping[str, CoinConfig],
+    server_ms: int,
+    *,
+    weight_limit: int | None,
+    symbols: Sequence[str] | None = None,
+) -> dict[str, object]:
+    """``GET /api/v3/exchangeInfo``: the spot symbols of ``spot_symbols``, all ``TRADING``
+    with ``SPOT`` permission, or only ``symbols`` (in that order) when given; the ``/api``
+    request-weight limit when ``weight_limit`` is set (rate limits on)."""
+    listed = {base.coin + quote.coin: (base, quote) for base, quote in spot_symbols(coins)}
+    names = list(listed) if symbols is None else list(symbols)
+    limits = [] if weight_limit is None else [_weight_limit(weight_limit)]
+    return {
+        "timezone": "UTC",
+        "serverTime": server_ms,
+        "rateLimits": limits,
+        "exchangeFilters": [],
+        "symbols": [_symbol(*listed[name]) for name in names],
+    }
+
+
+def _weight_limit(limit: int) -> dict[str, object]:
+    return {
+        "rateLimitType": "REQUEST_WEIGHT",
+        "interval": "MINUTE",
+        "intervalNum": 1,
+        "limit": limit,
+    }
+
+
+def _symbol(base: CoinConfig, quote: CoinConfig) -> dict[str, object]:
+    # one step of the coin's amount precision (at most 8 places, as Binance's filters)
+    step = Decimal(1).scaleb(-min(base.precision, FILTER_PLACES))
+    tick = Decimal(1).scaleb(-min(quote.precision, FILTER_PLACES))
+    return {
+        "symbol": base.coin + quote.coin,
+        "status": "TRADING",
+        "baseAsset": base.coin,
+        "baseAssetPrecision": FILTER_PLACES,
+        "quoteAsset": quote.coin,
+        "quotePrecision": FILTER_PLACES,
+        "quoteAssetPrecision": FILTER_PLACES,
+        "baseCommissionPrecision": FILTER_PLACES,
+        "quoteCommissionPrecision": FILTER_PLACES,
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": False,
+        "cancelReplaceAllowed": False,
+        "amendAllowed": False,
+        "pegInstructionsAllowed": False,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": _filter_value(tick),
+                "maxPrice": _filter_value(MAX_PRICE),
+                "tickSize": _filter_value(tick),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": _filter_value(step),
+                "maxQty": _filter_value(MAX_QTY),
+                "stepSize": _filter_value(step),
+            },
+        ],
+        # Binance moved symbol permissions to permissionSets; the old list stays, empty
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "NONE",
+        "allowedSelfTradePreventionModes": ["NONE"],
+    }
+
+
+def _filter_value(value: Decimal) -> str:
+    """Binance's filter text: always 8 decimal places (``"0.01000000"``)."""
+    return format(value.quantize(Decimal(1).scaleb(-FILTER_PLACES)), "f")

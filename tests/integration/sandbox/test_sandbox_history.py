@@ -64,8 +64,14 @@ async def test_withdraw_order_id_defaults_to_last_7_days(
         withdrawOrderId="seven", startTime=start, endTime=start + 7 * DAY_MS - 1
     )
     assert [i["id"] for i in in_window] == [old]
+    # exactly 7 days is still "less than 7 days" (as Binance reads its 90-day rule)
+    exactly = await client.history(
+        withdrawOrderId="seven", startTime=start, endTime=start + 7 * DAY_MS
+    )
+    assert [i["id"] for i in exactly] == [old]
     too_wide = await client.get(
-        HISTORY, {"withdrawOrderId": "seven", "startTime": start, "endTime": start + 7 * DAY_MS}
+        HISTORY,
+        {"withdrawOrderId": "seven", "startTime": start, "endTime": start + 7 * DAY_MS + 1},
     )
     assert error_code(too_wide) == -1127
     # without withdrawOrderId the default window is 90 days: both show
@@ -81,10 +87,11 @@ async def test_ninety_day_window(client: Client, clock: ManualClock) -> None:
     now = clock.now_ms()
     old = await client.history(startTime=start, endTime=start + 90 * DAY_MS - 1)
     assert [i["id"] for i in old] == [first]
-    assert (
-        error_code(await client.get(HISTORY, {"startTime": start, "endTime": start + 90 * DAY_MS}))
-        == -1127
-    )
+    # exactly 90 days is answered (real Binance does; ccxt's fetchWithdrawals asks for it)
+    exactly = await client.history(startTime=start, endTime=start + 90 * DAY_MS)
+    assert [i["id"] for i in exactly] == [first]
+    too_wide = {"startTime": start, "endTime": start + 90 * DAY_MS + 1}
+    assert error_code(await client.get(HISTORY, too_wide)) == -1127
     assert error_code(await client.get(HISTORY, {"startTime": start})) == -1127
     assert error_code(await client.get(HISTORY, {"startTime": now, "endTime": now - 1})) == -1128
 
