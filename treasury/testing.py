@@ -1567,8 +1567,8 @@ class FakeExchange:
             raise _bad_request("limit or offset out of range", -1130)
         if start > end:
             raise _bad_request("startTime must not be after endTime.", -1128)
-        if end - start >= window:
-            raise _bad_request("The time interval is too big.", -4031)
+        if end - start > window:  # as the sandbox and Binance: exactly the window is allowed
+            raise _bad_request("Lookup interval is too big.", -1127)
         rows = [
             w
             for w in self._withdrawals

@@ -98,10 +98,18 @@ async def test_history_is_newest_first_paged_and_windowed(
     assert [
         r.id for r in await exchange.withdraw_history(start_time_ms=now - 3500, end_time_ms=now)
     ] == [ids[4], ids[3], ids[2]]
+    # exactly 90 (7) days is allowed, as on Binance and in the sandbox; one ms more is -1127
+    await exchange.withdraw_history(start_time_ms=now - 90 * DAY_MS, end_time_ms=now)
+    with pytest.raises(Rejected, match="too big") as too_big:
+        await exchange.withdraw_history(start_time_ms=now - 90 * DAY_MS - 1, end_time_ms=now)
+    assert too_big.value.code == -1127
+    await exchange.withdraw_history(
+        withdraw_order_id="o-1", start_time_ms=now - 7 * DAY_MS, end_time_ms=now
+    )
     with pytest.raises(Rejected, match="too big"):
-        await exchange.withdraw_history(start_time_ms=now - 90 * DAY_MS, end_time_ms=now)
-    with pytest.raises(Rejected, match="too big"):
-        await exchange.withdraw_history(withdraw_order_id="o-1", start_time_ms=now - 7 * DAY_MS)
+        await exchange.withdraw_history(
+            withdraw_order_id="o-1", start_time_ms=now - 7 * DAY_MS - 1, end_time_ms=now
+        )
     with pytest.raises(Rejected):
         await exchange.withdraw_history(limit=1001)
 
