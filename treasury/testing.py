@@ -620,7 +620,7 @@ class MemoryIntentStore:
         return max(sent) if sent else None
 
     async def unserved(
-        self, *, older_than_s: float, skip_reason_prefix: str, limit: int = 500
+        self, *, older_than_s: float, skip_reason_prefix: str | None = None, limit: int = 500
     ) -> list[tuple[int, str]]:
         t = self._db.tables
         now = self._db.now()
@@ -632,7 +632,9 @@ class MemoryIntentStore:
             and r["created_at"] < now - timedelta(seconds=older_than_s)
             and r["account"] not in served
             and (
-                r["status_reason"] is None or not r["status_reason"].startswith(skip_reason_prefix)
+                skip_reason_prefix is None
+                or r["status_reason"] is None
+                or not r["status_reason"].startswith(skip_reason_prefix)
             )
         ]
         return [(r["id"], r["account"]) for r in rows[:limit]]

@@ -139,3 +139,14 @@ async def test_check_warns_while_the_address_book_mirror_is_empty(tmp_path: Path
         await w.cli("whitelist", "sync")
         after = (await w.cli("check")).stdout.decode()
         assert "address book" not in after, after
+        assert "no running daemon serves" not in after, after
+
+
+async def test_check_warns_of_queued_intents_no_running_daemon_serves(tmp_path: Path) -> None:
+    async with world("sqlite", tmp_path) as w:
+        await w.sql(
+            "INSERT INTO withdrawal_intents (coin, network, address, amount, account) "
+            "VALUES ('USDT', 'TRX', 'TXyzAbc123', '5', 'desk-9')"
+        )
+        said = (await w.cli("check")).stdout.decode()
+    assert "[WARN] account desk-9: 1 queued intent(s) that no running daemon serves" in said, said

@@ -421,6 +421,8 @@ async def test_unserved_finds_old_queued_intents_no_live_lease_covers(store: Sto
     ]
     assert await intents.set_reason(ghost.id, f"{prefix} 'ghost'")
     assert await intents.unserved(older_than_s=0.01, skip_reason_prefix=prefix) == []
+    # without a prefix (what `check` asks): every one, flagged or not
+    assert await intents.unserved(older_than_s=0.01) == [(ghost.id, "ghost")]
     flagged = await intents.get(ghost.id)
     assert (flagged.status, flagged.status_reason, flagged.version) == (
         S.QUEUED,

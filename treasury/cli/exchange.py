@@ -85,8 +85,19 @@ def check() -> None:
                 pauses = await rt.ledger.state.account_pauses()
                 kill = await rt.ledger.state.pause_state()
                 usable = [e for e in await rt.ledger.whitelist.all() if e.enabled]
+                unserved = await rt.ledger.intents.unserved(older_than_s=0)
             except Exception:  # the database line of the preflight already says why
                 return False
+        waiting: dict[str, int] = {}
+        for _intent_id, account in unserved:
+            waiting[account] = waiting.get(account, 0) + 1
+        for account, n in sorted(waiting.items()):
+            out.console.print(
+                f"[WARN] account {account}: {n} queued intent(s) that no running daemon serves "
+                f"(no live sender lease): start one with TREASURY_ACCOUNT={account} or "
+                "TREASURY_EXTRA_ACCOUNTS, or cancel them",
+                markup=False,
+            )
         if not usable:
             out.console.print(
                 "[WARN] address book: the local mirror has no enabled entry, so every "

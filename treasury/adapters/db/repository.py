@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, func, insert, literal_column, or_, select, update
+from sqlalchemy import Row, and_, exists, func, insert, literal_column, or_, select, true, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -510,10 +510,11 @@ class IntentRepository:
             )
 
     async def unserved(
-        self, *, older_than_s: float, skip_reason_prefix: str, limit: int = 500
+        self, *, older_than_s: float, skip_reason_prefix: str | None = None, limit: int = 500
     ) -> list[tuple[int, str]]:
         """Queued intents older than ``older_than_s`` whose account no live sender lease
-        covers, and whose reason does not start with ``skip_reason_prefix`` yet."""
+        covers, and whose reason does not start with ``skip_reason_prefix`` yet (when
+        given)."""
         from treasury.adapters.db.state import db_now
         from treasury.adapters.db.tables import sender_leases as L
 
@@ -528,7 +529,9 @@ class IntentRepository:
                             T.c.status == Status.QUEUED.value,
                             T.c.created_at < now - timedelta(seconds=older_than_s),
                             ~live,
-                            or_(
+                            true()
+                            if skip_reason_prefix is None
+                            else or_(
                                 T.c.status_reason.is_(None),
                                 ~T.c.status_reason.startswith(skip_reason_prefix),
                             ),
