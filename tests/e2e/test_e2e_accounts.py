@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 from harness import USDT_TRX, USDT_TRX_2, world
 from invariants import Snapshot, assert_invariants
@@ -47,3 +48,31 @@ async def test_one_daemon_serves_two_accounts(backend: str, tmp_path: Path) -> N
     for intent_id in sub_ids:
         assert by_oid[intents[intent_id]["withdraw_order_id"]].account == SUB
     assert_invariants(snapshot)
+
+
+async def test_a_second_accounts_key_is_held_to_the_same_preflight(tmp_path: Path) -> None:
+    """A key without IP restriction is refused for the primary account; the same key
+    posture on an extra account must not slip through because only the first is checked."""
+    env = {
+        "TREASURY_EXTRA_ACCOUNTS": SUB,
+        "TREASURY_ACCOUNT_TREASURY_SUB_API_KEY": "treasury-sub-api-key",
+        "TREASURY_ACCOUNT_TREASURY_SUB_API_SECRET": "treasury-sub-api-secret",
+    }
+    async with world("sqlite", tmp_path, env=env) as w:
+        reply = await w.sandbox._http.post(
+            "/_sandbox/account", json={"account": SUB, "apiRestrictions": {"ipRestrict": False}}
+        )
+        assert reply.status_code == 200, reply.text
+        checked = await w.cli("check", check=False)
+        daemon = await w.start_daemon(wait=False)
+        with anyio.fail_after(60):
+            while daemon.alive():
+                await anyio.sleep(0.2)
+        ledger = w.sandbox.ledger()
+    said = checked.stdout.decode()
+    assert checked.returncode == 1, said
+    assert f"[FAIL] account {SUB}: ip restriction" in said, said
+    assert "[ok  ] ip restriction" in said, said  # the primary account's key is fine
+    assert daemon.proc.returncode == 1
+    assert f"account {SUB}: ip restriction" in daemon.logs(), daemon.logs()
+    assert ledger.apply_requests == []

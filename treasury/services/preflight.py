@@ -63,28 +63,31 @@ SchemaProbe = Callable[[], Awaitable[tuple[str | None, str]]]
 async def run_checks(
     exchange: Exchange,
     *,
-    schema: SchemaProbe,
+    schema: SchemaProbe | None,
     allow_unrestricted_ip: bool,
     exchange_without_database: bool = True,
 ) -> list[Check]:
     """The preflight, in order. With ``exchange_without_database`` false (the daemon's
-    start), a database that fails ends it there: the exchange is not asked anything."""
+    start), a database that fails ends it there: the exchange is not asked anything.
+    Without ``schema`` (a second account of the same process) only the exchange's
+    checks run."""
     results: list[Check] = []
-    try:
-        current, head = await schema()
-        results.append(
-            Check(
-                "database",
-                current == head,
-                f"at revision {current}, code expects {head}"
-                if current != head
-                else f"reachable, migrated ({head})",
+    if schema is not None:
+        try:
+            current, head = await schema()
+            results.append(
+                Check(
+                    "database",
+                    current == head,
+                    f"at revision {current}, code expects {head}"
+                    if current != head
+                    else f"reachable, migrated ({head})",
+                )
             )
-        )
-    except Exception as exc:  # any driver error: unreachable or unusable
-        results.append(Check("database", False, f"unreachable: {type(exc).__name__}: {exc}"))
-    if not results[0].ok and not exchange_without_database:
-        return results
+        except Exception as exc:  # any driver error: unreachable or unusable
+            results.append(Check("database", False, f"unreachable: {type(exc).__name__}: {exc}"))
+        if not results[0].ok and not exchange_without_database:
+            return results
     try:
         await exchange.sync_clock()
         offset = getattr(exchange, "clock_offset_ms", 0.0)
