@@ -128,6 +128,7 @@ class PolicyHolder:
         self.path = path
         self._mtime: float | None = None
         self._gate: PolicyGate | None = None
+        self._approval_expiry_hours: int | None = None
         if path is not None:
             self._load()
 
@@ -149,6 +150,7 @@ class PolicyHolder:
             )
 
         self._gate = gate
+        self._approval_expiry_hours = loaded.approval_expiry_hours
 
     def reload(self) -> bool:
         """Load the file again; on error keep the current policy. True if reloaded."""
@@ -177,6 +179,11 @@ class PolicyHolder:
     def gate(self) -> PolicyGate | None:
         self.reload_if_changed()
         return self._gate
+
+    def approval_expiry_hours(self) -> int | None:
+        """The policy's approval window; ``None`` without a policy (nothing awaits then)."""
+        self.reload_if_changed()
+        return self._approval_expiry_hours
 
 
 @dataclass
@@ -249,6 +256,7 @@ async def runtime(
                     worker_config(settings, worker=me), account=creds.name, wallet=creds.wallet
                 ),
                 policy=policy.gate,
+                approval_expiry_hours=policy.approval_expiry_hours,
                 alert=alert,
             )
             accounts.append((exchange, ctx))

@@ -19,12 +19,18 @@ from pathlib import Path
 
 from treasury.domain.errors import InvalidField
 from treasury.domain.money import parse_amount
-from treasury.domain.policy import MAX_APPROVALS, CoinPolicy, Policy
+from treasury.domain.policy import (
+    DEFAULT_APPROVAL_EXPIRY_HOURS,
+    MAX_APPROVAL_EXPIRY_HOURS,
+    MAX_APPROVALS,
+    CoinPolicy,
+    Policy,
+)
 from treasury.domain.validation import COIN_RE
 
 AMOUNT_KEYS = ("max_per_intent", "daily_cap", "destination_daily_cap", "approval_threshold")
 COIN_KEYS = (*AMOUNT_KEYS, "approvals_required")
-TOP_KEYS = ("deny_unlisted_coins", "default", "coins")
+TOP_KEYS = ("deny_unlisted_coins", "default", "coins", "approval_expiry_hours")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -119,7 +125,17 @@ class _Parser:
                     at, "coin symbols are upper-case letters and digits (1-20), e.g. USDT"
                 )
             coins[coin] = self.coin_policy(section, at)
-        return Policy(coins=coins, default=default, deny_unlisted_coins=deny)
+        hours = data.get("approval_expiry_hours", DEFAULT_APPROVAL_EXPIRY_HOURS)
+        if isinstance(hours, bool) or not isinstance(hours, int):
+            raise self.error("approval_expiry_hours", f"must be a whole number, got {_kind(hours)}")
+        if not 1 <= hours <= MAX_APPROVAL_EXPIRY_HOURS:
+            raise self.error(
+                "approval_expiry_hours",
+                f"must be between 1 and {MAX_APPROVAL_EXPIRY_HOURS} hours, got {hours}",
+            )
+        return Policy(
+            coins=coins, default=default, deny_unlisted_coins=deny, approval_expiry_hours=hours
+        )
 
     def coin_policy(self, value: object, at: str) -> CoinPolicy:
         section = self.table(value, at)

@@ -265,3 +265,18 @@ def test_any_bytes_in_a_file_give_a_policy_or_a_policy_error(
     outcome = outcome_of(lambda: load_policy(path))
     if isinstance(outcome, PolicyError):
         assert str(outcome).startswith(f"{path}: ")
+
+
+def test_the_approval_window_defaults_to_three_days_and_is_bounded() -> None:
+    assert parse_policy("").approval_expiry_hours == 72
+    assert parse_policy("approval_expiry_hours = 24\n").approval_expiry_hours == 24
+    for text, words in (
+        ("approval_expiry_hours = 0\n", "between 1 and 720 hours, got 0"),
+        ("approval_expiry_hours = 721\n", "between 1 and 720 hours, got 721"),
+        ('approval_expiry_hours = "72"\n', "whole number"),
+        ("approval_expiry_hours = 1.5\n", "whole number"),
+        ("approval_expiry_hours = true\n", "whole number"),
+    ):
+        with pytest.raises(PolicyError, match=words) as err:
+            parse_policy(text)
+        assert "approval_expiry_hours" in str(err.value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from types import MappingProxyType
 
@@ -26,6 +27,11 @@ from treasury.domain.validation import COIN_RE
 
 MAX_APPROVALS = 10
 ZERO = Decimal(0)
+# An intent that waits for approvals fails after this long (from its creation): an old
+# request approved late pays against a situation that has changed (the destination, the
+# price, who asked). Three days cover a weekend; a policy may set 1 to 720 hours.
+DEFAULT_APPROVAL_EXPIRY_HOURS = 72
+MAX_APPROVAL_EXPIRY_HOURS = 720
 
 
 def _check_limit(name: str, value: Decimal | None) -> None:
@@ -77,8 +83,17 @@ class Policy:
     coins: Mapping[str, CoinPolicy] = field(default_factory=dict)
     default: CoinPolicy | None = None
     deny_unlisted_coins: bool = False
+    approval_expiry_hours: int = DEFAULT_APPROVAL_EXPIRY_HOURS
 
     def __post_init__(self) -> None:
+        hours = self.approval_expiry_hours
+        if isinstance(hours, bool) or not isinstance(hours, int):
+            raise InvalidField("approval_expiry_hours", "must be a whole number of hours")
+        if not 1 <= hours <= MAX_APPROVAL_EXPIRY_HOURS:
+            raise InvalidField(
+                "approval_expiry_hours",
+                f"must be between 1 and {MAX_APPROVAL_EXPIRY_HOURS}, got {hours}",
+            )
         for coin in self.coins:
             if not isinstance(coin, str) or not COIN_RE.fullmatch(coin):
                 raise InvalidField("coins", f"{coin!r} is not an upper-case asset symbol")
@@ -229,3 +244,27 @@ def check_approver(
     if any(_person(name) == who for name in existing):
         return f"{approver.strip()} has already approved this withdrawal"
     return None
+
+
+@dataclass(frozen=True)
+class ApprovalClock:
+    """Where an intent awaiting approval stands against the policy's expiry."""
+
+    expires_at: datetime
+    warn_at: datetime  # the alert before it expires: a quarter of the window, at most a day
+
+    @classmethod
+    def of(cls, created_at: datetime, expiry_hours: int) -> ApprovalClock:
+        window = timedelta(hours=expiry_hours)
+        return cls(
+            expires_at=created_at + window,
+            warn_at=created_at + window - min(window / 4, timedelta(days=1)),
+        )
+
+    def state(self, now: datetime) -> str | None:
+        """``"expired"``, ``"expiring"`` (the alert is due) or ``None``."""
+        if now >= self.expires_at:
+            return "expired"
+        if now >= self.warn_at:
+            return "expiring"
+        return None

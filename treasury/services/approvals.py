@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from treasury.domain import policy as p
 from treasury.domain.status import Status
+from treasury.ports.clock import utcnow
 from treasury.ports.store import Ledger, NotFound
 from treasury.services.admin import Refused
 
@@ -34,6 +35,13 @@ async def approve(
                 raise Refused(
                     f"intent {intent_id} is {intent.status.value}: only intents awaiting "
                     "approval can be approved"
+                )
+            clock = p.ApprovalClock.of(intent.created_at, policy.approval_expiry_hours)
+            if clock.state(utcnow()) == "expired":
+                raise Refused(
+                    f"intent {intent_id} has waited for approval past the policy's "
+                    f"{policy.approval_expiry_hours} h (until {clock.expires_at:%Y-%m-%d %H:%M} "
+                    "UTC): it can no longer be approved; enqueue it again if it is still wanted"
                 )
             existing = await unit.approvers()
             refusal = p.check_approver(

@@ -74,6 +74,7 @@ class WorkerContext:
     view: ExchangeView
     config: WorkerConfig
     policy: Callable[[], PolicyGate | None] = lambda: None
+    approval_expiry_hours: Callable[[], int | None] = lambda: None  # from the policy
     alert: Alert = no_alert
     in_flight: set[int] = field(default_factory=set)
     startup_hold: StartupHold | None = None

@@ -1,15 +1,23 @@
-"""Intents that no daemon will ever pick up must not wait silently.
+"""Intents must not wait silently.
 
 An intent inserted for an account that no running daemon serves (a typo in the
 ``account`` column, a daemon not started) would sit in ``queued`` forever. Any sender
 notices it, gives it a reason a person can act on, records the fact as an event and
 alerts — once per intent.
+
+An intent awaiting approval waits at most the policy's ``approval_expiry_hours`` from
+its creation: the sender alerts once when a quarter of the window (at most a day) is
+left, then fails it with the reason. ``approve`` refuses an expired intent too.
 """
 
 from __future__ import annotations
 
 import structlog
 
+from treasury.domain.policy import ApprovalClock
+from treasury.domain.status import Status
+from treasury.ports.clock import utcnow
+from treasury.ports.store import ConcurrentChange
 from treasury.services.context import WorkerContext
 
 log = structlog.get_logger("treasury.watch")
@@ -30,3 +38,54 @@ async def flag_unserved(ctx: WorkerContext, *, after_s: float = UNSERVED_AFTER_S
         log.error("intent.unserved", intent_id=intent_id, account=account)
         await ctx.alert("needs_attention", f"intent {intent_id}: {PREFIX} {account!r}", intent_id)
     return flagged
+
+
+async def expire_approvals(ctx: WorkerContext) -> int:
+    """Alert on intents of this account close to the end of their approval window, and
+    fail those past it. Returns how many were failed."""
+    hours = ctx.approval_expiry_hours()
+    if hours is None:
+        return 0
+    now = utcnow()
+    expired = 0
+    waiting = await ctx.ledger.intents.in_status(
+        Status.AWAITING_APPROVAL, account=ctx.config.account
+    )
+    for intent in waiting:
+        clock = ApprovalClock.of(intent.created_at, hours)
+        state = clock.state(now)
+        if state == "expiring":
+            left = clock.expires_at - now
+            if await ctx.ledger.events.record_once(
+                "approval_expiring",
+                str(intent.id),
+                f"expires at {clock.expires_at:%Y-%m-%d %H:%M} UTC",
+                actor="worker",
+            ):
+                log.warning("intent.approval_expiring", intent_id=intent.id, left_s=int(left.total_seconds()))
+                await ctx.alert(
+                    "approval_expiring",
+                    f"intent {intent.id} ({intent.amount} {intent.coin}) needs its approvals "
+                    f"before {clock.expires_at:%Y-%m-%d %H:%M} UTC, or it fails: treasury "
+                    f"approve {intent.id}",
+                    intent.id,
+                )
+        elif state == "expired":
+            reason = (
+                f"not approved within the policy's {hours} h (approval_expiry_hours) of its "
+                "creation; enqueue it again if it is still wanted"
+            )
+            try:
+                await ctx.ledger.intents.transition(
+                    intent.id,
+                    Status.FAILED,
+                    reason=reason,
+                    actor="worker",
+                    expect=(Status.AWAITING_APPROVAL,),
+                )
+            except ConcurrentChange:
+                continue  # approved or cancelled meanwhile: it is no longer ours to fail
+            expired += 1
+            log.warning("intent.approval_expired", intent_id=intent.id, hours=hours)
+            await ctx.alert("approval_expired", f"intent {intent.id}: {reason}", intent.id)
+    return expired

@@ -7,7 +7,7 @@ import pytest
 from services_world import ACCOUNT, NAMESPACE, WORKER, World
 
 # imported before the clock is installed, so that the utcnow each one bound is replaced too
-from treasury.services import reconcile, settle, submit, truth  # noqa: F401
+from treasury.services import approvals, reconcile, settle, submit, truth, watch  # noqa: F401
 from treasury.services.context import WorkerConfig, WorkerContext
 from treasury.services.exchange_view import ExchangeView
 from treasury.testing import FakeExchange, ManualClock, MemoryLedger
