@@ -253,7 +253,10 @@ async def runtime(
                     exchange, rules_ttl_s=settings.rules_ttl_s, on_can_withdraw=can_withdraw_changed
                 ),
                 config=dataclasses.replace(
-                    worker_config(settings, worker=me), account=creds.name, wallet=creds.wallet
+                    worker_config(settings, worker=me),
+                    account=creds.name,
+                    wallet=creds.wallet,
+                    internal_fee_payer=creds.internal_fee_payer,
                 ),
                 policy=policy.gate,
                 approval_expiry_hours=policy.approval_expiry_hours,

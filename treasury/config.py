@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # TREASURY_ACCOUNT_<NAME>_WALLET). Always sent as walletType: Binance's own default is
     # the wallet chosen in the account's settings, which the API does not report.
     wallet: Literal["spot", "funding"] = "spot"
+    # Who pays an internal transfer's fee (a destination that is a Binance account; the
+    # client cannot know before sending): "sender" (Binance's default) is debited amount +
+    # fee, "recipient" gets amount - fee. Always sent as transactionFeeFlag (extra
+    # accounts: TREASURY_ACCOUNT_<NAME>_INTERNAL_FEE_PAYER, else this).
+    internal_fee_payer: Literal["sender", "recipient"] = "sender"
     sweep_interval_s: float = Field(default=300.0, gt=0, le=86400)
     exchange_unreachable_alert_s: float = Field(default=300.0, gt=0, le=86400)
     reconcile_interval_s: float = Field(default=10.0, gt=0, le=3600)
@@ -216,6 +221,7 @@ class AccountCredentials:
     private_key_file: Path | None
     passphrase: SecretStr | None
     wallet: str = "spot"  # the default wallet of this account's intents
+    internal_fee_payer: str = "sender"  # who pays an internal transfer's fee
 
 
 def account_variable(name: str, key: str) -> str:
@@ -251,6 +257,7 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
             settings.binance_private_key_file,
             settings.binance_private_key_passphrase,
             settings.wallet,
+            settings.internal_fee_payer,
         )
     ]
     for name in settings.account_names[1:]:
@@ -274,6 +281,12 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
         wallet = _account_value(name, "WALLET") or settings.wallet
         if wallet not in ("spot", "funding"):
             raise SettingsError(f"{prefix}_WALLET: {wallet!r} is not a wallet: use spot or funding")
+        payer = _account_value(name, "INTERNAL_FEE_PAYER") or settings.internal_fee_payer
+        if payer not in ("sender", "recipient"):
+            raise SettingsError(
+                f"{account_variable(name, 'INTERNAL_FEE_PAYER')}: {payer!r} is not a fee "
+                "payer: use sender or recipient"
+            )
         result.append(
             AccountCredentials(
                 name,
@@ -282,6 +295,7 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
                 Path(key_file) if key_file else None,
                 SecretStr(passphrase) if passphrase else None,
                 wallet,
+                payer,
             )
         )
     return result
@@ -317,7 +331,14 @@ NOT_SETTINGS = frozenset(
         "TREASURY_TORTURE_SEED",
     }
 )
-ACCOUNT_KEYS = ("API_KEY", "API_SECRET", "PRIVATE_KEY_FILE", "PRIVATE_KEY_PASSPHRASE", "WALLET")
+ACCOUNT_KEYS = (
+    "API_KEY",
+    "API_SECRET",
+    "PRIVATE_KEY_FILE",
+    "PRIVATE_KEY_PASSPHRASE",
+    "WALLET",
+    "INTERNAL_FEE_PAYER",
+)
 
 
 def unknown_variables(environ: Mapping[str, str], accounts: Sequence[str] = ()) -> list[str]:

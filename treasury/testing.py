@@ -1199,6 +1199,13 @@ def rejected(
     return Rejected(detail, endpoint=endpoint, reason=reason, permanent=permanent, code=code)
 
 
+def _fake_tx_id(w: _Withdrawal) -> str:
+    """Binance's txId of an internal transfer is its own "Off-chain transfer <digits>"."""
+    if w.record.internal:
+        return f"Off-chain transfer {w.seq:010d}"
+    return f"0xfake{w.seq:04d}"
+
+
 @dataclass
 class _Withdrawal:
     record: WithdrawalRecord  # as history shows it (amount net or gross already)
@@ -1221,6 +1228,12 @@ class FakeExchange:
             ``"gross"`` (the amount requested).
         history_lag_s: how long a new withdrawal stays out of history.
         recv_window_ms: the recvWindow the client signs with.
+
+    ``internal_addresses``: destinations that belong to Binance accounts. A withdrawal to
+    one is an internal transfer (``transferType`` 1) charged ``fee``: with
+    ``transactionFeeFlag`` false (the sender pays) the wallet is debited the amount plus
+    the fee and history's net amount is the whole amount; with true (the recipient pays)
+    the wallet is debited the amount and the net amount is the amount less the fee.
     """
 
     def __init__(
@@ -1253,6 +1266,7 @@ class FakeExchange:
         self.quota = WithdrawQuota(quota=Decimal(8_000_000), used=Decimal(0))
         self.networks: dict[str, list[NetworkRule]] = {}
         self.whitelist: list[WhitelistAddress] = []
+        self.internal_addresses: set[str] = set()
         self.calls: list[Call] = []
         self._scripts: dict[str, deque[object]] = {}
         self._withdrawals: list[_Withdrawal] = []
@@ -1337,7 +1351,7 @@ class FakeExchange:
             w.record,
             status=status,
             info=info,
-            tx_id=(tx_id or f"0xfake{w.seq:04d}") if completed else w.record.tx_id,
+            tx_id=(tx_id or _fake_tx_id(w)) if completed else w.record.tx_id,
             complete_time=_at(self.server_ms()) if completed else w.record.complete_time,
         )
         return w.record
@@ -1505,7 +1519,10 @@ class FakeExchange:
             )
         wallet = self.balances if request.wallet is Wallet.SPOT else self.funding
         free = wallet.get(request.coin, Decimal(0))
-        if free < request.amount:
+        internal = request.address in self.internal_addresses
+        sender_pays = internal and not request.fee_payer.transaction_fee_flag
+        debit = request.amount + self.fee if sender_pays else request.amount
+        if free < debit:
             raise Rejected(
                 "Insufficient balance (fake).",
                 endpoint=APPLY,
@@ -1514,9 +1531,10 @@ class FakeExchange:
                 code=-4026,
                 http_status=400,
             )
-        wallet[request.coin] = free - request.amount
+        wallet[request.coin] = free - debit
         seq = len(self._withdrawals) + 1
-        shown = request.amount if self.history_amount == "gross" else request.amount - self.fee
+        received = request.amount if sender_pays else request.amount - self.fee
+        shown = request.amount if self.history_amount == "gross" else received
         record = WithdrawalRecord(
             id=f"fakewd{seq:06d}",
             withdraw_order_id=request.withdraw_order_id,
@@ -1531,6 +1549,7 @@ class FakeExchange:
             apply_time=_at(now),
             complete_time=None,
             wallet_type=request.wallet.wallet_type,
+            transfer_type=1 if internal else 0,
         )
         self._withdrawals.append(
             _Withdrawal(
@@ -1538,7 +1557,7 @@ class FakeExchange:
                 applied_ms=now,
                 visible_ms=now + int(self.history_lag_s * 1000),
                 seq=seq,
-                debited=request.amount,
+                debited=debit,
             )
         )
         return WithdrawAccepted(

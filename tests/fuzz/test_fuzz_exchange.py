@@ -46,6 +46,7 @@ from treasury.domain.exchange import (
     WithdrawQuota,
     WithdrawRequest,
 )
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.wallet import Wallet
 
 FUZZ = settings(
@@ -65,6 +66,7 @@ REQUEST = WithdrawRequest(
     amount=Decimal("8.91"),
     withdraw_order_id="trs-fuzz0001-42",
     wallet=Wallet.SPOT,
+    fee_payer=FeePayer.SENDER,
 )
 
 

@@ -164,6 +164,7 @@ BY_FIELD: dict[str, st.SearchStrategy[str]] = {
     "allow_unrestricted_ip_key": flags,
     "alert_format": st.sampled_from(["json", "slack", "telegram", "JSON", "xml", ""]),
     "log_format": st.sampled_from(["auto", "json", "console", "text", ""]),
+    "internal_fee_payer": st.sampled_from(["sender", "recipient", "Sender", "both", ""]),
     "log_level": st.sampled_from(["debug", "info", "warning", "error", "INFO", "trace", ""]),
     "metrics_bind": st.sampled_from(["off", "127.0.0.1:9464", "0.0.0.0:1", ":", ""]),
 }

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import httpx
 
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.ids import withdraw_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
@@ -202,6 +203,7 @@ async def proven_absent(stack: Any, intent: Intent) -> Intent:
         recv_window_ms=1000,
         policy_gate=None,
         wallet=Wallet.SPOT,
+        fee_payer=FeePayer.SENDER,
     )
     for _ in range(2):
         current = await ctx.ledger.intents.get(committed.id)
@@ -227,7 +229,7 @@ async def test_look_up_before_a_resend_adopts_a_late_record(stack_factory: Any) 
         oid = requeued.withdraw_order_id
         assert oid is not None
         wid = await exchange_has(stack, oid)  # the late record
-        await submit.send(stack.rt.ctx, requeued)
+        await submit.send(stack.rt.ctx, requeued, debit=requeued.amount)
         after = await stack.rt.ledger.intents.get(intent.id)
     assert applies_for(stack, oid) == 0
     assert after.status in (Status.SUBMITTED, Status.COMPLETED)
@@ -280,6 +282,7 @@ async def test_unreachable_exchange_still_reaches_a_person(stack_factory: Any) -
             recv_window_ms=1000,
             policy_gate=None,
             wallet=Wallet.SPOT,
+            fee_payer=FeePayer.SENDER,
         )
         await sandbox_admin(stack, "faults", {"outage": True})
         await reconcile.reconcile_all(ctx)
@@ -354,6 +357,7 @@ async def test_a_new_sender_waits_out_the_history_lag_before_sending_older_inten
                 amount=Decimal("20"),
                 withdraw_order_id=oid,
                 wallet=Wallet.SPOT,
+                fee_payer=FeePayer.SENDER,
             )
         )  # the lost send
         async with stack.daemon() as daemon:
@@ -408,6 +412,7 @@ async def test_reconciliation_files_a_contradicting_record_and_pauses(
             recv_window_ms=1000,
             policy_gate=None,
             wallet=Wallet.SPOT,
+            fee_payer=FeePayer.SENDER,
         )
         wid = await exchange_has(stack, oid, address=OTHER)
         await reconcile.reconcile_all(ctx)

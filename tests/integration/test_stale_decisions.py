@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from treasury.adapters.db.repository import ConcurrentChange, utcnow
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
 from treasury.domain.wallet import Wallet
@@ -48,6 +49,7 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
         recv_window_ms=5000,
         policy_gate=None,
         wallet=Wallet.SPOT,
+        fee_payer=FeePayer.SENDER,
     )
     await ledger.intents.update_fields(
         first.id,
@@ -68,6 +70,7 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
         recv_window_ms=5000,
         policy_gate=None,
         wallet=Wallet.SPOT,
+        fee_payer=FeePayer.SENDER,
     )
     with pytest.raises(ConcurrentChange):
         await reconcile.decide_one(ctx, stale, [], now)  # A's late decision
@@ -100,5 +103,6 @@ async def test_commit_refuses_a_destination_disabled_after_the_checks(ledger: Le
             recv_window_ms=5000,
             policy_gate=None,
             wallet=Wallet.SPOT,
+            fee_payer=FeePayer.SENDER,
         )
     assert (await ledger.intents.get(intent.id)).status is Status.QUEUED

@@ -445,3 +445,57 @@ def test_an_account_with_a_dash_is_known_by_its_variables() -> None:
 
     environ = {"TREASURY_ACCOUNT_TREASURY_SUB_API_KEY": "k", "TREASURY_ACCOUNT_OPS_1_WALLET": "x"}
     assert unknown_variables(environ, ["treasury-sub", "ops.1"]) == []
+
+
+def test_internal_fee_payer_defaults_to_the_sender_as_binance_does(with_secret: None) -> None:
+    from treasury.config import account_credentials
+
+    settings = load_settings()
+    assert settings.internal_fee_payer == "sender"
+    assert [c.internal_fee_payer for c in account_credentials(settings)] == ["sender"]
+
+
+def test_a_bad_internal_fee_payer_is_one_line_naming_the_variable_and_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TREASURY_INTERNAL_FEE_PAYER", "whoever")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    message = str(err.value)
+    assert message.startswith("TREASURY_INTERNAL_FEE_PAYER: "), message
+    assert "'sender'" in message and "'recipient'" in message and "\n" not in message
+
+
+def test_each_account_has_its_own_internal_fee_payer(
+    with_secret: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from treasury.config import account_credentials, unknown_variables
+
+    monkeypatch.setenv("TREASURY_INTERNAL_FEE_PAYER", "recipient")
+    monkeypatch.setenv("TREASURY_EXTRA_ACCOUNTS", "ops-1,ops2")
+    for name in ("OPS_1", "OPS2"):
+        monkeypatch.setenv(f"TREASURY_ACCOUNT_{name}_API_KEY", "k")
+        monkeypatch.setenv(f"TREASURY_ACCOUNT_{name}_API_SECRET", "s")
+    monkeypatch.setenv("TREASURY_ACCOUNT_OPS_1_INTERNAL_FEE_PAYER", "sender")
+    settings = load_settings()
+    payers = {c.name: c.internal_fee_payer for c in account_credentials(settings)}
+    assert payers == {"default": "recipient", "ops-1": "sender", "ops2": "recipient"}
+    environ = {"TREASURY_ACCOUNT_OPS_1_INTERNAL_FEE_PAYER": "sender"}
+    assert unknown_variables(environ, settings.account_names) == []
+
+
+def test_a_bad_internal_fee_payer_of_an_account_names_its_variable(
+    with_secret: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from treasury.config import account_credentials
+
+    monkeypatch.setenv("TREASURY_EXTRA_ACCOUNTS", "ops-1")
+    monkeypatch.setenv("TREASURY_ACCOUNT_OPS_1_API_KEY", "k")
+    monkeypatch.setenv("TREASURY_ACCOUNT_OPS_1_API_SECRET", "s")
+    monkeypatch.setenv("TREASURY_ACCOUNT_OPS_1_INTERNAL_FEE_PAYER", "true")
+    with pytest.raises(SettingsError) as err:
+        account_credentials(load_settings())
+    assert str(err.value) == (
+        "TREASURY_ACCOUNT_OPS_1_INTERNAL_FEE_PAYER: 'true' is not a fee payer: use sender or "
+        "recipient"
+    )

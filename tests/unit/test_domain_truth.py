@@ -204,3 +204,33 @@ def test_the_wallet_debited_must_be_the_intents(
         assert isinstance(got, truth.Adopt)
     else:
         assert isinstance(got, truth.Attention) and "wallet" in got.reason
+
+
+@pytest.mark.parametrize(
+    ("amount", "fee", "who_pays"),
+    [
+        ("100", "1", "sender"),  # transactionFeeFlag false: the fee on top, all 100 arrive
+        ("99", "1", "recipient"),  # transactionFeeFlag true, net: 99 arrive
+        ("100", "0", "either"),  # a free internal transfer
+    ],
+)
+def test_an_internal_transfer_matches_with_either_fee_payer(
+    amount: str, fee: str, who_pays: str
+) -> None:
+    rec = record(
+        amount=Decimal(amount),
+        fee=Decimal(fee),
+        transfer_type=1,
+        tx_id="Off-chain transfer 123456789",
+    )
+    assert amount_matches(Decimal("100"), rec), who_pays
+    assert isinstance(judge(intent(Status.SUBMITTING), rec), truth.Adopt)
+
+
+def test_an_internal_transfer_showing_the_fee_added_to_the_amount_needs_a_person() -> None:
+    """101 = 100 requested + 1 fee: the sender's whole debit shown as the amount. No reading
+    of Binance's history gives it, so it is never adopted silently."""
+    rec = record(amount=Decimal("101"), fee=Decimal("1"), transfer_type=1)
+    assert not amount_matches(Decimal("100"), rec)
+    got = judge(intent(Status.SUBMITTING), rec)
+    assert isinstance(got, truth.Attention) and "amount 101 + fee 1 vs 100" in got.reason

@@ -92,6 +92,20 @@ def test_found_but_different_needs_a_person(change: dict[str, object]) -> None:
     assert isinstance(decide([record(**change)], T0 + 1000), r.Attention)
 
 
+@pytest.mark.parametrize(
+    ("amount", "adopted"),
+    [
+        ("12.5", True),  # the sender paid the fee on top (transactionFeeFlag false)
+        ("11.5", True),  # the recipient paid it (true): 11.5 + 1 == 12.5
+        ("13.5", False),  # 12.5 + the fee shown as the amount: no reading gives it
+    ],
+)
+def test_an_internal_transfer_found_after_an_unknown_outcome(amount: str, adopted: bool) -> None:
+    found = record(amount=Decimal(amount), transfer_type=1, status=6)
+    result = decide([found], T0 + 1000)
+    assert isinstance(result, r.Adopt if adopted else r.Attention), result
+
+
 def test_found_twice_needs_a_person() -> None:
     result = decide([record(), record(id="w2")], T0 + 1000)
     assert isinstance(result, r.Attention)

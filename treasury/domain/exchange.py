@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.wallet import Wallet
 
 
@@ -152,6 +153,9 @@ class WithdrawRequest:
     amount: Decimal
     withdraw_order_id: str
     wallet: Wallet  # sent as walletType, always
+    # who pays an internal transfer's fee: sent as transactionFeeFlag, always (Binance
+    # ignores it on chain; the client cannot tell the two apart before sending)
+    fee_payer: FeePayer
 
 
 @dataclass(frozen=True, kw_only=True)

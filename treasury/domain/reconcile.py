@@ -74,6 +74,16 @@ def amount_matches(requested: Decimal, record: WithdrawalRecord) -> bool:
     ``transactionFee`` (recipients get the requested amount minus the fee, and tax tools
     book a row's balance change as ``amount + transactionFee``), but the gross form is
     possible too. Both are accepted, exactly; nothing in between.
+
+    Internal transfers (``transferType`` 1) fit the same two forms: when the recipient
+    pays the fee (``transactionFeeFlag`` true) the recipient gets ``requested - fee``, so a
+    net row shows ``amount + fee == requested``; when the sender pays (false) the
+    recipient gets all of ``requested`` and the fee is charged on top, so the row shows
+    ``amount == requested``. A row showing ``amount == requested + fee`` (the sender's
+    whole debit as the amount) fits no reading of Binance's data (a tax tool would book
+    it as ``requested + 2 * fee``) and is *not* accepted: such a record goes to a person
+    rather than being adopted silently. Only the judgement of whether a record is this
+    intent's withdrawal depends on this; nothing is sent either way.
     """
     return record.amount == requested or record.amount + record.fee == requested
 

@@ -22,6 +22,7 @@ from treasury.domain.exchange import (
     CoinConfig,
     SystemStatus,
 )
+from treasury.domain.fee_payer import FeePayer, most_debited
 from treasury.domain.intent import Intent
 from treasury.domain.money import decimals, format_amount, is_multiple
 from treasury.domain.validation import validate_new_intent
@@ -145,15 +146,45 @@ def check_account(
     return Pass()
 
 
-def check_balance(intent: Intent, wallet: Wallet, free: Decimal, reserved: Decimal) -> Verdict:
+def network_fee(intent: Intent, coins: dict[str, CoinConfig]) -> Decimal:
+    """The ``withdrawFee`` of the intent's network (0 when the rules lack it: then the
+    network checks have refused the intent already)."""
+    coin = coins.get(intent.coin)
+    rule = coin.network(intent.network) if coin is not None else None
+    return rule.withdraw_fee if rule is not None else Decimal(0)
+
+
+def check_balance(
+    intent: Intent,
+    wallet: Wallet,
+    free: Decimal,
+    reserved: Decimal,
+    *,
+    fee: Decimal,
+    fee_payer: FeePayer,
+) -> Verdict:
     """``free``: the coin's free balance in the wallet the send will debit (the other
     wallet's funds do not count: Binance refuses with -4026); ``reserved``: amounts of
-    it already committed from that wallet but not yet seen debited."""
+    it already committed from that wallet but not yet seen debited; ``fee``: the
+    network's ``withdrawFee``.
+
+    The balance must cover the most the send can take (``most_debited``): the amount,
+    plus the fee when the sender pays an internal transfer's fee, because any
+    destination may turn out to be a Binance account.
+    """
     left = free - reserved
-    if left < intent.amount:
+    need = most_debited(intent.amount, fee, fee_payer)
+    if left < need:
+        wanted = format_amount(intent.amount)
+        if need != intent.amount:
+            wanted = (
+                f"{wanted} + fee {format_amount(fee)} (this account's sender pays an internal "
+                "transfer's fee on top of the amount, and the destination may be a Binance "
+                "account)"
+            )
         return Hold(
             f"free {intent.coin} balance in the {wallet} wallet "
-            f"{format_amount(max(left, Decimal(0)))} does not cover {format_amount(intent.amount)}"
+            f"{format_amount(max(left, Decimal(0)))} does not cover {wanted}"
         )
     return Pass()
 

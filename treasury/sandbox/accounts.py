@@ -15,8 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from treasury.sandbox.config import WALLETS, AccountConfig, WhitelistEntry
-from treasury.sandbox.withdrawals import EVM_NETWORKS
+from treasury.sandbox.config import EVM_NETWORKS, WALLETS, AccountConfig, WhitelistEntry
 
 DAY_MS = 86_400_000
 SPOT, FUNDING = WALLETS["spot"], WALLETS["funding"]

@@ -10,8 +10,9 @@ Endpoints (JSON bodies):
 * ``GET /_sandbox/faults`` · ``POST /_sandbox/faults`` — fault knobs (see ``faults.py``),
   plus optional actions ``network``, ``account``, ``whitelist``,
   ``inject_foreign_withdrawal`` (an object or a list, same bodies as below);
-* ``POST /_sandbox/network`` ``{"coin","network", "withdrawEnable"?, "withdrawMin"?, …}``
-  (``withdrawTag`` true still needs a ``memoRegex``, as in the config);
+* ``POST /_sandbox/network`` ``{"coin","network", "withdrawEnable"?, "withdrawMin"?, …,
+  "withdrawInternalMin"?, "internal_fee"?}`` (``withdrawTag`` true still needs a
+  ``memoRegex``, as in the config);
 * ``POST /_sandbox/account`` ``{"account", "canWithdraw"?, "apiRestrictions"?: {flag: bool},
   "balances"?: {coin: "amount"}, "funding_balances"?: {coin: "amount"},
   "default_wallet"?: "spot"|"funding", "account_status"?: "text", "whitelist_enabled"?,
@@ -63,7 +64,14 @@ from treasury.sandbox.state import NETWORK_FIELDS, Exchange
 if TYPE_CHECKING:
     from treasury.sandbox.core import Sandbox
 
-_DECIMAL_KEYS = {"withdrawFee", "withdrawMin", "withdrawMax", "withdrawIntegerMultiple"}
+_DECIMAL_KEYS = {
+    "withdrawFee",
+    "withdrawMin",
+    "withdrawMax",
+    "withdrawIntegerMultiple",
+    "withdrawInternalMin",
+    "internal_fee",
+}
 _BOOL_KEYS = {"withdrawEnable", "withdrawTag"}
 
 

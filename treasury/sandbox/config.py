@@ -25,6 +25,13 @@ RSA public key (``rsa_public_key``, PEM, at least 2048 bits as Binance requires)
 which it may carry. ``account_status`` is the text ``GET /sapi/v1/account/status`` answers.
 Its ``whitelist`` is the whole address book (at most 200 entries, Binance's cap); an entry
 with ``"whitelisted": false`` is in the book but not on the withdrawal whitelist.
+
+Internal transfers: an account's ``deposit_addresses`` (``{"network", "address",
+"addressTag"?}``) are its Binance deposit addresses, and the top-level
+``internal_addresses`` (same shape) are deposit addresses of Binance accounts the sandbox
+does not model. A withdrawal to either is an internal transfer (``transferType`` 1); to
+an account's address it credits that account. A network's ``internal_fee`` (sandbox-only,
+default: its ``withdrawFee``) is what such a transfer is charged.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_API_SECRET",
     "DEMO_ED25519_PRIVATE_KEY_PEM",
+    "EVM_NETWORKS",
     "HISTORY_AMOUNTS",
     "SUB_API_KEY",
     "SUB_API_SECRET",
@@ -53,12 +61,14 @@ __all__ = [
     "AccountConfig",
     "CoinConfig",
     "ConfigError",
+    "DepositAddress",
     "NetworkConfig",
     "RateLimits",
     "SandboxConfig",
     "Timings",
     "WhitelistEntry",
     "default_config",
+    "deposit_key",
     "load_config",
     "parse_config",
     "read_history_amount",
@@ -104,6 +114,9 @@ HISTORY_AMOUNTS = ("net", "gross")
 # An account's wallets by name, with the `walletType` Binance gives each (0 spot, 1 funding).
 WALLETS: Mapping[str, int] = {"spot": 0, "funding": 1}
 
+# Networks whose addresses are case-insensitive hex (EIP-55 checksum casing varies).
+EVM_NETWORKS = frozenset({"ETH", "BSC", "ARBITRUM", "OPTIMISM", "MATIC", "AVAXC", "BASE"})
+
 # Binance's address book holds at most 200 entries (wallet docs, withdraw/apply `name`).
 ADDRESS_BOOK_MAX = 200
 DEFAULT_ACCOUNT_STATUS = "Normal"
@@ -138,6 +151,15 @@ class WhitelistEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DepositAddress:
+    """A Binance deposit address: a withdrawal to it is an internal transfer."""
+
+    network: str
+    address: str
+    address_tag: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class AccountConfig:
     name: str
     api_key: str
@@ -156,6 +178,8 @@ class AccountConfig:
     whitelist_enabled: bool
     whitelist: tuple[WhitelistEntry, ...]  # the whole address book
     quota_usd: Decimal
+    # its Binance deposit addresses: a withdrawal to one is an internal transfer to it
+    deposit_addresses: tuple[DepositAddress, ...] = ()
 
     def whitelisted(self, coin: str, network: str) -> tuple[WhitelistEntry, ...]:
         """The whitelisted entries of one (coin, network), for demos and tests."""
@@ -185,6 +209,12 @@ class NetworkConfig:
     contract_address: str
     withdraw_internal_min: Decimal
     deposit_dust: Decimal
+    # what an internal transfer is charged (sandbox-only; None: the network's withdrawFee)
+    internal_fee: Decimal | None = None
+
+    @property
+    def internal_transfer_fee(self) -> Decimal:
+        return self.withdraw_fee if self.internal_fee is None else self.internal_fee
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,6 +274,8 @@ class SandboxConfig:
     rate_limits: RateLimits
     journal_fsync: bool = True
     history_amount: str = "net"  # one of HISTORY_AMOUNTS
+    # deposit addresses of Binance accounts outside the sandbox: internal, nobody credited
+    internal_addresses: tuple[DepositAddress, ...] = ()
 
     def account_by_key(self, api_key: str) -> AccountConfig | None:
         return next((a for a in self.accounts.values() if a.api_key == api_key), None)
@@ -271,7 +303,7 @@ def parse_config(data: object) -> SandboxConfig:
     root = Reader(data, "")
     root.check_keys(
         {"accounts", "coins", "timings", "rate_limits", "rate_limit_multiplier", "journal_fsync",
-         "history_amount"}
+         "history_amount", "internal_addresses"}
     )  # fmt: skip
     base = _default_data()
     coins_data = root.get("coins", base["coins"])
@@ -282,6 +314,12 @@ def parse_config(data: object) -> SandboxConfig:
     if root.has("rate_limit_multiplier"):
         multiplier = root.decimal("rate_limit_multiplier", positive=True)
         limits = RateLimits(**{**limits.__dict__, "multiplier": multiplier})
+    internal = _deposit_addresses(
+        Reader(root.get("internal_addresses", base.get("internal_addresses", [])),
+               "internal_addresses"),
+        coins,
+    )  # fmt: skip
+    _check_deposit_addresses_unique(accounts, internal)
     return SandboxConfig(
         accounts=accounts,
         coins=coins,
@@ -289,6 +327,7 @@ def parse_config(data: object) -> SandboxConfig:
         rate_limits=limits,
         journal_fsync=root.flag("journal_fsync", default=True),
         history_amount=read_history_amount(root, "history_amount", default="net"),
+        internal_addresses=internal,
     )
 
 
@@ -335,7 +374,7 @@ _NETWORK_KEYS = {
     "network", "name", "isDefault", "withdrawEnable", "withdrawFee", "withdrawMin", "withdrawMax",
     "withdrawIntegerMultiple", "addressRegex", "memoRegex", "withdrawTag", "withdrawDesc",
     "minConfirm", "unLockConfirm", "estimatedArrivalTime", "contractAddress",
-    "withdrawInternalMin", "depositDust",
+    "withdrawInternalMin", "depositDust", "internal_fee",
 }  # fmt: skip
 
 
@@ -361,6 +400,7 @@ def _network(n: Reader, coin: str) -> NetworkConfig:
         contract_address=n.text("contractAddress", default=""),
         withdraw_internal_min=n.decimal("withdrawInternalMin", default=Decimal("0.00000001")),
         deposit_dust=n.decimal("depositDust", default=Decimal("0.00000001")),
+        internal_fee=n.decimal("internal_fee") if n.has("internal_fee") else None,
     )
     if net.withdraw_tag and not net.memo_regex:
         raise ConfigError(n.path_of("memoRegex"), "required when withdrawTag is true")
@@ -373,6 +413,7 @@ _ACCOUNT_KEYS = {
     "name", "api_key", "hmac_secret", "ed25519_public_key", "rsa_public_key", "uid",
     "canWithdraw", "canTrade", "canDeposit", "apiRestrictions", "balances", "funding_balances",
     "default_wallet", "account_status", "whitelist_enabled", "whitelist", "quota_usd",
+    "deposit_addresses",
 }  # fmt: skip
 
 
@@ -406,6 +447,9 @@ def _accounts(r: Reader, coins: Mapping[str, CoinConfig]) -> dict[str, AccountCo
             whitelist_enabled=a.flag("whitelist_enabled", default=True),
             whitelist=_address_book(a, coins),
             quota_usd=a.decimal("quota_usd", default=Decimal(8000000)),
+            deposit_addresses=_deposit_addresses(
+                Reader(a.get("deposit_addresses", []), a.path_of("deposit_addresses")), coins
+            ),
         )
     if not accounts:
         raise ConfigError(r.path, "needs at least one account")
@@ -491,6 +535,55 @@ def _whitelist_entry(e: Reader, coins: Mapping[str, CoinConfig]) -> WhitelistEnt
     if not re.fullmatch(network.address_regex, entry.address):
         raise ConfigError(e.path_of("address"), f"does not match {network.address_regex}")
     return entry
+
+
+def _deposit_addresses(r: Reader, coins: Mapping[str, CoinConfig]) -> tuple[DepositAddress, ...]:
+    """``[{"network", "address", "addressTag"?}]``: the network must exist (for some coin)
+    and the address match its ``addressRegex``."""
+    found = []
+    for e in r.items():
+        e.check_keys({"network", "address", "addressTag"})
+        entry = DepositAddress(
+            network=e.text("network"),
+            address=e.text("address"),
+            address_tag=e.opt_text("addressTag") or None,
+        )
+        patterns = {
+            n.address_regex
+            for c in coins.values()
+            for n in c.networks
+            if n.network == entry.network
+        }
+        if not patterns:
+            raise ConfigError(e.path_of("network"), f"no coin has a network {entry.network!r}")
+        if not any(re.fullmatch(p, entry.address) for p in patterns):
+            raise ConfigError(e.path_of("address"), f"does not match {sorted(patterns)[0]}")
+        found.append(entry)
+    return tuple(found)
+
+
+def deposit_key(network: str, address: str, tag: str | None) -> tuple[str, str, str | None]:
+    """How a destination is recognised as a deposit address: EVM addresses whatever their
+    (checksum) casing, others exactly; the tag exactly (none and empty alike)."""
+    return network, address.lower() if network in EVM_NETWORKS else address, tag or None
+
+
+def _check_deposit_addresses_unique(
+    accounts: Mapping[str, AccountConfig], internal: tuple[DepositAddress, ...]
+) -> None:
+    """One owner per deposit address, or a transfer to it could credit either."""
+    owners: dict[tuple[str, str, str | None], str] = {}
+    places = [
+        (f"accounts[{i}].deposit_addresses", a.deposit_addresses)
+        for i, a in enumerate(accounts.values())
+    ]
+    places.append(("internal_addresses", internal))
+    for where, entries in places:
+        for i, d in enumerate(entries):
+            key = deposit_key(d.network, d.address, d.address_tag)
+            if key in owners:
+                raise ConfigError(f"{where}[{i}].address", f"also at {owners[key]}")
+            owners[key] = f"{where}[{i}]"
 
 
 def read_history_amount(r: Reader, key: str, default: str) -> str:

@@ -113,6 +113,22 @@ class LedgerWithdrawal:
     wallet_type: int = 0  # the wallet debited (and refunded): 0 spot, 1 funding
     review_status: int | None = None  # 0 or 2 until review_until_ms (the review fault)
     review_until_ms: int | None = None
+    transfer_type: int = 0  # 1: an internal transfer to a Binance account's deposit address
+    fee_to_recipient: bool = False  # transactionFeeFlag as sent (matters when internal)
+    recipient: str | None = None  # the sandbox account an internal transfer credits
+    recipient_wallet_type: int | None = None
+
+    @property
+    def debited(self) -> Decimal:
+        """What the sender's wallet lost: ``amount``, plus ``fee`` for an internal transfer
+        whose sender pays it (``transactionFeeFlag`` false)."""
+        on_top = self.transfer_type == 1 and not self.fee_to_recipient
+        return self.amount + self.fee if on_top else self.amount
+
+    @property
+    def received(self) -> Decimal:
+        """What the destination gets once it completes."""
+        return self.debited - self.fee
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,6 +200,10 @@ def ledger_from_records(records: list[Record]) -> Ledger:
                     wallet_type=r.get("walletType", 0),
                     review_status=r.get("review_status"),
                     review_until_ms=r.get("review_until"),
+                    transfer_type=r.get("transferType", 0),
+                    fee_to_recipient=r.get("transactionFeeFlag", False),
+                    recipient=r.get("recipient"),
+                    recipient_wallet_type=r.get("recipientWalletType"),
                 )
             )
         elif r["type"] == "apply":

@@ -7,6 +7,8 @@ withdrawal are settled lazily from a heap ordered by settle time, and settled up
 record's time before it is applied, so an admin "set balance" lands identically live and
 on replay. A withdrawal debits, and its refund credits, the wallet its record names
 (``walletType``), so replay needs neither the request nor the account's current default.
+An internal transfer to a sandbox account credits the recipient when it completes, from
+the same heap, in the wallet its record names (``recipientWalletType``).
 
 All methods are synchronous and the server runs them on one event loop, so a check and
 the booking that follows it can never interleave with another request.
@@ -25,9 +27,17 @@ from treasury.sandbox.clock import Clock
 from treasury.sandbox.config import WALLETS, NetworkConfig, SandboxConfig, WhitelistEntry
 from treasury.sandbox.errors import ApiError
 from treasury.sandbox.faults import ApplyFault, Faults
+from treasury.sandbox.internal import DepositBook
 from treasury.sandbox.ledger import Journal, Record
 from treasury.sandbox.rules import check_apply
-from treasury.sandbox.withdrawals import STATUS_INFO, Withdrawal, decide_fate
+from treasury.sandbox.withdrawals import (
+    COMPLETED,
+    EXTERNAL,
+    INTERNAL,
+    STATUS_INFO,
+    Withdrawal,
+    decide_fate,
+)
 
 # journal key → NetworkConfig field, for rule changes
 NETWORK_FIELDS = {
@@ -40,8 +50,17 @@ NETWORK_FIELDS = {
     "withdrawTag": "withdraw_tag",
     "memoRegex": "memo_regex",
     "addressRegex": "address_regex",
+    "withdrawInternalMin": "withdraw_internal_min",
+    "internal_fee": "internal_fee",
 }
-_DECIMAL_FIELDS = {"withdrawFee", "withdrawMin", "withdrawMax", "withdrawIntegerMultiple"}
+_DECIMAL_FIELDS = {
+    "withdrawFee",
+    "withdrawMin",
+    "withdrawMax",
+    "withdrawIntegerMultiple",
+    "withdrawInternalMin",
+    "internal_fee",
+}
 _AFTER_FAULTS = ("drop_after_accept", "error_5xx_after", "error_code_after")
 
 
@@ -67,6 +86,7 @@ class Exchange:
         self.faults = faults
         self.accounts = {name: AccountState.from_config(a) for name, a in config.accounts.items()}
         self.by_api_key = {a.config.api_key: a for a in self.accounts.values()}
+        self.deposits = DepositBook(config)
         self.networks: dict[tuple[str, str], NetworkConfig] = {
             (c.coin, n.network): n for c in config.coins.values() for n in c.networks
         }
@@ -97,12 +117,16 @@ class Exchange:
         return self.clock.now_ms() + self.faults.clock_skew_ms
 
     def settle(self, now_ms: int | None = None) -> None:
-        """Give back the amounts of withdrawals that have failed by ``now_ms``."""
+        """Give back what withdrawals that have failed by ``now_ms`` took, and credit the
+        sandbox recipients of internal transfers that have completed by then."""
         now = self.now_ms() if now_ms is None else now_ms
         while self._pending and self._pending[0][0] <= now:
             _, _, w = heapq.heappop(self._pending)
             if w.refunded(now):
-                self.accounts[w.account].move(w.wallet_type, w.coin, w.amount)
+                self.accounts[w.account].move(w.wallet_type, w.coin, w.debited)
+            elif w.final_status == COMPLETED and w.recipient is not None:
+                assert w.recipient_wallet_type is not None
+                self.accounts[w.recipient].move(w.recipient_wallet_type, w.coin, w.net_amount)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -128,12 +152,19 @@ class Exchange:
                 networks=self.networks,
                 maintenance=self.faults.maintenance,
                 now_ms=now,
+                deposits=self.deposits,
             )
         except ApiError as error:
             self.record_apply(account.name, params, error=error)
             return Submission(None, error)
+        internal = accepted.internal
+        recipient = internal.recipient if internal is not None else None
         fate = decide_fate(
-            self.config.timings.seed, self.seq, accepted.network.network, self.config.timings
+            self.config.timings.seed,
+            self.seq,
+            accepted.network.network,
+            self.config.timings,
+            internal=internal is not None,
         )
         withdrawal = Withdrawal(
             seq=self.seq,
@@ -145,7 +176,7 @@ class Exchange:
             address=accepted.address,
             address_tag=accepted.address_tag,
             amount=accepted.amount,
-            fee=accepted.network.withdraw_fee,
+            fee=accepted.fee,
             withdraw_order_id=accepted.withdraw_order_id,
             name=accepted.name,
             wallet_type=accepted.wallet_type,
@@ -155,7 +186,15 @@ class Exchange:
             final_status=fate.final_status,
             info=fate.info,
             tx_id=fate.tx_id,
-            confirm_no=accepted.network.min_confirm,
+            confirm_no=0 if internal is not None else accepted.network.min_confirm,
+            transfer_type=INTERNAL if internal is not None else EXTERNAL,
+            fee_to_recipient=accepted.fee_to_recipient,
+            recipient=recipient,
+            # Binance credits a deposit to the wallet the recipient chose for deposits:
+            # fixed (and journaled) at acceptance
+            recipient_wallet_type=(
+                self.accounts[recipient].default_wallet if recipient is not None else None
+            ),
         )
         review = self.faults.fire_review()
         if review is not None:  # journaled in the withdrawal record: replay never fires it
@@ -269,7 +308,7 @@ class Exchange:
         self.seq = max(self.seq, w.seq + 1)
         if debit:
             acc = self.accounts[w.account]
-            acc.move(w.wallet_type, w.coin, -w.amount)
+            acc.move(w.wallet_type, w.coin, -w.debited)
             usd = w.amount * self.config.coins[w.coin].usd_price
             if w.applied_at_ms > self.now_ms() - DAY_MS:
                 acc.add_quota_use(w.applied_at_ms, usd)

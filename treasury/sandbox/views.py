@@ -79,7 +79,7 @@ def withdrawing(
     out: dict[str, Decimal] = {}
     for w in ex.by_account.get(acc.name, ()):
         if w.wallet_type == wallet_type and w.pending(now_ms):
-            out[w.coin] = out.get(w.coin, Decimal(0)) + w.amount
+            out[w.coin] = out.get(w.coin, Decimal(0)) + w.debited
     return out
 
 

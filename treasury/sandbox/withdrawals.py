@@ -15,6 +15,16 @@ ledger hold); ``transactionFee`` is the network fee at acceptance; the recipient
 ``amount + transactionFee``), so the history item does by default; ``gross=True`` (the
 ``history_amount`` setting) shows the requested amount instead.
 
+Internal transfers (``transferType`` 1: the destination is a Binance account's deposit
+address): no chain, so no confirmations (``confirmNo`` 0) and a ``txId`` of Binance's own
+form, "Off-chain transfer <digits>"; they are final at acceptance (status 6 at once,
+unless the seeded fate or a review says otherwise). The fee is the network's internal
+fee, and ``transactionFeeFlag`` says who pays it: false (Binance's default) debits the
+sender ``amount + fee`` and the recipient gets ``amount``; true debits ``amount`` and the
+recipient gets ``amount - fee``. History's net ``amount`` is what the recipient gets, so a
+sender-pays transfer shows the whole requested amount either way. A recipient that is a
+sandbox account is credited when the transfer completes, in the wallet journaled with it.
+
 Reviews (the ``review`` fault): a withdrawal may first sit in status 0 (email sent) or 2
 (awaiting approval) until ``review_until_ms``, then either go on as decided (processing,
 then its fate, the settle time pushed back by the hold) or end cancelled (1) at that
@@ -34,16 +44,17 @@ from decimal import Decimal
 from typing import Any
 
 from treasury.domain.money import format_amount
-from treasury.sandbox.config import Timings
+from treasury.sandbox.config import EVM_NETWORKS, Timings
 
 EMAIL_SENT, CANCELLED, AWAITING_APPROVAL = 0, 1, 2
 PROCESSING, REJECTED, FAILURE, COMPLETED = 4, 3, 5, 6
 REVIEW_STATUSES = (EMAIL_SENT, AWAITING_APPROVAL)
-EVM_NETWORKS = frozenset({"ETH", "BSC", "ARBITRUM", "OPTIMISM", "MATIC", "AVAXC", "BASE"})
 FAILURE_INFO = "The withdrawal failed on the network; the amount was returned to your balance."
 REJECTION_INFO = "Your withdrawal was rejected by risk control; the amount was returned."
 CANCEL_INFO = "The withdrawal was cancelled; the amount was returned to your balance."
 STATUS_INFO = {FAILURE: FAILURE_INFO, REJECTED: REJECTION_INFO, CANCELLED: CANCEL_INFO}
+OFF_CHAIN_PREFIX = "Off-chain transfer "  # Binance's txId prefix since 2024-05-28
+EXTERNAL, INTERNAL = 0, 1  # transferType
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,8 +66,13 @@ class Fate:
     tx_id: str
 
 
-def decide_fate(seed: int | None, seq: int, network: str, timings: Timings) -> Fate:
-    """The id and outcome of the ``seq``-th withdrawal, reproducible for a given seed."""
+def decide_fate(
+    seed: int | None, seq: int, network: str, timings: Timings, *, internal: bool = False
+) -> Fate:
+    """The id and outcome of the ``seq``-th withdrawal, reproducible for a given seed.
+
+    An internal transfer draws the same numbers (so the fates of the withdrawals after it
+    do not change), settles at once and gets an off-chain txId."""
     rng = random.Random(f"{seed}:{seq}" if seed is not None else os.urandom(16))
     wid = f"{rng.getrandbits(128):032x}"
     spread = rng.uniform(-timings.processing_jitter_s, timings.processing_jitter_s)
@@ -70,6 +86,8 @@ def decide_fate(seed: int | None, seq: int, network: str, timings: Timings) -> F
         status, info = COMPLETED, ""
     tx_hash = hashlib.sha256(f"{wid}:{rng.getrandbits(64)}".encode()).hexdigest()
     tx_id = "0x" + tx_hash if network in EVM_NETWORKS else tx_hash  # shown once completed
+    if internal:
+        delay, tx_id = 0, f"{OFF_CHAIN_PREFIX}{int(tx_hash[:15], 16)}"
     return Fate(id=wid, settle_after_ms=delay, final_status=status, info=info, tx_id=tx_id)
 
 
@@ -97,6 +115,24 @@ class Withdrawal:
     confirm_no: int
     review_status: int | None = None  # 0 or 2 until review_until_ms (the review fault)
     review_until_ms: int | None = None
+    transfer_type: int = EXTERNAL  # INTERNAL: to a Binance account's deposit address
+    fee_to_recipient: bool = False  # transactionFeeFlag as sent (matters when internal)
+    recipient: str | None = None  # the sandbox account an internal transfer credits
+    recipient_wallet_type: int | None = None  # ... and which of its wallets
+
+    @property
+    def internal(self) -> bool:
+        return self.transfer_type == INTERNAL
+
+    @property
+    def sender_pays_fee_on_top(self) -> bool:
+        return self.internal and not self.fee_to_recipient
+
+    @property
+    def debited(self) -> Decimal:
+        """What left the sender's wallet (and comes back if it fails): the amount, plus the
+        fee for an internal transfer whose sender pays it."""
+        return self.amount + self.fee if self.sender_pays_fee_on_top else self.amount
 
     def status(self, now_ms: int) -> int:
         review, until = self.review_status, self.review_until_ms
@@ -134,8 +170,9 @@ class Withdrawal:
 
     @property
     def net_amount(self) -> Decimal:
-        """What the recipient gets: the requested amount minus the fee."""
-        return self.amount - self.fee
+        """What the recipient gets: the requested amount minus the fee, or all of it for an
+        internal transfer whose sender pays the fee."""
+        return self.amount if self.sender_pays_fee_on_top else self.amount - self.fee
 
     def history_item(self, now_ms: int, *, gross: bool) -> dict[str, object]:
         """The item exactly as ``withdraw/history`` shows it (``amount`` net unless ``gross``)."""
@@ -151,9 +188,9 @@ class Withdrawal:
             "txId": self.tx_id if status == COMPLETED else "",
             "applyTime": _utc(self.applied_at_ms),
             "network": self.network,
-            "transferType": 0,
+            "transferType": self.transfer_type,
             "info": self.info if status in STATUS_INFO else "",
-            "confirmNo": self.confirm_no if status == COMPLETED else 0,
+            "confirmNo": self.confirm_no if status == COMPLETED and not self.internal else 0,
             "walletType": self.wallet_type,
             "txKey": "",
         }
@@ -188,6 +225,10 @@ class Withdrawal:
             "confirmNo": self.confirm_no,
             "review_status": self.review_status,
             "review_until": self.review_until_ms,
+            "transferType": self.transfer_type,
+            "transactionFeeFlag": self.fee_to_recipient,
+            "recipient": self.recipient,
+            "recipientWalletType": self.recipient_wallet_type,
         }
 
     @classmethod
@@ -215,6 +256,11 @@ class Withdrawal:
             confirm_no=r["confirmNo"],
             review_status=r.get("review_status"),  # absent in journals older than reviews
             review_until_ms=r.get("review_until"),
+            # absent in journals older than internal transfers: on chain, as they were
+            transfer_type=r.get("transferType", EXTERNAL),
+            fee_to_recipient=r.get("transactionFeeFlag", False),
+            recipient=r.get("recipient"),
+            recipient_wallet_type=r.get("recipientWalletType"),
         )
 
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from treasury.domain import rules
 from treasury.domain.decisions import Hold, Pass, Verdict
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.intent import Intent
 from treasury.domain.wallet import Wallet
 from treasury.ports.clock import utcnow
@@ -20,6 +21,7 @@ async def pre_send_verdict(
     *,
     wallet: Wallet,
     reserved: Decimal,
+    fee_payer: FeePayer,
 ) -> Verdict:
     """Fields → account standing → network rules → whitelist → balance.
 
@@ -41,7 +43,8 @@ async def pre_send_verdict(
         # The quota is in USD and the capital API gives no price, so the service cannot
         # tell whether one intent fits; it holds everything once the quota is used up.
         return Hold(f"the 24 h withdraw quota is used up ({quota.used} of {quota.quota} USD)")
-    verdict = rules.check_network_rules(intent, await view.rules())
+    coins = await view.rules()
+    verdict = rules.check_network_rules(intent, coins)
     if not isinstance(verdict, Pass):
         return verdict
     entry = await whitelist.find(intent.coin, intent.network, intent.address, intent.address_tag)
@@ -53,4 +56,11 @@ async def pre_send_verdict(
     )
     if not isinstance(verdict, Pass):
         return verdict
-    return rules.check_balance(intent, wallet, await view.free(wallet, intent.coin), reserved)
+    return rules.check_balance(
+        intent,
+        wallet,
+        await view.free(wallet, intent.coin),
+        reserved,
+        fee=rules.network_fee(intent, coins),
+        fee_payer=fee_payer,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import anyio
 import structlog
@@ -17,6 +18,7 @@ import structlog
 from treasury.domain import rules
 from treasury.domain.decisions import Approve, Hold, Pass, Reject, Verdict
 from treasury.domain.exchange import WithdrawRequest
+from treasury.domain.fee_payer import FeePayer, most_debited, parse_fee_payer
 from treasury.domain.ids import next_free_order_id, withdraw_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.money import format_amount
@@ -36,6 +38,7 @@ SUBMITTED_WRITE_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # ~8 s in all
 async def process(ctx: WorkerContext, intent: Intent) -> None:
     """Check, then send or stop with a reason. Never raises for an intent's own problems."""
     wallet = wallet_of(ctx, intent)
+    payer = fee_payer_of(ctx)
     try:
         verdict = await pre_send_verdict(
             intent,
@@ -43,7 +46,10 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
             ctx.ledger.whitelist,
             wallet=wallet,
             reserved=ctx.view.reserved(wallet, intent.coin),
+            fee_payer=payer,
         )
+        # the most the send can take from the wallet, counted against it once committed
+        fee = rules.network_fee(intent, await ctx.view.rules())
     except ExchangeError as exc:
         await _hold(ctx, intent, f"cannot check with the exchange now: {exc}")
         return
@@ -53,7 +59,7 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
     if isinstance(verdict, Hold):
         await _hold(ctx, intent, verdict.reason, until_s=verdict.until_s)
         return
-    await send(ctx, intent)
+    await send(ctx, intent, debit=most_debited(intent.amount, fee, payer))
 
 
 def wallet_of(ctx: WorkerContext, intent: Intent) -> Wallet:
@@ -61,8 +67,16 @@ def wallet_of(ctx: WorkerContext, intent: Intent) -> Wallet:
     return intent.wallet or parse_wallet(ctx.config.wallet, "TREASURY_WALLET")
 
 
-async def send(ctx: WorkerContext, intent: Intent) -> None:
+def fee_payer_of(ctx: WorkerContext) -> FeePayer:
+    """Who pays an internal transfer's fee: the account's setting, sent with every send."""
+    return parse_fee_payer(ctx.config.internal_fee_payer, "TREASURY_INTERNAL_FEE_PAYER")
+
+
+async def send(ctx: WorkerContext, intent: Intent, *, debit: Decimal) -> None:
+    """Commit, then send. ``debit``: the most the send can take from its wallet (the
+    amount, plus the network fee when the sender pays an internal transfer's fee)."""
     cfg = ctx.config
+    payer = fee_payer_of(ctx)
     hold = ctx.startup_hold
     if hold is not None and intent.send_count == 0 and intent.created_at < hold.created_before:
         # not the intent's own trouble: it does not count towards the maximum hold
@@ -92,6 +106,7 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
             recv_window_ms=cfg.apply_recv_window_ms,
             policy_gate=ctx.policy(),
             wallet=wallet_of(ctx, intent),
+            fee_payer=payer,
         )
     except SendRefused as refused:
         await _policy_refused(ctx, intent, refused)
@@ -104,6 +119,7 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
         intent_id=intent.id,
         withdraw_order_id=order_id,
         timestamp_ms=timestamp_ms,
+        internal_fee_payer=payer.value,
         **_what(committed),
     )
     request = WithdrawRequest(
@@ -114,13 +130,14 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
         amount=intent.amount,
         withdraw_order_id=order_id,
         wallet=wallet_of(ctx, committed),
+        fee_payer=payer,
     )
     ctx.in_flight.add(intent.id)
     # Counted against the cached balance until the next fetch shows the debit; should
     # the exchange lag behind, it refuses with -4026 and the intent is held, not lost.
-    ctx.view.committed(request.wallet, intent.coin, intent.amount)
+    ctx.view.committed(request.wallet, intent.coin, debit)
     try:
-        await _send_and_record(ctx, committed, request, timestamp_ms)
+        await _send_and_record(ctx, committed, request, timestamp_ms, debit)
     finally:
         ctx.in_flight.discard(intent.id)
 
@@ -153,14 +170,18 @@ async def _absent_before_resend(ctx: WorkerContext, intent: Intent) -> bool:
 
 
 async def _send_and_record(
-    ctx: WorkerContext, intent: Intent, request: WithdrawRequest, timestamp_ms: int
+    ctx: WorkerContext,
+    intent: Intent,
+    request: WithdrawRequest,
+    timestamp_ms: int,
+    debit: Decimal,
 ) -> None:
     repo = ctx.ledger.intents
     oid = request.withdraw_order_id
     try:
         accepted = await ctx.exchange.withdraw(request, timestamp_ms=timestamp_ms)
     except NotSent as exc:
-        ctx.view.not_sent(request.wallet, request.coin, request.amount)
+        ctx.view.not_sent(request.wallet, request.coin, debit)
         retry = timedelta(seconds=max(exc.retry_after_s or 0.0, 1.0))
         await repo.transition(
             intent.id,
@@ -176,7 +197,7 @@ async def _send_and_record(
         log.warning("send.not_sent", intent_id=intent.id, withdraw_order_id=oid, error=str(exc))
         return
     except Rejected as exc:
-        await _rejected_by_exchange(ctx, intent, exc)
+        await _rejected_by_exchange(ctx, intent, exc, debit)
         return
     except OutcomeUnknown as exc:
         await repo.record_note(
@@ -265,9 +286,11 @@ async def _record_accepted(ctx: WorkerContext, intent: Intent, exchange_id: str)
         return
 
 
-async def _rejected_by_exchange(ctx: WorkerContext, intent: Intent, exc: Rejected) -> None:
+async def _rejected_by_exchange(
+    ctx: WorkerContext, intent: Intent, exc: Rejected, debit: Decimal
+) -> None:
     repo = ctx.ledger.intents
-    ctx.view.not_sent(wallet_of(ctx, intent), intent.coin, intent.amount)
+    ctx.view.not_sent(wallet_of(ctx, intent), intent.coin, debit)
     if exc.code is not None and -4023 <= exc.code <= -4018:
         ctx.view.rules_changed()
     if exc.permanent:
@@ -376,6 +399,7 @@ async def commit_to_send(
     recv_window_ms: int,
     policy_gate: PolicyGate | None,
     wallet: Wallet,
+    fee_payer: FeePayer,
 ) -> Intent:
     """The point of no return: in ONE unit of work, every reason not to send is read and
     the intent moves to ``submitting`` with its ``withdrawOrderId`` and the timestamp
@@ -387,7 +411,9 @@ async def commit_to_send(
     checks ran stops this send), and the policy's caps against what is already committed
     (commits of one account are serialised, so a burst cannot exceed a cap together).
     The wallet to debit is written with them: an intent that named none takes ``wallet``
-    (its account's default), and the request sends exactly what the row says.
+    (its account's default), and the request sends exactly what the row says. Who pays an
+    internal transfer's fee (``fee_payer``, sent as ``transactionFeeFlag``) is an account
+    setting, not a column: the audit event of the commit names it.
 
     Raises:
         SendRefused: nothing was written; ``verdict`` says why when it is a decision.
@@ -427,7 +453,10 @@ async def commit_to_send(
         return await unit.transition(
             Status.SUBMITTING,
             actor="worker",
-            reason=f"committed to send as {order_id} (signed timestamp {timestamp_ms})",
+            reason=(
+                f"committed to send as {order_id} (signed timestamp {timestamp_ms}; "
+                f"wallet {wallet}; an internal transfer's fee {fee_payer.described})"
+            ),
             fields={
                 "withdraw_order_id": order_id,
                 "wallet": wallet,

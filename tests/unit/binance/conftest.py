@@ -17,6 +17,7 @@ import respx
 
 from treasury.adapters.binance import BinanceClient, HmacSigner, RetryPolicy
 from treasury.domain.exchange import WithdrawRequest
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.wallet import Wallet
 
 BASE_URL = "https://api.binance.test"
@@ -119,6 +120,7 @@ def make_request() -> Callable[..., WithdrawRequest]:
             "amount": Decimal("8.91"),
             "withdraw_order_id": "intent-42_a",
             "wallet": Wallet.SPOT,
+            "fee_payer": FeePayer.SENDER,
         }
         fields.update(overrides)
         return WithdrawRequest(**fields)

@@ -17,6 +17,7 @@ import respx
 from treasury.adapters.binance import BinanceClient, RateLimits
 from treasury.adapters.binance.pacing import MARGIN
 from treasury.domain.exchange import WithdrawRequest
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.wallet import Wallet
 
 ACCEPTED = httpx.Response(200, json={"id": "7213fea8e94b4a5593d507237e5a555b"})
@@ -37,7 +38,7 @@ async def test_the_signed_query_is_sent_byte_for_byte(
     assert payload == (
         "coin=USDT&network=ETH&address=0x94df8b352de7f46f64b01d3666bf6e936e44ce60"
         "&addressTag=memo%201%2B2%2Fx&amount=10&withdrawOrderId=intent-42_a"
-        "&walletType=0&recvWindow=5000&timestamp=1700000000000"
+        "&walletType=0&transactionFeeFlag=false&recvWindow=5000&timestamp=1700000000000"
     )
     assert sent.content == b""
     assert sent.method == "POST"
@@ -58,6 +59,41 @@ async def test_wallet_type_is_always_sent(
     await client.withdraw(make_request(wallet=wallet), timestamp_ms=1_700_000_000_000)
     payload, _ = wire.split_signature(route.calls.last.request)
     assert f"&walletType={wire_value}&" in payload
+
+
+@pytest.mark.parametrize(
+    ("payer", "wire_value"), [(FeePayer.SENDER, "false"), (FeePayer.RECIPIENT, "true")]
+)
+async def test_transaction_fee_flag_is_always_sent_and_signed(
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
+    payer: FeePayer,
+    wire_value: str,
+) -> None:
+    """Who pays an internal transfer's fee never rests on Binance's default (false):
+    the flag is in every withdraw/apply, lower case, inside the signed bytes."""
+    route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
+    await client.withdraw(make_request(fee_payer=payer), timestamp_ms=1_700_000_000_000)
+    sent = route.calls.last.request
+    payload, signature = wire.split_signature(sent)
+    assert signature == wire.hmac_of(payload)  # the flag is part of what was signed
+    assert f"&transactionFeeFlag={wire_value}&" in payload
+    assert wire.params(sent)["transactionFeeFlag"] == wire_value
+    assert sent.content == b""  # nothing outside the signed query string
+
+
+async def test_a_request_without_a_fee_payer_is_refused_before_sending(
+    router: respx.MockRouter,
+    client: BinanceClient,
+    make_request: Callable[..., WithdrawRequest],
+    wire: Any,
+) -> None:
+    route = router.post(wire.apply_path).mock(return_value=ACCEPTED)
+    with pytest.raises(ValueError, match="fee_payer"):
+        await client.withdraw(make_request(fee_payer=True), timestamp_ms=1_700_000_000_000)
+    assert not route.called
 
 
 async def test_a_request_without_a_wallet_is_refused_before_sending(
@@ -90,6 +126,7 @@ async def test_no_tag_no_name(
         "amount",
         "withdrawOrderId",
         "walletType",
+        "transactionFeeFlag",
         "recvWindow",
         "timestamp",
         "signature",

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from treasury.domain.exchange import WithdrawalRecord, WithdrawQuota, WithdrawRequest
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
 from treasury.domain.wallet import Wallet
@@ -31,6 +32,7 @@ def request(oid: str, amount: str = "10") -> WithdrawRequest:
         amount=Decimal(amount),
         withdraw_order_id=oid,
         wallet=Wallet.SPOT,
+        fee_payer=FeePayer.SENDER,
     )
 
 

@@ -99,7 +99,7 @@ async def test_an_unknown_outcome_stays_submitting_and_nothing_else_is_sent(
     # the sender finds nothing to send, and a second attempt on the old read commits
     # nothing: the commit re-reads status and version inside its unit of work
     assert await world.claim() == []
-    await submit.send(world.ctx, stale)
+    await submit.send(world.ctx, stale, debit=stale.amount)
     assert len(world.exchange.withdraw_requests()) == 1
     assert len(world.exchange.executed()) == int(executed)
     assert (await world.get(intent.id)).version == after.version

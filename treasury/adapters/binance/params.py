@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from treasury.adapters.binance.encoding import ParamValue
 from treasury.domain.exchange import WithdrawRequest
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.money import format_amount
 from treasury.domain.wallet import Wallet
 
@@ -30,9 +31,12 @@ def check_withdraw_order_id(value: object) -> str:
 
 
 def withdraw_params(request: WithdrawRequest) -> list[tuple[str, ParamValue]]:
-    """coin, network, address, [addressTag], amount, withdrawOrderId, walletType; never
-    ``name``. ``walletType`` is always sent: without it Binance debits the wallet chosen in
-    the account's settings, which the API does not report.
+    """coin, network, address, [addressTag], amount, withdrawOrderId, walletType,
+    transactionFeeFlag; never ``name``. ``walletType`` is always sent: without it Binance
+    debits the wallet chosen in the account's settings, which the API does not report.
+    ``transactionFeeFlag`` (``true``: the recipient pays an internal transfer's fee;
+    ``false``: the sender) is always sent too, so who pays never depends on a default;
+    Binance ignores it for an on-chain withdrawal.
 
     ``name`` would add the address to the account's address book (and break signatures
     with escapable characters in several libraries), so it does not exist here.
@@ -57,6 +61,10 @@ def withdraw_params(request: WithdrawRequest) -> list[tuple[str, ParamValue]]:
     if not isinstance(wallet, Wallet):
         raise ValueError("withdraw wallet must be a Wallet (spot or funding)")
     params.append(("walletType", wallet.wallet_type))
+    payer = request.fee_payer
+    if not isinstance(payer, FeePayer):
+        raise ValueError("withdraw fee_payer must be a FeePayer (sender or recipient)")
+    params.append(("transactionFeeFlag", payer.transaction_fee_flag))
     return params
 
 
