@@ -71,10 +71,11 @@ class Settings(BaseSettings):
     # the wallet chosen in the account's settings, which the API does not report.
     wallet: Literal["spot", "funding"] = "spot"
     # Who pays an internal transfer's fee (a destination that is a Binance account; the
-    # client cannot know before sending): "sender" (Binance's default) is debited amount +
-    # fee, "recipient" gets amount - fee. Always sent as transactionFeeFlag (extra
-    # accounts: TREASURY_ACCOUNT_<NAME>_INTERNAL_FEE_PAYER, else this).
-    internal_fee_payer: Literal["sender", "recipient"] = "sender"
+    # client cannot know before sending): "recipient" (ours) gets amount - fee, so every
+    # withdrawal takes exactly its amount, as on chain; "sender" (Binance's default) is
+    # debited amount + fee. Always sent as transactionFeeFlag (extra accounts:
+    # TREASURY_ACCOUNT_<NAME>_INTERNAL_FEE_PAYER, else this).
+    internal_fee_payer: Literal["sender", "recipient"] = "recipient"
     sweep_interval_s: float = Field(default=300.0, gt=0, le=86400)
     exchange_unreachable_alert_s: float = Field(default=300.0, gt=0, le=86400)
     reconcile_interval_s: float = Field(default=10.0, gt=0, le=3600)
@@ -221,7 +222,7 @@ class AccountCredentials:
     private_key_file: Path | None
     passphrase: SecretStr | None
     wallet: str = "spot"  # the default wallet of this account's intents
-    internal_fee_payer: str = "sender"  # who pays an internal transfer's fee
+    internal_fee_payer: str = "recipient"  # who pays an internal transfer's fee
 
 
 def account_variable(name: str, key: str) -> str:

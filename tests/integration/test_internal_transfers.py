@@ -94,7 +94,7 @@ async def test_a_sender_paying_account_holds_a_send_its_balance_covers_only_with
     """25.5 USDT and an intent of 25: on chain it would do, but were the destination a
     Binance account (it is) the sender would pay 26. Held, never sent; once the fee is
     covered it goes."""
-    async with stack_factory(sandbox=sub_deposit_whitelisted) as stack:
+    async with stack_factory(sandbox=sub_deposit_whitelisted, internal_fee_payer="sender") as stack:
         await stack.admin("account", {"account": "default", "balances": {"USDT": "25.5"}})
         async with stack.sender():
             intent = await enqueue(stack, "25")

@@ -447,12 +447,14 @@ def test_an_account_with_a_dash_is_known_by_its_variables() -> None:
     assert unknown_variables(environ, ["treasury-sub", "ops.1"]) == []
 
 
-def test_internal_fee_payer_defaults_to_the_sender_as_binance_does(with_secret: None) -> None:
+def test_internal_fee_payer_defaults_to_the_recipient_so_a_send_takes_its_amount(
+    with_secret: None,
+) -> None:
     from treasury.config import account_credentials
 
     settings = load_settings()
-    assert settings.internal_fee_payer == "sender"
-    assert [c.internal_fee_payer for c in account_credentials(settings)] == ["sender"]
+    assert settings.internal_fee_payer == "recipient"
+    assert [c.internal_fee_payer for c in account_credentials(settings)] == ["recipient"]
 
 
 def test_a_bad_internal_fee_payer_is_one_line_naming_the_variable_and_the_choices(

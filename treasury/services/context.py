@@ -34,7 +34,7 @@ class WorkerConfig:
     history_lag_allowance_s: float = 600.0
     resend: str = "auto"  # "manual": a proven absence goes to a person, not back to queued
     wallet: str = "spot"  # the account's default wallet, for intents that name none
-    internal_fee_payer: str = "sender"  # who pays an internal transfer's fee (sender/recipient)
+    internal_fee_payer: str = "recipient"  # who pays an internal transfer's fee (sender/recipient)
     sweep_interval_s: float = 300.0
     exchange_unreachable_alert_s: float = 300.0
     reconcile_interval_s: float = 10.0

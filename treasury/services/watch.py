@@ -62,7 +62,11 @@ async def expire_approvals(ctx: WorkerContext) -> int:
                 f"expires at {clock.expires_at:%Y-%m-%d %H:%M} UTC",
                 actor="worker",
             ):
-                log.warning("intent.approval_expiring", intent_id=intent.id, left_s=int(left.total_seconds()))
+                log.warning(
+                    "intent.approval_expiring",
+                    intent_id=intent.id,
+                    left_s=int(left.total_seconds()),
+                )
                 await ctx.alert(
                     "approval_expiring",
                     f"intent {intent.id} ({intent.amount} {intent.coin}) needs its approvals "

@@ -40,6 +40,7 @@ async def test_every_send_carries_the_accounts_fee_payer(
 async def test_the_sender_pays_so_the_balance_must_cover_amount_and_fee(world: World) -> None:
     """10.5 USDT, an intent of 10, a network fee of 1: on chain it would pass, but were the
     destination a Binance account the transfer would take 11. Held, never sent."""
+    world.configure(internal_fee_payer="sender")
     world.exchange.balances["USDT"] = Decimal("10.5")
     intent = await world.enqueue("10")
     held = await world.process(intent.id)
@@ -63,6 +64,7 @@ async def test_the_recipient_pays_so_the_amount_alone_must_be_covered(world: Wor
 async def test_a_sender_pays_send_reserves_amount_and_fee(world: World) -> None:
     """21 USDT: the first 10 reserves 11 (its worst case), so 10 left do not cover a
     second 10 + 1 until a fresh balance shows what the first really took."""
+    world.configure(internal_fee_payer="sender")
     world.exchange.balances["USDT"] = Decimal("21")
     first = await world.enqueue("10")
     second = await world.enqueue("10")
