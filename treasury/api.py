@@ -85,6 +85,8 @@ class Treasury:
 
         ``wallet`` (``"spot"`` or ``"funding"``) is the wallet to debit; without it the
         account's default (``TREASURY_WALLET``) is taken when the intent is sent.
+        ``requested_by`` defaults to this client's ``actor``: every intent names who asked
+        for it, and the requester can never approve its own.
 
         Raises:
             InvalidField: a field is malformed (nothing written).
@@ -98,7 +100,7 @@ class Treasury:
             address_tag=address_tag,
             account=account,
             request_id=request_id,
-            requested_by=requested_by,
+            requested_by=self._actor if requested_by is None else requested_by,
             note=note,
             wallet=wallet,
         )

@@ -239,3 +239,22 @@ def test_the_sync_facade_enqueues_reads_and_raises_the_same_errors(migrated_url:
         with pytest.raises(TimeoutError, match=f"intent {made.id} not settled"):
             t.wait_until_settled(made.id, timeout_s=0.2, poll_s=0.05)
     assert threading.active_count() == threads_before
+
+
+async def test_a_bots_intents_name_it_as_requester_so_it_cannot_approve_them(
+    migrated_url: str, ledger: Ledger
+) -> None:
+    from treasury.domain.policy import CoinPolicy, Policy
+    from treasury.services import approvals
+    from treasury.services.admin import Refused
+
+    async with Treasury.connect(migrated_url, actor="api:rebalancer") as t:
+        intent = await t.enqueue(**DEST, amount="500")
+    assert intent.requested_by == "api:rebalancer"
+    await ledger.intents.transition(
+        intent.id, Status.AWAITING_APPROVAL, reason="needs approval", actor="test"
+    )
+    policy = Policy(default=CoinPolicy(approval_threshold=Decimal(1)))
+    with pytest.raises(Refused, match="requested"):
+        await approvals.approve(ledger, intent.id, approver="api:rebalancer", policy=policy)
+    assert (await ledger.intents.get(intent.id)).status is Status.AWAITING_APPROVAL
