@@ -18,7 +18,7 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 
-from treasury.domain.errors import InvalidField
+from treasury.domain.choice import parse_choice
 
 
 class FeePayer(StrEnum):
@@ -44,11 +44,7 @@ def parse_fee_payer(value: object, field: str = "internal_fee_payer") -> FeePaye
     Raises:
         InvalidField: naming ``field`` and the values it takes.
     """
-    if isinstance(value, FeePayer):
-        return value
-    if isinstance(value, str) and value in (p.value for p in FeePayer):
-        return FeePayer(value)
-    raise InvalidField(field, f"{value!r} is not a fee payer: use sender or recipient")
+    return parse_choice(FeePayer, value, field, "a fee payer")
 
 
 def most_debited(amount: Decimal, network_fee: Decimal, payer: FeePayer) -> Decimal:

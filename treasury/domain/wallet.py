@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from treasury.domain.errors import InvalidField
+from treasury.domain.choice import parse_choice
 
 
 class Wallet(StrEnum):
@@ -29,8 +29,4 @@ def parse_wallet(value: object, field: str = "wallet") -> Wallet:
     Raises:
         InvalidField: naming ``field`` and the values it takes.
     """
-    if isinstance(value, Wallet):
-        return value
-    if isinstance(value, str) and value in (w.value for w in Wallet):
-        return Wallet(value)
-    raise InvalidField(field, f"{value!r} is not a wallet: use spot or funding")
+    return parse_choice(Wallet, value, field, "a wallet")

@@ -59,19 +59,12 @@ from treasury.sandbox.config import (
 )
 from treasury.sandbox.configreader import ConfigError, Reader
 from treasury.sandbox.ledger import Record
-from treasury.sandbox.state import NETWORK_FIELDS, Exchange
+from treasury.sandbox.state import DECIMAL_FIELDS, NETWORK_FIELDS, Exchange
 
 if TYPE_CHECKING:
     from treasury.sandbox.core import Sandbox
 
-_DECIMAL_KEYS = {
-    "withdrawFee",
-    "withdrawMin",
-    "withdrawMax",
-    "withdrawIntegerMultiple",
-    "withdrawInternalMin",
-    "internal_fee",
-}
+_DECIMAL_KEYS = DECIMAL_FIELDS
 _BOOL_KEYS = {"withdrawEnable", "withdrawTag"}
 
 

@@ -53,7 +53,7 @@ NETWORK_FIELDS = {
     "withdrawInternalMin": "withdraw_internal_min",
     "internal_fee": "internal_fee",
 }
-_DECIMAL_FIELDS = {
+DECIMAL_FIELDS = {
     "withdrawFee",
     "withdrawMin",
     "withdrawMax",
@@ -274,7 +274,7 @@ class Exchange:
         elif kind == "network":
             key = (r["coin"], r["network"])
             changes: dict[str, Any] = {
-                NETWORK_FIELDS[k]: Decimal(v) if k in _DECIMAL_FIELDS else v
+                NETWORK_FIELDS[k]: Decimal(v) if k in DECIMAL_FIELDS else v
                 for k, v in r["changes"].items()
             }
             self.networks[key] = dataclasses.replace(self.networks[key], **changes)
