@@ -32,7 +32,7 @@ async def cancel(ledger: Ledger, intent_id: int, *, actor: str, reason: str) -> 
         return await ledger.intents.transition(
             intent_id,
             Status.CANCELLED,
-            reason=reason or "cancelled by operator",
+            reason=reason.strip() or "cancelled by operator",  # "\r" is no reason
             actor=actor,
             expect=tuple(CANCELLABLE),
         )
