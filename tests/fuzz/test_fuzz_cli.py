@@ -314,7 +314,6 @@ def test_show_refuses_cleanly_or_shows_that_intent(
 
 @settings(FUZZ, max_examples=40)
 @given(intent_id=ids, reason=st.one_of(st.none(), st.text(max_size=40)), separator=st.booleans())
-@example(intent_id="2", reason="\r", separator=False)  # found by this test: a blank reason
 def test_cancel_refuses_cleanly_or_cancels_that_intent(
     db: Path,
     intent_id: str,

@@ -655,3 +655,14 @@ async def test_enqueue_for_an_account_nobody_here_serves_warns(url: str, ledger:
     assert "intent 1 new: 10 USDT (TRX) to TXyzAbc123: queued" in result.stdout
     served = await cli(*_enqueue_with(**{"--amount": "12"}))  # the default account
     assert served.exit_code == 0 and served.stderr == ""
+
+
+async def test_cancel_with_a_blank_reason_takes_the_default_one(url: str, ledger: Ledger) -> None:
+    """Found by the CLI fuzz test: ``--reason=\\r`` passed the CLI's check and then met
+    the state machine's "a status change needs a reason" as a traceback."""
+    intent = await enqueue()
+    said = ok(await cli("cancel", str(intent["id"]), "--reason=\r", "--as", "bob"))
+    assert "cancelled" in said
+    cancelled = await ledger.intents.get(intent["id"])
+    assert cancelled.status is Status.CANCELLED
+    assert cancelled.status_reason == "cancelled by operator"
