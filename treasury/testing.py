@@ -68,11 +68,12 @@ behaviour entirely for that call (a scripted ``WithdrawAccepted`` executes nothi
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -82,6 +83,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import anyio
 
 from treasury.domain import machine
+from treasury.domain.approval_proof import Approval
 from treasury.domain.exchange import (
     AccountInfo,
     ApiRestrictions,
@@ -110,6 +112,7 @@ from treasury.ports.store import (
     DuplicateEntry,
     Ledger,
     NotFound,
+    Operator,
     PauseState,
     ServiceEvent,
     StoreUnavailable,
@@ -250,6 +253,7 @@ class _Approval:
     intent_id: int
     approver: str
     created_at: datetime
+    signature: str | None = None
 
 
 @dataclass
@@ -262,6 +266,7 @@ class _Tables:
     leases: dict[str, _Lease] = field(default_factory=dict)
     whitelist: dict[int, WhitelistEntry] = field(default_factory=dict)
     approvals: list[_Approval] = field(default_factory=list)
+    operators: dict[str, Operator] = field(default_factory=dict)
     service_events: list[ServiceEvent] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
     last_id: dict[str, int] = field(default_factory=dict)
@@ -926,6 +931,40 @@ class MemoryAddressBook:
             )
 
 
+def _operator_keys(operators: Iterable[Operator]) -> dict[str, bytes] | None:
+    listed = list(operators)
+    if not listed:
+        return None
+    return {o.name: base64.b64decode(o.public_key) for o in listed if o.removed_at is None}
+
+
+class MemoryOperators:
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def add(self, name: str, public_key: str, *, actor: str) -> Operator:
+        async with self._db.write() as t:
+            if name in t.operators or any(o.public_key == public_key for o in t.operators.values()):
+                raise DuplicateEntry(f"operator {name!r} or that public key is registered")
+            op = Operator(name, public_key, actor, self._db.now())
+            t.operators[name] = op
+        return op
+
+    async def remove(self, name: str, *, actor: str, reason: str) -> Operator:
+        async with self._db.write() as t:
+            op = t.operators.get(name)
+            if op is None or op.removed_at is not None:
+                raise NotFound(f"operator {name!r} (not registered, or removed already)")
+            op = dataclasses.replace(
+                op, removed_by=actor, removed_at=self._db.now(), removed_reason=reason
+            )
+            t.operators[name] = op
+        return op
+
+    async def all(self) -> list[Operator]:
+        return sorted(self._db.tables.operators.values(), key=lambda o: o.added_at)
+
+
 class MemoryEventLog:
     def __init__(self, db: _Database) -> None:
         self._db = db
@@ -1058,10 +1097,20 @@ class MemoryIntentUnit:
     async def approvers(self) -> tuple[str, ...]:
         return tuple(a.approver for a in self._t.approvals if a.intent_id == self._intent.id)
 
-    async def add_approval(self, approver: str) -> bool:
+    async def approvals(self) -> tuple[Approval, ...]:
+        return tuple(
+            Approval(a.approver, a.signature)
+            for a in self._t.approvals
+            if a.intent_id == self._intent.id
+        )
+
+    async def operator_keys(self) -> dict[str, bytes] | None:
+        return _operator_keys(self._t.operators.values())
+
+    async def add_approval(self, approver: str, signature: str | None = None) -> bool:
         if approver in await self.approvers():
             return False
-        self._t.approvals.append(_Approval(self._intent.id, approver, self._db.now()))
+        self._t.approvals.append(_Approval(self._intent.id, approver, self._db.now(), signature))
         return True
 
     async def burned_order_ids(self) -> set[str]:
@@ -1119,6 +1168,7 @@ class MemoryLedger(Ledger):
             events=MemoryEventLog(db),
             unmatched=MemoryUnmatchedStore(db),
             units=MemoryUnits(db),
+            operators=MemoryOperators(db),
         )
 
     def fail_transitions(self, times: int = 1) -> None:

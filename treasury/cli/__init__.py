@@ -11,6 +11,7 @@ One module per group of commands, each registering its commands on ``common.app`
 * ``schema``   migrate
 * ``intents``  enqueue, list, show, cancel, resolve, resend, approve
 * ``controls`` pause, resume, whitelist add / list / remove
+* ``operators`` operator keygen / add / list / remove (who may approve, with which key)
 * ``exchange`` run, check, whitelist sync, reconcile, sandbox, demo
 * ``health``   healthcheck (the container's probe of ``/readyz``)
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 # The order of the imports is the order of `treasury --help`.
 # isort: off
-from treasury.cli import schema, intents, controls, exchange, health  # noqa: F401
+from treasury.cli import schema, intents, controls, operators, exchange, health  # noqa: F401
 
 # isort: on
 from treasury.cli.common import app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -25,6 +26,7 @@ from treasury.ports.store import NotFound
 if TYPE_CHECKING:
     from treasury.domain.intent import Intent
     from treasury.ports.store import Ledger
+    from treasury.services.approvals import ApprovalResult
 
 
 @app.command()
@@ -261,25 +263,76 @@ def resend(
 @app.command()
 def approve(
     intent_id: int = typer.Argument(..., help="intent id (status awaiting_approval)"),
-    as_: str = typer.Option(..., "--as", help="your name: recorded, and never the requester"),
+    as_: str | None = typer.Option(
+        None, "--as", help="your name: recorded, and never the requester (with --key: optional)"
+    ),
+    key: Path | None = typer.Option(
+        None,
+        "--key",
+        exists=True,
+        dir_okay=False,
+        help="your Ed25519 private key (PEM): signs exactly what you approve",
+    ),
 ) -> None:
-    """Approve an intent that policy holds for approval."""
+    """Approve an intent that policy holds for approval (signed with --key once operators
+    are registered: treasury operator add)."""
     from treasury.domain.policy import Policy
     from treasury.policy_file import PolicyError, load_policy
     from treasury.services.approvals import approve as record
 
-    name = actor_of(as_).removeprefix("cli:")
+    if as_ is None and key is None:
+        out.fail("--as or --key: say who approves", EXIT_BAD_INPUT)
+    name = actor_of(as_).removeprefix("cli:") if as_ is not None else None
+    private = None
+    if key is not None:
+        from treasury.cli.operators import load_private_key
+
+        private = load_private_key(key)
     settings = read_settings()
     try:
         policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
     except PolicyError as exc:
         out.fail(f"configuration: {exc}", EXIT_CONFIG)
-    result = with_ledger(
-        lambda ledger: record(ledger, intent_id, approver=name, policy=policy), settings
-    )
+
+    async def body(ledger: Ledger) -> ApprovalResult:
+        approver, signature = name, None
+        if private is not None:
+            approver, signature = await _sign(ledger, intent_id, private, name)
+        assert approver is not None
+        return await record(
+            ledger, intent_id, approver=approver, policy=policy, signature=signature
+        )
+
+    result = with_ledger(body, settings)
     state = (
         "released to the worker"
         if result.released
         else f"{result.required - len(result.approvers)} more approval(s) needed"
     )
     out.console.print(f"intent {intent_id}: approved by {', '.join(result.approvers)}; {state}")
+
+
+async def _sign(
+    ledger: Ledger, intent_id: int, private: object, name: str | None
+) -> tuple[str, str]:
+    """(the operator whose key this is, their signature over the intent's statement)."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from treasury.cli.operators import raw_public
+    from treasury.domain.approval_proof import statement
+    from treasury.services.admin import Refused
+
+    assert isinstance(private, Ed25519PrivateKey)
+    mine = raw_public(private)
+    match = [o for o in await ledger.operators.all() if o.public_key == mine]
+    if not match:
+        raise Refused("--key: this key is not a registered operator's (treasury operator list)")
+    operator = match[0]
+    if operator.removed_at is not None:
+        raise Refused(f"--key: operator {operator.name} was removed: {operator.removed_reason}")
+    if name is not None and name != operator.name:
+        raise Refused(f"--as {name}: the key is {operator.name}'s")
+    intent = await ledger.intents.get(intent_id)
+    return operator.name, base64.b64encode(private.sign(statement(intent))).decode()

@@ -18,6 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from treasury.domain.approval_proof import Approval
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.intent import EventRecord, Intent
 from treasury.domain.status import Status
@@ -82,7 +83,20 @@ def same_request(existing: Intent, new: NewIntent) -> Intent:
 
 
 class DuplicateEntry(ValueError):
-    """The address book has that destination already."""
+    """The address book has that destination already (or the registry that operator)."""
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A person who may approve, with the Ed25519 public key their approvals verify by."""
+
+    name: str
+    public_key: str  # base64 of the 32 raw bytes
+    added_by: str
+    added_at: datetime
+    removed_by: str | None = None
+    removed_at: datetime | None = None
+    removed_reason: str | None = None
 
 
 class StoreUnavailable(ConnectionError):
@@ -264,6 +278,19 @@ class AddressBook(Protocol):
     async def set_enabled(self, entry_id: int, enabled: bool, label: str | None = None) -> None: ...
 
 
+class OperatorRegistry(Protocol):
+    async def add(self, name: str, public_key: str, *, actor: str) -> Operator:
+        """Register ``name``; ``DuplicateEntry`` if the name or the key is taken (even by
+        a removed operator: names and keys are never reused)."""
+        ...
+
+    async def remove(self, name: str, *, actor: str, reason: str) -> Operator:
+        """Remove ``name`` for good; ``NotFound`` if unknown or already removed."""
+        ...
+
+    async def all(self) -> list[Operator]: ...
+
+
 class EventLog(Protocol):
     async def record(self, kind: str, detail: str, *, actor: str, subject: str = "") -> None: ...
     async def record_once(self, kind: str, subject: str, detail: str, *, actor: str) -> bool: ...
@@ -297,7 +324,13 @@ class IntentUnit(Protocol):
     async def address_book_entry(self) -> WhitelistEntry | None: ...
     async def usage_24h(self, now: datetime) -> tuple[Decimal, Decimal]: ...
     async def approvers(self) -> tuple[str, ...]: ...
-    async def add_approval(self, approver: str) -> bool: ...
+    async def approvals(self) -> tuple[Approval, ...]: ...
+    async def operator_keys(self) -> dict[str, bytes] | None:
+        """Each registered, not removed, operator's raw public key; ``None`` when no
+        operator was ever registered (approvals by name count)."""
+        ...
+
+    async def add_approval(self, approver: str, signature: str | None = None) -> bool: ...
     async def burned_order_ids(self) -> set[str]: ...
     async def note(self, *, reason: str, actor: str, kind: str) -> None: ...
     async def transition(
@@ -325,3 +358,4 @@ class Ledger:
     events: EventLog
     unmatched: UnmatchedStore
     units: Units
+    operators: OperatorRegistry

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from treasury.domain import approval_proof as proof
 from treasury.domain import policy as p
 from treasury.domain.status import Status
 from treasury.ports.clock import utcnow
@@ -24,9 +25,19 @@ class ApprovalResult:
 
 
 async def approve(
-    ledger: Ledger, intent_id: int, *, approver: str, policy: p.Policy
+    ledger: Ledger,
+    intent_id: int,
+    *,
+    approver: str,
+    policy: p.Policy,
+    signature: str | None = None,
 ) -> ApprovalResult:
-    """Record one approval. Raises Refused (nothing written) when it may not count."""
+    """Record one approval. Raises Refused (nothing written) when it may not count.
+
+    Once operators are registered, an approval must carry ``signature``: the approver's
+    Ed25519 signature (base64) over ``approval_proof.statement`` of the intent; it is
+    checked here, so a mistake is told at once, and again by the worker inside the
+    transaction that commits the send."""
     try:
         unit_cm = ledger.units.open(intent_id)
         async with unit_cm as unit:
@@ -49,14 +60,25 @@ async def approve(
             )
             if refusal:
                 raise Refused(refusal)
-            if not await unit.add_approval(approver):
+            keys = await unit.operator_keys()
+            if keys is not None:
+                mine = proof.count(intent, [proof.Approval(approver, signature)], keys)
+                if not mine.valid:
+                    why = mine.ignored[0].split(": ", 1)[1]
+                    raise Refused(
+                        f"approval by {approver} refused: {why} (operators are registered, "
+                        "so approvals are signed: treasury approve ID --key FILE)"
+                    )
+            if not await unit.add_approval(approver, signature):
                 raise Refused(f"{approver} has already approved intent {intent_id}")
-            approvers = (*existing, approver)
+            counted = proof.count(intent, await unit.approvals(), keys)
+            approvers = counted.valid
             required = p.approvals_needed(intent.amount, policy.for_coin(intent.coin))
+            signed = " (signed)" if signature else ""
             await unit.note(
                 actor=f"cli:{approver}",
                 kind="approval",
-                reason=f"approved by {approver} ({len(approvers)} of {required})",
+                reason=f"approved by {approver}{signed} ({len(approvers)} of {required})",
             )
             released = len(approvers) >= required
             if released:

@@ -15,6 +15,7 @@ from decimal import Decimal
 import anyio
 import structlog
 
+from treasury.domain import approval_proof as proof
 from treasury.domain import rules
 from treasury.domain.decisions import Approve, Hold, Pass, Reject, Verdict
 from treasury.domain.exchange import WithdrawRequest
@@ -447,7 +448,9 @@ async def commit_to_send(
             )
         if policy_gate is not None:
             coin_used, dest_used = await unit.usage_24h(now)
-            verdict = policy_gate(current, coin_used, dest_used, len(await unit.approvers()))
+            # only approvals that prove who approved this intent as it stands now count
+            approved = proof.count(current, await unit.approvals(), await unit.operator_keys())
+            verdict = policy_gate(current, coin_used, dest_used, len(approved.valid))
             if not isinstance(verdict, Pass):
                 raise SendRefused(getattr(verdict, "reason", "policy"), verdict)
         return await unit.transition(

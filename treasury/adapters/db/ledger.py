@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from treasury.adapters.db.operators import OperatorRepository
 from treasury.adapters.db.repository import IntentRepository
 from treasury.adapters.db.service_events import ServiceEvents
 from treasury.adapters.db.state import ServiceState
@@ -29,5 +30,6 @@ class SqlLedger(Ledger):
             events=ServiceEvents(engine),
             unmatched=UnmatchedWithdrawals(engine),
             units=SqlUnits(intents),
+            operators=OperatorRepository(engine),
             engine=engine,
         )

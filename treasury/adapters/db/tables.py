@@ -181,7 +181,20 @@ intent_approvals = Table(
     Column("intent_id", Integer, ForeignKey("withdrawal_intents.id"), nullable=False, index=True),
     Column("approver", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("signature", Text, nullable=True),  # base64 Ed25519 over the intent's statement
     UniqueConstraint("intent_id", "approver", name="uq_approval_once"),
+)
+
+operators = Table(
+    "operators",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("public_key", String(64), nullable=False, unique=True),
+    Column("added_by", String(128), nullable=False),
+    Column("added_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("removed_by", String(128), nullable=True),
+    Column("removed_at", UTCDateTime(), nullable=True),
+    Column("removed_reason", Text, nullable=True),
 )
 
 service_state = Table(

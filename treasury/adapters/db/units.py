@@ -19,12 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from treasury.adapters.db.engine import transaction
+from treasury.adapters.db.operators import OperatorRepository
 from treasury.adapters.db.repository import IntentRepository
 from treasury.adapters.db.sending import account_lock_key, usage_24h
 from treasury.adapters.db.state import ServiceState
 from treasury.adapters.db.tables import intent_approvals, whitelist_entries
 from treasury.adapters.db.unmatched import UnmatchedWithdrawals
 from treasury.adapters.db.whitelist import entry_of
+from treasury.domain.approval_proof import Approval
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
 from treasury.ports.clock import utcnow
@@ -72,12 +74,26 @@ class SqlIntentUnit:
         )
         return tuple(rows.scalars())
 
-    async def add_approval(self, approver: str) -> bool:
+    async def approvals(self) -> tuple[Approval, ...]:
+        rows = await self._conn.execute(
+            select(A.c.approver, A.c.signature)
+            .where(A.c.intent_id == self._intent.id)
+            .order_by(A.c.id)
+        )
+        return tuple(Approval(r.approver, r.signature) for r in rows)
+
+    async def operator_keys(self) -> dict[str, bytes] | None:
+        return await OperatorRepository.keys(self._conn)
+
+    async def add_approval(self, approver: str, signature: str | None = None) -> bool:
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(
                     insert(A).values(
-                        intent_id=self._intent.id, approver=approver, created_at=utcnow()
+                        intent_id=self._intent.id,
+                        approver=approver,
+                        created_at=utcnow(),
+                        signature=signature,
                     )
                 )
         except IntegrityError:

@@ -1,0 +1,149 @@
+"""``treasury operator``: who may approve, and with which key.
+
+    treasury operator keygen --out bob.pem          # a new Ed25519 key; prints its public half
+    treasury operator add bob --public-key bob.pub --as alice
+    treasury operator list
+    treasury operator remove bob --reason "left the team" --as alice
+    treasury approve 12 --key bob.pem               # signs what bob approves
+
+Once one operator is registered, only signed approvals count (see
+``treasury.domain.approval_proof``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import typer
+
+from treasury.cli import output as out
+from treasury.cli.common import EXIT_BAD_INPUT, actor_of, app, validated, with_ledger
+
+operator_app = typer.Typer(no_args_is_help=True, help="Operators who may approve, and their keys.")
+app.add_typer(operator_app, name="operator")
+
+
+def public_key_text(path: Path) -> str:
+    """The base64 Ed25519 public key in ``path``: a PEM public key, or the base64 line
+    ``keygen`` prints."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    data = path.read_bytes()
+    if b"-----BEGIN" in data:
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError:
+            out.fail(f"--public-key: {path} is not a PEM public key", EXIT_BAD_INPUT)
+        if not isinstance(key, Ed25519PublicKey):
+            out.fail(f"--public-key: {path} is not an Ed25519 key", EXIT_BAD_INPUT)
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return base64.b64encode(raw).decode()
+    return data.decode("ascii", "replace").strip()
+
+
+def load_private_key(path: Path) -> object:
+    """An Ed25519 private key from a PEM file (never printed, never logged)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError):
+        out.fail(f"--key: {path} is not an unencrypted PEM private key", EXIT_BAD_INPUT)
+    if not isinstance(key, Ed25519PrivateKey):
+        out.fail(f"--key: {path} is not an Ed25519 key", EXIT_BAD_INPUT)
+    return key
+
+
+def raw_public(key: object) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    assert isinstance(key, Ed25519PrivateKey)
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+@operator_app.command("keygen")
+def keygen(
+    out_: Path = typer.Option(..., "--out", help="where to write the private key (PEM, 0600)"),
+) -> None:
+    """Make an Ed25519 key for approving; prints the public key to register."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if out_.exists():
+        out.fail(f"--out: {out_} exists; choose another file", EXIT_BAD_INPUT)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(out_, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    out.console.print(raw_public(key), markup=False)
+
+
+@operator_app.command("add")
+def add(
+    name: str = typer.Argument(..., help="the operator's name, as they will approve"),
+    public_key: Path = typer.Option(
+        ..., "--public-key", exists=True, dir_okay=False, help="PEM, or keygen's line"
+    ),
+    as_: str | None = typer.Option(None, "--as", help="who registers them (recorded)"),
+) -> None:
+    """Register an operator; from then on only signed approvals count."""
+    from treasury.domain import approval_proof as proof
+    from treasury.services import operators
+
+    actor = actor_of(as_)
+    text = public_key_text(public_key)
+    validated(lambda: proof.parse_public_key(text))
+    added = with_ledger(lambda ledger: operators.add(ledger, name, text, actor=actor))
+    out.console.print(
+        f"operator {added.name} added (key {operators.fingerprint(added.public_key)}…); "
+        "approvals must now be signed: treasury approve ID --key FILE",
+        markup=False,
+    )
+
+
+@operator_app.command("remove")
+def remove(
+    name: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="why (recorded)"),
+    as_: str | None = typer.Option(None, "--as", help="who removes them (recorded)"),
+) -> None:
+    """Remove an operator for good: their approvals stop counting."""
+    from treasury.services import operators
+
+    actor = actor_of(as_)
+    gone = with_ledger(lambda ledger: operators.remove(ledger, name, actor=actor, reason=reason))
+    out.console.print(f"operator {gone.name} removed; their approvals no longer count")
+
+
+@operator_app.command("list")
+def list_() -> None:
+    """The operators, current and removed."""
+    from treasury.services.operators import fingerprint
+
+    rows = with_ledger(lambda ledger: ledger.operators.all())
+    if not rows:
+        out.console.print(
+            "no operators: approvals are by name (--as); register one to require signatures"
+        )
+    for o in rows:
+        state = (
+            f"removed {o.removed_at:%Y-%m-%d %H:%M} by {o.removed_by}: {o.removed_reason}"
+            if o.removed_at
+            else "current"
+        )
+        out.console.print(
+            f"{o.name}  key {fingerprint(o.public_key)}…  added {o.added_at:%Y-%m-%d %H:%M} by "
+            f"{o.added_by}  {state}",
+            markup=False,
+        )

@@ -1,0 +1,119 @@
+"""Approvals that prove who approved: an Ed25519 signature over a canonical statement.
+
+An operator is registered with a public key. To approve, they sign the statement of
+exactly what is approved (the intent's id and request id, account, coin, network,
+address, tag, amount and wallet); the daemon counts an approval only if its signature
+verifies, with the key of an operator registered now, over the statement of the intent
+as it is when it is committed to send. So an approval cannot be moved to another intent
+(the id is signed), survive a change of amount or destination, be made in someone
+else's name without their key, or count twice for one person.
+
+Until the first operator is registered, approvals are by name (``--as``) as before: the
+break-glass mode of a setup without keys. Registering one switches the ledger to signed
+approvals for good (operators are never deleted, only removed).
+
+Pure: the signature check is computation, not I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from treasury.domain.errors import InvalidField
+from treasury.domain.intent import Intent
+from treasury.domain.money import format_amount
+
+PREFIX = "treasury approval v1"
+
+
+def statement(intent: Intent) -> bytes:
+    """The bytes an approver signs: one ``key=value`` per line, in a fixed order, with
+    every field that decides where money goes and how much."""
+    fields = (
+        ("intent", str(intent.id)),
+        ("request_id", intent.request_id or ""),
+        ("account", intent.account),
+        ("coin", intent.coin),
+        ("network", intent.network),
+        ("address", intent.address),
+        ("address_tag", intent.address_tag or ""),
+        ("amount", format_amount(intent.amount)),
+        ("wallet", intent.wallet.value if intent.wallet else "account default"),
+    )
+    return "\n".join([PREFIX, *(f"{k}={v}" for k, v in fields)]).encode() + b"\n"
+
+
+def parse_public_key(text: str) -> bytes:
+    """A raw Ed25519 public key (32 bytes) from its base64 text.
+
+    Raises:
+        InvalidField: not base64 of 32 bytes.
+    """
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidField("public key", "is not base64 text") from None
+    if len(raw) != 32:
+        raise InvalidField("public key", f"is {len(raw)} bytes, an Ed25519 key is 32")
+    return raw
+
+
+def verifies(public_key: bytes, signature_b64: str, message: bytes) -> bool:
+    try:
+        signature = base64.b64decode(signature_b64, validate=True)
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Approval:
+    approver: str
+    signature: str | None  # base64 Ed25519 signature of ``statement``; None: by name only
+
+
+@dataclass(frozen=True)
+class Count:
+    valid: tuple[str, ...]  # who counts, in order
+    ignored: tuple[str, ...]  # why each other approval does not ("bob: ...")
+
+
+def count(
+    intent: Intent,
+    approvals: Iterable[Approval],
+    operators: Mapping[str, bytes] | None,
+) -> Count:
+    """The approvals that count for ``intent``.
+
+    ``operators`` maps each registered, not removed, operator to its public key; ``None``
+    means no operator was ever registered (approvals by name count). The requester never
+    counts, nor anyone twice.
+    """
+    message = statement(intent)
+    valid: list[str] = []
+    ignored: list[str] = []
+    requester = (intent.requested_by or "").strip().casefold()
+    for a in approvals:
+        who = a.approver.strip()
+        if who.casefold() == requester:
+            ignored.append(f"{who}: requested this withdrawal")
+        elif who.casefold() in (v.casefold() for v in valid):
+            ignored.append(f"{who}: approved twice")
+        elif operators is None:
+            valid.append(who)
+        elif who not in operators:
+            ignored.append(f"{who}: not a registered operator")
+        elif a.signature is None:
+            ignored.append(f"{who}: not signed")
+        elif not verifies(operators[who], a.signature, message):
+            ignored.append(f"{who}: the signature is not over this intent as it stands")
+        else:
+            valid.append(who)
+    return Count(tuple(valid), tuple(ignored))
