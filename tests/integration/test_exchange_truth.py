@@ -202,6 +202,7 @@ async def proven_absent(stack: Any, intent: Intent) -> Intent:
         recv_window_ms=1000,
         policy_gate=None,
         wallet=Wallet.SPOT,
+        trust=ctx.trust,
     )
     for _ in range(2):
         current = await ctx.ledger.intents.get(committed.id)
@@ -280,6 +281,7 @@ async def test_unreachable_exchange_still_reaches_a_person(stack_factory: Any) -
             recv_window_ms=1000,
             policy_gate=None,
             wallet=Wallet.SPOT,
+            trust=ctx.trust,
         )
         await sandbox_admin(stack, "faults", {"outage": True})
         await reconcile.reconcile_all(ctx)
@@ -408,6 +410,7 @@ async def test_reconciliation_files_a_contradicting_record_and_pauses(
             recv_window_ms=1000,
             policy_gate=None,
             wallet=Wallet.SPOT,
+            trust=ctx.trust,
         )
         wid = await exchange_has(stack, oid, address=OTHER)
         await reconcile.reconcile_all(ctx)

@@ -22,6 +22,7 @@ TABLES = {
     "service_state",
     "sender_leases",
     "unmatched_withdrawals",
+    "whitelist_events",
 }
 
 

@@ -26,6 +26,7 @@ from treasury.ports.clock import utcnow
 from treasury.ports.exchange import ExchangeError, NotSent, OutcomeUnknown, Rejected
 from treasury.ports.store import ConcurrentChange, Ledger, StoreUnavailable
 from treasury.services import truth
+from treasury.services.address_book import Trust
 from treasury.services.checks import pre_send_verdict
 from treasury.services.context import PolicyGate, WorkerContext
 
@@ -43,6 +44,7 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
             ctx.ledger.whitelist,
             wallet=wallet,
             reserved=ctx.view.reserved(wallet, intent.coin),
+            trust=ctx.trust,
         )
     except ExchangeError as exc:
         await _hold(ctx, intent, f"cannot check with the exchange now: {exc}")
@@ -92,6 +94,7 @@ async def send(ctx: WorkerContext, intent: Intent) -> None:
             recv_window_ms=cfg.apply_recv_window_ms,
             policy_gate=ctx.policy(),
             wallet=wallet_of(ctx, intent),
+            trust=ctx.trust,
         )
     except SendRefused as refused:
         await _policy_refused(ctx, intent, refused)
@@ -376,6 +379,7 @@ async def commit_to_send(
     recv_window_ms: int,
     policy_gate: PolicyGate | None,
     wallet: Wallet,
+    trust: Trust,
 ) -> Intent:
     """The point of no return: in ONE unit of work, every reason not to send is read and
     the intent moves to ``submitting`` with its ``withdrawOrderId`` and the timestamp
@@ -384,7 +388,8 @@ async def commit_to_send(
     In order: the kill switch and the account's pause, the sender lease (a fence: a
     process whose lease ran out cannot commit), the intent's status and version, an order
     id the exchange has not seen, the address book again (an entry disabled since the
-    checks ran stops this send), and the policy's caps against what is already committed
+    checks ran stops this send, and so does one still cooling: ``trust`` says when an
+    entry may be used), and the policy's caps against what is already committed
     (commits of one account are serialised, so a burst cannot exceed a cap together).
     The wallet to debit is written with them: an intent that named none takes ``wallet``
     (its account's default), and the request sends exactly what the row says.
@@ -412,7 +417,7 @@ async def commit_to_send(
         verdict = rules.check_whitelist(
             current,
             None if entry is None else entry.enabled,
-            None if entry is None else entry.usable_from,
+            None if entry is None else await trust.usable_from(entry, intent_id=current.id),
             now,
         )
         if not isinstance(verdict, Pass):
