@@ -294,3 +294,32 @@ async def test_sync_is_per_account_and_audited(ledger: Any) -> None:
         ("add", "sync:sub1", "on the exchange's address book", 1),
         ("disable", "sync:sub1", "no longer on the exchange's address book", 2),
     ]
+
+
+async def test_a_restarted_daemon_syncs_before_it_sends(stack_factory: Any) -> None:
+    """A new process has seen nothing on the exchange: it syncs each account before its
+    first send, so the exchange's own entries are usable at once (and only those)."""
+    from treasury.runtime.daemon import Daemon
+
+    async with stack_factory() as stack:  # TREASURY_MANUAL_WHITELIST_COOLING_S: 24 h
+        ctx = stack.rt.ctx
+        ctx.seen = ExchangeSeen()  # what a freshly started process knows
+        ledger = stack.rt.ledger
+
+        async def sync() -> object:
+            return await sync_whitelist(
+                ctx.exchange, ledger.whitelist, account=ctx.config.account, seen=ctx.seen
+            )
+
+        new = validate_new_intent(
+            coin="USDT", network="TRX", address="TKRxQ4JgmaUA6ewL4p4x9H6m8a4pbWHnQQ", amount="20"
+        )
+        intent, _ = await ledger.intents.enqueue(new, actor="test")
+        daemon = Daemon(ctx, pace=stack.rt.exchange.apply_limiter.note_sent_at, whitelist_sync=sync)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(daemon.run)
+            try:
+                [done] = await stack.wait_settled([intent.id], timeout=30)
+            finally:
+                daemon.stop()
+    assert done.status is Status.COMPLETED, done.status_reason

@@ -121,9 +121,6 @@ class WhitelistEntry:
         return (self.coin, self.network, self.address, self.address_tag or "")
 
 
-WHITELIST_KINDS = ("add", "disable", "enable", "edit")
-
-
 @dataclass(frozen=True, kw_only=True)
 class WhitelistEvent:
     """One change of an address-book entry (``whitelist_events``, append-only)."""
