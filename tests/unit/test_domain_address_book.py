@@ -80,3 +80,30 @@ async def test_trust_uses_what_this_process_saw_per_account_and_alerts_once() ->
     assert seen.synced("default") and await trust.usable_from(forged) is None
     assert len(alerts) == 1
     assert await trust.usable_from(entry("manual")) == T0 + timedelta(days=1)
+
+
+async def test_a_sync_racing_another_daemons_sync_still_completes() -> None:
+    """Two daemons (active and standby) sync at start: the one that finds an entry added
+    by the other between its read and its insert does not fail (and still records what it
+    saw, so it trusts the entry)."""
+    from treasury.domain.exchange import WhitelistAddress
+    from treasury.services.whitelist_sync import sync_whitelist
+    from treasury.testing import FakeExchange, MemoryLedger
+
+    ledger = MemoryLedger()
+    exchange = FakeExchange()
+    exchange.whitelist = [
+        WhitelistAddress(
+            coin="USDT", network="TRX", address="TXyz", address_tag=None, name="", white_status=True
+        )
+    ]
+    await sync_whitelist(exchange, ledger.whitelist, account="default")  # the other daemon
+
+    async def stale(account: str | None = None) -> list[WhitelistEntry]:
+        return []  # read before the other daemon's insert
+
+    ledger.whitelist.all = stale  # type: ignore[method-assign]
+    seen = ExchangeSeen()
+    drift = await sync_whitelist(exchange, ledger.whitelist, account="default", seen=seen)
+    assert drift.added == [] and drift.unchanged == 1
+    assert seen.saw("default", ("USDT", "TRX", "TXyz", ""))

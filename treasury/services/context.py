@@ -84,7 +84,7 @@ class WorkerContext:
     on_reconciled: Callable[[str], None] = lambda _decision: None  # metrics
     # what this process's syncs saw on the exchange's address book (shared by accounts)
     seen: ExchangeSeen = field(default_factory=ExchangeSeen)
-    _trust: Trust | None = None
+    _trust: Trust | None = field(default=None, init=False, repr=False)
 
     @property
     def trust(self) -> Trust:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from treasury.ports.exchange import Exchange
-from treasury.ports.store import AddressBook, EventLog
+from treasury.ports.store import AddressBook, DuplicateEntry, EventLog
 from treasury.services.address_book import ExchangeSeen
 
 Key = tuple[str, str, str, str]
@@ -59,17 +59,21 @@ async def sync_whitelist(
     for key, addr in remote.items():
         entry = local.get(key)
         if entry is None:
-            await repo.add(
-                account=account,
-                coin=addr.coin,
-                network=addr.network,
-                address=addr.address,
-                address_tag=addr.address_tag or None,
-                label=addr.name,
-                source="exchange",
-                actor=actor,
-                reason=ON_EXCHANGE,
-            )
+            try:
+                await repo.add(
+                    account=account,
+                    coin=addr.coin,
+                    network=addr.network,
+                    address=addr.address,
+                    address_tag=addr.address_tag or None,
+                    label=addr.name,
+                    source="exchange",
+                    actor=actor,
+                    reason=ON_EXCHANGE,
+                )
+            except DuplicateEntry:  # another daemon's sync (a standby's) added it just now
+                drift.unchanged += 1
+                continue
             drift.added.append(key)
         elif not entry.enabled and entry.source == "exchange":
             await repo.set_enabled(
