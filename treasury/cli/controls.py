@@ -26,7 +26,7 @@ from treasury.domain.validation import (
     validate_network,
     validate_tag,
 )
-from treasury.ports.store import DuplicateEntry
+from treasury.ports.store import ConcurrentChange, DuplicateEntry
 
 if TYPE_CHECKING:
     from treasury.config import Settings
@@ -220,7 +220,10 @@ def _set_enabled(
             raise Refused(
                 f"whitelist entry {entry_id} is account {entry.account}'s, not {account}'s"
             )
-        changed = await ledger.whitelist.set_enabled(entry_id, enabled, actor=actor, reason=why)
+        try:
+            changed = await ledger.whitelist.set_enabled(entry_id, enabled, actor=actor, reason=why)
+        except ConcurrentChange as exc:
+            raise Refused(f"{exc}; nothing was written, try again") from None
         return changed.version != entry.version
 
     verb = "enabled" if enabled else "disabled"
