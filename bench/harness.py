@@ -302,7 +302,7 @@ async def prepare(db: Database, sandbox: Sandbox) -> None:
     await migrate.upgrade(db.url)
     settings = settings_for(db, sandbox, exchange_limit_multiplier=sandbox.multiplier)
     async with runtime(settings, worker="bench-setup") as rt:
-        await sync_whitelist(rt.exchange, rt.ledger.whitelist)
+        await sync_whitelist(rt.exchange, rt.ledger.whitelist, account=rt.ctx.config.account)
 
 
 def engine_for(db: Database) -> Any:

@@ -34,6 +34,7 @@ from treasury.config import (
 from treasury.domain.decisions import Verdict
 from treasury.domain.intent import Intent
 from treasury.logs import register_secret
+from treasury.services.address_book import ExchangeSeen
 from treasury.services.context import Alert, PolicyGate, WorkerConfig, WorkerContext, no_alert
 from treasury.services.exchange_view import ExchangeView
 
@@ -237,6 +238,7 @@ async def runtime(
         policy = PolicyHolder(settings.policy_file)
         me = worker or worker_id(settings)
         accounts = []
+        seen = ExchangeSeen()  # what this process's syncs found on each account's list
         for creds in account_credentials(settings):
             exchange = build_exchange(settings, http, on_call=on_call, credentials=creds)
 
@@ -261,6 +263,7 @@ async def runtime(
                 policy=policy.gate,
                 approval_expiry_hours=policy.approval_expiry_hours,
                 alert=alert,
+                seen=seen,
             )
             accounts.append((exchange, ctx))
         yield Runtime(

@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     whitelist_sync_interval_s: float = Field(default=0, ge=0, le=86400)
     # `run` started while the exchange is down or in maintenance: how often it checks again
     preflight_retry_s: float = Field(default=15.0, gt=0, le=600)
-    manual_whitelist_cooling_s: float = Field(default=0, ge=0, le=365 * 86400)
+    # a hand-added (or unverified) address-book entry is usable this long after it was added
+    manual_whitelist_cooling_s: float = Field(default=86400, ge=0, le=365 * 86400)
     lease_ttl_s: float = Field(default=15.0, ge=2, le=600)
     shutdown_grace_s: float = Field(default=8.0, gt=0, le=60)
     metrics_bind: str | None = DEFAULT_METRICS_BIND  # "off" disables; loopback unless explicit

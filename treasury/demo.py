@@ -101,7 +101,9 @@ async def _demo(workdir: Path) -> None:
             runtime(settings, ledger=ledger, worker="demo") as rt,
         ):
             await migrate.upgrade(ledger.engine)
-            drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist)
+            drift = await sync_whitelist(
+                rt.exchange, rt.ledger.whitelist, account=rt.ctx.config.account, seen=rt.ctx.seen
+            )
             out.console.print(f"whitelist mirrored from the exchange: {len(drift.added)} entries")
             daemon = Daemon(rt.ctx, pace=rt.exchange.apply_limiter.note_sent_at)
             ids: dict[int, str] = {}

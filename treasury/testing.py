@@ -118,6 +118,8 @@ from treasury.ports.store import (
     StoreUnavailable,
     Unmatched,
     WhitelistEntry,
+    WhitelistEvent,
+    audit_fields,
     new_intent_row,
     same_request,
 )
@@ -265,6 +267,7 @@ class _Tables:
     state: dict[str, _StateRow] = field(default_factory=dict)
     leases: dict[str, _Lease] = field(default_factory=dict)
     whitelist: dict[int, WhitelistEntry] = field(default_factory=dict)
+    whitelist_events: list[WhitelistEvent] = field(default_factory=list)
     approvals: list[_Approval] = field(default_factory=list)
     operators: dict[str, Operator] = field(default_factory=dict)
     service_events: list[ServiceEvent] = field(default_factory=list)
@@ -398,10 +401,31 @@ class _Tables:
     # ---- whitelist, unmatched, state ---------------------------------------------------
 
     def find_entry(
-        self, coin: str, network: str, address: str, address_tag: str | None
+        self, coin: str, network: str, address: str, address_tag: str | None, *, account: str
     ) -> WhitelistEntry | None:
         key = (coin, network, address, address_tag or "")
-        return next((e for e in self.whitelist.values() if e.key == key), None)
+        return next(
+            (e for e in self.whitelist.values() if e.key == key and e.account == account), None
+        )
+
+    def whitelist_event(self, entry: WhitelistEntry, kind: str, now: datetime) -> None:
+        """What the SQL triggers write for each change of an entry."""
+        self.whitelist_events.append(
+            WhitelistEvent(
+                id=self.new_id("whitelist_events"),
+                entry_id=entry.id,
+                account=entry.account,
+                coin=entry.coin,
+                network=entry.network,
+                address=entry.address,
+                address_tag=entry.address_tag,
+                kind=kind,
+                actor=entry.changed_by or "sql",
+                reason=entry.change_reason or "inserted by SQL without an actor or a reason",
+                version=entry.version,
+                created_at=now,
+            )
+        )
 
     def refusal(self, now: datetime, account: str, holder: str) -> str | None:
         if PAUSED in self.state or ACCOUNT_PAUSED + account in self.state:
@@ -872,26 +896,33 @@ class MemoryAddressBook:
     async def add(
         self,
         *,
+        account: str,
         coin: str,
         network: str,
         address: str,
         address_tag: str | None,
+        actor: str,
+        reason: str,
         label: str = "",
         source: str = "manual",
         usable_from: datetime | None = None,
     ) -> WhitelistEntry:
+        actor, reason = audit_fields(actor, reason)
         if source not in ("exchange", "manual"):
             raise ConstraintViolation("whitelist_entries: source_known violated")
+        if not account:
+            raise ConstraintViolation("whitelist_entries: account_nonempty violated")
         async with self._db.write() as t:
-            if t.find_entry(coin, network, address, address_tag) is not None:
+            if t.find_entry(coin, network, address, address_tag, account=account) is not None:
                 raise DuplicateEntry(
                     f"{coin}/{network} {address}"
                     + (f" tag {address_tag}" if address_tag else "")
-                    + " is already in the whitelist"
+                    + f" is already in the whitelist of account {account}"
                 )
             now = self._db.now()
             entry = WhitelistEntry(
                 id=t.new_id("whitelist"),
+                account=account,
                 coin=coin,
                 network=network,
                 address=address,
@@ -902,33 +933,69 @@ class MemoryAddressBook:
                 usable_from=usable_from,
                 created_at=now,
                 updated_at=now,
+                version=1,
+                changed_by=actor,
+                change_reason=reason,
             )
             t.whitelist[entry.id] = entry
+            t.whitelist_event(entry, "add", now)
         return entry
 
-    async def all(self) -> list[WhitelistEntry]:
-        return sorted(self._db.tables.whitelist.values(), key=lambda e: (e.coin, e.network, e.id))
+    async def get(self, entry_id: int) -> WhitelistEntry:
+        entry = self._db.tables.whitelist.get(entry_id)
+        if entry is None:
+            raise NotFound(f"whitelist entry {entry_id}")
+        return entry
+
+    async def all(self, account: str | None = None) -> list[WhitelistEntry]:
+        return sorted(
+            (
+                e
+                for e in self._db.tables.whitelist.values()
+                if account is None or e.account == account
+            ),
+            key=lambda e: (e.account, e.coin, e.network, e.id),
+        )
 
     async def find(
-        self, coin: str, network: str, address: str, address_tag: str | None
+        self, coin: str, network: str, address: str, address_tag: str | None, *, account: str
     ) -> WhitelistEntry | None:
-        return self._db.tables.find_entry(coin, network, address, address_tag)
+        return self._db.tables.find_entry(coin, network, address, address_tag, account=account)
 
-    async def remove(self, entry_id: int) -> bool:
-        async with self._db.write() as t:
-            return t.whitelist.pop(entry_id, None) is not None
-
-    async def set_enabled(self, entry_id: int, enabled: bool, label: str | None = None) -> None:
+    async def set_enabled(
+        self, entry_id: int, enabled: bool, *, actor: str, reason: str, label: str | None = None
+    ) -> WhitelistEntry:
+        actor, reason = audit_fields(actor, reason)
         async with self._db.write() as t:
             entry = t.whitelist.get(entry_id)
             if entry is None:
-                return
-            t.whitelist[entry_id] = dataclasses.replace(
+                raise NotFound(f"whitelist entry {entry_id}")
+            if entry.enabled == enabled and (label is None or label == entry.label):
+                return entry
+            now = self._db.now()
+            changed = dataclasses.replace(
                 entry,
                 enabled=enabled,
-                updated_at=self._db.now(),
+                updated_at=now,
                 label=entry.label if label is None else label,
+                version=entry.version + 1,
+                changed_by=actor,
+                change_reason=reason,
             )
+            t.whitelist[entry_id] = changed
+            kind = "edit" if enabled == entry.enabled else ("enable" if enabled else "disable")
+            t.whitelist_event(changed, kind, now)
+        return changed
+
+    async def history(
+        self, *, account: str | None = None, entry_id: int | None = None, limit: int = 1000
+    ) -> list[WhitelistEvent]:
+        return [
+            e
+            for e in self._db.tables.whitelist_events
+            if (account is None or e.account == account)
+            and (entry_id is None or e.entry_id == entry_id)
+        ][:limit]
 
 
 def _operator_keys(operators: Iterable[Operator]) -> dict[str, bytes] | None:
@@ -1072,7 +1139,7 @@ class MemoryIntentUnit:
 
     async def address_book_entry(self) -> WhitelistEntry | None:
         i = self._intent
-        return self._t.find_entry(i.coin, i.network, i.address, i.address_tag)
+        return self._t.find_entry(i.coin, i.network, i.address, i.address_tag, account=i.account)
 
     async def usage_24h(self, now: datetime) -> tuple[Decimal, Decimal]:
         i = self._intent

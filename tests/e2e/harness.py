@@ -655,7 +655,9 @@ class World:
         async with _setup_lock():  # capture_logs swaps structlog's global config
             with capture_logs() as logs:
                 async with runtime(settings, worker="e2e-setup") as rt:
-                    await sync_whitelist(rt.exchange, rt.ledger.whitelist)
+                    await sync_whitelist(
+                        rt.exchange, rt.ledger.whitelist, account=rt.ctx.config.account
+                    )
         self.cli_outputs.append(json.dumps(logs, default=str))  # checked for secrets too
 
     async def stop_all(self) -> None:

@@ -148,7 +148,12 @@ def stack_factory(migrated_url: str, tmp_path: Path) -> Callable[..., Any]:
                 }
             )
             async with runtime(settings, alert=alert, worker="test-worker") as rt:
-                await sync_whitelist(rt.exchange, rt.ledger.whitelist)
+                await sync_whitelist(
+                    rt.exchange,
+                    rt.ledger.whitelist,
+                    account=rt.ctx.config.account,
+                    seen=rt.ctx.seen,
+                )
                 yield Stack(rt=rt, sandbox=sb, journal=journal, alerts=alerts)
 
     return make

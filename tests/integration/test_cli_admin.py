@@ -200,6 +200,8 @@ async def test_request_id_reused_with_different_contents_is_refused(
 # ---- refusals: list, show, cancel -------------------------------------------------------
 
 
+WL_DEST = ["--coin", "USDT", "--network", "TRX", "--address", "T1"]
+WL_WHY = ["--reason", "our wallet"]
 BAD_ARGUMENTS = [
     (["list", "--status", "bogus"], 2, ["--status", "bogus", "queued"]),
     (["list", "--status", "queued", "--status", "QUEUED"], 2, ["--status"]),
@@ -218,17 +220,36 @@ BAD_ARGUMENTS = [
     ),
     (["resolve", "abc", "--outcome", "failed", "--reason", "r"], 2, ["intent_id"]),
     (["resolve", "1", "--outcome", "done", "--reason", "r", "--as", "bob"], 2, ["--outcome"]),
-    (["whitelist", "remove", "999"], 1, ["whitelist entry 999 not found"]),
-    (["whitelist", "remove", "abc"], 2, ["entry_id"]),
-    (["whitelist", "remove", "3000000000"], 2, ["entry_id"]),
-    (["whitelist", "add", "--coin", "usdt", "--network", "TRX", "--address", "T1"], 2, ["coin"]),
+    (["whitelist", "remove", "999", "--reason", "r"], 1, ["whitelist entry 999 not found"]),
+    (["whitelist", "remove", "abc", "--reason", "r"], 2, ["entry_id"]),
+    (["whitelist", "remove", "3000000000", "--reason", "r"], 2, ["entry_id"]),
+    (["whitelist", "disable", "999", "--reason", "r"], 1, ["whitelist entry 999 not found"]),
+    (["whitelist", "enable", "999", "--reason", "r"], 1, ["whitelist entry 999 not found"]),
+    (["whitelist", "disable", "abc", "--reason", "r"], 2, ["entry_id"]),
+    (["whitelist", "disable", "1"], 2, ["--reason"]),
+    (["whitelist", "enable", "1", "--reason", "  "], 2, ["--reason"]),
+    (["whitelist", "disable", "1", "--reason", "r", "--account", "a b"], 2, ["account"]),
+    (["whitelist", "history", "abc"], 2, ["entry_id"]),
+    (["whitelist", "history", "--account", "a b"], 2, ["account"]),
+    (["whitelist", "list", "--account", "a b"], 2, ["account"]),
+    (["whitelist", "add", *WL_DEST], 2, ["--reason"]),
+    (["whitelist", "add", *WL_DEST, "--reason", ""], 2, ["--reason"]),
+    (["whitelist", "add", *WL_DEST, "--reason", "x" * 501], 2, ["--reason"]),
+    (["whitelist", "add", *WL_DEST, "--reason", "r", "--as", "a b"], 2, ["--as"]),
+    (["whitelist", "add", *WL_DEST, "--reason", "r", "--account", "a b"], 2, ["account"]),
+    (["whitelist", "add", *WL_DEST, "--reason", "r", "--account", "sub9"], 2, ["--account"]),
     (
-        ["whitelist", "add", "--coin", "USDT", "--network", "t rx", "--address", "T1"],
+        ["whitelist", "add", "--coin", "usdt", "--network", "TRX", "--address", "T1", *WL_WHY],
+        2,
+        ["coin"],
+    ),
+    (
+        ["whitelist", "add", "--coin", "USDT", "--network", "t rx", "--address", "T1", *WL_WHY],
         2,
         ["network"],
     ),
     (
-        ["whitelist", "add", "--coin", "USDT", "--network", "TRX", "--address", "T 1"],
+        ["whitelist", "add", "--coin", "USDT", "--network", "TRX", "--address", "T 1", *WL_WHY],
         2,
         ["address"],
     ),
@@ -244,6 +265,7 @@ BAD_ARGUMENTS = [
             "T1",
             "--tag",
             "a b",
+            *WL_WHY,
         ],
         2,
         ["address_tag"],
@@ -375,6 +397,7 @@ async def test_whitelist_add_duplicate_is_refused(url: str, ledger: Ledger) -> N
         "77",
         "--label",
         "cold wallet",
+        *WL_WHY,
     )
     assert "added" in ok(await cli(*add))
     before = await snapshot(ledger.engine)
@@ -382,7 +405,7 @@ async def test_whitelist_add_duplicate_is_refused(url: str, ledger: Ledger) -> N
     one_line_error(err)
     assert await snapshot(ledger.engine) == before
     # the same address with another tag is another destination
-    assert "added" in ok(await cli(*add[:-4], "--tag", "78"))
+    assert "added" in ok(await cli(*add[:-6], "--tag", "78", *WL_WHY))
 
 
 async def test_pause_twice_says_already_paused_and_writes_nothing(url: str, ledger: Ledger) -> None:
@@ -416,10 +439,13 @@ EVERY_DB_COMMAND = [
     ["resolve", "1", "--outcome", "failed", "--reason", "checked", "--as", "bob"],
     ["pause", "--as", "bob"],
     ["resume"],
-    ["whitelist", "add", "--coin", "USDT", "--network", "TRX", "--address", "T1"],
+    ["whitelist", "add", *WL_DEST, *WL_WHY],
     ["whitelist", "list"],
     ["whitelist", "list", "--json"],
-    ["whitelist", "remove", "1"],
+    ["whitelist", "remove", "1", *WL_WHY],
+    ["whitelist", "disable", "1", *WL_WHY],
+    ["whitelist", "enable", "1", *WL_WHY],
+    ["whitelist", "history"],
     ["whitelist", "sync"],
 ]
 
@@ -596,34 +622,58 @@ async def test_pause_shows_in_list_and_resume_releases(url: str, ledger: Ledger)
     assert as_json(await cli("list", "--json"))["paused"] is False
 
 
-async def test_whitelist_add_list_remove(url: str, ledger: Ledger) -> None:
+async def test_whitelist_add_list_disable_enable_history(
+    url: str, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TREASURY_MANUAL_WHITELIST_COOLING_S", "3600")
     out = ok(
         await cli(
             "whitelist",
             "add",
-            "--coin",
-            "USDT",
-            "--network",
-            "TRX",
-            "--address",
+            *WL_DEST[:-1],
             "TDest1",
             "--label",
             "cold wallet",
+            "--as",
+            "alice",
+            "--reason",
+            "ticket 12: the new cold wallet",
         )
     )
-    assert out.startswith("whitelist entry ") and out.endswith(" added\n")
+    assert out.startswith("whitelist entry ") and " added to account default" in out
+    assert "usable from " in out  # the cooling period, from the database's created_at
     entries = as_json(await cli("whitelist", "list", "--json"))
     assert [
-        (e["coin"], e["network"], e["address"], e["label"], e["source"], e["enabled"])
+        (e["account"], e["coin"], e["address"], e["label"], e["source"], e["enabled"])
         for e in entries
-    ] == [("USDT", "TRX", "TDest1", "cold wallet", "manual", True)]
+    ] == [("default", "USDT", "TDest1", "cold wallet", "manual", True)]
     assert "TDest1" in ok(await cli("whitelist", "list"))
     entry_id = entries[0]["id"]
-    assert ok(await cli("whitelist", "remove", str(entry_id))) == (
-        f"whitelist entry {entry_id} removed\n"
+    disable = ("whitelist", "disable", str(entry_id), "--as", "bob", "--reason", "rotated")
+    assert ok(await cli(*disable)) == f"whitelist entry {entry_id} disabled\n"
+    before = await snapshot(ledger.engine)
+    assert ok(await cli(*disable)) == f"whitelist entry {entry_id} was already disabled\n"
+    assert await snapshot(ledger.engine) == before  # no change, no event
+    refused(
+        await cli("whitelist", "enable", str(entry_id), "--account", "sub1", *WL_WHY),
+        1,
+        "account default's, not sub1's",
     )
-    assert as_json(await cli("whitelist", "list", "--json")) == []
-    refused(await cli("whitelist", "remove", str(entry_id)), 1, "not found")
+    assert ok(await cli("whitelist", "enable", str(entry_id), "--as", "carol", *WL_WHY))
+    # the deprecated `remove` disables (and says so); nothing is ever deleted
+    removed = await cli("whitelist", "remove", str(entry_id), "--as", "dave", *WL_WHY)
+    assert removed.exit_code == 0 and "deprecated" in removed.stderr
+    [entry] = as_json(await cli("whitelist", "list", "--json"))
+    assert entry["enabled"] is False and entry["version"] == 4
+    history = as_json(await cli("whitelist", "history", str(entry_id), "--json"))
+    assert [(e["kind"], e["actor"], e["reason"]) for e in history] == [
+        ("add", "cli:alice", "ticket 12: the new cold wallet"),
+        ("disable", "cli:bob", "rotated"),
+        ("enable", "cli:carol", "our wallet"),
+        ("disable", "cli:dave", "our wallet"),
+    ]
+    assert "cli:alice" in ok(await cli("whitelist", "history", "--account", "default"))
+    assert as_json(await cli("whitelist", "history", "--account", "sub1", "--json")) == []
 
 
 async def test_show_finds_an_intent_by_request_id_and_list_takes_a_lower_case_coin(

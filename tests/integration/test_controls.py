@@ -62,6 +62,11 @@ async def test_our_own_withdrawals_raise_no_alarm(stack_factory: Any) -> None:
     assert not [a for a in stack.alerts if a[0] == "unexpected_withdrawal"]
 
 
+def synced(stack: Any) -> dict[str, Any]:
+    """The daemon's own sync: the account, and where it remembers what it saw."""
+    return {"account": stack.rt.ctx.config.account, "seen": stack.rt.ctx.seen}
+
+
 async def test_whitelist_drift_in_both_directions(stack_factory: Any) -> None:
     async with stack_factory() as stack:
         ledger = stack.rt.ledger
@@ -91,10 +96,14 @@ async def test_whitelist_drift_in_both_directions(stack_factory: Any) -> None:
                 "name": "n",
             },
         )
-        drift = await sync_whitelist(stack.rt.exchange, ledger.whitelist, ledger.events)
+        drift = await sync_whitelist(
+            stack.rt.exchange, ledger.whitelist, ledger.events, **synced(stack)
+        )
         after = {e.key: e for e in await ledger.whitelist.all()}
         kinds = [e.kind for e in await ledger.events.recent()]
-        again = await sync_whitelist(stack.rt.exchange, ledger.whitelist, ledger.events)
+        again = await sync_whitelist(
+            stack.rt.exchange, ledger.whitelist, ledger.events, **synced(stack)
+        )
     assert drift.disabled == [("USDT", "TRX", TRX, "")]
     assert drift.added == [("USDT", "TRX", new_addr, "")]
     assert after[("USDT", "TRX", TRX, "")].enabled is False
@@ -119,7 +128,7 @@ async def test_intent_to_a_destination_dropped_by_the_exchange_is_rejected(
                 "address": TRX,
             },
         )
-        await sync_whitelist(stack.rt.exchange, ledger.whitelist, ledger.events)
+        await sync_whitelist(stack.rt.exchange, ledger.whitelist, ledger.events, **synced(stack))
         new = validate_new_intent(coin="USDT", network="TRX", address=TRX, amount="20")
         intent, _ = await ledger.intents.enqueue(new, actor="test")
         async with stack.daemon():

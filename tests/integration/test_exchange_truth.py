@@ -204,6 +204,7 @@ async def proven_absent(stack: Any, intent: Intent) -> Intent:
         policy_gate=None,
         wallet=Wallet.SPOT,
         fee_payer=FeePayer.SENDER,
+        trust=ctx.trust,
     )
     for _ in range(2):
         current = await ctx.ledger.intents.get(committed.id)
@@ -283,6 +284,7 @@ async def test_unreachable_exchange_still_reaches_a_person(stack_factory: Any) -
             policy_gate=None,
             wallet=Wallet.SPOT,
             fee_payer=FeePayer.SENDER,
+            trust=ctx.trust,
         )
         await sandbox_admin(stack, "faults", {"outage": True})
         await reconcile.reconcile_all(ctx)
@@ -413,6 +415,7 @@ async def test_reconciliation_files_a_contradicting_record_and_pauses(
             policy_gate=None,
             wallet=Wallet.SPOT,
             fee_payer=FeePayer.SENDER,
+            trust=ctx.trust,
         )
         wid = await exchange_has(stack, oid, address=OTHER)
         await reconcile.reconcile_all(ctx)

@@ -23,6 +23,7 @@ TABLES = {
     "sender_leases",
     "unmatched_withdrawals",
     "operators",
+    "whitelist_events",
 }
 
 
@@ -62,3 +63,58 @@ async def test_models_match_migrations(migrated_url: str) -> None:
     finally:
         await engine.dispose()
     assert differences == []
+
+
+async def test_0009_gives_every_existing_entry_a_history_and_goes_back(db_url: str) -> None:
+    """Entries from before the address book was audited get an ``add`` event by
+    ``migration``; the downgrade puts the one-book schema back (rows kept)."""
+    from sqlalchemy import text
+
+    await migrate.upgrade(db_url, "0008")
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            for address, tag in (("TOld1", ""), ("TOld2", "7")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO whitelist_entries (coin, network, address, address_tag, "
+                        "tag_key, source) VALUES ('USDT', 'TRX', :a, :t, :k, 'exchange')"
+                    ),
+                    {"a": address, "t": tag or None, "k": tag},
+                )
+        await migrate.upgrade(db_url, "0009")
+        async with engine.connect() as conn:
+            entries = (
+                await conn.execute(
+                    text(
+                        "SELECT id, account, version, changed_by FROM whitelist_entries ORDER BY id"
+                    )
+                )
+            ).all()
+            trail = (
+                await conn.execute(
+                    text(
+                        "SELECT entry_id, account, address, kind, actor, version "
+                        "FROM whitelist_events ORDER BY id"
+                    )
+                )
+            ).all()
+        assert [tuple(e)[1:] for e in entries] == [("default", 1, "migration")] * 2
+        assert [tuple(t) for t in trail] == [
+            (entries[0][0], "default", "TOld1", "add", "migration", 1),
+            (entries[1][0], "default", "TOld2", "add", "migration", 1),
+        ]
+        await migrate.downgrade(db_url, "0008")
+        async with engine.connect() as conn:
+            left = (await conn.execute(text("SELECT address FROM whitelist_entries"))).all()
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("whitelist_entries")}
+            )
+        assert sorted(r[0] for r in left) == ["TOld1", "TOld2"]
+        assert "account" not in columns and "whitelist_events" not in await _tables(db_url)
+        # without the triggers a plain DELETE works again (the 0008 schema)
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM whitelist_entries"))
+        await migrate.upgrade(db_url)
+    finally:
+        await engine.dispose()

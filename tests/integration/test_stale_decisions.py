@@ -22,6 +22,16 @@ from treasury.services import reconcile, submit
 from treasury.services.admin import Ledger
 from treasury.services.context import WorkerConfig, WorkerContext
 
+DESTINATION = {
+    "account": "default",
+    "coin": "USDT",
+    "network": "TRX",
+    "address": "TXyz",
+    "address_tag": None,
+    "actor": "test",
+    "reason": "the test's destination",
+}
+
 
 class Clock:
     def now_ms(self) -> int:
@@ -33,11 +43,13 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
         ledger=ledger,
         exchange=Clock(),
         view=None,  # type: ignore[arg-type]
-        config=WorkerConfig(worker_id="B", history_lag_allowance_s=30),
+        config=WorkerConfig(
+            worker_id="B", history_lag_allowance_s=30, manual_whitelist_cooling_s=0
+        ),
     )
     new = validate_new_intent(coin="USDT", network="TRX", address="TXyz", amount=Decimal(10))
     intent, _ = await ledger.intents.enqueue(new, actor="test")
-    await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
+    await ledger.whitelist.add(**DESTINATION)
     assert await ledger.state.acquire_lease("default", "B", 60)
     now = Clock().now_ms()
     first = await submit.commit_to_send(
@@ -50,6 +62,7 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
         policy_gate=None,
         wallet=Wallet.SPOT,
         fee_payer=FeePayer.SENDER,
+        trust=ctx.trust,
     )
     await ledger.intents.update_fields(
         first.id,
@@ -71,6 +84,7 @@ async def test_stale_reconcile_decision_cannot_requeue_a_newer_attempt(ledger: L
         policy_gate=None,
         wallet=Wallet.SPOT,
         fee_payer=FeePayer.SENDER,
+        trust=ctx.trust,
     )
     with pytest.raises(ConcurrentChange):
         await reconcile.decide_one(ctx, stale, [], now)  # A's late decision
@@ -84,13 +98,16 @@ async def test_commit_refuses_a_destination_disabled_after_the_checks(ledger: Le
         ledger=ledger,
         exchange=Clock(),
         view=None,  # type: ignore[arg-type]
-        config=WorkerConfig(worker_id="B", history_lag_allowance_s=30),
+        config=WorkerConfig(
+            worker_id="B", history_lag_allowance_s=30, manual_whitelist_cooling_s=0
+        ),
     )
     new = validate_new_intent(coin="USDT", network="TRX", address="TXyz", amount=Decimal(10))
     intent, _ = await ledger.intents.enqueue(new, actor="test")
-    entry = await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
+    entry = await ledger.whitelist.add(**DESTINATION)
     assert await ledger.state.acquire_lease("default", "B", 60)
-    await ledger.whitelist.set_enabled(entry.id, False)  # between the checks and the commit
+    # between the checks and the commit
+    await ledger.whitelist.set_enabled(entry.id, False, actor="cli:ops", reason="not ours")
     from treasury.services.submit import SendRefused
 
     with pytest.raises(SendRefused, match="disabled"):
@@ -104,5 +121,6 @@ async def test_commit_refuses_a_destination_disabled_after_the_checks(ledger: Le
             policy_gate=None,
             wallet=Wallet.SPOT,
             fee_payer=FeePayer.SENDER,
+            trust=ctx.trust,
         )
     assert (await ledger.intents.get(intent.id)).status is Status.QUEUED

@@ -501,14 +501,7 @@ async def test_the_sender_lease_is_taken_renewed_refused_and_taken_after_expiry(
 
 async def test_the_address_book(store: Store) -> None:
     book = store.ledger.whitelist
-    entry = await book.add(
-        coin="USDT",
-        network="TRX",
-        address="TXyz",
-        address_tag=None,
-        label="cold",
-        source="exchange",
-    )
+    entry = await book.add(**destination(label="cold", source="exchange"))
     assert (entry.enabled, entry.label, entry.source, entry.key) == (
         True,
         "cold",
@@ -516,26 +509,22 @@ async def test_the_address_book(store: Store) -> None:
         ("USDT", "TRX", "TXyz", ""),
     )
     with pytest.raises(DuplicateEntry):
-        await book.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
-    tagged = await book.add(coin="USDT", network="TRX", address="TXyz", address_tag="7")
+        await book.add(**destination())
+    tagged = await book.add(**destination(address_tag="7"))
     other = await book.add(
-        coin="BTC",
-        network="BTC",
-        address="bc1q",
-        address_tag=None,
-        usable_from=store.now() + timedelta(hours=1),
+        **destination(
+            coin="BTC", network="BTC", address="bc1q", usable_from=store.now() + timedelta(hours=1)
+        )
     )
-    assert (await book.find("USDT", "TRX", "TXyz", None)) == entry
-    assert (await book.find("USDT", "TRX", "TXyz", "7")) == tagged
-    assert await book.find("USDT", "TRX", "nope", None) is None
+    assert (await book.find("USDT", "TRX", "TXyz", None, account="default")) == entry
+    assert (await book.find("USDT", "TRX", "TXyz", "7", account="default")) == tagged
+    assert await book.find("USDT", "TRX", "nope", None, account="default") is None
     assert [e.id for e in await book.all()] == [other.id, entry.id, tagged.id]
-    await book.set_enabled(entry.id, False, label="retired")
-    off = await book.find("USDT", "TRX", "TXyz", None)
+    await book.set_enabled(entry.id, False, actor="sync:default", reason="gone", label="retired")
+    off = await book.find("USDT", "TRX", "TXyz", None, account="default")
     assert off is not None and (off.enabled, off.label) == (False, "retired")
-    await book.set_enabled(9999, False)  # nothing to change: no error
-    assert await book.remove(tagged.id)
-    assert not await book.remove(tagged.id)
-    assert await book.find("USDT", "TRX", "TXyz", "7") is None
+    # created_at is the database's clock (the cooling period runs from it)
+    assert abs((entry.created_at - store.now()).total_seconds()) < 60
 
 
 async def test_service_events_and_record_once(store: Store) -> None:
@@ -590,7 +579,7 @@ async def test_a_unit_reads_decides_and_commits_together(store: Store) -> None:
     sent = await submitting(store, await enqueue(store, "4"))
     await submitting(store, await enqueue(store, "5", address="TOther"))
     await submitting(store, await enqueue(store, "100", coin="BTC", network="BTC"))
-    await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
+    await ledger.whitelist.add(**destination())
     assert await ledger.state.acquire_lease("default", "w1", 60)
     async with ledger.units.open(intent.id, serialize_account="default") as unit:
         assert unit.intent.id == intent.id and unit.intent.version == 0
@@ -758,3 +747,94 @@ async def test_the_wallet_is_stored_set_at_the_commit_and_fixed_once_set(store: 
             )  # fmt: skip
     assert (await intents.get(sent.id)).wallet is Wallet.SPOT
     assert (await intents.get(named.id)).wallet is Wallet.FUNDING
+
+
+# ---- the address book --------------------------------------------------------------------
+
+
+def destination(account: str = "default", address: str = "TXyz", **kw: Any) -> dict[str, Any]:
+    return {
+        "account": account,
+        "coin": "USDT",
+        "network": "TRX",
+        "address": address,
+        "address_tag": None,
+        "actor": "cli:alice",
+        "reason": "our cold wallet",
+        **kw,
+    }
+
+
+async def test_every_address_book_change_is_an_event_with_actor_and_reason(
+    store: Store,
+) -> None:
+    book = store.ledger.whitelist
+    entry = await book.add(**destination(label="cold"))
+    assert (entry.account, entry.version, entry.enabled) == ("default", 1, True)
+    assert (entry.changed_by, entry.change_reason) == ("cli:alice", "our cold wallet")
+    assert entry.source == "manual"
+    off = await book.set_enabled(entry.id, False, actor="cli:bob", reason="compromised?")
+    assert (off.enabled, off.version, off.changed_by) == (False, 2, "cli:bob")
+    same = await book.set_enabled(entry.id, False, actor="cli:bob", reason="again")
+    assert same.version == 2  # no change, no event
+    on = await book.set_enabled(entry.id, True, actor="cli:carol", reason="checked: ours")
+    edited = await book.set_enabled(
+        entry.id, True, actor="sync:default", reason="renamed", label="c2"
+    )
+    assert (on.version, edited.version, edited.label) == (3, 4, "c2")
+    assert await book.get(entry.id) == edited
+    history = await book.history(entry_id=entry.id)
+    assert [(e.kind, e.actor, e.reason, e.version) for e in history] == [
+        ("add", "cli:alice", "our cold wallet", 1),
+        ("disable", "cli:bob", "compromised?", 2),
+        ("enable", "cli:carol", "checked: ours", 3),
+        ("edit", "sync:default", "renamed", 4),
+    ]
+    assert {(e.entry_id, e.account, e.coin, e.network, e.address) for e in history} == {
+        (entry.id, "default", "USDT", "TRX", "TXyz")
+    }
+    assert all(e.created_at is not None for e in history)
+
+
+async def test_an_address_book_change_without_actor_or_reason_writes_nothing(
+    store: Store,
+) -> None:
+    book = store.ledger.whitelist
+    for missing in ({"actor": " "}, {"reason": ""}):
+        with pytest.raises(ValueError, match="actor" if "actor" in missing else "reason"):
+            await book.add(**destination(**missing))
+    assert await book.all() == [] and await book.history() == []
+    entry = await book.add(**destination())
+    with pytest.raises(ValueError, match="reason"):
+        await book.set_enabled(entry.id, False, actor="cli:bob", reason="  ")
+    assert (await book.get(entry.id)).enabled
+    assert len(await book.history()) == 1
+    with pytest.raises(NotFound):
+        await book.get(entry.id + 100)
+    with pytest.raises(NotFound):
+        await book.set_enabled(entry.id + 100, False, actor="cli:bob", reason="gone")
+
+
+async def test_address_book_entries_are_per_account(store: Store) -> None:
+    ledger = store.ledger
+    book = ledger.whitelist
+    a = await book.add(**destination("default"))
+    with pytest.raises(DuplicateEntry):
+        await book.add(**destination("default"))
+    assert await book.find("USDT", "TRX", "TXyz", None, account="sub1") is None
+    b = await book.add(**destination("sub1"))  # the same destination, another account
+    assert a.id != b.id
+    assert (await book.find("USDT", "TRX", "TXyz", None, account="sub1")) == b
+    assert (await book.find("USDT", "TRX", "TXyz", None, account="default")) == a
+    assert [e.id for e in await book.all("sub1")] == [b.id]
+    assert {e.id for e in await book.all()} == {a.id, b.id}
+    assert [e.entry_id for e in await book.history(account="sub1")] == [b.id]
+    await book.set_enabled(a.id, False, actor="cli:bob", reason="not for default")
+    # the unit of work sees the intent's own account's entry only
+    only_b = await enqueue(store, "10", account="sub1")
+    async with ledger.units.open(only_b.id) as unit:
+        seen = await unit.address_book_entry()
+    assert seen is not None and seen.id == b.id and seen.enabled
+    neither = await enqueue(store, "10", account="sub2")
+    async with ledger.units.open(neither.id) as unit:
+        assert await unit.address_book_entry() is None

@@ -44,6 +44,7 @@ KINDS = (
     "can_withdraw_false",
     "ip_banned",
     "paused",
+    "whitelist_unverified",
 )
 
 

@@ -96,7 +96,9 @@ def check() -> None:
             try:
                 pauses = await rt.ledger.state.account_pauses()
                 kill = await rt.ledger.state.pause_state()
-                usable = [e for e in await rt.ledger.whitelist.all() if e.enabled]
+                usable = [
+                    e for e in await rt.ledger.whitelist.all(rt.ctx.config.account) if e.enabled
+                ]
                 unserved = await rt.ledger.intents.unserved(older_than_s=0)
             except Exception:  # the database line of the preflight already says why
                 return False
@@ -155,27 +157,32 @@ def run_daemon() -> None:
 
 @whitelist_app.command("sync")
 def whitelist_sync() -> None:
-    """Pull the exchange's whitelist and reconcile the local mirror; prints the drift."""
+    """Pull each account's address book from the exchange and reconcile its entries
+    (the primary account and TREASURY_EXTRA_ACCOUNTS); prints the drift."""
     settings = read_settings()
     configure(fmt=settings.log_format, level="error")  # the command says what failed
 
     async def body(rt: Runtime) -> None:
         from treasury.services.whitelist_sync import sync_whitelist
 
-        drift = await sync_whitelist(
-            rt.exchange, rt.ledger.whitelist, rt.ledger.events, actor="cli:whitelist-sync"
-        )
-        for label, keys in (
-            ("added", drift.added),
-            ("disabled", drift.disabled),
-            ("re-enabled", drift.reenabled),
-        ):
-            for key in keys:
-                out.console.print(f"{label}: {' '.join(k for k in key if k)}", markup=False)
-        out.console.print(
-            f"drift: {len(drift.added)} added, {len(drift.disabled)} disabled, "
-            f"{len(drift.reenabled)} re-enabled, {drift.unchanged} unchanged"
-        )
+        for exchange, ctx in rt.accounts:
+            account = ctx.config.account
+            drift = await sync_whitelist(
+                exchange, rt.ledger.whitelist, rt.ledger.events, account=account, seen=ctx.seen
+            )
+            for label, keys in (
+                ("added", drift.added),
+                ("disabled", drift.disabled),
+                ("re-enabled", drift.reenabled),
+            ):
+                for key in keys:
+                    out.console.print(
+                        f"{account}: {label}: {' '.join(k for k in key if k)}", markup=False
+                    )
+            out.console.print(
+                f"{account}: drift: {len(drift.added)} added, {len(drift.disabled)} disabled, "
+                f"{len(drift.reenabled)} re-enabled, {drift.unchanged} unchanged"
+            )
 
     with_runtime(body, settings)
 

@@ -10,7 +10,7 @@ memo problems, not whitelisted) rejects it, and nothing is sent.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
@@ -187,6 +187,31 @@ def check_balance(
             f"{format_amount(max(left, Decimal(0)))} does not cover {wanted}"
         )
     return Pass()
+
+
+def whitelist_usable_from(
+    *,
+    source: str,
+    created_at: datetime,
+    usable_from: datetime | None,
+    seen_on_exchange: bool,
+    cooling_s: float,
+) -> datetime | None:
+    """When an address-book entry may first be sent to (None: already).
+
+    Only the daemon's own facts count, never a column a SQL writer controls: an entry is
+    trusted at once only when it says it came from the exchange *and* this process's latest
+    sync of the account found it there (``seen_on_exchange``). Every other entry (added by
+    hand, by raw SQL, or a ``source='exchange'`` row the sync never saw) cools for
+    ``cooling_s`` from its ``created_at``, which the database sets. A later ``usable_from``
+    is honoured; an earlier one cannot shorten the cooling.
+    """
+    if source == "exchange" and seen_on_exchange:
+        return usable_from
+    if cooling_s <= 0:
+        return usable_from
+    start = created_at + timedelta(seconds=cooling_s)
+    return start if usable_from is None or usable_from < start else usable_from
 
 
 def check_whitelist(

@@ -123,12 +123,48 @@ class WhitelistEntry:
     source: str
     enabled: bool
     usable_from: datetime | None
-    created_at: datetime
+    created_at: datetime  # the database's clock: the cooling period runs from it
     updated_at: datetime
+    account: str
+    version: int
+    changed_by: str | None  # actor and reason of the latest change (NULL: raw SQL)
+    change_reason: str | None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.coin, self.network, self.address, self.address_tag or "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhitelistEvent:
+    """One change of an address-book entry (``whitelist_events``, append-only)."""
+
+    id: int
+    entry_id: int
+    account: str
+    coin: str
+    network: str
+    address: str
+    address_tag: str | None
+    kind: str  # add | disable | enable | edit
+    actor: str
+    reason: str
+    version: int
+    created_at: datetime
+
+
+def audit_fields(actor: str, reason: str) -> tuple[str, str]:
+    """The actor and reason of an address-book change, stripped; both must say something.
+
+    Raises:
+        ValueError: naming the empty one; nothing is written.
+    """
+    actor, reason = actor.strip(), reason.strip()
+    if not actor:
+        raise ValueError("an address-book change needs an actor")
+    if not reason:
+        raise ValueError("an address-book change needs a reason")
+    return actor, reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,23 +295,38 @@ class AccountState(Protocol):
 
 
 class AddressBook(Protocol):
+    """Per-account destinations. Every change names its actor and reason and appends a
+    ``WhitelistEvent`` (on SQL the database's triggers write it); nothing is deleted."""
+
     async def add(
         self,
         *,
+        account: str,
         coin: str,
         network: str,
         address: str,
         address_tag: str | None,
+        actor: str,
+        reason: str,
         label: str = "",
         source: str = "manual",
         usable_from: datetime | None = None,
     ) -> WhitelistEntry: ...
-    async def all(self) -> list[WhitelistEntry]: ...
+    async def get(self, entry_id: int) -> WhitelistEntry: ...
+    async def all(self, account: str | None = None) -> list[WhitelistEntry]: ...
     async def find(
-        self, coin: str, network: str, address: str, address_tag: str | None
+        self, coin: str, network: str, address: str, address_tag: str | None, *, account: str
     ) -> WhitelistEntry | None: ...
-    async def remove(self, entry_id: int) -> bool: ...
-    async def set_enabled(self, entry_id: int, enabled: bool, label: str | None = None) -> None: ...
+    async def set_enabled(
+        self, entry_id: int, enabled: bool, *, actor: str, reason: str, label: str | None = None
+    ) -> WhitelistEntry:
+        """The entry after the change; unchanged (and no event) when it already is so.
+        ``NotFound`` if there is no such entry."""
+        ...
+
+    async def history(
+        self, *, account: str | None = None, entry_id: int | None = None, limit: int = 1000
+    ) -> list[WhitelistEvent]: ...
 
 
 class OperatorRegistry(Protocol):

@@ -86,6 +86,10 @@ class Daemon:
 
     async def run(self) -> None:
         """Run the loops until ``stop()``; signals are the caller's (the supervisor's)."""
+        if self._whitelist_sync is not None:
+            # before anything is sent: an exchange-sourced address-book entry is trusted
+            # only once this process has seen it on the exchange (else it cools)
+            await self._sync_whitelist()
         async with anyio.create_task_group() as tg:
             await tg.start(self._lease_loop)
             tg.start_soon(self._reconcile_loop)
@@ -127,15 +131,20 @@ class Daemon:
     # ---- loops -----------------------------------------------------------------------
 
     async def _whitelist_loop(self) -> None:
-        assert self._whitelist_sync is not None
         while not self.stopping.is_set():
-            try:
-                await self._whitelist_sync()
-            except Exception:
-                log.exception("whitelist.sync_failed")
-            self._on_tick("whitelist")
             with anyio.move_on_after(self._whitelist_sync_interval_s):
                 await self.stopping.wait()
+            if self.stopping.is_set():
+                return
+            await self._sync_whitelist()
+
+    async def _sync_whitelist(self) -> None:
+        assert self._whitelist_sync is not None
+        try:
+            await self._whitelist_sync()
+        except Exception:
+            log.exception("whitelist.sync_failed", account=self.ctx.config.account)
+        self._on_tick("whitelist")
 
     async def _lease_loop(self, *, task_status: TaskStatus[None]) -> None:
         cfg = self.ctx.config

@@ -23,7 +23,7 @@ from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
 from treasury.runtime.daemon import Daemon
 from treasury.services import preflight
-from treasury.services.context import Alert, no_alert
+from treasury.services.context import Alert, WorkerContext, no_alert
 from treasury.services.preflight import Check
 from treasury.services.whitelist_sync import sync_whitelist
 
@@ -81,10 +81,19 @@ async def _supervise(
         rt.ctx.on_reconciled = metrics.reconciled
         ticks = health.LoopTicks(health.loop_max_ages(rt.ctx.config))
 
-        async def sync() -> object:
-            drift = await sync_whitelist(rt.exchange, rt.ledger.whitelist, rt.ledger.events)
-            metrics.drift(len(drift.added) + len(drift.disabled) + len(drift.reenabled))
-            return drift
+        def sync_of(ctx: WorkerContext) -> Callable[[], Awaitable[object]]:
+            async def sync() -> object:
+                drift = await sync_whitelist(
+                    ctx.exchange,
+                    rt.ledger.whitelist,
+                    rt.ledger.events,
+                    account=ctx.config.account,
+                    seen=ctx.seen,
+                )
+                metrics.drift(len(drift.added) + len(drift.disabled) + len(drift.reenabled))
+                return drift
+
+            return sync
 
         daemons = [
             Daemon(
@@ -92,8 +101,10 @@ async def _supervise(
                 pace=exchange.apply_limiter.note_sent_at,
                 listen=postgres_listener(settings, ctx.config.account),  # type: ignore[arg-type]
                 on_tick=ticks.tick,
-                # the local whitelist mirror follows the primary account's address book
-                whitelist_sync=sync if ctx is rt.ctx else None,
+                # each account's address book follows that account's list on the exchange;
+                # the daemon syncs once before it sends (exchange-sourced entries are
+                # trusted only once this process has seen them there)
+                whitelist_sync=sync_of(ctx),
                 whitelist_sync_interval_s=settings.whitelist_sync_interval_s,
             )
             for exchange, ctx in rt.accounts

@@ -11,6 +11,7 @@ from treasury.domain.intent import Intent
 from treasury.domain.wallet import Wallet
 from treasury.ports.clock import utcnow
 from treasury.ports.store import AddressBook
+from treasury.services.address_book import Trust
 from treasury.services.exchange_view import ExchangeView
 
 
@@ -22,6 +23,7 @@ async def pre_send_verdict(
     wallet: Wallet,
     reserved: Decimal,
     fee_payer: FeePayer,
+    trust: Trust,
 ) -> Verdict:
     """Fields → account standing → network rules → whitelist → balance.
 
@@ -47,11 +49,13 @@ async def pre_send_verdict(
     verdict = rules.check_network_rules(intent, coins)
     if not isinstance(verdict, Pass):
         return verdict
-    entry = await whitelist.find(intent.coin, intent.network, intent.address, intent.address_tag)
+    entry = await whitelist.find(
+        intent.coin, intent.network, intent.address, intent.address_tag, account=intent.account
+    )
     verdict = rules.check_whitelist(
         intent,
         None if entry is None else entry.enabled,
-        None if entry is None else entry.usable_from,
+        None if entry is None else await trust.usable_from(entry, intent_id=intent.id),
         utcnow(),
     )
     if not isinstance(verdict, Pass):

@@ -11,6 +11,7 @@ from treasury.domain.decisions import Verdict
 from treasury.domain.intent import Intent
 from treasury.ports.exchange import Exchange
 from treasury.ports.store import Ledger
+from treasury.services.address_book import ExchangeSeen, Trust
 from treasury.services.exchange_view import ExchangeView
 
 # kind, message, intent id (if any): delivered in the background, never blocks the worker
@@ -46,6 +47,8 @@ class WorkerConfig:
     shutdown_grace_s: float = 8.0
     history_per_second: int = 10  # withdraw/history's per-second limit (the client's)
     claim_batch: int = 20
+    # a manual (or unverified) address-book entry is usable this long after created_at
+    manual_whitelist_cooling_s: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,14 @@ class WorkerContext:
     startup_hold: StartupHold | None = None
     on_submitted: Callable[[], None] = lambda: None  # wakes the settle poller
     on_reconciled: Callable[[str], None] = lambda _decision: None  # metrics
+    # what this process's syncs saw on the exchange's address book (shared by accounts)
+    seen: ExchangeSeen = field(default_factory=ExchangeSeen)
+    _trust: Trust | None = field(default=None, init=False, repr=False)
+
+    @property
+    def trust(self) -> Trust:
+        """The cooling verdict's inputs from this process (one per context: it remembers
+        which unverified entries it has alerted about)."""
+        if self._trust is None:
+            self._trust = Trust(self.seen, self.config.manual_whitelist_cooling_s, self.alert)
+        return self._trust

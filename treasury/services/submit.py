@@ -29,6 +29,7 @@ from treasury.ports.clock import utcnow
 from treasury.ports.exchange import ExchangeError, NotSent, OutcomeUnknown, Rejected
 from treasury.ports.store import ConcurrentChange, Ledger, StoreUnavailable
 from treasury.services import truth
+from treasury.services.address_book import Trust
 from treasury.services.checks import pre_send_verdict
 from treasury.services.context import PolicyGate, WorkerContext
 
@@ -48,6 +49,7 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
             wallet=wallet,
             reserved=ctx.view.reserved(wallet, intent.coin),
             fee_payer=payer,
+            trust=ctx.trust,
         )
         # the most the send can take from the wallet, counted against it once committed
         fee = rules.network_fee(intent, await ctx.view.rules())
@@ -108,6 +110,7 @@ async def send(ctx: WorkerContext, intent: Intent, *, debit: Decimal) -> None:
             policy_gate=ctx.policy(),
             wallet=wallet_of(ctx, intent),
             fee_payer=payer,
+            trust=ctx.trust,
         )
     except SendRefused as refused:
         await _policy_refused(ctx, intent, refused)
@@ -401,6 +404,7 @@ async def commit_to_send(
     policy_gate: PolicyGate | None,
     wallet: Wallet,
     fee_payer: FeePayer,
+    trust: Trust,
 ) -> Intent:
     """The point of no return: in ONE unit of work, every reason not to send is read and
     the intent moves to ``submitting`` with its ``withdrawOrderId`` and the timestamp
@@ -409,7 +413,8 @@ async def commit_to_send(
     In order: the kill switch and the account's pause, the sender lease (a fence: a
     process whose lease ran out cannot commit), the intent's status and version, an order
     id the exchange has not seen, the address book again (an entry disabled since the
-    checks ran stops this send), and the policy's caps against what is already committed
+    checks ran stops this send, and so does one still cooling: ``trust`` says when an
+    entry may be used), and the policy's caps against what is already committed
     (commits of one account are serialised, so a burst cannot exceed a cap together).
     The wallet to debit is written with them: an intent that named none takes ``wallet``
     (its account's default), and the request sends exactly what the row says. Who pays an
@@ -439,7 +444,7 @@ async def commit_to_send(
         verdict = rules.check_whitelist(
             current,
             None if entry is None else entry.enabled,
-            None if entry is None else entry.usable_from,
+            None if entry is None else await trust.usable_from(entry, intent_id=current.id),
             now,
         )
         if not isinstance(verdict, Pass):

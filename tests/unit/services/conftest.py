@@ -41,10 +41,19 @@ async def world(clock: ManualClock) -> World:
             history_lag_allowance_s=60,
             reconcile_interval_s=10,
             hold_backoff_s=30,
+            manual_whitelist_cooling_s=0,  # the fixture's entry is usable at once
         ),
         alert=alert,
         on_submitted=lambda: wakeups.append(True),
     )
-    await ledger.whitelist.add(coin="USDT", network="TRX", address="TXyz", address_tag=None)
+    await ledger.whitelist.add(
+        account=ACCOUNT,
+        coin="USDT",
+        network="TRX",
+        address="TXyz",
+        address_tag=None,
+        actor="test",
+        reason="the fixture's destination",
+    )
     assert await ledger.state.acquire_lease(ACCOUNT, WORKER, ttl_s=30 * 24 * 3600)
     return World(clock, ledger, exchange, ctx, alerts, wakeups)

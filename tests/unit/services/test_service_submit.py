@@ -111,10 +111,11 @@ async def test_an_address_disabled_between_the_checks_and_the_commit_is_not_sent
     book = world.ledger.whitelist
     check_time_find = book.find
 
-    async def find_then_disable(*args: object) -> object:
-        entry = await check_time_find(*args)  # type: ignore[arg-type]
+    async def find_then_disable(*args: object, **kwargs: object) -> object:
+        entry = await check_time_find(*args, **kwargs)  # type: ignore[arg-type]
         assert entry is not None and entry.enabled  # the checks see it enabled ...
-        await book.set_enabled(entry.id, False)  # ... and an operator disables it now
+        # ... and an operator disables it now
+        await book.set_enabled(entry.id, False, actor="cli:ops", reason="not ours")
         return entry
 
     monkeypatch.setattr(book, "find", find_then_disable)

@@ -168,10 +168,41 @@ whitelist_entries = Table(
     Column("updated_at", UTCDateTime(), nullable=False, server_default=NOW),
     # NULL tags would not collide in a unique constraint; '' stands for "no tag" here.
     Column("tag_key", String(128), nullable=False, server_default=""),
+    # migration 0009: per-account entries; every change bumps the version and names its
+    # actor and reason, and triggers copy each change into whitelist_events
+    Column("account", String(64), nullable=False, server_default="default"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("changed_by", String(128), nullable=True),
+    Column("change_reason", Text, nullable=True),
     CheckConstraint("source IN ('exchange', 'manual')", name="source_known"),
     CheckConstraint("length(coin) > 0 AND length(network) > 0", name="coin_network_nonempty"),
     CheckConstraint("length(address) > 0", name="address_nonempty"),
-    UniqueConstraint("coin", "network", "address", "tag_key", name="uq_whitelist_destination"),
+    CheckConstraint("length(account) > 0", name="account_nonempty"),
+    UniqueConstraint(
+        "account", "coin", "network", "address", "tag_key", name="uq_whitelist_destination"
+    ),
+)
+
+# Append-only (triggers): one row per change of a whitelist entry, written by the
+# database from the entry's row, whoever made the change.
+whitelist_events = Table(
+    "whitelist_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", Integer, nullable=False, index=True),
+    Column("account", String(64), nullable=False, index=True),
+    Column("coin", String(20), nullable=False),
+    Column("network", String(32), nullable=False),
+    Column("address", String(256), nullable=False),
+    Column("address_tag", String(128), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    CheckConstraint("kind IN ('add', 'disable', 'enable', 'edit')", name="kind_known"),
+    CheckConstraint("length(trim(actor)) > 0", name="actor_nonempty"),
+    CheckConstraint("length(trim(reason)) > 0", name="reason_nonempty"),
 )
 
 intent_approvals = Table(

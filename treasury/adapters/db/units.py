@@ -55,6 +55,7 @@ class SqlIntentUnit:
             await self._conn.execute(
                 select(W).where(
                     and_(
+                        W.c.account == i.account,
                         W.c.coin == i.coin,
                         W.c.network == i.network,
                         W.c.address == i.address,

@@ -1,19 +1,34 @@
-"""The local mirror of the exchange's withdrawal address whitelist."""
+"""The address book: per-account destinations, and the record of every change to them.
+
+The database keeps the record (migration 0009): an INSERT or UPDATE of
+``whitelist_entries`` appends to ``whitelist_events`` from the row's ``changed_by`` and
+``change_reason``; an UPDATE without a version bump and both of them is refused, and so
+is any DELETE. This adapter writes the actor and reason in the same statement as the
+change, so the event names who made it.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from treasury.adapters.db.engine import connection, transaction
-from treasury.adapters.db.tables import whitelist_entries
+from treasury.adapters.db.tables import whitelist_entries, whitelist_events
 from treasury.ports.clock import utcnow
-from treasury.ports.store import DuplicateEntry, WhitelistEntry
+from treasury.ports.store import (
+    ConcurrentChange,
+    DuplicateEntry,
+    NotFound,
+    WhitelistEntry,
+    WhitelistEvent,
+    audit_fields,
+)
 
 W = whitelist_entries
+E = whitelist_events
 __all__ = ["DuplicateEntry", "WhitelistEntry", "WhitelistRepository"]
 
 
@@ -21,6 +36,7 @@ def entry_of(r: object) -> WhitelistEntry:
     m = r._mapping  # type: ignore[attr-defined]
     return WhitelistEntry(
         id=m["id"],
+        account=m["account"],
         coin=m["coin"],
         network=m["network"],
         address=m["address"],
@@ -31,6 +47,25 @@ def entry_of(r: object) -> WhitelistEntry:
         usable_from=m["usable_from"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        version=m["version"],
+        changed_by=m["changed_by"],
+        change_reason=m["change_reason"],
+    )
+
+
+def event_of(r: object) -> WhitelistEvent:
+    m = r._mapping  # type: ignore[attr-defined]
+    return WhitelistEvent(**{k: m[k] for k in WhitelistEvent.__dataclass_fields__})
+
+
+def destination(
+    coin: str, network: str, address: str, address_tag: str | None
+) -> ColumnElement[bool]:
+    return and_(
+        W.c.coin == coin,
+        W.c.network == network,
+        W.c.address == address,
+        W.c.tag_key == (address_tag or ""),
     )
 
 
@@ -41,21 +76,26 @@ class WhitelistRepository:
     async def add(
         self,
         *,
+        account: str,
         coin: str,
         network: str,
         address: str,
         address_tag: str | None,
+        actor: str,
+        reason: str,
         label: str = "",
         source: str = "manual",
         usable_from: datetime | None = None,
     ) -> WhitelistEntry:
-        now = utcnow()
+        actor, reason = audit_fields(actor, reason)
         try:
             async with transaction(self.engine) as conn:
+                # created_at: the database's default (its clock starts the cooling period)
                 row = (
                     await conn.execute(
                         insert(W)
                         .values(
+                            account=account,
                             coin=coin,
                             network=network,
                             address=address,
@@ -65,51 +105,91 @@ class WhitelistRepository:
                             source=source,
                             enabled=True,
                             usable_from=usable_from,
-                            created_at=now,
-                            updated_at=now,
+                            version=1,
+                            changed_by=actor,
+                            change_reason=reason,
                         )
                         .returning(W)
                     )
                 ).one()
-        except IntegrityError:
+        except IntegrityError as exc:
+            if "uq_whitelist_destination" not in str(exc) and "UNIQUE" not in str(exc):
+                raise
             raise DuplicateEntry(
                 f"{coin}/{network} {address}"
                 + (f" tag {address_tag}" if address_tag else "")
-                + " is already in the whitelist"
+                + f" is already in the whitelist of account {account}"
             ) from None
         return entry_of(row)
 
-    async def all(self) -> list[WhitelistEntry]:
+    async def get(self, entry_id: int) -> WhitelistEntry:
         async with connection(self.engine) as conn:
-            rows = (await conn.execute(select(W).order_by(W.c.coin, W.c.network, W.c.id))).all()
+            row = (await conn.execute(select(W).where(W.c.id == entry_id))).first()
+        if row is None:
+            raise NotFound(f"whitelist entry {entry_id}")
+        return entry_of(row)
+
+    async def all(self, account: str | None = None) -> list[WhitelistEntry]:
+        query = select(W).order_by(W.c.account, W.c.coin, W.c.network, W.c.id)
+        if account is not None:
+            query = query.where(W.c.account == account)
+        async with connection(self.engine) as conn:
+            rows = (await conn.execute(query)).all()
         return [entry_of(r) for r in rows]
 
     async def find(
-        self, coin: str, network: str, address: str, address_tag: str | None
+        self, coin: str, network: str, address: str, address_tag: str | None, *, account: str
     ) -> WhitelistEntry | None:
         async with connection(self.engine) as conn:
             row = (
                 await conn.execute(
                     select(W).where(
-                        and_(
-                            W.c.coin == coin,
-                            W.c.network == network,
-                            W.c.address == address,
-                            W.c.tag_key == (address_tag or ""),
-                        )
+                        W.c.account == account, destination(coin, network, address, address_tag)
                     )
                 )
             ).first()
         return entry_of(row) if row is not None else None
 
-    async def remove(self, entry_id: int) -> bool:
+    async def set_enabled(
+        self, entry_id: int, enabled: bool, *, actor: str, reason: str, label: str | None = None
+    ) -> WhitelistEntry:
+        actor, reason = audit_fields(actor, reason)
         async with transaction(self.engine) as conn:
-            result = await conn.execute(delete(W).where(W.c.id == entry_id))
-        return bool(result.rowcount)
+            row = (await conn.execute(select(W).where(W.c.id == entry_id))).first()
+            if row is None:
+                raise NotFound(f"whitelist entry {entry_id}")
+            entry = entry_of(row)
+            if entry.enabled == enabled and (label is None or label == entry.label):
+                return entry
+            values: dict[str, object] = {
+                "enabled": enabled,
+                "updated_at": utcnow(),
+                "version": entry.version + 1,
+                "changed_by": actor,
+                "change_reason": reason,
+            }
+            if label is not None:
+                values["label"] = label
+            changed = (
+                await conn.execute(
+                    update(W)
+                    .where(W.c.id == entry_id, W.c.version == entry.version)
+                    .values(**values)
+                    .returning(W)
+                )
+            ).first()
+        if changed is None:
+            raise ConcurrentChange(f"whitelist entry {entry_id} changed meanwhile")
+        return entry_of(changed)
 
-    async def set_enabled(self, entry_id: int, enabled: bool, label: str | None = None) -> None:
-        values: dict[str, object] = {"enabled": enabled, "updated_at": utcnow()}
-        if label is not None:
-            values["label"] = label
-        async with transaction(self.engine) as conn:
-            await conn.execute(update(W).where(W.c.id == entry_id).values(**values))
+    async def history(
+        self, *, account: str | None = None, entry_id: int | None = None, limit: int = 1000
+    ) -> list[WhitelistEvent]:
+        query = select(E).order_by(E.c.id)
+        if account is not None:
+            query = query.where(E.c.account == account)
+        if entry_id is not None:
+            query = query.where(E.c.entry_id == entry_id)
+        async with connection(self.engine) as conn:
+            rows = (await conn.execute(query.limit(limit))).all()
+        return [event_of(r) for r in rows]
