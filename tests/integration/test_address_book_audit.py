@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from treasury.domain.exchange import WhitelistAddress
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.wallet import Wallet
 from treasury.services import submit
 from treasury.services.address_book import ExchangeSeen, Trust
@@ -252,6 +253,7 @@ async def test_one_accounts_entry_does_not_let_another_account_send(ledger: Any)
         "recv_window_ms": 5000,
         "policy_gate": None,
         "wallet": Wallet.SPOT,
+        "fee_payer": FeePayer.RECIPIENT,
         "trust": trust,
     }
     with pytest.raises(submit.SendRefused, match="not in the local whitelist"):
