@@ -23,9 +23,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from treasury.domain.exchange import WhitelistAddress
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
-from treasury.domain.fee_payer import FeePayer
 from treasury.domain.wallet import Wallet
 from treasury.services import submit
 from treasury.services.address_book import ExchangeSeen, Trust
