@@ -195,6 +195,69 @@ async def test_raw_sql_cannot_change_status_or_amount_or_events(ledger: Ledger) 
     assert len(await ledger.intents.events(intent.id)) == 1
 
 
+async def test_a_raw_status_change_needs_its_event_even_with_a_version_bump(
+    ledger: Ledger,
+) -> None:
+    """The bump alone passed before migration 0010 and left no trail."""
+    intent, _ = await ledger.intents.enqueue(new(), actor="test")
+    bump = (
+        "UPDATE withdrawal_intents SET status = 'cancelled', version = version + 1 "
+        f"WHERE id = {intent.id}"
+    )
+    with pytest.raises(DBAPIError, match="a status change needs its event first"):
+        async with ledger.engine.begin() as conn:
+            await conn.execute(text(bump))
+    # an event for another change (wrong version, wrong target) does not do either
+    for version, to in ((intent.version, "cancelled"), (intent.version + 1, "rejected")):
+        with pytest.raises(DBAPIError, match="needs its event first"):
+            async with ledger.engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO intent_events (intent_id, from_status, to_status,"
+                        " reason, actor, intent_version)"
+                        " VALUES (:i, 'queued', :to, 'by hand', 'mallory', :v)"
+                    ),
+                    {"i": intent.id, "to": to, "v": version},
+                )
+                await conn.execute(text(bump))
+    after = await ledger.intents.get(intent.id)
+    assert (after.status, after.version) == (Status.QUEUED, intent.version)
+    assert len(await ledger.intents.events(intent.id)) == 1  # the failed attempts rolled back
+    # with its event the change goes through, and the trail says who claimed it
+    async with ledger.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO intent_events (intent_id, from_status, to_status, reason,"
+                " actor, intent_version) VALUES (:i, 'queued', 'cancelled', 'by hand',"
+                " 'mallory', :v)"
+            ),
+            {"i": intent.id, "v": intent.version + 1},
+        )
+        await conn.execute(text(bump))
+    after = await ledger.intents.get(intent.id)
+    assert after.status is Status.CANCELLED
+    events = await ledger.intents.events(intent.id)
+    assert [(e.to_status, e.actor) for e in events][-1] == ("cancelled", "mallory")
+
+
+async def test_the_ledgers_own_status_changes_pass_the_guard(ledger: Ledger) -> None:
+    intent, _ = await ledger.intents.enqueue(new(), actor="test")
+    moved = await ledger.intents.transition(
+        intent.id, Status.CANCELLED, reason="not needed", actor="alice"
+    )
+    async with ledger.engine.connect() as conn:
+        versions = (
+            await conn.execute(
+                text(
+                    "SELECT to_status, intent_version FROM intent_events "
+                    "WHERE intent_id = :i ORDER BY id"
+                ),
+                {"i": intent.id},
+            )
+        ).all()
+    assert [tuple(v) for v in versions] == [("queued", None), ("cancelled", moved.version)]
+
+
 async def test_an_unreachable_database_is_store_unavailable() -> None:
     """The port's error, not the driver's: services retry on it without knowing SQL."""
     from treasury.adapters.db.engine import create_engine

@@ -67,6 +67,15 @@ async def smuggle(stack: Any, intent_id: int, approvals: dict[str, str]) -> None
             a=who,
             s=signature,
         )
+    # the database wants the status change's event first (migration 0010): the smuggler
+    # writes one, claiming to be someone
+    await sql(
+        stack,
+        "INSERT INTO intent_events (intent_id, from_status, to_status, reason, actor,"
+        " intent_version) SELECT id, status, 'queued', 'approved', 'bob', version + 1"
+        " FROM withdrawal_intents WHERE id = :i",
+        i=intent_id,
+    )
     await sql(
         stack,
         "UPDATE withdrawal_intents SET status = 'queued', version = version + 1 WHERE id = :i",

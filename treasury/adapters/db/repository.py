@@ -311,6 +311,10 @@ class IntentRepository:
         if to.terminal:
             values["settled_at"] = now
         values.update(fields or {})
+        # The event first: the database refuses a status change whose event is not
+        # already written (migration 0010). Were the UPDATE to miss, the exception rolls
+        # the event back with the transaction (or the caller's savepoint).
+        await self._insert_event(conn, event, now, intent_version=current.version + 1)
         result = await conn.execute(
             update(T)
             .where(and_(T.c.id == intent_id, T.c.version == current.version))
@@ -320,7 +324,6 @@ class IntentRepository:
         new_row = result.first()
         if new_row is None:
             raise ConcurrentChange(f"intent {intent_id} changed meanwhile")
-        await self._insert_event(conn, event, now)
         return to_intent(new_row)
 
     async def lock(self, conn: AsyncConnection, intent_id: int) -> Intent:
@@ -339,8 +342,14 @@ class IntentRepository:
         return to_intent(row)
 
     async def _insert_event(
-        self, conn: AsyncConnection, event: machine.Event, now: datetime
+        self,
+        conn: AsyncConnection,
+        event: machine.Event,
+        now: datetime,
+        *,
+        intent_version: int | None = None,
     ) -> None:
+        """Append ``event``; a status change names the intent version it produces."""
         await conn.execute(
             insert(E).values(
                 intent_id=event.intent_id,
@@ -350,6 +359,7 @@ class IntentRepository:
                 actor=event.actor,
                 kind=event.kind,
                 created_at=now,
+                intent_version=intent_version,
             )
         )
 

@@ -146,6 +146,9 @@ intent_events = Table(
     Column("actor", String(128), nullable=False),
     Column("kind", String(32), nullable=False, server_default="status"),
     Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    # migration 0010: the intent version a status change produced (NULL for notes and
+    # the enqueue event); the database refuses a status change without this event
+    Column("intent_version", Integer, nullable=True),
     CheckConstraint(f"to_status IN ({_statuses})", name="to_status_known"),
     CheckConstraint(
         f"from_status IS NULL OR from_status IN ({_statuses})", name="from_status_known"
