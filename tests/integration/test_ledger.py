@@ -207,33 +207,28 @@ async def test_a_raw_status_change_needs_its_event_even_with_a_version_bump(
     with pytest.raises(DBAPIError, match="a status change needs its event first"):
         async with ledger.engine.begin() as conn:
             await conn.execute(text(bump))
+
     # an event for another change (wrong version, wrong target) does not do either
+    async def event_then_bump(version: int, to: str) -> None:
+        async with ledger.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO intent_events (intent_id, from_status, to_status,"
+                    " reason, actor, intent_version)"
+                    " VALUES (:i, 'queued', :to, 'by hand', 'mallory', :v)"
+                ),
+                {"i": intent.id, "to": to, "v": version},
+            )
+            await conn.execute(text(bump))
+
     for version, to in ((intent.version, "cancelled"), (intent.version + 1, "rejected")):
         with pytest.raises(DBAPIError, match="needs its event first"):
-            async with ledger.engine.begin() as conn:
-                await conn.execute(
-                    text(
-                        "INSERT INTO intent_events (intent_id, from_status, to_status,"
-                        " reason, actor, intent_version)"
-                        " VALUES (:i, 'queued', :to, 'by hand', 'mallory', :v)"
-                    ),
-                    {"i": intent.id, "to": to, "v": version},
-                )
-                await conn.execute(text(bump))
+            await event_then_bump(version, to)
     after = await ledger.intents.get(intent.id)
     assert (after.status, after.version) == (Status.QUEUED, intent.version)
     assert len(await ledger.intents.events(intent.id)) == 1  # the failed attempts rolled back
     # with its event the change goes through, and the trail says who claimed it
-    async with ledger.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO intent_events (intent_id, from_status, to_status, reason,"
-                " actor, intent_version) VALUES (:i, 'queued', 'cancelled', 'by hand',"
-                " 'mallory', :v)"
-            ),
-            {"i": intent.id, "v": intent.version + 1},
-        )
-        await conn.execute(text(bump))
+    await event_then_bump(intent.version + 1, "cancelled")
     after = await ledger.intents.get(intent.id)
     assert after.status is Status.CANCELLED
     events = await ledger.intents.events(intent.id)
