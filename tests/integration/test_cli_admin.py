@@ -342,7 +342,7 @@ async def test_resolve_refuses_an_intent_not_in_needs_attention(url: str, ledger
     [
         (["--outcome", "bogus", "--reason", "checked"], None, ["outcome", "bogus", "requeue"]),
         (["--outcome", "failed"], 2, ["--reason"]),
-        (["--outcome", "failed", "--reason", "   "], 1, ["reason"]),
+        (["--outcome", "failed", "--reason", "   "], 2, ["--reason", "say why"]),
         (
             ["--outcome", "completed", "--reason", "seen on binance"],
             1,

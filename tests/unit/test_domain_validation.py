@@ -6,7 +6,7 @@ import pytest
 
 from treasury.domain.errors import InvalidField
 from treasury.domain.ids import intent_id_from_order_id, withdraw_order_id
-from treasury.domain.validation import validate_new_intent
+from treasury.domain.validation import validate_new_intent, validate_reason
 
 GOOD = {"coin": "USDT", "network": "TRX", "address": "TXyz123", "amount": "10.5"}
 
@@ -54,3 +54,18 @@ def test_order_id_is_deterministic_and_reversible() -> None:
     assert intent_id_from_order_id("ab12cd34", oid) == 42
     assert intent_id_from_order_id("ffffffff", oid) is None
     assert all(c.isalnum() or c in "-_" for c in oid)
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\r", "\t\n", None])
+def test_a_blank_reason_is_no_reason(blank: str | None) -> None:
+    with pytest.raises(InvalidField, match=r"^--reason: say why"):
+        validate_reason(blank, field="--reason")
+    assert validate_reason(blank, default="cancelled by operator") == "cancelled by operator"
+
+
+def test_a_reason_is_kept_stripped_and_bounded() -> None:
+    assert validate_reason("  ticket 812\n") == "ticket 812"
+    assert validate_reason("x" * 500) == "x" * 500
+    for bad in ("x" * 501, "a\x00b", "caf\udce9"):
+        with pytest.raises(InvalidField, match="at most 500 characters of text"):
+            validate_reason(bad)

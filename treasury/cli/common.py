@@ -25,7 +25,7 @@ from treasury.config import (
     unknown_variables,
 )
 from treasury.domain.errors import DomainError, InvalidField
-from treasury.domain.validation import is_unicode_text
+from treasury.domain.validation import is_unicode_text, validate_reason
 from treasury.ports.store import IdempotencyConflict, NotFound
 
 if TYPE_CHECKING:
@@ -98,6 +98,12 @@ def validated(fn: Callable[[], T]) -> T:
         return fn()
     except InvalidField as exc:
         out.fail(str(exc), EXIT_BAD_INPUT)
+
+
+def reason_of(text: str, *, default: str | None = None) -> str:
+    """``--reason``, stripped, or exit 2 naming it: blank is no reason (``default`` if the
+    command has one), and it must be text a person can read later."""
+    return validated(lambda: validate_reason(text, field="--reason", default=default))
 
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:

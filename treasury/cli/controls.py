@@ -14,12 +14,12 @@ from treasury.cli.common import (
     actor_of,
     app,
     read_settings,
+    reason_of,
     validated,
     whitelist_app,
     with_ledger,
 )
 from treasury.domain.validation import (
-    is_unicode_text,
     validate_account,
     validate_address,
     validate_coin,
@@ -52,8 +52,9 @@ def pause(
     actor = actor_of(as_)
     if account is not None:
         validated(lambda: validate_account(account))
+    why = reason_of(reason, default="paused by operator")
     changed = with_ledger(
-        lambda ledger: admin.pause(ledger, actor=actor, reason=reason, account=account)
+        lambda ledger: admin.pause(ledger, actor=actor, reason=why, account=account)
     )
     what = f"account {account} " if account else ""
     out.console.print(f"{what}paused" if changed else f"{what}already paused")
@@ -76,18 +77,6 @@ def resume(
 
 
 # ---- the address book ---------------------------------------------------------------------
-
-MAX_REASON = 500
-
-
-def _reason(text: str) -> str:
-    """The ``--reason`` of an address-book change: something a person can read later."""
-    text = text.strip()
-    if not text:
-        out.fail("--reason: say why (it is kept in whitelist_events)", EXIT_BAD_INPUT)
-    if len(text) > MAX_REASON or not is_unicode_text(text):
-        out.fail(f"--reason: at most {MAX_REASON} characters of text", EXIT_BAD_INPUT)
-    return text
 
 
 def _book_account(account: str | None, settings: Settings, *, served: bool) -> str:
@@ -140,7 +129,7 @@ def whitelist_add(
         )
     )
     actor = actor_of(as_)
-    why = _reason(reason)
+    why = reason_of(reason)
     settings = read_settings()
     book = _book_account(account, settings, served=True)
 
@@ -209,7 +198,7 @@ def _set_enabled(
     from treasury.services.admin import Refused
 
     actor = actor_of(as_)
-    why = _reason(reason)
+    why = reason_of(reason)
     settings = read_settings()
     if account is not None:
         validated(lambda: validate_account(account))

@@ -15,6 +15,7 @@ from treasury.cli.common import (
     actor_of,
     app,
     read_settings,
+    reason_of,
     validated,
     with_ledger,
 )
@@ -202,7 +203,8 @@ def cancel(
     from treasury.services import admin
 
     actor = actor_of(as_)
-    intent = with_ledger(lambda ledger: admin.cancel(ledger, intent_id, actor=actor, reason=reason))
+    why = reason_of(reason, default="cancelled by operator")
+    intent = with_ledger(lambda ledger: admin.cancel(ledger, intent_id, actor=actor, reason=why))
     out.console.print(f"intent {intent.id} cancelled")
 
 
@@ -221,13 +223,14 @@ def resolve(
     from treasury.services import admin
 
     actor = actor_of(as_)
+    why = reason_of(reason)
     intent = with_ledger(
         lambda ledger: admin.resolve(
             ledger,
             intent_id,
             outcome=outcome,
             actor=actor,
-            reason=reason,
+            reason=why,
             exchange_id=exchange_id,
             tx_id=tx_id,
         )
@@ -253,7 +256,8 @@ def resend(
     from treasury.services import admin
 
     actor = actor_of(as_)
-    intent = with_ledger(lambda ledger: admin.resend(ledger, intent_id, actor=actor, reason=reason))
+    why = reason_of(reason)
+    intent = with_ledger(lambda ledger: admin.resend(ledger, intent_id, actor=actor, reason=why))
     out.console.print(
         f"intent {intent.id} is queued again; it will be sent as "
         f"{intent.withdraw_order_id} after one more look-up"

@@ -19,7 +19,14 @@ from pathlib import Path
 import typer
 
 from treasury.cli import output as out
-from treasury.cli.common import EXIT_BAD_INPUT, actor_of, app, validated, with_ledger
+from treasury.cli.common import (
+    EXIT_BAD_INPUT,
+    actor_of,
+    app,
+    reason_of,
+    validated,
+    with_ledger,
+)
 
 operator_app = typer.Typer(no_args_is_help=True, help="Operators who may approve, and their keys.")
 app.add_typer(operator_app, name="operator")
@@ -122,7 +129,8 @@ def remove(
     from treasury.services import operators
 
     actor = actor_of(as_)
-    gone = with_ledger(lambda ledger: operators.remove(ledger, name, actor=actor, reason=reason))
+    why = reason_of(reason)
+    gone = with_ledger(lambda ledger: operators.remove(ledger, name, actor=actor, reason=why))
     out.console.print(f"operator {gone.name} removed; their approvals no longer count")
 
 

@@ -93,6 +93,28 @@ def _optional_text(field: str, value: str | None, max_len: int) -> str | None:
     return value
 
 
+MAX_REASON = 500
+
+
+def validate_reason(value: str | None, *, field: str = "reason", default: str | None = None) -> str:
+    """The reason a change is kept with in the trail, stripped: text a person can read later.
+
+    A blank reason ("", spaces, a lone "\\r") is no reason: ``default`` where the change
+    has a sensible one (a cancel, a pause), refused otherwise.
+
+    Raises:
+        InvalidField: ``field``, blank without a default, too long, or not text.
+    """
+    text = (value or "").strip()
+    if not text:
+        if default is not None:
+            return default
+        raise InvalidField(field, "say why (it is kept in the audit trail)")
+    if len(text) > MAX_REASON or "\x00" in text or not is_unicode_text(text):
+        raise InvalidField(field, f"at most {MAX_REASON} characters of text")
+    return text
+
+
 def is_unicode_text(value: str) -> bool:
     """False for a string holding lone surrogates: what Python makes of bytes in argv
     that are not UTF-8. No database can store it."""

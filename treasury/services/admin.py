@@ -10,7 +10,7 @@ from treasury.domain.errors import InvalidField
 from treasury.domain.intent import Intent
 from treasury.domain.machine import CANCELLABLE
 from treasury.domain.status import Status
-from treasury.domain.validation import NewIntent
+from treasury.domain.validation import NewIntent, validate_reason
 from treasury.ports.store import ConcurrentChange, Ledger
 
 __all__ = ["Ledger", "Refused", "cancel", "enqueue", "pause", "resend", "resolve", "resume"]
@@ -32,7 +32,7 @@ async def cancel(ledger: Ledger, intent_id: int, *, actor: str, reason: str) -> 
         return await ledger.intents.transition(
             intent_id,
             Status.CANCELLED,
-            reason=reason.strip() or "cancelled by operator",  # "\r" is no reason
+            reason=validate_reason(reason, default="cancelled by operator"),
             actor=actor,
             expect=tuple(CANCELLABLE),
         )
@@ -72,8 +72,7 @@ async def resolve(
     """Settle an intent that needs attention, by a person's decision (recorded as such)."""
     if outcome not in RESOLUTIONS:
         raise InvalidField("--outcome", f"one of {', '.join(RESOLUTIONS)}, not {outcome!r}")
-    if not reason.strip():
-        raise Refused("a resolution needs a reason (--reason)")
+    reason = validate_reason(reason)
     target = RESOLUTIONS[outcome]
     if target in (Status.SUBMITTED, Status.COMPLETED) and not exchange_id:
         raise Refused(f"marking an intent {outcome} needs the exchange's withdrawal id")
@@ -103,7 +102,7 @@ async def resolve(
 
 
 async def pause(ledger: Ledger, *, actor: str, reason: str, account: str | None = None) -> bool:
-    reason = reason or "paused by operator"
+    reason = validate_reason(reason, default="paused by operator")
     changed = await ledger.state.pause(reason=reason, by=actor, account=account)
     if changed:
         await ledger.events.record("paused", reason, actor=actor, subject=account or "")
@@ -121,8 +120,7 @@ async def resume(ledger: Ledger, *, actor: str = "cli", account: str | None = No
 async def resend(ledger: Ledger, intent_id: int, *, actor: str, reason: str) -> Intent:
     """Queue again an intent whose absence on the exchange was proven (``needs_attention``
     under ``TREASURY_RESEND=manual``), by a person's decision, recorded as such."""
-    if not reason.strip():
-        raise Refused("a re-send needs a reason (--reason)")
+    reason = validate_reason(reason)
     intent = await ledger.intents.get(intent_id)
     if intent.status is not Status.NEEDS_ATTENTION:
         raise Refused(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from treasury.domain import approval_proof as proof
-from treasury.domain.validation import ACCOUNT_RE
+from treasury.domain.validation import ACCOUNT_RE, validate_reason
 from treasury.ports.store import DuplicateEntry, Ledger, NotFound, Operator
 from treasury.services.admin import Refused
 
@@ -45,10 +45,7 @@ async def remove(ledger: Ledger, name: str, *, actor: str, reason: str) -> Opera
     Raises:
         Refused: no such operator, or removed already.
     """
-    if not reason.strip():
-        from treasury.domain.errors import InvalidField
-
-        raise InvalidField("reason", "say why the operator is removed")
+    reason = validate_reason(reason)
     try:
         operator = await ledger.operators.remove(name, actor=actor, reason=reason)
     except NotFound as exc:
