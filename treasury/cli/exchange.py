@@ -55,29 +55,16 @@ def log_checks(checks: list[Check]) -> None:
 
 
 async def preflight_checks(rt: Runtime, *, exchange_without_database: bool = True) -> list[Check]:
-    """The preflight checks of every account served, the primary's first, then each other
-    account's exchange checks named after it (nothing printed): a second account's key is
-    held to the same rules as the first's. ``check`` asks the exchange even when the
-    database fails; the daemon's start stops at the database."""
-    from dataclasses import replace
-
+    """``services.preflight.run_all_checks`` over every account ``rt`` serves."""
     from treasury.adapters.db.migrate import schema_probe
-    from treasury.services.preflight import run_checks
+    from treasury.services.preflight import run_all_checks
 
-    checks = await run_checks(
-        rt.exchange,
+    return await run_all_checks(
+        [(ctx.config.account, exchange) for exchange, ctx in rt.accounts],
         schema=schema_probe(rt.ledger.engine),
         allow_unrestricted_ip=rt.settings.allow_unrestricted_ip_key,
         exchange_without_database=exchange_without_database,
     )
-    if not exchange_without_database and not all(c.ok for c in checks if c.name == "database"):
-        return checks
-    for exchange, ctx in rt.accounts[1:]:
-        more = await run_checks(
-            exchange, schema=None, allow_unrestricted_ip=rt.settings.allow_unrestricted_ip_key
-        )
-        checks += [replace(c, name=f"account {ctx.config.account}: {c.name}") for c in more]
-    return checks
 
 
 @app.command()

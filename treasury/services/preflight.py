@@ -11,8 +11,8 @@ allows it: such a key, once leaked, can empty the account from anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from treasury.domain import rules
@@ -218,3 +218,29 @@ async def run_checks(
             Check("withdraw quota", False, f"unavailable: {exc}", waits=unavailable(exc))
         )
     return results
+
+
+async def run_all_checks(
+    accounts: Sequence[tuple[str, Exchange]],
+    *,
+    schema: SchemaProbe,
+    allow_unrestricted_ip: bool,
+    exchange_without_database: bool = True,
+) -> list[Check]:
+    """The preflight of every account served, the first (primary) in full, then each
+    other account's exchange checks named after it: a second account's key is held to
+    the same rules as the first's. With ``exchange_without_database`` false, a failing
+    database ends it before any exchange is asked."""
+    (_, primary), *others = accounts
+    checks = await run_checks(
+        primary,
+        schema=schema,
+        allow_unrestricted_ip=allow_unrestricted_ip,
+        exchange_without_database=exchange_without_database,
+    )
+    if not exchange_without_database and not all(c.ok for c in checks if c.name == "database"):
+        return checks
+    for name, exchange in others:
+        more = await run_checks(exchange, schema=None, allow_unrestricted_ip=allow_unrestricted_ip)
+        checks += [replace(c, name=f"account {name}: {c.name}") for c in more]
+    return checks

@@ -6,7 +6,7 @@ from services_world import World
 
 from treasury.domain.exchange import SystemStatus
 from treasury.ports.exchange import Reason
-from treasury.services.preflight import Check, failing, may_start, run_checks
+from treasury.services.preflight import Check, failing, may_start, run_all_checks, run_checks
 from treasury.testing import not_sent, rejected
 
 
@@ -58,3 +58,43 @@ async def test_what_an_operator_must_fix_stops_the_start(world: World) -> None:
 
     stale = await run_checks(world.exchange, schema=old_schema, allow_unrestricted_ip=False)
     assert not may_start(stale)
+
+
+async def test_every_account_is_held_to_the_primarys_rules(world: World) -> None:
+    """A second account's key without an IP restriction stops the start like the first's,
+    and its lines name the account."""
+    from treasury.domain.exchange import ApiRestrictions
+    from treasury.testing import FakeExchange
+
+    loose = FakeExchange()
+    loose.restrictions = ApiRestrictions(
+        ip_restrict=False, enable_withdrawals=True, enable_reading=True
+    )
+    result = await run_all_checks(
+        [("main", world.exchange), ("desk2", loose)], schema=head, allow_unrestricted_ip=False
+    )
+    [bad] = failing(result)
+    assert bad.name.startswith("account desk2: ") and not bad.waits
+    assert not may_start(result)
+    assert [c.name for c in result if c.name.startswith("account desk2: ")] == [
+        f"account desk2: {c.name}" for c in await checks(world) if c.name != "database"
+    ]
+
+
+async def test_a_failing_database_stops_the_start_before_any_exchange_is_asked(
+    world: World,
+) -> None:
+    from treasury.testing import FakeExchange
+
+    async def broken() -> tuple[str | None, str]:
+        raise OSError("connection refused")
+
+    other = FakeExchange()
+    result = await run_all_checks(
+        [("main", world.exchange), ("desk2", other)],
+        schema=broken,
+        allow_unrestricted_ip=False,
+        exchange_without_database=False,
+    )
+    assert [c.name for c in result] == ["database"]
+    assert world.exchange.calls == [] and other.calls == []
