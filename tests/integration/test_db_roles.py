@@ -148,6 +148,8 @@ async def test_a_bot_enqueues_in_its_own_name_and_sees_only_its_own(logins: Logi
             await t.enqueue(
                 coin="USDT", network="TRX", address=TRX, amount=Decimal("20"), requested_by="alice"
             )
+    with pytest.raises(NotFound):  # another bot's key: unique, and not shown to this one
+        await enqueue_as(logins.other_bot, logins.name("other_bot"), request_id="mine-1")
     assert [r["id"] for r in await rows(logins.bot, "SELECT id FROM withdrawal_intents")] == [mine]
     events = await rows(logins.bot, "SELECT DISTINCT intent_id FROM intent_events")
     assert [r["intent_id"] for r in events] == [mine]
