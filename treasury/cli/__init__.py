@@ -14,6 +14,7 @@ One module per group of commands, each registering its commands on ``common.app`
 * ``operators`` operator keygen / add / list / remove (who may approve, with which key)
 * ``exchange`` run, check, whitelist sync, reconcile, sandbox, demo
 * ``health``   healthcheck (the container's probe of ``/readyz``)
+* ``db``       db roles (least-privilege PostgreSQL roles for the daemon, operators, bots)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 # The order of the imports is the order of `treasury --help`.
 # isort: off
-from treasury.cli import schema, intents, controls, operators, exchange, health  # noqa: F401
+from treasury.cli import schema, intents, controls, operators, exchange, health, db  # noqa: F401
 
 # isort: on
 from treasury.cli.common import app
