@@ -1,4 +1,5 @@
-"""A status change brings its event: ``intent_events.intent_version``.
+"""A status change brings its event (``intent_events.intent_version``); an intent's
+``created_at`` is the database's clock.
 
 Since 0001 the database refuses a status change without a version bump. That stopped a
 careless ``UPDATE … SET status = 'completed'`` but not a deliberate one: with
@@ -14,6 +15,10 @@ holds the database owner's credential, but only by writing its event, which is
 append-only: the change is on the record with the actor and reason its writer claimed.
 
 Existing events keep ``intent_version`` NULL (notes and the enqueue event have none).
+
+And an intent's ``created_at`` is the database's clock, give or take five minutes (the
+treasury writes its own clock; the INSERT may leave it out): it starts the approval
+window and the unserved-intent alerts, so a writer must not be able to date it.
 
 Revision ID: 0010
 Revises: 0009
@@ -35,6 +40,11 @@ MSG_NO_EVENT = (
     "(intent_id, from_status, to_status, reason, actor, intent_version) with the new "
     "version, in the same transaction (or use treasury cancel / resolve / resend)"
 )
+MSG_CREATED = (
+    "withdrawal_intents: created_at is set by the database clock (leave it out of the INSERT)"
+)
+# how far an INSERT's created_at may be from the database's clock (seconds), as in 0009
+SKEW_S = 300
 EVENT_EXISTS = """EXISTS (SELECT 1 FROM intent_events e
             WHERE e.intent_id = NEW.id AND e.intent_version = NEW.version
               AND e.to_status = NEW.status AND e.from_status = OLD.status)"""
@@ -48,6 +58,10 @@ def upgrade() -> None:
         ON withdrawal_intents
         WHEN NEW.status IS NOT OLD.status AND NOT {EVENT_EXISTS}
         BEGIN SELECT RAISE(ABORT, '{MSG_NO_EVENT}'); END""")
+        op.execute(f"""CREATE TRIGGER trg_intents_created_now BEFORE INSERT ON withdrawal_intents
+        WHEN julianday(NEW.created_at) IS NULL
+          OR abs(julianday(NEW.created_at) - julianday('now')) * 86400 > {SKEW_S}
+        BEGIN SELECT RAISE(ABORT, '{MSG_CREATED}'); END""")
         return
     op.execute(f"""
     CREATE FUNCTION treasury_intents_status_event() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -59,13 +73,26 @@ def upgrade() -> None:
     END $$""")
     op.execute("""CREATE TRIGGER trg_intents_status_event BEFORE UPDATE OF status
     ON withdrawal_intents FOR EACH ROW EXECUTE FUNCTION treasury_intents_status_event()""")
+    op.execute(f"""
+    CREATE FUNCTION treasury_intents_created_now() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.created_at IS NULL
+         OR abs(extract(epoch FROM (NEW.created_at - clock_timestamp()))) > {SKEW_S} THEN
+        RAISE EXCEPTION '{MSG_CREATED}' USING ERRCODE = 'check_violation';
+      END IF;
+      RETURN NEW;
+    END $$""")
+    op.execute("""CREATE TRIGGER trg_intents_created_now BEFORE INSERT ON withdrawal_intents
+    FOR EACH ROW EXECUTE FUNCTION treasury_intents_created_now()""")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TRIGGER trg_intents_status_event")
+        op.execute("DROP TRIGGER trg_intents_created_now")
     else:
-        op.execute("DROP TRIGGER trg_intents_status_event ON withdrawal_intents")
-        op.execute("DROP FUNCTION treasury_intents_status_event()")
+        for name in ("status_event", "created_now"):
+            op.execute(f"DROP TRIGGER trg_intents_{name} ON withdrawal_intents")
+            op.execute(f"DROP FUNCTION treasury_intents_{name}()")
     # SQLite's DROP COLUMN (3.35+) keeps the table's other triggers
     op.drop_column("intent_events", "intent_version")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import anyio
@@ -233,6 +234,26 @@ async def test_a_raw_status_change_needs_its_event_even_with_a_version_bump(
     assert after.status is Status.CANCELLED
     events = await ledger.intents.events(intent.id)
     assert [(e.to_status, e.actor) for e in events][-1] == ("cancelled", "mallory")
+
+
+async def test_an_intent_cannot_be_dated_by_its_writer(ledger: Ledger) -> None:
+    """``created_at`` starts the approval window: a bot dating its intent a year ahead
+    would keep it open for a year."""
+    insert = (
+        "INSERT INTO withdrawal_intents (coin, network, address, amount{col}) "
+        "VALUES ('USDT', 'TRX', 'TXyz', '10'{val})"
+    )
+    for when in ("2099-01-01 00:00:00", "2001-01-01 00:00:00"):
+        with pytest.raises(DBAPIError, match="created_at is set by the database clock"):
+            async with ledger.engine.begin() as conn:
+                await conn.execute(
+                    text(insert.format(col=", created_at", val=", :at")),
+                    {"at": datetime.fromisoformat(when).replace(tzinfo=UTC)},
+                )
+    async with ledger.engine.begin() as conn:
+        await conn.execute(text(insert.format(col="", val="")))
+    async with ledger.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(withdrawal_intents)) == 1
 
 
 async def test_the_ledgers_own_status_changes_pass_the_guard(ledger: Ledger) -> None:
