@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -217,7 +218,7 @@ async def test_row_security_leaves_the_owner_daemon_and_operator_alone(logins: L
 
 
 async def test_an_operator_runs_the_admin_commands_and_cannot_rewrite_the_record(
-    logins: Logins, monkeypatch: pytest.MonkeyPatch
+    logins: Logins, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("TREASURY_DATABASE_URL", logins.operator)
     first = ok(
@@ -291,6 +292,20 @@ async def test_an_operator_runs_the_admin_commands_and_cannot_rewrite_the_record
     ok(await cli("whitelist", "history"))
     [approvals] = await rows(logins.operator, "SELECT count(*) FROM intent_approvals")
     assert approvals[0] == 1
+    # adding an approver is the owner's; removing one (a lost key) is any operator's
+    key = tmp_path / "dave.key"
+    (tmp_path / "dave.pub").write_text(ok(await cli("operator", "keygen", "--out", str(key))))
+    add = ("operator", "add", "dave", "--public-key", str(tmp_path / "dave.pub"))
+    by_operator = await cli(*add, "--as", "alice")
+    assert by_operator.exit_code != 0, by_operator.stdout
+    assert by_operator.stderr == (
+        "error: the database refused: permission denied for table operators: this database "
+        "login's role may not do that (README, Database roles)\n"
+    )
+    monkeypatch.setenv("TREASURY_DATABASE_URL", logins.owner)
+    ok(await cli(*add, "--as", "owner"))
+    monkeypatch.setenv("TREASURY_DATABASE_URL", logins.operator)
+    ok(await cli("operator", "remove", "dave", "--reason", "lost the key", "--as", "alice"))
     op = logins.operator
     for sql in (
         "UPDATE intent_events SET reason = 'nothing happened'",
@@ -310,6 +325,8 @@ async def test_an_operator_runs_the_admin_commands_and_cannot_rewrite_the_record
         "DROP TRIGGER trg_events_append_only ON intent_events",
         "DROP TABLE intent_events",
         "CREATE TABLE notes (id int)",
+        # a second key of one's own would make any quorum alone: adding is the owner's
+        "INSERT INTO operators (name, public_key, added_by) VALUES ('alice2', 'k', 'alice')",
     ):
         await denied(op, sql)
 

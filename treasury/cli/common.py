@@ -140,12 +140,31 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
         out.fail(f"the exchange: {error}", EXIT_REFUSED)
     if isinstance(error, IntegrityError):
         out.fail(f"the database refused the change: {_db_message(error)}", EXIT_REFUSED)
+    if isinstance(error, DBAPIError) and _sqlstate(error) == INSUFFICIENT_PRIVILEGE:
+        out.fail(
+            f"the database refused: {_db_message(error)}: this database login's role may not "
+            "do that (README, Database roles)",
+            EXIT_REFUSED,
+        )
     if isinstance(error, OSError) and error.filename is not None:
         # a file the command had to read (a key, the policy), not the database
         out.fail(f"cannot read {error.filename}: {error.strerror or error}", EXIT_CONFIG)
     if isinstance(error, (OperationalError, DBAPIError, OSError)):
         out.fail(f"database unavailable: {_db_message(error)}", EXIT_CONFIG)
     raise error
+
+
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL: a role's grants do not allow the statement
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error (asyncpg's ``sqlstate``, psycopg's ``pgcode``)."""
+    orig = getattr(error, "orig", None)
+    for source in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(source, "sqlstate", None) or getattr(source, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

@@ -6,8 +6,8 @@ Three group roles (``NOLOGIN``; people and bots get logins that are members of o
 * ``daemon``   what ``treasury run`` (and ``check``, ``whitelist sync``, ``reconcile``,
                the commands that hold the exchange key) read and write;
 * ``operator`` what the admin CLI runs: enqueue, decide (cancel, resolve, resend,
-               approve), pause and resume, the address book, the operators; it reads
-               everything;
+               approve), pause and resume, the address book, remove an operator (adding
+               one is the owner's); it reads everything;
 * ``bot``      enqueue and read its own intents and their events, nothing else. Row-level
                security makes ``requested_by`` the bot's login (``session_user``): it sees
                only its own rows and cannot enqueue in another name.
@@ -127,7 +127,6 @@ BOOK_ADD = Privilege(
 BOOK_CHANGE = Privilege(
     "UPDATE", ("enabled", "label", "updated_at", "version", "changed_by", "change_reason")
 )
-OPERATOR_ADD = Privilege("INSERT", ("name", "public_key", "added_by", "added_at"))
 OPERATOR_REMOVE = Privilege("UPDATE", ("removed_by", "removed_at", "removed_reason"))
 
 Access = Mapping[Role, tuple[Privilege, ...]]
@@ -151,7 +150,10 @@ ACCESS: Mapping[str, Access] = {
     },
     "operators": {
         Role.DAEMON: (SELECT,),
-        Role.OPERATOR: (SELECT, OPERATOR_ADD, OPERATOR_REMOVE),
+        # Removing an approver (a lost key) is any operator's to do at once; adding one is
+        # the owner's: an operator who could add operators could add a second key of their
+        # own and make any quorum alone.
+        Role.OPERATOR: (SELECT, OPERATOR_REMOVE),
         Role.BOT: (),
     },
     "whitelist_entries": {  # the daemon's sync adds and disables source=exchange entries
