@@ -1007,7 +1007,7 @@ class MemoryAddressBook:
         approver: str,
         signature: str | None,
         reason: str | None,
-    ) -> bool:
+    ) -> None:
         if not approver.strip():
             raise ConstraintViolation("whitelist_approvals: approver_nonempty violated")
         async with self._db.write() as t:
@@ -1018,11 +1018,6 @@ class MemoryAddressBook:
                 raise ConcurrentChange(
                     f"whitelist entry {entry_id} is at version {entry.version} now, not {version}"
                 )
-            if any(
-                (a.entry_id, a.entry_version, a.approver) == (entry_id, version, approver)
-                for a in t.whitelist_approvals
-            ):
-                return False
             t.whitelist_approvals.append(
                 WhitelistApproval(
                     id=t.new_id("whitelist_approvals"),
@@ -1034,7 +1029,6 @@ class MemoryAddressBook:
                     created_at=self._db.now(),
                 )
             )
-        return True
 
     async def approvals(
         self, *, account: str | None = None, entry_id: int | None = None

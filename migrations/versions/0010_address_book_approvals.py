@@ -3,10 +3,11 @@
 One row per approval of one *version* of an entry (``entry_id``, ``entry_version``):
 who approved (``approver``), their Ed25519 signature over the entry's canonical statement
 (``signature``; NULL for an approval by name, which counts only while no operator is
-registered), why (``reason``) and when (``created_at``, the database's clock). One
-approver approves a version once. Approvals are append-only: UPDATE and DELETE are
-refused, so an approval cannot be moved to another entry or version, nor withdrawn
-silently (disable the entry instead).
+registered), why (``reason``) and when (``created_at``, the database's clock). Approvals are append-only: UPDATE and DELETE
+are refused, so an approval cannot be moved to another entry or version, nor withdrawn
+silently (disable the entry instead). There is no unique key on the approver: the
+daemon counts one person once, and a forged row slipped in under an operator's name
+must not keep that operator from filing their real approval.
 
 A new table, not new columns: ``whitelist_entries`` must not be rebuilt on SQLite
 (migration 0009: a rebuild drops its triggers).
@@ -52,9 +53,6 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("length(trim(approver)) > 0", name="approver_nonempty"),
         sa.CheckConstraint("entry_version >= 1", name="version_positive"),
-        sa.UniqueConstraint(
-            "entry_id", "entry_version", "approver", name="uq_whitelist_approval_once"
-        ),
     )
     op.create_index("ix_whitelist_approvals_entry_id", "whitelist_approvals", ["entry_id"])
     if op.get_bind().dialect.name == "sqlite":

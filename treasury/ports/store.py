@@ -349,10 +349,10 @@ class AddressBook(Protocol):
         approver: str,
         signature: str | None,
         reason: str | None,
-    ) -> bool:
-        """Record ``approver``'s approval of ``version`` of the entry; False (nothing
-        written) if they approved that version already. ``NotFound`` if there is no such
-        entry, ``ConcurrentChange`` if it is no longer at ``version``."""
+    ) -> None:
+        """Record ``approver``'s approval of ``version`` of the entry (whether it counts
+        is the reader's judgement). ``NotFound`` if there is no such entry,
+        ``ConcurrentChange`` if it is no longer at ``version``."""
         ...
 
     async def approvals(

@@ -154,21 +154,20 @@ async def approve(
             else ""
         )
         raise Refused(f"approval of whitelist entry {entry_id} by {approver} refused: {why}{hint}")
+    # only an approval that counts holds the approver's place: a forged row in their
+    # name (raw SQL) does not keep them from filing their real one
     done = _of_version(entry, await ledger.whitelist.approvals(entry_id=entry_id))
-    if any(proof.person(a.approver) == proof.person(approver) for a in done):
+    already = proof.count_entry(entry, done, keys, makers=makers).valid
+    if any(proof.person(a) == proof.person(approver) for a in already):
         raise Refused(
             f"{approver} has already approved version {entry.version} of whitelist entry {entry_id}"
         )
     try:
-        added = await ledger.whitelist.add_approval(
+        await ledger.whitelist.add_approval(
             entry_id, version=entry.version, approver=approver, signature=signature, reason=reason
         )
     except ConcurrentChange as exc:
         raise Refused(f"{exc}; nothing was written: look at the entry again") from None
-    if not added:
-        raise Refused(
-            f"{approver} has already approved version {entry.version} of whitelist entry {entry_id}"
-        )
     [standing] = await standings(
         ledger, [entry], required=required, cooling_s=cooling_s, account=entry.account
     )

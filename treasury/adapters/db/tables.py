@@ -230,7 +230,8 @@ whitelist_approvals = Table(
     Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
     CheckConstraint("length(trim(approver)) > 0", name="approver_nonempty"),
     CheckConstraint("entry_version >= 1", name="version_positive"),
-    UniqueConstraint("entry_id", "entry_version", "approver", name="uq_whitelist_approval_once"),
+    # no unique approver: one person counts once, and a forged row in an operator's name
+    # must not keep them from filing their real approval
 )
 
 operators = Table(

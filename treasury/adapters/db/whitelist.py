@@ -209,7 +209,7 @@ class WhitelistRepository:
         approver: str,
         signature: str | None,
         reason: str | None,
-    ) -> bool:
+    ) -> None:
         async with transaction(self.engine) as conn:
             # the entry's row, locked (PostgreSQL): a change cannot land between the
             # version check and the insert
@@ -222,20 +222,15 @@ class WhitelistRepository:
                 raise ConcurrentChange(
                     f"whitelist entry {entry_id} is at version {current} now, not {version}"
                 )
-            try:
-                async with conn.begin_nested():
-                    await conn.execute(
-                        insert(A).values(
-                            entry_id=entry_id,
-                            entry_version=version,
-                            approver=approver,
-                            signature=signature,
-                            reason=reason,
-                        )
-                    )
-            except IntegrityError:
-                return False
-        return True
+            await conn.execute(
+                insert(A).values(
+                    entry_id=entry_id,
+                    entry_version=version,
+                    approver=approver,
+                    signature=signature,
+                    reason=reason,
+                )
+            )
 
     async def approvals(
         self, *, account: str | None = None, entry_id: int | None = None
