@@ -33,6 +33,10 @@ MSG_APPEND = "whitelist_approvals is append-only (disable the entry to stop its 
 
 
 def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    # SQLite's CURRENT_TIMESTAMP has whole seconds: in milliseconds, as whitelist_events
+    # has them, so the history interleaves approvals and changes in their order
+    now = "(strftime('%Y-%m-%d %H:%M:%f', 'now'))" if sqlite else "CURRENT_TIMESTAMP"
     op.create_table(
         "whitelist_approvals",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -48,14 +52,12 @@ def upgrade() -> None:
         sa.Column("approver", sa.String(128), nullable=False),
         sa.Column("signature", sa.Text, nullable=True),
         sa.Column("reason", sa.Text, nullable=True),
-        sa.Column(
-            "created_at", UTCDateTime(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")
-        ),
+        sa.Column("created_at", UTCDateTime(), nullable=False, server_default=sa.text(now)),
         sa.CheckConstraint("length(trim(approver)) > 0", name="approver_nonempty"),
         sa.CheckConstraint("entry_version >= 1", name="version_positive"),
     )
     op.create_index("ix_whitelist_approvals_entry_id", "whitelist_approvals", ["entry_id"])
-    if op.get_bind().dialect.name == "sqlite":
+    if sqlite:
         for verb in ("UPDATE", "DELETE"):
             op.execute(f"""CREATE TRIGGER trg_whitelist_approvals_no_{verb.lower()}
             BEFORE {verb} ON whitelist_approvals
