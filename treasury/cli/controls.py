@@ -435,7 +435,7 @@ def whitelist_history(
     from rich.table import Table
 
     table = Table(title="whitelist history")
-    for col in ("at", "entry", "version", "account", "kind", "destination", "actor", "reason"):
+    for col in ("at", "entry", "account", "kind", "destination", "actor", "reason"):
         table.add_column(col, overflow="fold")
     for r in rows:
         dest = f"{r['coin']}/{r['network']} {r['address']}" + (
@@ -444,7 +444,6 @@ def whitelist_history(
         table.add_row(
             f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
             str(r["entry_id"]),
-            str(r["version"]),
             r["account"],
             r["kind"] + {True: " (signed)", False: " (by name)", None: ""}[r.get("signed")],
             dest,
