@@ -130,6 +130,7 @@ class PolicyHolder:
         self._mtime: float | None = None
         self._gate: PolicyGate | None = None
         self._approval_expiry_hours: int | None = None
+        self._address_book_approvals = 0
         if path is not None:
             self._load()
 
@@ -152,6 +153,7 @@ class PolicyHolder:
 
         self._gate = gate
         self._approval_expiry_hours = loaded.approval_expiry_hours
+        self._address_book_approvals = loaded.address_book_approvals_required
 
     def reload(self) -> bool:
         """Load the file again; on error keep the current policy. True if reloaded."""
@@ -185,6 +187,12 @@ class PolicyHolder:
         """The policy's approval window; ``None`` without a policy (nothing awaits then)."""
         self.reload_if_changed()
         return self._approval_expiry_hours
+
+    def address_book_approvals_required(self) -> int:
+        """Second persons an address-book entry added by hand needs (0: none, also
+        without a policy)."""
+        self.reload_if_changed()
+        return self._address_book_approvals
 
 
 @dataclass
@@ -262,6 +270,7 @@ async def runtime(
                 ),
                 policy=policy.gate,
                 approval_expiry_hours=policy.approval_expiry_hours,
+                address_book_approvals=policy.address_book_approvals_required,
                 alert=alert,
                 seen=seen,
             )

@@ -30,7 +30,13 @@ from treasury.domain.validation import COIN_RE
 
 AMOUNT_KEYS = ("max_per_intent", "daily_cap", "destination_daily_cap", "approval_threshold")
 COIN_KEYS = (*AMOUNT_KEYS, "approvals_required")
-TOP_KEYS = ("deny_unlisted_coins", "default", "coins", "approval_expiry_hours")
+TOP_KEYS = (
+    "deny_unlisted_coins",
+    "default",
+    "coins",
+    "approval_expiry_hours",
+    "address_book_approvals_required",
+)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -133,8 +139,22 @@ class _Parser:
                 "approval_expiry_hours",
                 f"must be between 1 and {MAX_APPROVAL_EXPIRY_HOURS} hours, got {hours}",
             )
+        book = data.get("address_book_approvals_required", 0)
+        if isinstance(book, bool) or not isinstance(book, int):
+            raise self.error(
+                "address_book_approvals_required", f"must be a whole number, got {_kind(book)}"
+            )
+        if not 0 <= book <= MAX_APPROVALS:
+            raise self.error(
+                "address_book_approvals_required",
+                f"must be between 0 and {MAX_APPROVALS}, got {book}",
+            )
         return Policy(
-            coins=coins, default=default, deny_unlisted_coins=deny, approval_expiry_hours=hours
+            coins=coins,
+            default=default,
+            deny_unlisted_coins=deny,
+            approval_expiry_hours=hours,
+            address_book_approvals_required=book,
         )
 
     def coin_policy(self, value: object, at: str) -> CoinPolicy:

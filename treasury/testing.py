@@ -117,6 +117,7 @@ from treasury.ports.store import (
     ServiceEvent,
     StoreUnavailable,
     Unmatched,
+    WhitelistApproval,
     WhitelistEntry,
     WhitelistEvent,
     audit_fields,
@@ -268,6 +269,7 @@ class _Tables:
     leases: dict[str, _Lease] = field(default_factory=dict)
     whitelist: dict[int, WhitelistEntry] = field(default_factory=dict)
     whitelist_events: list[WhitelistEvent] = field(default_factory=list)
+    whitelist_approvals: list[WhitelistApproval] = field(default_factory=list)
     approvals: list[_Approval] = field(default_factory=list)
     operators: dict[str, Operator] = field(default_factory=dict)
     service_events: list[ServiceEvent] = field(default_factory=list)
@@ -997,6 +999,48 @@ class MemoryAddressBook:
             and (entry_id is None or e.entry_id == entry_id)
         ][:limit]
 
+    async def add_approval(
+        self,
+        entry_id: int,
+        *,
+        version: int,
+        approver: str,
+        signature: str | None,
+        reason: str | None,
+    ) -> None:
+        if not approver.strip():
+            raise ConstraintViolation("whitelist_approvals: approver_nonempty violated")
+        async with self._db.write() as t:
+            entry = t.whitelist.get(entry_id)
+            if entry is None:
+                raise NotFound(f"whitelist entry {entry_id}")
+            if entry.version != version:
+                raise ConcurrentChange(
+                    f"whitelist entry {entry_id} is at version {entry.version} now, not {version}"
+                )
+            t.whitelist_approvals.append(
+                WhitelistApproval(
+                    id=t.new_id("whitelist_approvals"),
+                    entry_id=entry_id,
+                    entry_version=version,
+                    approver=approver,
+                    signature=signature,
+                    reason=reason,
+                    created_at=self._db.now(),
+                )
+            )
+
+    async def approvals(
+        self, *, account: str | None = None, entry_id: int | None = None
+    ) -> list[WhitelistApproval]:
+        t = self._db.tables
+        return [
+            a
+            for a in t.whitelist_approvals
+            if (account is None or t.whitelist[a.entry_id].account == account)
+            and (entry_id is None or a.entry_id == entry_id)
+        ]
+
 
 def _operator_keys(operators: Iterable[Operator]) -> dict[str, bytes] | None:
     listed = list(operators)
@@ -1179,6 +1223,23 @@ class MemoryIntentUnit:
             return False
         self._t.approvals.append(_Approval(self._intent.id, approver, self._db.now(), signature))
         return True
+
+    async def entry_approvals(self, entry: WhitelistEntry) -> tuple[Approval, ...]:
+        return tuple(
+            Approval(a.approver, a.signature)
+            for a in self._t.whitelist_approvals
+            if (a.entry_id, a.entry_version) == (entry.id, entry.version)
+        )
+
+    async def entry_added_by(self, entry_id: int) -> str | None:
+        return next(
+            (
+                e.actor
+                for e in self._t.whitelist_events
+                if e.entry_id == entry_id and e.kind == "add"
+            ),
+            None,
+        )
 
     async def burned_order_ids(self) -> set[str]:
         return {u.withdraw_order_id for u in self._t.unmatched if u.intent_id == self._intent.id}

@@ -181,6 +181,8 @@ async def test_a_bot_trying_to_approve_or_edit_the_address_book_is_refused_by_th
         f"UPDATE withdrawal_intents SET amount = 500 WHERE id = {intent_id}",
         f"DELETE FROM withdrawal_intents WHERE id = {intent_id}",
         "SELECT * FROM whitelist_entries",
+        "INSERT INTO whitelist_approvals (entry_id, entry_version, approver) "
+        "VALUES (1, 1, 'mallory')",
         "INSERT INTO whitelist_entries (coin, network, address, changed_by, change_reason) "
         f"VALUES ('USDT', 'TRX', '{TRX}', 'mallory', 'mine now')",
         "UPDATE whitelist_entries SET enabled = true",

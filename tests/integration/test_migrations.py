@@ -24,6 +24,7 @@ TABLES = {
     "unmatched_withdrawals",
     "operators",
     "whitelist_events",
+    "whitelist_approvals",
 }
 
 

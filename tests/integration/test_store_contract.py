@@ -838,3 +838,35 @@ async def test_address_book_entries_are_per_account(store: Store) -> None:
     neither = await enqueue(store, "10", account="sub2")
     async with ledger.units.open(neither.id) as unit:
         assert await unit.address_book_entry() is None
+
+
+async def test_address_book_approvals_are_of_one_version(store: Store) -> None:
+    ledger = store.ledger
+    book = ledger.whitelist
+    entry = await book.add(**destination())
+    await book.add_approval(entry.id, version=1, approver="bob", signature="c2ln", reason="ok")
+    await book.add_approval(entry.id, version=1, approver="bob", signature=None, reason=None)
+    with pytest.raises(ConcurrentChange):  # the entry is not at version 2
+        await book.add_approval(entry.id, version=2, approver="carol", signature=None, reason=None)
+    with pytest.raises(NotFound):
+        await book.add_approval(entry.id + 9, version=1, approver="x", signature=None, reason=None)
+    other = await book.add(**destination("sub1"))
+    v2 = await book.set_enabled(entry.id, False, actor="cli:dave", reason="check")
+    await book.add_approval(other.id, version=1, approver="carol", signature=None, reason=None)
+    recorded = await book.approvals(entry_id=entry.id)
+    assert [(a.approver, a.entry_version, a.signature, a.reason) for a in recorded] == [
+        ("bob", 1, "c2ln", "ok"),
+        ("bob", 1, None, None),
+    ]
+    assert all(abs((a.created_at - store.now()).total_seconds()) < 60 for a in recorded)
+    assert [a.entry_id for a in await book.approvals(account="sub1")] == [other.id]
+    assert len(await book.approvals()) == 3
+    # the unit of work reads the approvals of the entry's current version, and its adder
+    intent = await enqueue(store, "10")
+    async with ledger.units.open(intent.id) as unit:
+        current = await unit.address_book_entry()
+        assert current == v2
+        assert await unit.entry_approvals(v2) == ()
+        assert [a.approver for a in await unit.entry_approvals(entry)] == ["bob", "bob"]
+        assert await unit.entry_added_by(entry.id) == "cli:alice"
+        assert await unit.entry_added_by(entry.id + 9) is None

@@ -280,3 +280,22 @@ def test_the_approval_window_defaults_to_three_days_and_is_bounded() -> None:
         with pytest.raises(PolicyError, match=words) as err:
             parse_policy(text)
         assert "approval_expiry_hours" in str(err.value)
+
+
+def test_address_book_approvals_default_to_none_and_are_bounded() -> None:
+    assert parse_policy("").address_book_approvals_required == 0
+    assert load_policy(EXAMPLE).address_book_approvals_required == 1
+    assert (
+        parse_policy("address_book_approvals_required = 2\n").address_book_approvals_required == 2
+    )
+    for text, words in (
+        ("address_book_approvals_required = -1\n", "between 0 and 10, got -1"),
+        ("address_book_approvals_required = 11\n", "between 0 and 10, got 11"),
+        ('address_book_approvals_required = "1"\n', "whole number"),
+        ("address_book_approvals_required = 1.0\n", "whole number"),
+        ("address_book_approvals_required = true\n", "whole number"),
+        ("[coins.USDT]\naddress_book_approvals_required = 1\n", "unknown key"),
+    ):
+        with pytest.raises(PolicyError, match=words) as err:
+            parse_policy(text)
+        assert "address_book_approvals_required" in str(err.value)

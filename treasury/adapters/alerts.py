@@ -45,6 +45,7 @@ KINDS = (
     "ip_banned",
     "paused",
     "whitelist_unverified",
+    "whitelist_approval_needed",
 )
 
 

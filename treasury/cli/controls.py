@@ -1,8 +1,11 @@
 """What holds sends back: the kill switch and account pauses (pause, resume), and the
-per-account address book (whitelist add, list, disable, enable, history)."""
+per-account address book (whitelist add, list, disable, enable, approve, history)."""
 
 from __future__ import annotations
 
+import heapq
+import operator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -26,11 +29,12 @@ from treasury.domain.validation import (
     validate_network,
     validate_tag,
 )
-from treasury.ports.store import ConcurrentChange, DuplicateEntry
+from treasury.ports.store import ConcurrentChange, DuplicateEntry, NotFound
 
 if TYPE_CHECKING:
     from treasury.config import Settings
     from treasury.ports.store import Ledger
+    from treasury.services.whitelist_approvals import Standing
 
 
 def _account_option() -> Any:
@@ -166,19 +170,45 @@ def whitelist_list(
     account: str | None = _book_account_option(),
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show an account's address book."""
+    """Show an account's address book: each entry's approvals and what it waits for."""
+    from treasury.ports.clock import utcnow
+    from treasury.services.whitelist_approvals import standings
+
     settings = read_settings()
     book = _book_account(account, settings, served=False)
-    entries = with_ledger(lambda ledger: ledger.whitelist.all(book), settings)
+
+    async def body(ledger: Ledger) -> list[Standing]:
+        return await standings(
+            ledger,
+            await ledger.whitelist.all(book),
+            required=_book_approvals_required(settings),
+            cooling_s=settings.manual_whitelist_cooling_s,
+            account=book,
+        )
+
+    rows = with_ledger(body, settings)
+    now = utcnow()
     if json_:
-        out.print_json([e.__dict__ for e in entries])
+        out.print_json(
+            [
+                s.entry.__dict__
+                | {
+                    "approvals_required": s.required,
+                    "approved_by": list(s.approved),
+                    "waiting_for": s.waiting_for(now),
+                }
+                for s in rows
+            ]
+        )
         return
     from rich.table import Table
 
     table = Table(title=f"whitelist of account {book}")
-    for col in ("id", "coin", "network", "address", "tag", "label", "source", "enabled"):
+    columns = ("id", "coin", "network", "address", "tag", "label", "source", "enabled")
+    for col in (*columns, "approvals", "waiting for"):
         table.add_column(col, overflow="fold")
-    for e in entries:
+    for s in rows:
+        e = s.entry
         table.add_row(
             str(e.id),
             e.coin,
@@ -188,8 +218,17 @@ def whitelist_list(
             e.label,
             e.source,
             "yes" if e.enabled else "no",
+            s.approvals,
+            s.waiting_for(now),
         )
     out.console.print(table)
+
+
+def _book_approvals_required(settings: Settings) -> int:
+    """The policy's ``address_book_approvals_required``, read as the daemon reads it."""
+    from treasury.bootstrap import PolicyHolder
+
+    return PolicyHolder(settings.policy_file).address_book_approvals_required()
 
 
 def _set_enabled(
@@ -265,6 +304,78 @@ def whitelist_remove(
     out.warn("`whitelist remove` is deprecated: it disables the entry (use `whitelist disable`)")
 
 
+@whitelist_app.command("approve")
+def whitelist_approve(
+    entry_id: int = _entry_argument(),
+    as_: str | None = typer.Option(
+        None, "--as", help="your name: never the entry's adder (with --key: optional)"
+    ),
+    key: Path | None = typer.Option(
+        None,
+        "--key",
+        exists=True,
+        dir_okay=False,
+        help="your Ed25519 private key (PEM): signs exactly the entry you approve",
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="why (kept with the approval)"),
+) -> None:
+    """Approve an address-book entry as a second person (signed with --key once
+    operators are registered). An approval is of the entry as it is now: a later change
+    of the entry needs approving again."""
+    from treasury.services.whitelist_approvals import approve
+
+    if as_ is None and key is None:
+        out.fail("--as or --key: say who approves", EXIT_BAD_INPUT)
+    name = actor_of(as_).removeprefix("cli:") if as_ is not None else None
+    why = None if reason is None else reason_of(reason)
+    private = None
+    if key is not None:
+        from treasury.cli.operators import load_private_key
+
+        private = load_private_key(key)
+    settings = read_settings()
+
+    async def body(ledger: Ledger) -> Standing:
+        approver, signature = name, None
+        required = _book_approvals_required(settings)
+        if private is not None:
+            from treasury.cli.operators import key_owner, sign
+            from treasury.domain.approval_proof import entry_statement
+            from treasury.services.admin import Refused
+
+            approver = await key_owner(ledger, private, name)
+            try:
+                entry = await ledger.whitelist.get(entry_id)
+            except NotFound:
+                raise Refused(f"whitelist entry {entry_id} not found") from None
+            signature = sign(private, entry_statement(entry))
+        assert approver is not None
+        return await approve(
+            ledger,
+            entry_id,
+            approver=approver,
+            signature=signature,
+            reason=why,
+            required=required,
+            cooling_s=settings.manual_whitelist_cooling_s,
+        )
+
+    standing = with_ledger(body, settings)
+    from treasury.ports.clock import utcnow
+
+    e = standing.entry
+    waits = standing.waiting_for(utcnow())
+    state = f"waiting for: {waits}" if waits else "usable"
+    if not standing.required:
+        state += " (the policy requires no approval for it)"
+    count = f" ({standing.approvals})" if standing.required else ""
+    out.console.print(
+        f"whitelist entry {e.id} (version {e.version}): approved by "
+        f"{', '.join(standing.approved)}{count}; {state}",
+        markup=False,
+    )
+
+
 @whitelist_app.command("history")
 def whitelist_history(
     entry_id: int | None = typer.Argument(None, min=1, max=MAX_ID, help="only this entry"),
@@ -273,31 +384,59 @@ def whitelist_history(
     ),
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Every change of the address book: who, when, why (whitelist_events)."""
+    """Every change and approval of the address book: who, when, why (whitelist_events,
+    whitelist_approvals)."""
     if account is not None:
         validated(lambda: validate_account(account))
-    events = with_ledger(
-        lambda ledger: ledger.whitelist.history(account=account, entry_id=entry_id)
-    )
+
+    async def body(ledger: Ledger) -> list[dict[str, Any]]:
+        events = await ledger.whitelist.history(account=account, entry_id=entry_id)
+        approvals = await ledger.whitelist.approvals(account=account, entry_id=entry_id)
+        entries = {e.id: e for e in await ledger.whitelist.all(account)}
+        approved = []
+        for a in approvals:
+            e = entries[a.entry_id]
+            approved.append(
+                {
+                    "id": a.id,
+                    "entry_id": a.entry_id,
+                    "account": e.account,
+                    "coin": e.coin,
+                    "network": e.network,
+                    "address": e.address,
+                    "address_tag": e.address_tag,
+                    "kind": "approve",
+                    "actor": a.approver,
+                    "reason": a.reason or "",
+                    "version": a.entry_version,
+                    "created_at": a.created_at,
+                    "signed": a.signature is not None,
+                }
+            )
+        # each list in its own order (by id), the two interleaved by time
+        at = operator.itemgetter("created_at")
+        return list(heapq.merge([e.__dict__ for e in events], approved, key=at))
+
+    rows = with_ledger(body)
     if json_:
-        out.print_json([e.__dict__ for e in events])
+        out.print_json(rows)
         return
     from rich.table import Table
 
     table = Table(title="whitelist history")
     for col in ("at", "entry", "account", "kind", "destination", "actor", "reason"):
         table.add_column(col, overflow="fold")
-    for e in events:
-        dest = f"{e.coin}/{e.network} {e.address}" + (
-            f" tag {e.address_tag}" if e.address_tag else ""
+    for r in rows:
+        dest = f"{r['coin']}/{r['network']} {r['address']}" + (
+            f" tag {r['address_tag']}" if r["address_tag"] else ""
         )
         table.add_row(
-            f"{e.created_at:%Y-%m-%d %H:%M:%S}",
-            str(e.entry_id),
-            e.account,
-            e.kind,
+            f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
+            str(r["entry_id"]),
+            r["account"],
+            r["kind"] + {True: " (signed)", False: " (by name)", None: ""}[r.get("signed")],
             dest,
-            e.actor,
-            e.reason,
+            r["actor"],
+            r["reason"],
         )
     out.console.print(table)

@@ -320,23 +320,9 @@ async def _sign(
     ledger: Ledger, intent_id: int, private: object, name: str | None
 ) -> tuple[str, str]:
     """(the operator whose key this is, their signature over the intent's statement)."""
-    import base64
-
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from treasury.cli.operators import raw_public
+    from treasury.cli.operators import key_owner, sign
     from treasury.domain.approval_proof import statement
-    from treasury.services.admin import Refused
 
-    assert isinstance(private, Ed25519PrivateKey)
-    mine = raw_public(private)
-    match = [o for o in await ledger.operators.all() if o.public_key == mine]
-    if not match:
-        raise Refused("--key: this key is not a registered operator's (treasury operator list)")
-    operator = match[0]
-    if operator.removed_at is not None:
-        raise Refused(f"--key: operator {operator.name} was removed: {operator.removed_reason}")
-    if name is not None and name != operator.name:
-        raise Refused(f"--as {name}: the key is {operator.name}'s")
+    operator = await key_owner(ledger, private, name)
     intent = await ledger.intents.get(intent_id)
-    return operator.name, base64.b64encode(private.sign(statement(intent))).decode()
+    return operator, sign(private, statement(intent))

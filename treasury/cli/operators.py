@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -27,6 +28,9 @@ from treasury.cli.common import (
     validated,
     with_ledger,
 )
+
+if TYPE_CHECKING:
+    from treasury.ports.store import Ledger
 
 operator_app = typer.Typer(no_args_is_help=True, help="Operators who may approve, and their keys.")
 app.add_typer(operator_app, name="operator")
@@ -72,6 +76,31 @@ def raw_public(key: object) -> str:
     assert isinstance(key, Ed25519PrivateKey)
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode()
+
+
+async def key_owner(ledger: Ledger, private: object, name: str | None) -> str:
+    """The current operator whose key ``private`` is; ``name`` (``--as``), if given, must
+    be theirs. Refused (nothing written) otherwise."""
+    from treasury.services.admin import Refused
+
+    mine = raw_public(private)
+    match = [o for o in await ledger.operators.all() if o.public_key == mine]
+    if not match:
+        raise Refused("--key: this key is not a registered operator's (treasury operator list)")
+    operator = match[0]
+    if operator.removed_at is not None:
+        raise Refused(f"--key: operator {operator.name} was removed: {operator.removed_reason}")
+    if name is not None and name != operator.name:
+        raise Refused(f"--as {name}: the key is {operator.name}'s")
+    return operator.name
+
+
+def sign(private: object, message: bytes) -> str:
+    """The base64 Ed25519 signature of ``message`` by ``private``."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    assert isinstance(private, Ed25519PrivateKey)
+    return base64.b64encode(private.sign(message)).decode()
 
 
 @operator_app.command("keygen")

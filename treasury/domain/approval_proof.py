@@ -12,6 +12,10 @@ Until the first operator is registered, approvals are by name (``--as``) as befo
 break-glass mode of a setup without keys. Registering one switches the ledger to signed
 approvals for good (operators are never deleted, only removed).
 
+The same proof covers a second person's approval of an address-book entry (see
+``entry_statement``): its own prefix, so a signature over an intent can never pass as
+one over an entry, nor the other way round.
+
 Pure: the signature check is computation, not I/O.
 """
 
@@ -21,6 +25,7 @@ import base64
 import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -30,23 +35,79 @@ from treasury.domain.intent import Intent
 from treasury.domain.money import format_amount
 
 PREFIX = "treasury approval v1"
+ENTRY_PREFIX = "treasury address-book approval v1"
+
+
+def _lines(prefix: str, fields: Iterable[tuple[str, str]]) -> bytes:
+    return "\n".join([prefix, *(f"{k}={v}" for k, v in fields)]).encode() + b"\n"
 
 
 def statement(intent: Intent) -> bytes:
     """The bytes an approver signs: one ``key=value`` per line, in a fixed order, with
     every field that decides where money goes and how much."""
-    fields = (
-        ("intent", str(intent.id)),
-        ("request_id", intent.request_id or ""),
-        ("account", intent.account),
-        ("coin", intent.coin),
-        ("network", intent.network),
-        ("address", intent.address),
-        ("address_tag", intent.address_tag or ""),
-        ("amount", format_amount(intent.amount)),
-        ("wallet", intent.wallet.value if intent.wallet else "account default"),
+    return _lines(
+        PREFIX,
+        (
+            ("intent", str(intent.id)),
+            ("request_id", intent.request_id or ""),
+            ("account", intent.account),
+            ("coin", intent.coin),
+            ("network", intent.network),
+            ("address", intent.address),
+            ("address_tag", intent.address_tag or ""),
+            ("amount", format_amount(intent.amount)),
+            ("wallet", intent.wallet.value if intent.wallet else "account default"),
+        ),
     )
-    return "\n".join([PREFIX, *(f"{k}={v}" for k, v in fields)]).encode() + b"\n"
+
+
+class EntryVersion(Protocol):
+    """One version of an address-book entry, as far as an approval of it is concerned
+    (``treasury.ports.store.WhitelistEntry`` is one)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def account(self) -> str: ...
+    @property
+    def coin(self) -> str: ...
+    @property
+    def network(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def address_tag(self) -> str | None: ...
+
+
+def entry_statement(entry: EntryVersion) -> bytes:
+    """The bytes a second person signs to approve one version of an address-book entry.
+
+    The destination (account, coin, network, address, tag) is what the approver vouches
+    for; the entry's id and version bind the signature to that row as it is now, so it
+    cannot be copied onto another entry, and any later change of the entry (a disable and
+    enable, a new label: each is a new version) needs approving again. The label and the
+    source are left out: they decide nothing about where money goes.
+    """
+    return _lines(
+        ENTRY_PREFIX,
+        (
+            ("entry", str(entry.id)),
+            ("version", str(entry.version)),
+            ("account", entry.account),
+            ("coin", entry.coin),
+            ("network", entry.network),
+            ("address", entry.address),
+            ("address_tag", entry.address_tag or ""),
+        ),
+    )
+
+
+def person(actor: str) -> str:
+    """Who an actor or approver name stands for, to compare people: ``cli:Alice`` and
+    ``alice`` are one person (operator names never contain ``:``)."""
+    return actor.rsplit(":", 1)[-1].strip().casefold()
 
 
 def parse_public_key(text: str) -> bytes:
@@ -96,15 +157,46 @@ def count(
     means no operator was ever registered (approvals by name count). The requester never
     counts, nor anyone twice.
     """
-    message = statement(intent)
+    requester = {person(intent.requested_by or ""): "requested this withdrawal"}
+    return _count(statement(intent), approvals, operators, requester, "this intent")
+
+
+def count_entry(
+    entry: EntryVersion,
+    approvals: Iterable[Approval],
+    operators: Mapping[str, bytes] | None,
+    *,
+    makers: Iterable[str],
+) -> Count:
+    """The approvals that count for this version of ``entry`` (``approvals``: those
+    recorded for its id and version).
+
+    ``makers`` are the actors who added the entry and who made this version: they never
+    count, since the point is a second person. ``operators`` as for ``count``.
+    """
+    excluded = {
+        person(m): "added or changed this entry; a second person approves it" for m in makers
+    }
+    return _count(entry_statement(entry), approvals, operators, excluded, "this entry")
+
+
+def _count(
+    message: bytes,
+    approvals: Iterable[Approval],
+    operators: Mapping[str, bytes] | None,
+    excluded: Mapping[str, str],
+    what: str,
+) -> Count:
     valid: list[str] = []
     ignored: list[str] = []
-    requester = (intent.requested_by or "").strip().casefold()
+    excluded = {k: v for k, v in excluded.items() if k}
     for a in approvals:
         who = a.approver.strip()
-        if who.casefold() == requester:
-            ignored.append(f"{who}: requested this withdrawal")
-        elif who.casefold() in (v.casefold() for v in valid):
+        if not person(who):
+            ignored.append(f"{who!r}: names nobody")
+        elif person(who) in excluded:
+            ignored.append(f"{who}: {excluded[person(who)]}")
+        elif person(who) in (person(v) for v in valid):
             ignored.append(f"{who}: approved twice")
         elif operators is None:
             valid.append(who)
@@ -113,7 +205,7 @@ def count(
         elif a.signature is None:
             ignored.append(f"{who}: not signed")
         elif not verifies(operators[who], a.signature, message):
-            ignored.append(f"{who}: the signature is not over this intent as it stands")
+            ignored.append(f"{who}: the signature is not over {what} as it stands")
         else:
             valid.append(who)
     return Count(tuple(valid), tuple(ignored))

@@ -84,8 +84,19 @@ class Policy:
     default: CoinPolicy | None = None
     deny_unlisted_coins: bool = False
     approval_expiry_hours: int = DEFAULT_APPROVAL_EXPIRY_HOURS
+    # second persons who must approve an address-book entry added by hand before it is
+    # used (0: none; the cooling period alone applies)
+    address_book_approvals_required: int = 0
 
     def __post_init__(self) -> None:
+        book = self.address_book_approvals_required
+        if isinstance(book, bool) or not isinstance(book, int):
+            raise InvalidField("address_book_approvals_required", "must be a whole number")
+        if not 0 <= book <= MAX_APPROVALS:
+            raise InvalidField(
+                "address_book_approvals_required",
+                f"must be between 0 and {MAX_APPROVALS}, got {book}",
+            )
         hours = self.approval_expiry_hours
         if isinstance(hours, bool) or not isinstance(hours, int):
             raise InvalidField("approval_expiry_hours", "must be a whole number of hours")

@@ -10,6 +10,7 @@ memo problems, not whitelisted) rejects it, and nothing is sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -212,6 +213,31 @@ def whitelist_usable_from(
         return usable_from
     start = created_at + timedelta(seconds=cooling_s)
     return start if usable_from is None or usable_from < start else usable_from
+
+
+def whitelist_approvals_needed(*, source: str, seen_on_exchange: bool, required: int) -> int:
+    """How many second persons must approve an address-book entry before it is used.
+
+    None for an entry this process's sync saw on the exchange's own address book: adding
+    it there took Binance's own confirmation, which is the second factor. Every other
+    entry (added by hand, by SQL, or an exchange row the sync never saw) needs the
+    policy's ``address_book_approvals_required``; the trust is the same as for cooling.
+    """
+    if source == "exchange" and seen_on_exchange:
+        return 0
+    return max(required, 0)
+
+
+def check_whitelist_approvals(entry_id: int, required: int, approved: Sequence[str]) -> Verdict:
+    """``approved``: who validly approved the entry's current version (never its adder)."""
+    have = len(approved)
+    if have >= required:
+        return Pass()
+    more = required - have
+    return Hold(
+        f"entry {entry_id} needs {more} more approval{'s' if more > 1 else ''} "
+        f"({have} of {required}): treasury whitelist approve {entry_id}"
+    )
 
 
 def check_whitelist(

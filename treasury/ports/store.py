@@ -153,6 +153,20 @@ class WhitelistEvent:
     created_at: datetime
 
 
+@dataclass(frozen=True, kw_only=True)
+class WhitelistApproval:
+    """A second person's approval of one version of an entry (``whitelist_approvals``,
+    append-only). It counts for that version only, and only if it proves who approved."""
+
+    id: int
+    entry_id: int
+    entry_version: int
+    approver: str
+    signature: str | None  # base64 Ed25519 over ``approval_proof.entry_statement``
+    reason: str | None
+    created_at: datetime
+
+
 def audit_fields(actor: str, reason: str) -> tuple[str, str]:
     """The actor and reason of an address-book change, stripped; both must say something.
 
@@ -327,6 +341,25 @@ class AddressBook(Protocol):
     async def history(
         self, *, account: str | None = None, entry_id: int | None = None, limit: int = 1000
     ) -> list[WhitelistEvent]: ...
+    async def add_approval(
+        self,
+        entry_id: int,
+        *,
+        version: int,
+        approver: str,
+        signature: str | None,
+        reason: str | None,
+    ) -> None:
+        """Record ``approver``'s approval of ``version`` of the entry (whether it counts
+        is the reader's judgement). ``NotFound`` if there is no such entry,
+        ``ConcurrentChange`` if it is no longer at ``version``."""
+        ...
+
+    async def approvals(
+        self, *, account: str | None = None, entry_id: int | None = None
+    ) -> list[WhitelistApproval]:
+        """Every approval recorded (of any version), oldest first."""
+        ...
 
 
 class OperatorRegistry(Protocol):
@@ -382,6 +415,14 @@ class IntentUnit(Protocol):
         ...
 
     async def add_approval(self, approver: str, signature: str | None = None) -> bool: ...
+    async def entry_approvals(self, entry: WhitelistEntry) -> tuple[Approval, ...]:
+        """The approvals recorded for ``entry``'s id at its current version."""
+        ...
+
+    async def entry_added_by(self, entry_id: int) -> str | None:
+        """The actor of the entry's ``add`` event (who added it)."""
+        ...
+
     async def burned_order_ids(self) -> set[str]: ...
     async def note(self, *, reason: str, actor: str, kind: str) -> None: ...
     async def transition(

@@ -4,8 +4,14 @@ The database's ``source`` column says where an entry came from, but whoever can 
 can write ``source='exchange'``. So the daemon keeps, per account and in its own memory,
 the destinations its latest successful sync found on the exchange's address book, and
 trusts an exchange-sourced entry at once only when it is among them; any other entry
-cools from its ``created_at`` (``rules.whitelist_usable_from``). A restarted daemon trusts
-nothing until its first sync (which runs before it sends).
+cools from its ``created_at`` (``rules.whitelist_usable_from``) and, when the policy asks
+for it, waits for second persons to approve its current version
+(``rules.whitelist_approvals_needed``). A restarted daemon trusts nothing until its first
+sync (which runs before it sends).
+
+``entry_verdict`` is the whole check, made inside the commit-to-send transaction: the
+entry, its approvals and the operators' keys are read there, so neither a change of the
+entry nor an approval can slip in between the check and the commit.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from datetime import datetime
 
 import structlog
 
+from treasury.domain import approval_proof as proof
 from treasury.domain import rules
-from treasury.ports.store import WhitelistEntry
+from treasury.domain.decisions import Hold, Pass, Verdict
+from treasury.domain.intent import Intent
+from treasury.ports.store import IntentUnit, WhitelistEntry
 
 log = structlog.get_logger("treasury.worker")
 Key = tuple[str, str, str, str]
@@ -52,7 +61,28 @@ class Trust:
     seen: ExchangeSeen
     cooling_s: float
     alert: Alert = _no_alert
+    # second persons an entry added by hand needs (the policy's, read at each check)
+    approvals_required: Callable[[], int] = lambda: 0
     _warned: set[int] = field(default_factory=set)
+    _asked: set[tuple[int, int]] = field(default_factory=set)
+
+    def approvals_needed(self, entry: WhitelistEntry) -> int:
+        return rules.whitelist_approvals_needed(
+            source=entry.source,
+            seen_on_exchange=self.seen.saw(entry.account, entry.key),
+            required=self.approvals_required(),
+        )
+
+    async def awaiting_approval(
+        self, entry: WhitelistEntry, reason: str, *, intent_id: int | None = None
+    ) -> None:
+        """Alert once per entry version that a send waits for its approval: the people
+        who can approve would otherwise learn of it only from the intent's reason."""
+        if (entry.id, entry.version) in self._asked:
+            return
+        self._asked.add((entry.id, entry.version))
+        log.info("whitelist_approval_needed", entry_id=entry.id, version=entry.version)
+        await self.alert("whitelist_approval_needed", f"whitelist {reason}", intent_id)
 
     async def usable_from(
         self, entry: WhitelistEntry, *, intent_id: int | None = None
@@ -80,3 +110,37 @@ class Trust:
             seen_on_exchange=seen,
             cooling_s=self.cooling_s,
         )
+
+
+async def entry_verdict(unit: IntentUnit, trust: Trust, intent: Intent, now: datetime) -> Verdict:
+    """May ``intent`` be sent to its destination now, by the address book? Read inside
+    ``unit`` (the commit-to-send transaction): the intent's account's entry must exist, be
+    enabled, have cooled and, unless the sync saw it on the exchange, be approved in its
+    current version by enough operators other than whoever added or changed it."""
+    entry = await unit.address_book_entry()
+    verdict = rules.check_whitelist(
+        intent,
+        None if entry is None else entry.enabled,
+        None if entry is None else await trust.usable_from(entry, intent_id=intent.id),
+        now,
+    )
+    if entry is None or not isinstance(verdict, Pass):
+        return verdict
+    required = trust.approvals_needed(entry)
+    if required == 0:
+        return verdict
+    added_by = await unit.entry_added_by(entry.id)
+    counted = proof.count_entry(
+        entry,
+        await unit.entry_approvals(entry),
+        await unit.operator_keys(),
+        makers=[m for m in (added_by, entry.changed_by) if m],
+    )
+    verdict = rules.check_whitelist_approvals(entry.id, required, counted.valid)
+    if isinstance(verdict, Hold):
+        if counted.ignored:
+            log.warning(
+                "whitelist_approvals_ignored", entry_id=entry.id, ignored=list(counted.ignored)
+            )
+        await trust.awaiting_approval(entry, verdict.reason, intent_id=intent.id)
+    return verdict

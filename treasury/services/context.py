@@ -79,6 +79,8 @@ class WorkerContext:
     config: WorkerConfig
     policy: Callable[[], PolicyGate | None] = lambda: None
     approval_expiry_hours: Callable[[], int | None] = lambda: None  # from the policy
+    # second persons an address-book entry added by hand needs (from the policy)
+    address_book_approvals: Callable[[], int] = lambda: 0
     alert: Alert = no_alert
     in_flight: set[int] = field(default_factory=set)
     startup_hold: StartupHold | None = None
@@ -93,5 +95,10 @@ class WorkerContext:
         """The cooling verdict's inputs from this process (one per context: it remembers
         which unverified entries it has alerted about)."""
         if self._trust is None:
-            self._trust = Trust(self.seen, self.config.manual_whitelist_cooling_s, self.alert)
+            self._trust = Trust(
+                self.seen,
+                self.config.manual_whitelist_cooling_s,
+                self.alert,
+                approvals_required=self.address_book_approvals,
+            )
         return self._trust

@@ -4,11 +4,21 @@ each change a service event (``operator_added`` / ``operator_removed``)."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 
 from treasury.domain import approval_proof as proof
 from treasury.domain.validation import ACCOUNT_RE, validate_reason
 from treasury.ports.store import DuplicateEntry, Ledger, NotFound, Operator
 from treasury.services.admin import Refused
+
+
+def current_keys(registered: Iterable[Operator]) -> dict[str, bytes] | None:
+    """Each current operator's raw public key; ``None`` when none was ever registered
+    (approvals by name count then), as ``IntentUnit.operator_keys`` reads them."""
+    listed = list(registered)
+    if not listed:
+        return None
+    return {o.name: base64.b64decode(o.public_key) for o in listed if o.removed_at is None}
 
 
 def fingerprint(public_key: str) -> str:

@@ -29,7 +29,7 @@ from treasury.ports.clock import utcnow
 from treasury.ports.exchange import ExchangeError, NotSent, OutcomeUnknown, Rejected
 from treasury.ports.store import ConcurrentChange, Ledger, StoreUnavailable
 from treasury.services import truth
-from treasury.services.address_book import Trust
+from treasury.services.address_book import Trust, entry_verdict
 from treasury.services.checks import pre_send_verdict
 from treasury.services.context import PolicyGate, WorkerContext
 
@@ -413,9 +413,10 @@ async def commit_to_send(
     In order: the kill switch and the account's pause, the sender lease (a fence: a
     process whose lease ran out cannot commit), the intent's status and version, an order
     id the exchange has not seen, the address book again (an entry disabled since the
-    checks ran stops this send, and so does one still cooling: ``trust`` says when an
-    entry may be used), and the policy's caps against what is already committed
-    (commits of one account are serialised, so a burst cannot exceed a cap together).
+    checks ran stops this send, and so does one still cooling or still waiting for its
+    second-person approvals: ``trust`` says when an entry may be used), and the policy's
+    caps against what is already committed (commits of one account are serialised, so a
+    burst cannot exceed a cap together).
     The wallet to debit is written with them: an intent that named none takes ``wallet``
     (its account's default), and the request sends exactly what the row says. Who pays an
     internal transfer's fee (``fee_payer``, sent as ``transactionFeeFlag``) is an account
@@ -440,13 +441,7 @@ async def commit_to_send(
             # ledger handed the intent id out again) is never sent: take the next free one
             order_id = next_free_order_id(order_id, await unit.burned_order_ids())
         now = utcnow()
-        entry = await unit.address_book_entry()
-        verdict = rules.check_whitelist(
-            current,
-            None if entry is None else entry.enabled,
-            None if entry is None else await trust.usable_from(entry, intent_id=current.id),
-            now,
-        )
+        verdict = await entry_verdict(unit, trust, current, now)
         if not isinstance(verdict, Pass):
             raise SendRefused(
                 getattr(verdict, "reason", "address book"), verdict, source="address book"

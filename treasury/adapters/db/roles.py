@@ -148,6 +148,11 @@ ACCESS: Mapping[str, Access] = {
         Role.OPERATOR: (SELECT, INSERT),
         Role.BOT: (),
     },
+    "whitelist_approvals": {  # the daemon counts them inside the commit; people add them
+        Role.DAEMON: (SELECT,),
+        Role.OPERATOR: (SELECT, INSERT),
+        Role.BOT: (),
+    },
     "operators": {
         Role.DAEMON: (SELECT,),
         # Removing an approver (a lost key) is any operator's to do at once; adding one is

@@ -219,6 +219,24 @@ intent_approvals = Table(
     UniqueConstraint("intent_id", "approver", name="uq_approval_once"),
 )
 
+# Append-only (triggers, migration 0011): one row per approval of one version of an
+# address-book entry; signed over the entry's statement once operators are registered.
+whitelist_approvals = Table(
+    "whitelist_approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", Integer, ForeignKey("whitelist_entries.id"), nullable=False, index=True),
+    Column("entry_version", Integer, nullable=False),
+    Column("approver", String(128), nullable=False),
+    Column("signature", Text, nullable=True),  # base64 Ed25519 over the entry's statement
+    Column("reason", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    CheckConstraint("length(trim(approver)) > 0", name="approver_nonempty"),
+    CheckConstraint("entry_version >= 1", name="version_positive"),
+    # no unique approver: one person counts once, and a forged row in an operator's name
+    # must not keep them from filing their real approval
+)
+
 operators = Table(
     "operators",
     metadata,

@@ -23,7 +23,12 @@ from treasury.adapters.db.operators import OperatorRepository
 from treasury.adapters.db.repository import IntentRepository
 from treasury.adapters.db.sending import account_lock_key, usage_24h
 from treasury.adapters.db.state import ServiceState
-from treasury.adapters.db.tables import intent_approvals, whitelist_entries
+from treasury.adapters.db.tables import (
+    intent_approvals,
+    whitelist_approvals,
+    whitelist_entries,
+    whitelist_events,
+)
 from treasury.adapters.db.unmatched import UnmatchedWithdrawals
 from treasury.adapters.db.whitelist import entry_of
 from treasury.domain.approval_proof import Approval
@@ -34,6 +39,8 @@ from treasury.ports.store import WhitelistEntry
 
 A = intent_approvals
 W = whitelist_entries
+WA = whitelist_approvals
+WE = whitelist_events
 
 
 class SqlIntentUnit:
@@ -100,6 +107,24 @@ class SqlIntentUnit:
         except IntegrityError:
             return False
         return True
+
+    async def entry_approvals(self, entry: WhitelistEntry) -> tuple[Approval, ...]:
+        rows = await self._conn.execute(
+            select(WA.c.approver, WA.c.signature)
+            .where(WA.c.entry_id == entry.id, WA.c.entry_version == entry.version)
+            .order_by(WA.c.id)
+        )
+        return tuple(Approval(r.approver, r.signature) for r in rows)
+
+    async def entry_added_by(self, entry_id: int) -> str | None:
+        return (
+            await self._conn.execute(
+                select(WE.c.actor)
+                .where(WE.c.entry_id == entry_id, WE.c.kind == "add")
+                .order_by(WE.c.id)
+                .limit(1)
+            )
+        ).scalar()
 
     async def burned_order_ids(self) -> set[str]:
         return await UnmatchedWithdrawals.burned_in(self._conn, self._intent.id)

@@ -16,12 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from treasury.adapters.db.engine import connection, transaction
-from treasury.adapters.db.tables import whitelist_entries, whitelist_events
+from treasury.adapters.db.tables import whitelist_approvals, whitelist_entries, whitelist_events
 from treasury.ports.clock import utcnow
 from treasury.ports.store import (
     ConcurrentChange,
     DuplicateEntry,
     NotFound,
+    WhitelistApproval,
     WhitelistEntry,
     WhitelistEvent,
     audit_fields,
@@ -29,6 +30,7 @@ from treasury.ports.store import (
 
 W = whitelist_entries
 E = whitelist_events
+A = whitelist_approvals
 __all__ = ["DuplicateEntry", "WhitelistEntry", "WhitelistRepository"]
 
 
@@ -56,6 +58,11 @@ def entry_of(r: object) -> WhitelistEntry:
 def event_of(r: object) -> WhitelistEvent:
     m = r._mapping  # type: ignore[attr-defined]
     return WhitelistEvent(**{k: m[k] for k in WhitelistEvent.__dataclass_fields__})
+
+
+def approval_of(r: object) -> WhitelistApproval:
+    m = r._mapping  # type: ignore[attr-defined]
+    return WhitelistApproval(**{k: m[k] for k in WhitelistApproval.__dataclass_fields__})
 
 
 def destination(
@@ -193,3 +200,46 @@ class WhitelistRepository:
         async with connection(self.engine) as conn:
             rows = (await conn.execute(query.limit(limit))).all()
         return [event_of(r) for r in rows]
+
+    async def add_approval(
+        self,
+        entry_id: int,
+        *,
+        version: int,
+        approver: str,
+        signature: str | None,
+        reason: str | None,
+    ) -> None:
+        async with transaction(self.engine) as conn:
+            # the entry's row, locked (PostgreSQL): a change cannot land between the
+            # version check and the insert
+            current = (
+                await conn.execute(select(W.c.version).where(W.c.id == entry_id).with_for_update())
+            ).scalar()
+            if current is None:
+                raise NotFound(f"whitelist entry {entry_id}")
+            if current != version:
+                raise ConcurrentChange(
+                    f"whitelist entry {entry_id} is at version {current} now, not {version}"
+                )
+            await conn.execute(
+                insert(A).values(
+                    entry_id=entry_id,
+                    entry_version=version,
+                    approver=approver,
+                    signature=signature,
+                    reason=reason,
+                )
+            )
+
+    async def approvals(
+        self, *, account: str | None = None, entry_id: int | None = None
+    ) -> list[WhitelistApproval]:
+        query = select(A).order_by(A.c.id)
+        if account is not None:
+            query = query.join(W, W.c.id == A.c.entry_id).where(W.c.account == account)
+        if entry_id is not None:
+            query = query.where(A.c.entry_id == entry_id)
+        async with connection(self.engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [approval_of(r) for r in rows]
