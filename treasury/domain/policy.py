@@ -78,14 +78,19 @@ class Policy:
     """Per-coin policies, a fallback for unlisted coins, or a refusal of them.
 
     A listed coin's policy replaces ``default`` entirely; nothing is inherited.
+    ``policy_changes_need_approval`` is about the policy itself: while the version in
+    force says so, a new version waits for a second person before it takes effect.
     """
 
     coins: Mapping[str, CoinPolicy] = field(default_factory=dict)
     default: CoinPolicy | None = None
     deny_unlisted_coins: bool = False
     approval_expiry_hours: int = DEFAULT_APPROVAL_EXPIRY_HOURS
+    policy_changes_need_approval: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.policy_changes_need_approval, bool):
+            raise InvalidField("policy_changes_need_approval", "must be true or false")
         hours = self.approval_expiry_hours
         if isinstance(hours, bool) or not isinstance(hours, int):
             raise InvalidField("approval_expiry_hours", "must be a whole number of hours")
