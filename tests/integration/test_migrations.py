@@ -24,6 +24,7 @@ TABLES = {
     "unmatched_withdrawals",
     "operators",
     "whitelist_events",
+    "policy_versions",
 }
 
 

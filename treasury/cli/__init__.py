@@ -12,6 +12,7 @@ One module per group of commands, each registering its commands on ``common.app`
 * ``intents``  enqueue, list, show, cancel, resolve, resend, approve
 * ``controls`` pause, resume, whitelist add / list / remove
 * ``operators`` operator keygen / add / list / remove (who may approve, with which key)
+* ``policy``   policy apply / approve / show / history (the versioned policy in the ledger)
 * ``exchange`` run, check, whitelist sync, reconcile, sandbox, demo
 * ``health``   healthcheck (the container's probe of ``/readyz``)
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 # The order of the imports is the order of `treasury --help`.
 # isort: off
-from treasury.cli import schema, intents, controls, operators, exchange, health  # noqa: F401
+from treasury.cli import schema, intents, controls, operators, policy, exchange, health  # noqa: F401
 
 # isort: on
 from treasury.cli.common import app
