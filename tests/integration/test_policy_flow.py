@@ -98,6 +98,10 @@ async def test_approval_quorum_then_send(stack_factory: Any, tmp_path: Path) -> 
     assert done.status is Status.COMPLETED
     kinds = [(e.kind, e.actor) for e in events]
     assert ("approval", "cli:bob") in kinds and ("approval", "cli:carol") in kinds
+    # the file was the ledger's first version; the approvals and the commit name it
+    assert any("approval 2 of 2, policy v1" in e.reason for e in events)
+    [commit] = [e for e in events if e.to_status == Status.SUBMITTING.value]
+    assert commit.reason.endswith("; policy v1)")
 
 
 async def test_approval_after_cancel_is_refused(stack_factory: Any, tmp_path: Path) -> None:

@@ -38,14 +38,15 @@ def apply_(
 ) -> None:
     """Validate FILE, show what it changes, and make it the next version (in force, or
     pending a second person when the version in force says so)."""
-    from treasury.policy_file import PolicyError, read_policy_text
+    from treasury.policy_file import PolicyError, parse_policy, read_policy_text
     from treasury.services import policy as service
 
     actor = actor_of(as_)
     if not reason.strip():
         out.fail("--reason: say why the policy changes (it is recorded)", EXIT_BAD_INPUT)
-    try:
+    try:  # the file first: a mistake in it is named before the ledger is opened
         text = read_policy_text(file)
+        parse_policy(text, source=str(file))
     except PolicyError as exc:
         out.fail(f"policy: {exc}", EXIT_BAD_INPUT)
     settings = read_settings()
@@ -53,10 +54,7 @@ def apply_(
     async def preview(ledger: Ledger) -> Proposal:
         return await service.propose(ledger, text, source=str(file))
 
-    try:
-        proposal = with_ledger(preview, settings)
-    except PolicyError as exc:  # pragma: no cover - ``run`` turns it into a line already
-        out.fail(f"policy: {exc}", EXIT_BAD_INPUT)
+    proposal = with_ledger(preview, settings)
     since = "no policy yet" if proposal.current is None else f"v{proposal.current.version}"
     out.console.print(f"changes from {since}:", markup=False)
     for line in proposal.changes:
