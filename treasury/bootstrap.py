@@ -13,8 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import structlog
@@ -31,12 +29,12 @@ from treasury.config import (
     account_credentials,
     account_variable,
 )
-from treasury.domain.decisions import Verdict
-from treasury.domain.intent import Intent
+from treasury.domain.policy_text import PolicyError
 from treasury.logs import register_secret
 from treasury.services.address_book import ExchangeSeen
-from treasury.services.context import Alert, PolicyGate, WorkerConfig, WorkerContext, no_alert
+from treasury.services.context import Alert, WorkerConfig, WorkerContext, no_alert
 from treasury.services.exchange_view import ExchangeView
+from treasury.services.policy import REREAD_S, PolicySnapshot, PolicySource
 
 log = structlog.get_logger("treasury.bootstrap")
 
@@ -119,80 +117,50 @@ def build_exchange(
 
 
 class PolicyHolder:
-    """The policy from the file in settings, reloaded on SIGHUP or when the file changes.
+    """The process's reading of the policy in force: the ledger's, never a file's.
 
-    A file that fails to load at start stops start-up; a bad edit later keeps the
-    previous policy and logs the error (a typo must not open the gates).
+    ``current`` is the one call every decision makes (the worker's commit, the approval
+    expiry): caps, approvals and the expiry come from the same snapshot of one version,
+    re-read at most every ``policy_reread_s`` with one indexed query. SIGHUP makes the
+    next call ask the ledger at once (``reload``).
     """
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._mtime: float | None = None
-        self._gate: PolicyGate | None = None
-        self._approval_expiry_hours: int | None = None
-        self._address_book_approvals = 0
-        if path is not None:
-            self._load()
+    def __init__(self, ledger: SqlLedger, *, reread_s: float = REREAD_S) -> None:
+        self.source = PolicySource(ledger.policies, reread_s=reread_s)
 
-    def _load(self) -> None:
-        from treasury.domain import policy as p
-        from treasury.policy_file import load_policy
+    async def current(self) -> PolicySnapshot | None:
+        return await self.source.current()
 
-        assert self.path is not None
-        self._mtime = self.path.stat().st_mtime
-        loaded = load_policy(self.path)
+    def reload(self) -> None:
+        log.info("policy.reread_requested")
+        self.source.reread_now()
 
-        def gate(intent: Intent, coin_used: Decimal, dest_used: Decimal, approvals: int) -> Verdict:
-            return p.decide(
-                coin=intent.coin,
-                amount=intent.amount,
-                policy=loaded,
-                usage=p.Usage(coin_24h=coin_used, destination_24h=dest_used),
-                approvals=approvals,
-            )
 
-        self._gate = gate
-        self._approval_expiry_hours = loaded.approval_expiry_hours
-        self._address_book_approvals = loaded.address_book_approvals_required
+async def adopt_policy_file(settings: Settings, ledger: SqlLedger) -> str | None:
+    """``TREASURY_POLICY_FILE``, if set: the ledger's first policy when it has none; else
+    a warning (logged, and returned) when the file differs from the version in force.
 
-    def reload(self) -> bool:
-        """Load the file again; on error keep the current policy. True if reloaded."""
-        if self.path is None:
-            return False
-        from treasury.policy_file import PolicyError
+    Raises:
+        PolicyError: the ledger has no policy and the file is missing or invalid.
+    """
+    from treasury.policy_file import read_policy_text
+    from treasury.services.policy import adopt_file
 
+    path = settings.policy_file
+    if path is None:
+        return None
+    if await ledger.policies.current() is None:
+        warning = await adopt_file(ledger, read_policy_text(path), path=str(path))
+    else:
         try:
-            self._load()
-        except (PolicyError, OSError) as exc:
-            log.error("policy.reload_failed", error=str(exc))
-            return False
-        log.info("policy.reloaded", path=str(self.path))
-        return True
-
-    def reload_if_changed(self) -> None:
-        if self.path is None:
-            return
-        try:
-            mtime = self.path.stat().st_mtime
-        except OSError:
-            return
-        if mtime != self._mtime:
-            self.reload()
-
-    def gate(self) -> PolicyGate | None:
-        self.reload_if_changed()
-        return self._gate
-
-    def approval_expiry_hours(self) -> int | None:
-        """The policy's approval window; ``None`` without a policy (nothing awaits then)."""
-        self.reload_if_changed()
-        return self._approval_expiry_hours
-
-    def address_book_approvals_required(self) -> int:
-        """Second persons an address-book entry added by hand needs (0: none, also
-        without a policy)."""
-        self.reload_if_changed()
-        return self._address_book_approvals
+            text = read_policy_text(path)
+        except PolicyError as exc:
+            warning = f"TREASURY_POLICY_FILE: {exc}; the ledger's policy stays in force"
+        else:
+            warning = await adopt_file(ledger, text, path=str(path))
+    if warning is not None:
+        log.warning("policy.file_differs", detail=warning)
+    return warning
 
 
 @dataclass
@@ -243,7 +211,7 @@ async def runtime(
             yield rt
         return
     async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
-        policy = PolicyHolder(settings.policy_file)
+        policy = PolicyHolder(ledger)
         me = worker or worker_id(settings)
         accounts = []
         seen = ExchangeSeen()  # what this process's syncs found on each account's list
@@ -268,9 +236,7 @@ async def runtime(
                     wallet=creds.wallet,
                     internal_fee_payer=creds.internal_fee_payer,
                 ),
-                policy=policy.gate,
-                approval_expiry_hours=policy.approval_expiry_hours,
-                address_book_approvals=policy.address_book_approvals_required,
+                policy=policy.current,
                 alert=alert,
                 seen=seen,
             )

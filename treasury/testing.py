@@ -114,6 +114,7 @@ from treasury.ports.store import (
     NotFound,
     Operator,
     PauseState,
+    PolicyVersion,
     ServiceEvent,
     StoreUnavailable,
     Unmatched,
@@ -122,6 +123,7 @@ from treasury.ports.store import (
     WhitelistEvent,
     audit_fields,
     new_intent_row,
+    policy_status,
     same_request,
 )
 
@@ -272,6 +274,7 @@ class _Tables:
     whitelist_approvals: list[WhitelistApproval] = field(default_factory=list)
     approvals: list[_Approval] = field(default_factory=list)
     operators: dict[str, Operator] = field(default_factory=dict)
+    policies: list[PolicyVersion] = field(default_factory=list)  # version n at n - 1
     service_events: list[ServiceEvent] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
     last_id: dict[str, int] = field(default_factory=dict)
@@ -1076,6 +1079,99 @@ class MemoryOperators:
         return sorted(self._db.tables.operators.values(), key=lambda o: o.added_at)
 
 
+class MemoryPolicies:
+    """``policy_versions``: the triggers' refusals (self-approval, approving a version
+    that is not the newest pending one) are ``ConstraintViolation`` here."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def current_version(self) -> int | None:
+        return _current_policy(self._db.tables.policies)
+
+    async def current(self) -> PolicyVersion | None:
+        version = await self.current_version()
+        return None if version is None else await self.get(version)
+
+    async def get(self, version: int) -> PolicyVersion:
+        rows = self._db.tables.policies
+        if not 1 <= version <= len(rows):
+            raise NotFound(f"policy version {version}")
+        return _with_status(rows, rows[version - 1])
+
+    async def history(self, limit: int = 100) -> list[PolicyVersion]:
+        rows = self._db.tables.policies
+        return [_with_status(rows, r) for r in reversed(rows)][:limit]
+
+    async def add(
+        self,
+        document: str,
+        *,
+        sha256: str,
+        changes_need_approval: bool,
+        applied_by: str,
+        reason: str,
+        activate: bool,
+        after: int | None,
+        audit: str,
+    ) -> PolicyVersion:
+        async with self._db.write() as t:
+            if (len(t.policies) or None) != after:
+                raise ConcurrentChange("the policy changed meanwhile; look again")
+            current = _current_policy(t.policies)
+            if activate and current is not None and t.policies[current - 1].changes_need_approval:
+                raise ConstraintViolation("policy_versions: the version in force needs approval")
+            if not applied_by.strip() or not reason.strip() or len(sha256) != 64:
+                raise ConstraintViolation("policy_versions: applied_by, reason, sha256")
+            now = self._db.now()
+            row = PolicyVersion(
+                version=len(t.policies) + 1,
+                document=document,
+                sha256=sha256,
+                applied_by=applied_by,
+                reason=reason,
+                created_at=now,
+                changes_need_approval=changes_need_approval,
+                approved_by=None,
+                activated_at=now if activate else None,
+                status="",
+            )
+            t.policies.append(row)
+            MemoryEventLog(self._db)._append(
+                t, "policy_applied", f"v{row.version}", audit, applied_by
+            )
+        return await self.get(row.version)
+
+    async def activate(self, version: int, *, approved_by: str, audit: str) -> PolicyVersion:
+        async with self._db.write() as t:
+            if version != len(t.policies) or t.policies[version - 1].activated_at is not None:
+                raise ConcurrentChange(f"policy version {version} is not pending")
+            row = t.policies[version - 1]
+            if approved_by.strip().lower() == row.applied_by.strip().lower():
+                raise ConstraintViolation("policy_versions: approved by its applier")
+            t.policies[version - 1] = dataclasses.replace(
+                row, approved_by=approved_by, activated_at=self._db.now()
+            )
+            MemoryEventLog(self._db)._append(
+                t, "policy_approved", f"v{version}", audit, approved_by
+            )
+        return await self.get(version)
+
+
+def _current_policy(rows: list[PolicyVersion]) -> int | None:
+    return max((r.version for r in rows if r.activated_at is not None), default=None)
+
+
+def _with_status(rows: list[PolicyVersion], row: PolicyVersion) -> PolicyVersion:
+    status = policy_status(
+        row.version,
+        row.activated_at is not None,
+        current=_current_policy(rows),
+        latest=len(rows),
+    )
+    return dataclasses.replace(row, status=status)
+
+
 class MemoryEventLog:
     def __init__(self, db: _Database) -> None:
         self._db = db
@@ -1297,6 +1393,7 @@ class MemoryLedger(Ledger):
             unmatched=MemoryUnmatchedStore(db),
             units=MemoryUnits(db),
             operators=MemoryOperators(db),
+            policies=MemoryPolicies(db),
         )
 
     def fail_transitions(self, times: int = 1) -> None:

@@ -197,12 +197,18 @@ CASES = [
         files={"policy.toml": "[approvals]\nrequierd = 2\n"},
     ),
     Case(
-        "policy-typo-approve",
-        ("approve", "1", "--as", "bob"),
-        EXIT_CONFIG,
-        "{dir}/policy.toml",
-        env={"TREASURY_POLICY_FILE": "{dir}/policy.toml"},
+        "policy-typo-apply",
+        ("policy", "apply", "policy.toml", "--as", "bob", "--reason", "typo", "--yes"),
+        EXIT_BAD_INPUT,
+        "policy.toml: approvals: unknown key",
         files={"policy.toml": "[approvals]\nrequierd = 2\n"},
+    ),
+    Case(
+        "policy-apply-no-reason",
+        ("policy", "apply", "policy.toml", "--as", "bob", "--reason", " ", "--yes"),
+        EXIT_BAD_INPUT,
+        "--reason",
+        files={"policy.toml": "[coins.USDT]\n"},
     ),
     # ---- the database ----------------------------------------------------------------
     Case(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import structlog
 
-from treasury.bootstrap import Runtime, runtime
+from treasury.bootstrap import Runtime, adopt_policy_file, runtime
 from treasury.config import load_settings
 from treasury.domain.status import Status
 from treasury.logs import _RedactingFormatter
@@ -148,6 +148,7 @@ def stack_factory(migrated_url: str, tmp_path: Path) -> Callable[..., Any]:
                 }
             )
             async with runtime(settings, alert=alert, worker="test-worker") as rt:
+                await adopt_policy_file(settings, rt.ledger)  # as `treasury run` does
                 await sync_whitelist(
                     rt.exchange,
                     rt.ledger.whitelist,

@@ -24,6 +24,7 @@ from test_address_book_audit import ATTACKER, on_the_exchange_too, refused, sql
 
 from treasury.domain.approval_proof import entry_statement
 from treasury.domain.fee_payer import FeePayer
+from treasury.domain.policy import Policy
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
 from treasury.domain.wallet import Wallet
@@ -31,6 +32,7 @@ from treasury.ports.store import WhitelistEntry
 from treasury.services import operators, submit
 from treasury.services.address_book import ExchangeSeen, Trust
 from treasury.services.admin import Refused
+from treasury.services.policy import PolicySnapshot
 from treasury.services.whitelist_approvals import approve
 
 KEYS = {name: Ed25519PrivateKey.generate() for name in ("alice", "bob", "carol", "mallory")}
@@ -137,10 +139,10 @@ def commit(ledger: Any) -> Callable[..., Any]:
             order_id=f"trs-x-{intent.id}",
             timestamp_ms=1,
             recv_window_ms=5000,
-            policy_gate=None,
+            policy=PolicySnapshot(1, Policy(address_book_approvals_required=required)),
             wallet=Wallet.SPOT,
             fee_payer=FeePayer.RECIPIENT,
-            trust=Trust(seen or ExchangeSeen(), cooling_s=0, approvals_required=lambda: required),
+            trust=Trust(seen or ExchangeSeen(), cooling_s=0),
         )
 
     return attempt

@@ -251,7 +251,7 @@ async def test_one_accounts_entry_does_not_let_another_account_send(ledger: Any)
         "order_id": "trs-x-1",
         "timestamp_ms": 1,
         "recv_window_ms": 5000,
-        "policy_gate": None,
+        "policy": None,
         "wallet": Wallet.SPOT,
         "fee_payer": FeePayer.RECIPIENT,
         "trust": trust,

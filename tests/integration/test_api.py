@@ -245,9 +245,9 @@ def test_the_sync_facade_enqueues_reads_and_raises_the_same_errors(migrated_url:
 async def test_a_bots_intents_name_it_as_requester_so_it_cannot_approve_them(
     migrated_url: str, ledger: Ledger
 ) -> None:
-    from treasury.domain.policy import CoinPolicy, Policy
     from treasury.services import approvals
     from treasury.services.admin import Refused
+    from treasury.services.policy import apply_text
 
     async with Treasury.connect(migrated_url, actor="api:rebalancer") as t:
         intent = await t.enqueue(**DEST, amount="500")
@@ -255,7 +255,7 @@ async def test_a_bots_intents_name_it_as_requester_so_it_cannot_approve_them(
     await ledger.intents.transition(
         intent.id, Status.AWAITING_APPROVAL, reason="needs approval", actor="test"
     )
-    policy = Policy(default=CoinPolicy(approval_threshold=Decimal(1)))
+    await apply_text(ledger, '[default]\napproval_threshold = "1"\n', actor="t", reason="t")
     with pytest.raises(Refused, match="requested"):
-        await approvals.approve(ledger, intent.id, approver="api:rebalancer", policy=policy)
+        await approvals.approve(ledger, intent.id, approver="api:rebalancer")
     assert (await ledger.intents.get(intent.id)).status is Status.AWAITING_APPROVAL

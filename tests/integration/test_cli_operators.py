@@ -13,11 +13,13 @@ from treasury.services.admin import Ledger
 
 
 @pytest.fixture
-def url(migrated_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+async def url(migrated_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """The ledger's policy (no policy file in the CLI's environment: approve reads the
+    ledger's version)."""
     monkeypatch.setenv("TREASURY_DATABASE_URL", migrated_url)
     policy = tmp_path / "policy.toml"
     policy.write_text('[coins.USDT]\napproval_threshold = "5"\napprovals_required = 2\n')
-    monkeypatch.setenv("TREASURY_POLICY_FILE", str(policy))
+    ok(await cli("policy", "apply", str(policy), "--as", "admin", "--reason", "t", "--yes"))
     return migrated_url
 
 
@@ -65,7 +67,10 @@ async def test_register_then_approve_with_keys(url: str, ledger: Ledger, tmp_pat
     assert "released to the worker" in second
     assert (await ledger.intents.get(intent_id)).status is Status.QUEUED
     notes = [e.reason for e in await ledger.intents.events(intent_id) if e.kind == "approval"]
-    assert notes == ["approved by bob (signed) (1 of 2)", "approved by carol (signed) (2 of 2)"]
+    assert notes == [
+        "approved by bob (signed) (approval 1 of 2, policy v1)",
+        "approved by carol (signed) (approval 2 of 2, policy v1)",
+    ]
 
     gone = ok(await cli("operator", "remove", "bob", "--reason", "left the team", "--as", "admin"))
     assert "removed" in gone

@@ -16,11 +16,12 @@ ADDRESS = ("--coin", "USDT", "--network", "TRX", "--address", "TXyzAbc123")
 
 
 @pytest.fixture
-def url(migrated_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+async def url(migrated_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """The ledger's policy asks for two approvals of an entry added by hand."""
     monkeypatch.setenv("TREASURY_DATABASE_URL", migrated_url)
     policy = tmp_path / "policy.toml"
     policy.write_text("address_book_approvals_required = 2\n")
-    monkeypatch.setenv("TREASURY_POLICY_FILE", str(policy))
+    ok(await cli("policy", "apply", str(policy), "--as", "admin", "--reason", "test", "--yes"))
     return migrated_url
 
 

@@ -27,7 +27,6 @@ from treasury.adapters.db.engine import create_engine
 from treasury.adapters.db.ledger import SqlLedger
 from treasury.api import NotFound, Treasury
 from treasury.domain.exchange import WithdrawalRecord
-from treasury.domain.policy import Policy
 from treasury.domain.status import Status
 from treasury.services.approvals import approve
 
@@ -169,7 +168,7 @@ async def test_a_bot_trying_to_approve_or_edit_the_address_book_is_refused_by_th
     engine = create_engine(logins.bot)
     try:  # the real approval path, as the bot
         with pytest.raises(ProgrammingError, match="permission denied"):
-            await approve(SqlLedger.over(engine), intent_id, approver="mallory", policy=Policy())
+            await approve(SqlLedger.over(engine), intent_id, approver="mallory")
     finally:
         await engine.dispose()
     bot = logins.bot
@@ -183,6 +182,9 @@ async def test_a_bot_trying_to_approve_or_edit_the_address_book_is_refused_by_th
         "SELECT * FROM whitelist_entries",
         "INSERT INTO whitelist_approvals (entry_id, entry_version, approver) "
         "VALUES (1, 1, 'mallory')",
+        "INSERT INTO policy_versions (version, document, sha256, changes_need_approval, "
+        "applied_by, reason, activated_at) "
+        "VALUES (1, 'x', repeat('0', 64), false, 'm', 'm', now())",
         "INSERT INTO whitelist_entries (coin, network, address, changed_by, change_reason) "
         f"VALUES ('USDT', 'TRX', '{TRX}', 'mallory', 'mine now')",
         "UPDATE whitelist_entries SET enabled = true",
@@ -269,6 +271,11 @@ async def test_an_operator_runs_the_admin_commands_and_cannot_rewrite_the_record
         "UPDATE withdrawal_intents SET status = 'awaiting_approval', version = version + 1 "
         f"WHERE id = {approve_id}",
     )
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[coins.USDT]\nmax_per_intent = "100"\n')
+    ok(await cli("policy", "apply", str(policy), "--as", "alice", "--reason", "caps", "--yes"))
+    [[version]] = await rows(logins.operator, "SELECT max(version) FROM policy_versions")
+    assert version == 1
     ok(await cli("approve", str(approve_id), "--as", "bob"))
     ok(await cli("show", str(approve_id)))
     ok(await cli("list"))
@@ -378,6 +385,10 @@ async def test_the_daemon_completes_a_withdrawal_with_its_grants_only(
         "INSERT INTO operators (name, public_key, added_by) VALUES ('w', 'k', 'w')",
         "UPDATE whitelist_entries SET usable_from = now(), version = version + 1, "
         "changed_by = 'w', change_reason = 'x'",
+        # the daemon reads the policy in force, never writes it
+        "INSERT INTO policy_versions (version, document, sha256, changes_need_approval, "
+        "applied_by, reason, activated_at) "
+        "VALUES (1, 'x', repeat('0', 64), false, 'm', 'm', now())",
         "DELETE FROM withdrawal_intents",
         "DROP TABLE withdrawal_intents",
         "CREATE TABLE loot (id int)",

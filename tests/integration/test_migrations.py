@@ -25,6 +25,7 @@ TABLES = {
     "operators",
     "whitelist_events",
     "whitelist_approvals",
+    "policy_versions",
 }
 
 

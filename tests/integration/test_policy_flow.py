@@ -11,7 +11,6 @@ import pytest
 
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
-from treasury.policy_file import load_policy
 from treasury.sandbox.ledger import read_ledger
 from treasury.services.admin import Refused, cancel
 from treasury.services.approvals import approve
@@ -78,7 +77,6 @@ async def test_approval_quorum_then_send(stack_factory: Any, tmp_path: Path) -> 
     path = policy_file(
         tmp_path, '[coins.USDT]\napproval_threshold = "100"\napprovals_required = 2\n'
     )
-    policy = load_policy(path)
     async with stack_factory(policy_file=path) as stack:
         ledger = stack.rt.ledger
         small = await enqueue(stack, "20")
@@ -87,24 +85,27 @@ async def test_approval_quorum_then_send(stack_factory: Any, tmp_path: Path) -> 
             await stack.wait_status(big, Status.AWAITING_APPROVAL)
             await stack.wait_settled([small])
             with pytest.raises(Refused, match="requested this withdrawal"):
-                await approve(ledger, big, approver="alice", policy=policy)
-            first = await approve(ledger, big, approver="bob", policy=policy)
+                await approve(ledger, big, approver="alice")
+            first = await approve(ledger, big, approver="bob")
             assert (first.released, first.required) == (False, 2)
             with pytest.raises(Refused, match="already"):
-                await approve(ledger, big, approver="bob", policy=policy)
+                await approve(ledger, big, approver="bob")
             assert (await ledger.intents.get(big)).status is Status.AWAITING_APPROVAL
-            second = await approve(ledger, big, approver="carol", policy=policy)
+            second = await approve(ledger, big, approver="carol")
             assert second.released
             [done] = await stack.wait_settled([big])
         events = await ledger.intents.events(big)
     assert done.status is Status.COMPLETED
     kinds = [(e.kind, e.actor) for e in events]
     assert ("approval", "cli:bob") in kinds and ("approval", "cli:carol") in kinds
+    # the file was the ledger's first version; the approvals and the commit name it
+    assert any("approval 2 of 2, policy v1" in e.reason for e in events)
+    [commit] = [e for e in events if e.to_status == Status.SUBMITTING.value]
+    assert commit.reason.endswith("; policy v1)")
 
 
 async def test_approval_after_cancel_is_refused(stack_factory: Any, tmp_path: Path) -> None:
     path = policy_file(tmp_path, '[coins.USDT]\napproval_threshold = "10"\n')
-    policy = load_policy(path)
     async with stack_factory(policy_file=path) as stack:
         ledger = stack.rt.ledger
         big = await enqueue(stack, "500")
@@ -112,5 +113,5 @@ async def test_approval_after_cancel_is_refused(stack_factory: Any, tmp_path: Pa
             await stack.wait_status(big, Status.AWAITING_APPROVAL)
         await cancel(ledger, big, actor="cli:ops", reason="not needed")
         with pytest.raises(Refused, match="cancelled"):
-            await approve(ledger, big, approver="bob", policy=policy)
+            await approve(ledger, big, approver="bob")
         assert len(read_ledger(stack.journal).withdrawals) == 0

@@ -19,7 +19,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from treasury.domain.approval_proof import statement
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
-from treasury.policy_file import load_policy
 from treasury.sandbox.ledger import read_ledger
 from treasury.services import operators
 from treasury.services.admin import Refused
@@ -93,7 +92,6 @@ def policy_path(tmp_path: Path) -> Path:
 async def test_only_approvals_that_prove_who_approved_release_a_send(
     stack_factory: Any, policy_path: Path
 ) -> None:
-    policy = load_policy(policy_path)
     async with stack_factory(policy_file=policy_path) as stack:
         ledger = stack.rt.ledger
         for name in ("bob", "carol"):
@@ -121,18 +119,12 @@ async def test_only_approvals_that_prove_who_approved_release_a_send(
 
             # unsigned, or signed by the wrong key: refused at once, nothing written
             with pytest.raises(Refused, match="not signed"):
-                await approve(ledger, real, approver="bob", policy=policy)
+                await approve(ledger, real, approver="bob")
             with pytest.raises(Refused, match="not over this intent"):
-                await approve(
-                    ledger, real, approver="bob", policy=policy, signature=honest["carol"]
-                )
-            first = await approve(
-                ledger, real, approver="bob", policy=policy, signature=honest["bob"]
-            )
+                await approve(ledger, real, approver="bob", signature=honest["carol"])
+            first = await approve(ledger, real, approver="bob", signature=honest["bob"])
             assert not first.released
-            second = await approve(
-                ledger, real, approver="carol", policy=policy, signature=honest["carol"]
-            )
+            second = await approve(ledger, real, approver="carol", signature=honest["carol"])
             assert second.released
             [done] = await stack.wait_settled([real])
             await anyio.sleep(1)  # a few more worker rounds over the smuggled ones

@@ -178,21 +178,19 @@ def test_the_verdict_says_how_many_more_and_how() -> None:
     assert isinstance(held, Hold) and "needs 2 more approvals (0 of 2)" in held.reason
 
 
-async def test_trust_reads_the_policy_at_each_check_and_alerts_once_per_version() -> None:
+async def test_trust_asks_what_the_policy_requires_and_alerts_once_per_version() -> None:
     alerts: list[tuple[str, str, int | None]] = []
 
     async def alert(kind: str, message: str, intent_id: int | None) -> None:
         alerts.append((kind, message, intent_id))
 
-    required = [1]
     seen = ExchangeSeen()
-    trust = Trust(seen, 0, alert, approvals_required=lambda: required[0])
+    trust = Trust(seen, 0, alert)
     synced = dataclasses.replace(ENTRY, source="exchange")
-    assert trust.approvals_needed(ENTRY) == 1 and trust.approvals_needed(synced) == 1
+    assert trust.approvals_needed(ENTRY, 1) == 1 and trust.approvals_needed(synced, 1) == 1
     seen.record("default", [synced.key])
-    assert trust.approvals_needed(synced) == 0 and trust.approvals_needed(ENTRY) == 1
-    required[0] = 0
-    assert trust.approvals_needed(ENTRY) == 0
+    assert trust.approvals_needed(synced, 1) == 0 and trust.approvals_needed(ENTRY, 1) == 1
+    assert trust.approvals_needed(ENTRY, 0) == 0
     for intent_id in (1, 2):
         await trust.awaiting_approval(ENTRY, "entry 12 needs 1 more", intent_id=intent_id)
     await trust.awaiting_approval(dataclasses.replace(ENTRY, version=2), "again", intent_id=3)

@@ -12,6 +12,7 @@ One module per group of commands, each registering its commands on ``common.app`
 * ``intents``  enqueue, list, show, cancel, resolve, resend, approve
 * ``controls`` pause, resume, whitelist add / list / remove
 * ``operators`` operator keygen / add / list / remove (who may approve, with which key)
+* ``policy``   policy apply / approve / show / history (the versioned policy in the ledger)
 * ``exchange`` run, check, whitelist sync, reconcile, sandbox, demo
 * ``health``   healthcheck (the container's probe of ``/readyz``)
 * ``db``       db roles (least-privilege PostgreSQL roles for the daemon, operators, bots)
@@ -23,7 +24,7 @@ from typing import Any
 
 # The order of the imports is the order of `treasury --help`.
 # isort: off
-from treasury.cli import schema, intents, controls, operators, exchange, health, db  # noqa: F401
+from treasury.cli import schema, intents, controls, operators, policy, exchange, health, db  # noqa: F401
 
 # isort: on
 from treasury.cli.common import app

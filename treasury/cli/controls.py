@@ -181,7 +181,7 @@ def whitelist_list(
         return await standings(
             ledger,
             await ledger.whitelist.all(book),
-            required=_book_approvals_required(settings),
+            required=await _book_approvals_required(ledger),
             cooling_s=settings.manual_whitelist_cooling_s,
             account=book,
         )
@@ -224,11 +224,13 @@ def whitelist_list(
     out.console.print(table)
 
 
-def _book_approvals_required(settings: Settings) -> int:
-    """The policy's ``address_book_approvals_required``, read as the daemon reads it."""
-    from treasury.bootstrap import PolicyHolder
+async def _book_approvals_required(ledger: Ledger) -> int:
+    """The ``address_book_approvals_required`` of the policy in force in the ledger (the
+    version the daemon reads; 0 while there is none)."""
+    from treasury.services.policy import in_force
 
-    return PolicyHolder(settings.policy_file).address_book_approvals_required()
+    snapshot = await in_force(ledger)
+    return 0 if snapshot is None else snapshot.address_book_approvals_required
 
 
 def _set_enabled(
@@ -337,7 +339,7 @@ def whitelist_approve(
 
     async def body(ledger: Ledger) -> Standing:
         approver, signature = name, None
-        required = _book_approvals_required(settings)
+        required = await _book_approvals_required(ledger)
         if private is not None:
             from treasury.cli.operators import key_owner, sign
             from treasury.domain.approval_proof import entry_statement

@@ -10,6 +10,7 @@ import typer
 from treasury.cli import output as out
 from treasury.cli.common import (
     EXIT_BAD_INPUT,
+    EXIT_CONFIG,
     EXIT_REFUSED,
     actor_of,
     app,
@@ -87,8 +88,11 @@ def check() -> None:
                     e for e in await rt.ledger.whitelist.all(rt.ctx.config.account) if e.enabled
                 ]
                 unserved = await rt.ledger.intents.unserved(older_than_s=0)
+                policy = await _policy_lines(rt)
             except Exception:  # the database line of the preflight already says why
                 return False
+        for line in policy:
+            out.console.print(line, markup=False)
         waiting: dict[str, int] = {}
         for _intent_id, account in unserved:
             waiting[account] = waiting.get(account, 0) + 1
@@ -119,10 +123,44 @@ def check() -> None:
         out.fail(f"preflight failed: {'; '.join(failed) or 'see above'}", EXIT_REFUSED)
 
 
+async def _policy_lines(rt: Runtime) -> list[str]:
+    """The version in force, and how TREASURY_POLICY_FILE differs from it (``check``
+    never applies the file: ``run`` seeds an empty ledger, ``treasury policy apply``
+    changes a policy)."""
+    from treasury.policy_file import PolicyError, read_policy_text
+    from treasury.services.policy import file_drift
+
+    current = await rt.ledger.policies.current()
+    lines = [
+        f"[ok  ] policy: v{current.version} in force (sha256 {current.sha256[:12]}…, "
+        f"applied by {current.applied_by})"
+        if current is not None
+        else "[WARN] policy: the ledger has none, so no limit applies: treasury policy apply FILE"
+    ]
+    path = rt.settings.policy_file
+    if path is not None:
+        try:
+            drift = await file_drift(rt.ledger, read_policy_text(path), path=str(path))
+        except PolicyError as exc:
+            drift = f"TREASURY_POLICY_FILE: {exc}"
+        if drift is not None:
+            lines.append(f"[WARN] policy file: {drift}")
+    return lines
+
+
 @app.command("run")
 def run_daemon() -> None:
     """Run the withdrawal daemon until SIGTERM/SIGINT."""
     settings = read_settings()
+    if settings.policy_file is not None:
+        # a setting that names a broken file is refused at once, like any other setting
+        # (it seeds an empty ledger; the policy in force is the ledger's)
+        from treasury.policy_file import PolicyError, load_policy
+
+        try:
+            load_policy(settings.policy_file)
+        except PolicyError as exc:
+            out.fail(f"configuration: TREASURY_POLICY_FILE: {exc}", EXIT_CONFIG)
     configure(fmt=settings.log_format, level=settings.log_level)
 
     blocking: list[Check] = []

@@ -10,7 +10,6 @@ import typer
 from treasury.cli import output as out
 from treasury.cli.common import (
     EXIT_BAD_INPUT,
-    EXIT_CONFIG,
     MAX_ID,
     actor_of,
     app,
@@ -279,9 +278,7 @@ def approve(
     ),
 ) -> None:
     """Approve an intent that policy holds for approval (signed with --key once operators
-    are registered: treasury operator add)."""
-    from treasury.domain.policy import Policy
-    from treasury.policy_file import PolicyError, load_policy
+    are registered: treasury operator add). The quorum is the ledger's policy in force."""
     from treasury.services.approvals import approve as record
 
     if as_ is None and key is None:
@@ -293,19 +290,13 @@ def approve(
 
         private = load_private_key(key)
     settings = read_settings()
-    try:
-        policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
-    except PolicyError as exc:
-        out.fail(f"configuration: {exc}", EXIT_CONFIG)
 
     async def body(ledger: Ledger) -> ApprovalResult:
         approver, signature = name, None
         if private is not None:
             approver, signature = await _sign(ledger, intent_id, private, name)
         assert approver is not None
-        return await record(
-            ledger, intent_id, approver=approver, policy=policy, signature=signature
-        )
+        return await record(ledger, intent_id, approver=approver, signature=signature)
 
     result = with_ledger(body, settings)
     state = (
@@ -313,7 +304,10 @@ def approve(
         if result.released
         else f"{result.required - len(result.approvers)} more approval(s) needed"
     )
-    out.console.print(f"intent {intent_id}: approved by {', '.join(result.approvers)}; {state}")
+    out.console.print(
+        f"intent {intent_id}: approved by {', '.join(result.approvers)}; {state} "
+        f"(policy v{result.policy_version})"
+    )
 
 
 async def _sign(

@@ -78,6 +78,8 @@ class Policy:
     """Per-coin policies, a fallback for unlisted coins, or a refusal of them.
 
     A listed coin's policy replaces ``default`` entirely; nothing is inherited.
+    ``policy_changes_need_approval`` is about the policy itself: while the version in
+    force says so, a new version waits for a second person before it takes effect.
     """
 
     coins: Mapping[str, CoinPolicy] = field(default_factory=dict)
@@ -87,8 +89,11 @@ class Policy:
     # second persons who must approve an address-book entry added by hand before it is
     # used (0: none; the cooling period alone applies)
     address_book_approvals_required: int = 0
+    policy_changes_need_approval: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.policy_changes_need_approval, bool):
+            raise InvalidField("policy_changes_need_approval", "must be true or false")
         book = self.address_book_approvals_required
         if isinstance(book, bool) or not isinstance(book, int):
             raise InvalidField("address_book_approvals_required", "must be a whole number")

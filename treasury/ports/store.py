@@ -211,6 +211,37 @@ class ServiceEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PolicyVersion:
+    """One version of the withdrawal policy (``policy_versions``, append-only).
+
+    ``status`` is derived when read: ``active`` (the one in force: the newest activated),
+    ``pending`` (the newest version, waiting for a second person), ``superseded`` (was in
+    force, replaced since), ``lapsed`` (was pending when a newer version was applied: it
+    can no longer be approved)."""
+
+    version: int
+    document: str  # the canonical TOML text (treasury.domain.policy_text.canonical)
+    sha256: str
+    applied_by: str
+    reason: str
+    created_at: datetime
+    changes_need_approval: bool  # what this version says of the next change
+    approved_by: str | None  # the second person who activated it, if one had to
+    activated_at: datetime | None
+    status: str
+
+
+POLICY_STATUSES = ("active", "pending", "superseded", "lapsed")
+
+
+def policy_status(version: int, activated: bool, *, current: int | None, latest: int) -> str:
+    """A version's ``status`` from the ledger's current (newest activated) and latest."""
+    if activated:
+        return "active" if version == current else "superseded"
+    return "pending" if version == latest else "lapsed"
+
+
+@dataclass(frozen=True, kw_only=True)
 class PauseState:
     paused: bool
     reason: str
@@ -375,6 +406,46 @@ class OperatorRegistry(Protocol):
     async def all(self) -> list[Operator]: ...
 
 
+class PolicyStore(Protocol):
+    """The policy's versions. The current one is the newest activated version: one
+    indexed query, the same for every process that reads it."""
+
+    async def current_version(self) -> int | None:
+        """The version in force (``None``: no policy yet); the cheap poll."""
+        ...
+
+    async def current(self) -> PolicyVersion | None: ...
+    async def get(self, version: int) -> PolicyVersion:
+        """``NotFound`` if there is no such version."""
+        ...
+
+    async def history(self, limit: int = 100) -> list[PolicyVersion]:
+        """Newest first."""
+        ...
+
+    async def add(
+        self,
+        document: str,
+        *,
+        sha256: str,
+        changes_need_approval: bool,
+        applied_by: str,
+        reason: str,
+        activate: bool,
+        after: int | None,
+        audit: str,
+    ) -> PolicyVersion:
+        """Append the next version, active at once or pending, with the service event
+        ``audit`` in the same transaction. ``after`` is the latest version the caller
+        saw (``None``: none); ``ConcurrentChange`` if another was added meanwhile."""
+        ...
+
+    async def activate(self, version: int, *, approved_by: str, audit: str) -> PolicyVersion:
+        """Put the pending ``version`` in force, approved by ``approved_by``, with the
+        service event ``audit``. ``ConcurrentChange`` unless it is still pending."""
+        ...
+
+
 class EventLog(Protocol):
     async def record(self, kind: str, detail: str, *, actor: str, subject: str = "") -> None: ...
     async def record_once(self, kind: str, subject: str, detail: str, *, actor: str) -> bool: ...
@@ -451,3 +522,4 @@ class Ledger:
     unmatched: UnmatchedStore
     units: Units
     operators: OperatorRegistry
+    policies: PolicyStore

@@ -16,7 +16,7 @@ import anyio
 import structlog
 
 from treasury.adapters import alerts as ops_alerts
-from treasury.bootstrap import Runtime, postgres_listener, runtime
+from treasury.bootstrap import Runtime, adopt_policy_file, postgres_listener, runtime
 from treasury.config import Settings, SettingsError
 from treasury.netaddr import parse_bind
 from treasury.runtime import health, systemd
@@ -77,6 +77,8 @@ async def _supervise(
         report(first)
         if not preflight.may_start(first):
             return False
+        # the file setting seeds an empty ledger; a file that differs is only reported
+        await adopt_policy_file(settings, rt.ledger)
         gate = _Gate(preflight.failing(first))
         rt.ctx.on_reconciled = metrics.reconciled
         ticks = health.LoopTicks(health.loop_max_ages(rt.ctx.config))
@@ -256,7 +258,8 @@ async def _signals(
     daemons: list[Daemon], reload: Callable[[], object], scope: anyio.CancelScope
 ) -> None:
     """First SIGTERM/SIGINT: every daemon stops gracefully; a second: at once. SIGHUP:
-    reload the policy."""
+    read the policy in force from the ledger now (it is re-read every few seconds anyway;
+    a policy file is never reloaded: changes go through ``treasury policy apply``)."""
     log = structlog.get_logger("treasury.daemon")
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:

@@ -61,16 +61,15 @@ class Trust:
     seen: ExchangeSeen
     cooling_s: float
     alert: Alert = _no_alert
-    # second persons an entry added by hand needs (the policy's, read at each check)
-    approvals_required: Callable[[], int] = lambda: 0
     _warned: set[int] = field(default_factory=set)
     _asked: set[tuple[int, int]] = field(default_factory=set)
 
-    def approvals_needed(self, entry: WhitelistEntry) -> int:
+    def approvals_needed(self, entry: WhitelistEntry, required: int) -> int:
+        """``required`` (the policy's), or 0 for an entry this process saw on the exchange."""
         return rules.whitelist_approvals_needed(
             source=entry.source,
             seen_on_exchange=self.seen.saw(entry.account, entry.key),
-            required=self.approvals_required(),
+            required=required,
         )
 
     async def awaiting_approval(
@@ -112,11 +111,14 @@ class Trust:
         )
 
 
-async def entry_verdict(unit: IntentUnit, trust: Trust, intent: Intent, now: datetime) -> Verdict:
+async def entry_verdict(
+    unit: IntentUnit, trust: Trust, intent: Intent, now: datetime, *, approvals_required: int
+) -> Verdict:
     """May ``intent`` be sent to its destination now, by the address book? Read inside
     ``unit`` (the commit-to-send transaction): the intent's account's entry must exist, be
     enabled, have cooled and, unless the sync saw it on the exchange, be approved in its
-    current version by enough operators other than whoever added or changed it."""
+    current version by ``approvals_required`` (the policy's) operators other than whoever
+    added or changed it."""
     entry = await unit.address_book_entry()
     verdict = rules.check_whitelist(
         intent,
@@ -126,7 +128,7 @@ async def entry_verdict(unit: IntentUnit, trust: Trust, intent: Intent, now: dat
     )
     if entry is None or not isinstance(verdict, Pass):
         return verdict
-    required = trust.approvals_needed(entry)
+    required = trust.approvals_needed(entry, approvals_required)
     if required == 0:
         return verdict
     added_by = await unit.entry_added_by(entry.id)

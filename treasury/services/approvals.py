@@ -2,6 +2,9 @@
 
 When the quorum the policy asks for is reached, the intent goes back to ``queued``;
 the worker then decides again (caps may still hold it) inside the commit transaction.
+
+The policy is the ledger's version in force, the one the daemons read, never a file in
+the approver's environment; the approval's event names that version.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from treasury.domain.status import Status
 from treasury.ports.clock import utcnow
 from treasury.ports.store import Ledger, NotFound
 from treasury.services.admin import Refused
+from treasury.services.policy import in_force
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class ApprovalResult:
     approvers: tuple[str, ...]
     required: int
     released: bool  # the quorum is reached and the intent went back to queued
+    policy_version: int
 
 
 async def approve(
@@ -29,7 +34,6 @@ async def approve(
     intent_id: int,
     *,
     approver: str,
-    policy: p.Policy,
     signature: str | None = None,
 ) -> ApprovalResult:
     """Record one approval. Raises Refused (nothing written) when it may not count.
@@ -38,6 +42,14 @@ async def approve(
     Ed25519 signature (base64) over ``approval_proof.statement`` of the intent; it is
     checked here, so a mistake is told at once, and again by the worker inside the
     transaction that commits the send."""
+    snapshot = await in_force(ledger)
+    if snapshot is None or snapshot.policy is None:
+        why = "there is none" if snapshot is None else snapshot.problem
+        raise Refused(
+            f"intent {intent_id} cannot be approved: the ledger has no readable policy "
+            f"({why}); apply one with treasury policy apply FILE"
+        )
+    policy = snapshot.policy
     try:
         unit_cm = ledger.units.open(intent_id)
         async with unit_cm as unit:
@@ -75,10 +87,15 @@ async def approve(
             approvers = counted.valid
             required = p.approvals_needed(intent.amount, policy.for_coin(intent.coin))
             signed = " (signed)" if signature else ""
+            counted_as = (
+                f"approval {len(approvers)} of {required}, {snapshot.label}"
+                if required
+                else f"{snapshot.label} needs no approval for this amount"
+            )
             await unit.note(
                 actor=f"cli:{approver}",
                 kind="approval",
-                reason=f"approved by {approver}{signed} ({len(approvers)} of {required})",
+                reason=f"approved by {approver}{signed} ({counted_as})",
             )
             released = len(approvers) >= required
             if released:
@@ -90,4 +107,4 @@ async def approve(
                 )
     except NotFound:
         raise Refused(f"intent {intent_id} not found") from None
-    return ApprovalResult(intent_id, approvers, required, released)
+    return ApprovalResult(intent_id, approvers, required, released, snapshot.version)

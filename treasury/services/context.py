@@ -5,22 +5,27 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from treasury.domain.decisions import Verdict
-from treasury.domain.intent import Intent
 from treasury.ports.exchange import Exchange
 from treasury.ports.store import Ledger
 from treasury.services.address_book import ExchangeSeen, Trust
 from treasury.services.exchange_view import ExchangeView
 
+if TYPE_CHECKING:
+    from treasury.services.policy import PolicySnapshot
+
 # kind, message, intent id (if any): delivered in the background, never blocks the worker
 Alert = Callable[[str, str, int | None], Awaitable[None]]
-# (intent, coin usage 24h, destination usage 24h, approvals) -> the policy's verdict
-PolicyGate = Callable[[Intent, Decimal, Decimal, int], Verdict]
+# The policy in force (services.policy.PolicySource.current): None, no policy at all.
+PolicyReader = Callable[[], Awaitable["PolicySnapshot | None"]]
 
 
 async def no_alert(_kind: str, _message: str, _intent_id: int | None) -> None:
+    return None
+
+
+async def no_policy() -> PolicySnapshot | None:
     return None
 
 
@@ -77,10 +82,8 @@ class WorkerContext:
     exchange: Exchange
     view: ExchangeView
     config: WorkerConfig
-    policy: Callable[[], PolicyGate | None] = lambda: None
-    approval_expiry_hours: Callable[[], int | None] = lambda: None  # from the policy
-    # second persons an address-book entry added by hand needs (from the policy)
-    address_book_approvals: Callable[[], int] = lambda: 0
+    # the caps, the approvals and their expiry all come from one snapshot of one version
+    policy: PolicyReader = no_policy
     alert: Alert = no_alert
     in_flight: set[int] = field(default_factory=set)
     startup_hold: StartupHold | None = None
@@ -95,10 +98,5 @@ class WorkerContext:
         """The cooling verdict's inputs from this process (one per context: it remembers
         which unverified entries it has alerted about)."""
         if self._trust is None:
-            self._trust = Trust(
-                self.seen,
-                self.config.manual_whitelist_cooling_s,
-                self.alert,
-                approvals_required=self.address_book_approvals,
-            )
+            self._trust = Trust(self.seen, self.config.manual_whitelist_cooling_s, self.alert)
         return self._trust

@@ -31,7 +31,8 @@ from treasury.ports.store import ConcurrentChange, Ledger, StoreUnavailable
 from treasury.services import truth
 from treasury.services.address_book import Trust, entry_verdict
 from treasury.services.checks import pre_send_verdict
-from treasury.services.context import PolicyGate, WorkerContext
+from treasury.services.context import WorkerContext
+from treasury.services.policy import PolicySnapshot
 
 log = structlog.get_logger("treasury.worker")
 SUBMITTED_WRITE_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # ~8 s in all
@@ -107,7 +108,7 @@ async def send(ctx: WorkerContext, intent: Intent, *, debit: Decimal) -> None:
             order_id=order_id,
             timestamp_ms=timestamp_ms,
             recv_window_ms=cfg.apply_recv_window_ms,
-            policy_gate=ctx.policy(),
+            policy=await ctx.policy(),
             wallet=wallet_of(ctx, intent),
             fee_payer=payer,
             trust=ctx.trust,
@@ -401,7 +402,7 @@ async def commit_to_send(
     order_id: str,
     timestamp_ms: int,
     recv_window_ms: int,
-    policy_gate: PolicyGate | None,
+    policy: PolicySnapshot | None,
     wallet: Wallet,
     fee_payer: FeePayer,
     trust: Trust,
@@ -416,7 +417,8 @@ async def commit_to_send(
     checks ran stops this send, and so does one still cooling or still waiting for its
     second-person approvals: ``trust`` says when an entry may be used), and the policy's
     caps against what is already committed (commits of one account are serialised, so a
-    burst cannot exceed a cap together).
+    burst cannot exceed a cap together). ``policy`` is the snapshot of one version: the
+    commit's event names it, and its ``address_book_approvals_required`` applies.
     The wallet to debit is written with them: an intent that named none takes ``wallet``
     (its account's default), and the request sends exactly what the row says. Who pays an
     internal transfer's fee (``fee_payer``, sent as ``transactionFeeFlag``) is an account
@@ -441,24 +443,27 @@ async def commit_to_send(
             # ledger handed the intent id out again) is never sent: take the next free one
             order_id = next_free_order_id(order_id, await unit.burned_order_ids())
         now = utcnow()
-        verdict = await entry_verdict(unit, trust, current, now)
+        book_approvals = 0 if policy is None else policy.address_book_approvals_required
+        verdict = await entry_verdict(unit, trust, current, now, approvals_required=book_approvals)
         if not isinstance(verdict, Pass):
             raise SendRefused(
                 getattr(verdict, "reason", "address book"), verdict, source="address book"
             )
-        if policy_gate is not None:
+        if policy is not None:
             coin_used, dest_used = await unit.usage_24h(now)
             # only approvals that prove who approved this intent as it stands now count
             approved = proof.count(current, await unit.approvals(), await unit.operator_keys())
-            verdict = policy_gate(current, coin_used, dest_used, len(approved.valid))
+            verdict = policy.decide(current, coin_used, dest_used, len(approved.valid))
             if not isinstance(verdict, Pass):
                 raise SendRefused(getattr(verdict, "reason", "policy"), verdict)
+        under = "no policy" if policy is None else policy.label
         return await unit.transition(
             Status.SUBMITTING,
             actor="worker",
             reason=(
                 f"committed to send as {order_id} (signed timestamp {timestamp_ms}; "
-                f"wallet {wallet}; an internal transfer's fee {fee_payer.described})"
+                f"wallet {wallet}; an internal transfer's fee {fee_payer.described}; "
+                f"{under})"
             ),
             fields={
                 "withdraw_order_id": order_id,

@@ -43,7 +43,8 @@ async def flag_unserved(ctx: WorkerContext, *, after_s: float = UNSERVED_AFTER_S
 async def expire_approvals(ctx: WorkerContext) -> int:
     """Alert on intents of this account close to the end of their approval window, and
     fail those past it. Returns how many were failed."""
-    hours = ctx.approval_expiry_hours()
+    snapshot = await ctx.policy()
+    hours = None if snapshot is None else snapshot.approval_expiry_hours
     if hours is None:
         return 0
     now = utcnow()
@@ -76,7 +77,8 @@ async def expire_approvals(ctx: WorkerContext) -> int:
                 )
         elif state == "expired":
             reason = (
-                f"not approved within the policy's {hours} h (approval_expiry_hours) of its "
+                f"not approved within the {hours} h (approval_expiry_hours) of "
+                f"{snapshot.label if snapshot else 'the policy'} since its "
                 "creation; enqueue it again if it is still wanted"
             )
             try:

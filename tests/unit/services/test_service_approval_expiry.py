@@ -11,9 +11,11 @@ import pytest
 from services_world import World
 
 from treasury.domain.policy import ApprovalClock, CoinPolicy, Policy
+from treasury.domain.policy_text import canonical
 from treasury.domain.status import Status
 from treasury.services import approvals, watch
 from treasury.services.admin import Refused
+from treasury.services.policy import PolicySource, apply_text
 
 POLICY = Policy(
     default=CoinPolicy(approval_threshold=Decimal(5), approvals_required=1),
@@ -30,8 +32,10 @@ async def awaiting(world: World, amount: str = "10", **fields: str) -> int:
 
 
 @pytest.fixture
-def with_policy(world: World) -> World:
-    world.ctx.approval_expiry_hours = lambda: POLICY.approval_expiry_hours
+async def with_policy(world: World) -> World:
+    """POLICY in force in the ledger, read by the worker as the daemon reads it."""
+    await apply_text(world.ledger, canonical(POLICY), actor="cli:admin", reason="test")
+    world.ctx.policy = PolicySource(world.ledger.policies).current
     return world
 
 
@@ -81,12 +85,12 @@ async def test_an_approval_past_the_window_is_refused_one_in_time_is_kept(
     late = await awaiting(w, requested_by="alice")
     w.clock.advance(hours=4)
     on_time = await awaiting(w, amount="11", requested_by="alice")
-    done = await approvals.approve(w.ledger, on_time, approver="bob", policy=POLICY)
+    done = await approvals.approve(w.ledger, on_time, approver="bob")
     assert done.released and (await w.get(on_time)).status is Status.QUEUED
 
     w.clock.advance(hours=4)  # `late` is 8 h old now; the daemon has not run yet
     with pytest.raises(Refused, match="can no longer be approved"):
-        await approvals.approve(w.ledger, late, approver="bob", policy=POLICY)
+        await approvals.approve(w.ledger, late, approver="bob")
     assert (await w.get(late)).status is Status.AWAITING_APPROVAL
     assert await watch.expire_approvals(w.ctx) == 1
     assert (await w.get(late)).status is Status.FAILED

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from treasury.adapters.db.operators import OperatorRepository
+from treasury.adapters.db.policies import PolicyRepository
 from treasury.adapters.db.repository import IntentRepository
 from treasury.adapters.db.service_events import ServiceEvents
 from treasury.adapters.db.state import ServiceState
@@ -31,5 +32,6 @@ class SqlLedger(Ledger):
             unmatched=UnmatchedWithdrawals(engine),
             units=SqlUnits(intents),
             operators=OperatorRepository(engine),
+            policies=PolicyRepository(engine),
             engine=engine,
         )

@@ -148,6 +148,15 @@ ACCESS: Mapping[str, Access] = {
         Role.OPERATOR: (SELECT, INSERT),
         Role.BOT: (),
     },
+    # The daemon reads the policy in force and never writes it (so TREASURY_POLICY_FILE
+    # seeds an empty ledger only for a daemon running as the owner; operators apply it).
+    # Operators apply and approve versions; the triggers allow an UPDATE only to activate
+    # the newest pending version, and the table-level UPDATE is what LOCK TABLE needs.
+    "policy_versions": {
+        Role.DAEMON: (SELECT,),
+        Role.OPERATOR: (SELECT, INSERT, UPDATE),
+        Role.BOT: (),
+    },
     "whitelist_approvals": {  # the daemon counts them inside the commit; people add them
         Role.DAEMON: (SELECT,),
         Role.OPERATOR: (SELECT, INSERT),
@@ -229,9 +238,10 @@ def unclassified(metadata: MetaData = ledger_metadata) -> list[str]:
 
 
 def _id_sequence(table: Table) -> str | None:
-    """The sequence behind a table's integer primary key (PostgreSQL's SERIAL naming)."""
+    """The sequence behind a table's integer primary key (PostgreSQL's SERIAL naming);
+    none for a key the writer numbers itself (``autoincrement=False``, policy versions)."""
     pk = list(table.primary_key.columns)
-    if len(pk) == 1 and isinstance(pk[0].type, Integer):
+    if len(pk) == 1 and isinstance(pk[0].type, Integer) and pk[0].autoincrement is not False:
         return f"{table.name}_{pk[0].name}_seq"
     return None
 

@@ -304,3 +304,34 @@ unmatched_withdrawals = Table(
     *amount_checks("fee", positive=False),
     UniqueConstraint("account", "exchange_withdraw_id"),
 )
+
+# The withdrawal policy, one row per version (migration 0012; append-only by triggers:
+# the one UPDATE allowed activates the newest pending version). The version in force is
+# the newest activated row, found by the partial index.
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("document", Text, nullable=False),  # canonical TOML (domain.policy_text)
+    Column("sha256", String(64), nullable=False),
+    Column("changes_need_approval", Boolean, nullable=False),
+    Column("applied_by", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("approved_by", String(128), nullable=True),
+    Column("activated_at", UTCDateTime(), nullable=True),
+    CheckConstraint("version >= 1", name="version_positive"),
+    CheckConstraint("length(document) > 0", name="document_nonempty"),
+    CheckConstraint("length(sha256) = 64", name="sha256_hex"),
+    CheckConstraint("length(trim(applied_by)) > 0", name="applied_by_nonempty"),
+    CheckConstraint("length(trim(reason)) > 0", name="reason_nonempty"),
+    CheckConstraint(
+        "approved_by IS NULL OR length(trim(approved_by)) > 0", name="approved_by_nonempty"
+    ),
+    Index(
+        "ix_policy_versions_active",
+        "version",
+        sqlite_where=text("activated_at IS NOT NULL"),
+        postgresql_where=text("activated_at IS NOT NULL"),
+    ),
+)

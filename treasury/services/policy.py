@@ -1,0 +1,314 @@
+"""One withdrawal policy, in the ledger: versions applied, approved, and read by everyone.
+
+The policy is a list of versions in ``policy_versions``; the one in force is the newest
+activated version. The daemon, every standby, ``treasury check`` and ``treasury approve``
+read that same version, so no two of them decide under different rules (a policy read
+from each process's own file could differ, or be missing in the CLI's environment).
+
+A change (``apply``) is validated, diffed against the version in force and refused when it
+changes nothing. While the version in force says ``policy_changes_need_approval = true``
+the new version waits (``pending``) until someone other than its applier approves it.
+``TREASURY_POLICY_FILE`` only seeds an empty ledger (``adopt_file``); once a policy is in
+the ledger, a file that differs is reported, never applied silently.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import structlog
+
+from treasury.domain import policy as p
+from treasury.domain.decisions import Hold, Verdict
+from treasury.domain.intent import Intent
+from treasury.domain.policy_text import PolicyError, canonical, diff, digest, parse_policy
+from treasury.ports.store import ConcurrentChange, Ledger, PolicyStore, PolicyVersion
+from treasury.services.admin import Refused
+
+log = structlog.get_logger("treasury.policy")
+REREAD_S = 2.0  # how stale the daemon's idea of the version in force may be
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    """The policy of one version, as every decision under it reads it.
+
+    ``policy`` is ``None`` when the stored text cannot be parsed (written by raw SQL):
+    then every intent is held, because a policy nobody can read must not open the gates.
+    """
+
+    version: int
+    policy: p.Policy | None
+    problem: str = ""
+
+    @classmethod
+    def of(cls, row: PolicyVersion) -> PolicySnapshot:
+        try:
+            return cls(row.version, parse_policy(row.document, source=f"policy v{row.version}"))
+        except PolicyError as exc:
+            return cls(row.version, None, str(exc))
+
+    @property
+    def label(self) -> str:
+        return f"policy v{self.version}"
+
+    def decide(
+        self, intent: Intent, coin_used: Decimal, dest_used: Decimal, approvals: int
+    ) -> Verdict:
+        if self.policy is None:
+            return Hold(
+                f"the {self.label} in force cannot be read ({self.problem}); apply a new one"
+            )
+        return p.decide(
+            coin=intent.coin,
+            amount=intent.amount,
+            policy=self.policy,
+            usage=p.Usage(coin_24h=coin_used, destination_24h=dest_used),
+            approvals=approvals,
+        )
+
+    @property
+    def approval_expiry_hours(self) -> int | None:
+        return None if self.policy is None else self.policy.approval_expiry_hours
+
+    @property
+    def address_book_approvals_required(self) -> int:
+        """Second persons an entry added by hand needs (0 for an unreadable policy: it
+        holds every intent anyway)."""
+        return 0 if self.policy is None else self.policy.address_book_approvals_required
+
+
+async def in_force(ledger: Ledger) -> PolicySnapshot | None:
+    """The snapshot of the version in force, read once (a command's reading: the daemon
+    keeps a ``PolicySource``); ``None`` while the ledger holds no policy."""
+    row = await ledger.policies.current()
+    return None if row is None else PolicySnapshot.of(row)
+
+
+class PolicySource:
+    """The version in force, re-read from the ledger at most every ``reread_s``.
+
+    The poll is one indexed query (the newest activated version); the document is read
+    and parsed only when that number changes. ``reread_now`` (SIGHUP) makes the next call
+    ask the ledger at once."""
+
+    def __init__(
+        self,
+        store: PolicyStore,
+        *,
+        reread_s: float = REREAD_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.reread_s = reread_s
+        self._clock = clock
+        self._snapshot: PolicySnapshot | None = None
+        self._next = -math.inf
+
+    async def current(self) -> PolicySnapshot | None:
+        now = self._clock()
+        if now < self._next:
+            return self._snapshot
+        version = await self.store.current_version()
+        known = None if self._snapshot is None else self._snapshot.version
+        if version != known:
+            row = None if version is None else await self.store.get(version)
+            self._snapshot = None if row is None else PolicySnapshot.of(row)
+            if self._snapshot is not None:
+                log.info("policy.in_force", version=self._snapshot.version, previous=known)
+                if self._snapshot.policy is None:
+                    log.error("policy.unreadable", error=self._snapshot.problem)
+        self._next = now + self.reread_s
+        return self._snapshot
+
+    def reread_now(self) -> None:
+        self._next = -math.inf
+
+
+# ---- changes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A new version as it would be written, and what it changes from the one in force."""
+
+    policy: p.Policy
+    document: str
+    sha256: str
+    current: PolicyVersion | None
+    latest: int | None  # the newest version (perhaps pending), which the write must follow
+    changes: list[str]
+
+    @property
+    def needs_approval(self) -> bool:
+        """The version in force says a change waits for a second person."""
+        return self.current is not None and self.current.changes_need_approval
+
+
+async def propose(ledger: Ledger, text: str, *, source: str) -> Proposal:
+    """Parse ``text`` and compare it with the version in force.
+
+    Raises:
+        PolicyError: the text is not a valid policy (the message names the key path).
+        Refused: it changes nothing, or repeats the pending version.
+    """
+    policy = parse_policy(text, source=source)
+    document = canonical(policy)
+    current = await ledger.policies.current()
+    newest = await ledger.policies.history(limit=1)
+    latest = newest[0] if newest else None
+    if current is not None and current.document == document:
+        raise Refused(f"{source} is the policy in force (v{current.version}): nothing to apply")
+    if latest is not None and latest.status == "pending" and latest.document == document:
+        raise Refused(
+            f"{source} is the same as version {latest.version}, pending: approve it with "
+            f"treasury policy approve {latest.version} --as NAME"
+        )
+    old = None if current is None else parse_policy(current.document, source="in force")
+    return Proposal(
+        policy=policy,
+        document=document,
+        sha256=digest(document),
+        current=current,
+        latest=None if latest is None else latest.version,
+        changes=diff(old, policy),
+    )
+
+
+async def apply(ledger: Ledger, proposal: Proposal, *, actor: str, reason: str) -> PolicyVersion:
+    """Write ``proposal`` as the next version: in force at once, or pending when the
+    version in force needs a second person. Audited (``policy_applied``) in the same
+    transaction.
+
+    Raises:
+        Refused: no reason given, or the policy changed since ``propose`` (look again).
+    """
+    reason = reason.strip()
+    if not reason:
+        raise Refused("--reason: say why the policy changes (it is recorded)")
+    pending = proposal.needs_approval
+    since = "nothing" if proposal.current is None else f"v{proposal.current.version}"
+    state = "pending a second person's approval" if pending else "in force"
+    audit = f"{state}; {reason}; changes from {since}: " + "; ".join(proposal.changes)
+    try:
+        return await ledger.policies.add(
+            proposal.document,
+            sha256=proposal.sha256,
+            changes_need_approval=proposal.policy.policy_changes_need_approval,
+            applied_by=actor,
+            reason=reason,
+            activate=not pending,
+            after=proposal.latest,
+            audit=audit,
+        )
+    except ConcurrentChange as exc:
+        raise Refused(f"{exc}: nothing was written") from None
+
+
+async def apply_text(
+    ledger: Ledger, text: str, *, actor: str, reason: str, source: str = "<policy>"
+) -> PolicyVersion:
+    """``propose`` then ``apply``, with no one to show the diff to (scripts, tests)."""
+    return await apply(
+        ledger, await propose(ledger, text, source=source), actor=actor, reason=reason
+    )
+
+
+async def approve(ledger: Ledger, version: int, *, actor: str) -> PolicyVersion:
+    """Put the pending ``version`` in force, as a second person. Audited
+    (``policy_approved``).
+
+    Raises:
+        Refused: it is not the newest pending version, or ``actor`` applied it.
+        NotFound: there is no such version.
+    """
+    row = await ledger.policies.get(version)
+    if row.status != "pending":
+        raise Refused(
+            f"policy version {version} is {row.status}: only the newest version, while "
+            "pending, can be approved"
+        )
+    if _person(row.applied_by) == _person(actor):
+        raise Refused(
+            f"{_person_shown(actor)} applied policy version {version} and cannot approve it too"
+        )
+    try:
+        return await ledger.policies.activate(
+            version,
+            approved_by=actor,
+            audit=f"approved by {_person_shown(actor)}; in force from now (applied by "
+            f"{row.applied_by}: {row.reason})",
+        )
+    except ConcurrentChange as exc:
+        raise Refused(f"{exc}: nothing was written") from None
+
+
+def _person(actor: str) -> str:
+    return _person_shown(actor).casefold()
+
+
+def _person_shown(actor: str) -> str:
+    return actor.strip().removeprefix("cli:")
+
+
+# ---- the file setting ---------------------------------------------------------------------
+
+
+async def adopt_file(ledger: Ledger, text: str, *, path: str) -> str | None:
+    """``TREASURY_POLICY_FILE`` at start: the first version of an empty ledger, applied by
+    ``file:<path>``; else a warning when it differs from the version in force (the
+    ledger's version stays: a change goes through ``treasury policy apply``).
+
+    Raises:
+        PolicyError: the ledger has no policy and the file is not a valid one (start-up
+            stops: a typo must not leave the gates open).
+    """
+    if await ledger.policies.current() is None and not await ledger.policies.history(limit=1):
+        policy = parse_policy(text, source=path)
+        proposal = Proposal(
+            policy=policy,
+            document=canonical(policy),
+            sha256=digest(canonical(policy)),
+            current=None,
+            latest=None,
+            changes=diff(None, policy),
+        )
+        try:
+            row = await apply(
+                ledger,
+                proposal,
+                actor=f"file:{path}",
+                reason="loaded from TREASURY_POLICY_FILE: the ledger had no policy",
+            )
+            log.info("policy.adopted_file", path=path, version=row.version)
+            return None
+        except Refused:  # another process seeded it first: compare with theirs
+            pass
+    return await file_drift(ledger, text, path=path)
+
+
+async def file_drift(ledger: Ledger, text: str, *, path: str) -> str | None:
+    """Why the file at ``path`` is not the policy in force, or ``None`` if it is."""
+    current = await ledger.policies.current()
+    if current is None:
+        return f"TREASURY_POLICY_FILE {path} is not in the ledger yet: `treasury run` loads it"
+    try:
+        policy = parse_policy(text, source=path)
+    except PolicyError as exc:
+        return (
+            f"TREASURY_POLICY_FILE is not a valid policy ({exc}); the ledger's "
+            f"v{current.version} stays in force"
+        )
+    if canonical(policy) == current.document:
+        return None
+    in_force = PolicySnapshot.of(current).policy
+    changes = "; ".join(diff(in_force, policy))
+    return (
+        f"TREASURY_POLICY_FILE {path} differs from the policy in force (v{current.version}): "
+        f"{changes}. The ledger's version stays in force: to change it, run `treasury policy "
+        f"apply {path} --as NAME --reason TEXT`"
+    )
