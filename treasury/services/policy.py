@@ -71,6 +71,13 @@ class PolicySnapshot:
             approvals=approvals,
         )
 
+    def approvals_needed(self, intent: Intent) -> int:
+        """Approvals ``intent`` needs under this version (0 for an unreadable policy: it
+        holds every intent anyway)."""
+        if self.policy is None:
+            return 0
+        return p.approvals_needed(intent.amount, self.policy.for_coin(intent.coin))
+
     @property
     def approval_expiry_hours(self) -> int | None:
         return None if self.policy is None else self.policy.approval_expiry_hours

@@ -451,9 +451,12 @@ async def commit_to_send(
             )
         if policy is not None:
             coin_used, dest_used = await unit.usage_24h(now)
-            # only approvals that prove who approved this intent as it stands now count
-            approved = proof.count(current, await unit.approvals(), await unit.operator_keys())
-            verdict = policy.decide(current, coin_used, dest_used, len(approved.valid))
+            approvals = 0
+            if policy.approvals_needed(current):
+                # only approvals that prove who approved this intent as it stands now count
+                keys = await unit.operator_keys()
+                approvals = len(proof.count(current, await unit.approvals(), keys).valid)
+            verdict = policy.decide(current, coin_used, dest_used, approvals)
             if not isinstance(verdict, Pass):
                 raise SendRefused(getattr(verdict, "reason", "policy"), verdict)
         under = "no policy" if policy is None else policy.label
