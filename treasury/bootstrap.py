@@ -126,7 +126,7 @@ class PolicyHolder:
     """
 
     def __init__(self, ledger: SqlLedger, *, reread_s: float = REREAD_S) -> None:
-        self.source = PolicySource(ledger.policies, reread_s=reread_s)
+        self.source = PolicySource(ledger.policies, operators=ledger.operators, reread_s=reread_s)
 
     async def current(self) -> PolicySnapshot | None:
         return await self.source.current()

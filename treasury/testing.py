@@ -1142,7 +1142,9 @@ class MemoryPolicies:
             )
         return await self.get(row.version)
 
-    async def activate(self, version: int, *, approved_by: str, audit: str) -> PolicyVersion:
+    async def activate(
+        self, version: int, *, approved_by: str, audit: str, signature: str | None = None
+    ) -> PolicyVersion:
         async with self._db.write() as t:
             if version != len(t.policies) or t.policies[version - 1].activated_at is not None:
                 raise ConcurrentChange(f"policy version {version} is not pending")
@@ -1150,7 +1152,10 @@ class MemoryPolicies:
             if approved_by.strip().lower() == row.applied_by.strip().lower():
                 raise ConstraintViolation("policy_versions: approved by its applier")
             t.policies[version - 1] = dataclasses.replace(
-                row, approved_by=approved_by, activated_at=self._db.now()
+                row,
+                approved_by=approved_by,
+                approval_signature=signature,
+                activated_at=self._db.now(),
             )
             MemoryEventLog(self._db)._append(
                 t, "policy_approved", f"v{version}", audit, approved_by

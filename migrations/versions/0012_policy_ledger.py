@@ -11,13 +11,16 @@ The database refuses:
 * an INSERT that is not the next version (max + 1), whose ``created_at`` is not the
   database's clock, that names an approver, or that is active at once while the version in
   force says changes need a second person (``changes_need_approval``);
-* any UPDATE except the one activation of a pending version: ``activated_at`` and
-  ``approved_by`` set once, by someone other than the applier, on the newest version,
-  nothing else changed.
+* any UPDATE except the one activation of a pending version: ``activated_at``,
+  ``approved_by`` and ``approval_signature`` set once, by someone other than the applier,
+  on the newest version, nothing else changed.
+
+The database cannot check a signature: every reader does (``services.policy``), and an
+activation whose approval does not prove who approved is not in force for any of them.
 
 Revision ID: 0012
 Revises: 0011
-Create Date: 2026-12-07
+Create Date: 2026-11-30
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ def upgrade() -> None:
             "created_at", UTCDateTime(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")
         ),
         sa.Column("approved_by", sa.String(128), nullable=True),
+        # the approver's Ed25519 signature (base64) over the version's canonical statement;
+        # NULL for an approval by name (counted only while no operator is registered)
+        sa.Column("approval_signature", sa.Text, nullable=True),
         sa.Column("activated_at", UTCDateTime(), nullable=True),
         sa.CheckConstraint("version >= 1", name="version_positive"),
         sa.CheckConstraint("length(document) > 0", name="document_nonempty"),
@@ -104,7 +110,7 @@ def _sqlite_triggers_up() -> None:
         WHEN NEW.version IS NOT (SELECT coalesce(max(version), 0) + 1 FROM policy_versions)
           OR julianday(NEW.created_at) IS NULL
           OR abs(julianday(NEW.created_at) - julianday('now')) * 86400 > {SKEW_S}
-          OR NEW.approved_by IS NOT NULL
+          OR NEW.approved_by IS NOT NULL OR NEW.approval_signature IS NOT NULL
           OR (NEW.activated_at IS NOT NULL AND coalesce({in_force_needs_approval}, 0))
         BEGIN SELECT RAISE(ABORT, '{MSG_INSERT}'); END""",
         f"""CREATE TRIGGER trg_policy_update_guard BEFORE UPDATE ON policy_versions
@@ -134,7 +140,7 @@ def _postgres_triggers_up() -> None:
         WHERE activated_at IS NOT NULL ORDER BY version DESC LIMIT 1;
       IF NEW.version IS DISTINCT FROM next_version OR NEW.created_at IS NULL
          OR abs(extract(epoch FROM (NEW.created_at - clock_timestamp()))) > {SKEW_S}
-         OR NEW.approved_by IS NOT NULL
+         OR NEW.approved_by IS NOT NULL OR NEW.approval_signature IS NOT NULL
          OR (NEW.activated_at IS NOT NULL AND coalesce(in_force_needs_approval, false)) THEN
         RAISE EXCEPTION '{MSG_INSERT}' USING ERRCODE = 'check_violation';
       END IF;

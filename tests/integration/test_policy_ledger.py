@@ -207,3 +207,56 @@ async def test_the_file_seeds_an_empty_ledger_and_is_never_applied_over_it(
     broken = load_settings(database_url=url, policy_file=write(tmp_path, "[x\n", "broken.toml"))
     assert "stays in force" in (await adopt_policy_file(broken, ledger) or "")
     assert await snapshot(ledger.engine) == before
+
+
+async def test_once_operators_are_registered_a_policy_approval_proves_who_approved(
+    url: str, ledger: SqlLedger, tmp_path: Path
+) -> None:
+    """The database checks who may activate a version, not a signature: every reader does,
+    so an activation by raw SQL with a forged, replayed or by-name approval is in force for
+    nobody (and ``check`` fails on it)."""
+    from test_cli_operators import keygen
+
+    from treasury.services.policy import in_force, read_in_force
+
+    ok(await apply(write(tmp_path, GUARDED)))  # v1: changes need a second person
+    keys = {}
+    for name in ("alice", "bob"):
+        keys[name], public = await keygen(tmp_path, name)
+        ok(await cli("operator", "add", name, "--public-key", str(public), "--as", "admin"))
+
+    ok(await apply(write(tmp_path, GUARDED.replace('"100"', '"200"'), "v2.toml")))
+    before = await snapshot(ledger.engine)
+    err = refused(await cli("policy", "approve", "2", "--as", "bob"), 1, "by name only")
+    one_line_error(err)
+    refused(await cli("policy", "approve", "2", "--key", str(keys["alice"])), 1, "applied")
+    assert await snapshot(ledger.engine) == before
+    said = ok(await cli("policy", "approve", "2", "--key", str(keys["bob"])))
+    assert "policy v2 is in force" in said and "(signed)" in said
+    v2 = await ledger.policies.get(2)
+    assert v2.approved_by == "cli:bob" and v2.approval_signature
+    assert (await in_force(ledger)).version == 2  # type: ignore[union-attr]
+
+    # what a leaked database credential could try: activate the next version by hand, in
+    # bob's name, with no signature, a garbage one, or bob's signature of v2 replayed
+    for version, signature in ((3, None), (4, "AAAA"), (5, v2.approval_signature)):
+        cap = f'"{version}00"'
+        ok(await apply(write(tmp_path, GUARDED.replace('"100"', cap), f"v{version}.toml")))
+        async with ledger.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE policy_versions SET approved_by = 'cli:bob', activated_at = "
+                    "CURRENT_TIMESTAMP, approval_signature = :s WHERE version = :v"
+                ),
+                {"s": signature, "v": version},
+            )
+        assert (await ledger.policies.current()).version == version  # type: ignore[union-attr]
+        assert (await in_force(ledger)).version == 2  # type: ignore[union-attr]
+    reading = await read_in_force(ledger.policies, ledger.operators)
+    assert [(v, why) for v, why in reading.passed_over] == [
+        (5, "bob's signature does not match version 5"),
+        (4, "bob's signature does not match version 4"),
+        (3, "approved by bob by name only, while approvals are signed"),
+    ]
+    holder = PolicyHolder(ledger)
+    assert (await holder.current()).version == 2  # type: ignore[union-attr]

@@ -11,7 +11,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from treasury.domain.approval_proof import Approval, count, parse_public_key, statement
+from treasury.domain.approval_proof import (
+    Approval,
+    count,
+    parse_public_key,
+    policy_approval_problem,
+    policy_statement,
+    statement,
+)
 from treasury.domain.errors import InvalidField
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
@@ -127,3 +134,53 @@ def test_a_public_key_is_base64_of_32_bytes() -> None:
     for bad in ("", "not base64!", base64.b64encode(b"short").decode()):
         with pytest.raises(InvalidField, match="public key"):
             parse_public_key(bad)
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    name: str
+    public_key: str
+    removed_at: datetime | None = None
+
+
+def op(name: str, removed_at: datetime | None = None) -> Op:
+    return Op(name, base64.b64encode(raw(name)).decode(), removed_at)
+
+
+def policy_problem(
+    approved_by: str | None, signature: str | None, operators: list[Op], version: int = 3
+) -> str | None:
+    return policy_approval_problem(
+        version=version,
+        sha256="ab" * 32,
+        applied_by="cli:alice",
+        approved_by=approved_by,
+        signature=signature,
+        activated_at=T0,
+        operators=operators,
+    )
+
+
+def test_a_policy_approval_counts_when_it_proves_who_approved() -> None:
+    signed = base64.b64encode(KEYS["bob"].sign(policy_statement(3, "ab" * 32))).decode()
+    team = [op("bob"), op("carol")]
+    assert policy_problem("cli:bob", signed, team) is None
+    assert policy_problem(None, None, team) is None  # activated without needing anyone
+    assert policy_problem("cli:bob", None, []) is None  # break glass: no operator yet
+    assert policy_problem("cli:alice", None, []) == "approved by its applier cli:alice"
+    assert policy_problem("cli:bob", None, team) == (
+        "approved by bob by name only, while approvals are signed"
+    )
+    assert policy_problem("cli:carol", signed, team) == (
+        "carol's signature does not match version 3"
+    )
+    assert policy_problem("cli:bob", signed, team, version=4) == (
+        "bob's signature does not match version 4"
+    )
+    assert policy_problem("cli:mallory", signed, team) == (
+        "approved by cli:mallory, who is not a registered operator"
+    )
+    gone = [op("bob", removed_at=T0), op("carol")]
+    assert policy_problem("cli:bob", signed, gone) == "approved by bob, removed before the approval"
+    later = [op("bob", removed_at=datetime(2026, 12, 1, tzinfo=UTC))]
+    assert policy_problem("cli:bob", signed, later) is None  # removed after: it stands

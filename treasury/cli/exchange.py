@@ -116,7 +116,9 @@ def check() -> None:
         for name, p in sorted(pauses.items()):
             out.console.print(f"[FAIL] account {name}: paused by {p.by}: {p.reason}", markup=False)
         failed.extend(f"account {name} paused" for name in sorted(pauses))
-        return ok and not pauses
+        forged = [line for line in policy if line.startswith("[FAIL] policy")]
+        failed.extend("a policy version's approval" for _ in forged[:1])
+        return ok and not pauses and not forged
 
     failed: list[str] = []
     if not run(body):
@@ -128,15 +130,20 @@ async def _policy_lines(rt: Runtime) -> list[str]:
     never applies the file: ``run`` seeds an empty ledger, ``treasury policy apply``
     changes a policy)."""
     from treasury.policy_file import PolicyError, read_policy_text
-    from treasury.services.policy import file_drift
+    from treasury.services.policy import file_drift, read_in_force
 
-    current = await rt.ledger.policies.current()
+    reading = await read_in_force(rt.ledger.policies, rt.ledger.operators)
+    current = reading.row
     lines = [
+        f"[FAIL] policy: v{version} was activated but is not in force: {problem}"
+        for version, problem in reading.passed_over
+    ]
+    lines.append(
         f"[ok  ] policy: v{current.version} in force (sha256 {current.sha256[:12]}…, "
         f"applied by {current.applied_by})"
         if current is not None
         else "[WARN] policy: the ledger has none, so no limit applies: treasury policy apply FILE"
-    ]
+    )
     path = rt.settings.policy_file
     if path is not None:
         try:

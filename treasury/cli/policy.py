@@ -92,16 +92,46 @@ def apply_(
 @policy_app.command("approve")
 def approve(
     version: int = typer.Argument(..., min=1, max=MAX_ID, help="the pending version"),
-    as_: str = typer.Option(..., "--as", help="your name: never the applier's"),
+    as_: str | None = typer.Option(None, "--as", help="your name: never the applier's"),
+    key: Path | None = typer.Option(
+        None,
+        "--key",
+        exists=True,
+        dir_okay=False,
+        help="your Ed25519 private key (PEM): signs exactly the version you approve",
+    ),
 ) -> None:
-    """Put a pending version in force, as the second person."""
+    """Put a pending version in force, as the second person (signed with --key once
+    operators are registered)."""
     from treasury.services import policy as service
 
-    actor = actor_of(as_)
-    row = with_ledger(lambda ledger: service.approve(ledger, version, actor=actor))
+    if as_ is None and key is None:
+        out.fail("--as or --key: say who approves", EXIT_BAD_INPUT)
+    name = actor_of(as_) if as_ is not None else None
+    private = None
+    if key is not None:
+        from treasury.cli.operators import load_private_key
+
+        private = load_private_key(key)
+
+    async def body(ledger: Ledger) -> PolicyVersion:
+        actor, signature = name, None
+        if private is not None:
+            from treasury.cli.operators import key_owner, sign
+            from treasury.domain.approval_proof import policy_statement
+
+            owner = await key_owner(ledger, private, name and name.removeprefix("cli:"))
+            actor = f"cli:{owner}"
+            row = await ledger.policies.get(version)
+            signature = sign(private, policy_statement(row.version, row.sha256))
+        assert actor is not None
+        return await service.approve(ledger, version, actor=actor, signature=signature)
+
+    row = with_ledger(body)
+    signed = " (signed)" if key is not None else ""
     out.console.print(
         f"policy v{row.version} is in force: applied by {row.applied_by}, approved by "
-        f"{row.approved_by}",
+        f"{row.approved_by}{signed}",
         markup=False,
     )
 

@@ -13,8 +13,8 @@ break-glass mode of a setup without keys. Registering one switches the ledger to
 approvals for good (operators are never deleted, only removed).
 
 The same proof covers a second person's approval of an address-book entry (see
-``entry_statement``): its own prefix, so a signature over an intent can never pass as
-one over an entry, nor the other way round.
+``entry_statement``) and of a policy version (``policy_statement``), each with its own
+prefix, so a signature over one kind of thing can never pass as one over another.
 
 Pure: the signature check is computation, not I/O.
 """
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -36,6 +37,7 @@ from treasury.domain.money import format_amount
 
 PREFIX = "treasury approval v1"
 ENTRY_PREFIX = "treasury address-book approval v1"
+POLICY_PREFIX = "treasury policy approval v1"
 
 
 def _lines(prefix: str, fields: Iterable[tuple[str, str]]) -> bytes:
@@ -102,6 +104,64 @@ def entry_statement(entry: EntryVersion) -> bytes:
             ("address_tag", entry.address_tag or ""),
         ),
     )
+
+
+def policy_statement(version: int, sha256: str) -> bytes:
+    """What approving a policy version signs: its number and the sha256 of its canonical
+    text (the text itself is what the digest pins)."""
+    return _lines(POLICY_PREFIX, (("version", str(version)), ("sha256", sha256)))
+
+
+class Approver(Protocol):
+    """A registered operator, as far as checking an approval is concerned
+    (``treasury.ports.store.Operator`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def public_key(self) -> str: ...  # base64 of the raw 32 bytes
+    @property
+    def removed_at(self) -> datetime | None: ...
+
+
+def policy_approval_problem(
+    *,
+    version: int,
+    sha256: str,
+    applied_by: str,
+    approved_by: str | None,
+    signature: str | None,
+    activated_at: datetime | None,
+    operators: Sequence[Approver],
+) -> str | None:
+    """Why an activated policy version's approval does not prove who approved it, or
+    ``None`` when it does (or when it needed none: activated without an approver).
+
+    As for intents: while no operator was ever registered an approval by name counts
+    (break glass); once one is, the approver must be an operator other than the applier,
+    not removed before the activation, whose key verifies ``signature`` over
+    ``policy_statement``."""
+    if approved_by is None:
+        return None
+    if person(approved_by) == person(applied_by):
+        return f"approved by its applier {approved_by}"
+    if not operators:
+        return None
+    match = [o for o in operators if person(o.name) == person(approved_by)]
+    if not match:
+        return f"approved by {approved_by}, who is not a registered operator"
+    operator = match[0]
+    if operator.removed_at is not None and (
+        activated_at is None or operator.removed_at <= activated_at
+    ):
+        return f"approved by {operator.name}, removed before the approval"
+    if signature is None:
+        return f"approved by {operator.name} by name only, while approvals are signed"
+    if not verifies(
+        parse_public_key(operator.public_key), signature, policy_statement(version, sha256)
+    ):
+        return f"{operator.name}'s signature does not match version {version}"
+    return None
 
 
 def person(actor: str) -> str:

@@ -229,6 +229,7 @@ class PolicyVersion:
     approved_by: str | None  # the second person who activated it, if one had to
     activated_at: datetime | None
     status: str
+    approval_signature: str | None = None  # the approver's, over ``approval_proof``'s
 
 
 POLICY_STATUSES = ("active", "pending", "superseded", "lapsed")
@@ -440,7 +441,9 @@ class PolicyStore(Protocol):
         saw (``None``: none); ``ConcurrentChange`` if another was added meanwhile."""
         ...
 
-    async def activate(self, version: int, *, approved_by: str, audit: str) -> PolicyVersion:
+    async def activate(
+        self, version: int, *, approved_by: str, audit: str, signature: str | None = None
+    ) -> PolicyVersion:
         """Put the pending ``version`` in force, approved by ``approved_by``, with the
         service event ``audit``. ``ConcurrentChange`` unless it is still pending."""
         ...

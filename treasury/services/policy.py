@@ -22,11 +22,18 @@ from decimal import Decimal
 
 import structlog
 
+from treasury.domain import approval_proof as proof
 from treasury.domain import policy as p
 from treasury.domain.decisions import Hold, Verdict
 from treasury.domain.intent import Intent
 from treasury.domain.policy_text import PolicyError, canonical, diff, digest, parse_policy
-from treasury.ports.store import ConcurrentChange, Ledger, PolicyStore, PolicyVersion
+from treasury.ports.store import (
+    ConcurrentChange,
+    Ledger,
+    OperatorRegistry,
+    PolicyStore,
+    PolicyVersion,
+)
 from treasury.services.admin import Refused
 
 log = structlog.get_logger("treasury.policy")
@@ -89,10 +96,55 @@ class PolicySnapshot:
         return 0 if self.policy is None else self.policy.address_book_approvals_required
 
 
+@dataclass(frozen=True)
+class InForce:
+    """The version in force, and the newer activated versions passed over because their
+    approval does not prove who approved (version, why)."""
+
+    row: PolicyVersion | None
+    passed_over: tuple[tuple[int, str], ...] = ()
+
+
+async def read_in_force(
+    store: PolicyStore, operators: OperatorRegistry | None, *, newest: int | None = None
+) -> InForce:
+    """The newest activated version whose approval proves who approved
+    (``approval_proof.policy_approval_problem``), from ``newest`` (the newest activated
+    version, read if not given) down. The database checks who may activate a version but
+    cannot check a signature, so every reader does: a version activated by a raw UPDATE
+    with a forged or by-name approval, once operators are registered, is not in force
+    for anyone. Without ``operators`` approvals are not checked (tests of other things)."""
+    if newest is None:
+        newest = await store.current_version()
+    people = [] if operators is None else await operators.all()
+    passed: list[tuple[int, str]] = []
+    for version in range(newest or 0, 0, -1):
+        row = await store.get(version)
+        if row.activated_at is None:
+            continue
+        problem = (
+            None
+            if operators is None
+            else proof.policy_approval_problem(
+                version=row.version,
+                sha256=row.sha256,
+                applied_by=row.applied_by,
+                approved_by=row.approved_by,
+                signature=row.approval_signature,
+                activated_at=row.activated_at,
+                operators=people,
+            )
+        )
+        if problem is None:
+            return InForce(row, tuple(passed))
+        passed.append((version, problem))
+    return InForce(None, tuple(passed))
+
+
 async def in_force(ledger: Ledger) -> PolicySnapshot | None:
     """The snapshot of the version in force, read once (a command's reading: the daemon
     keeps a ``PolicySource``); ``None`` while the ledger holds no policy."""
-    row = await ledger.policies.current()
+    row = (await read_in_force(ledger.policies, ledger.operators)).row
     return None if row is None else PolicySnapshot.of(row)
 
 
@@ -107,24 +159,30 @@ class PolicySource:
         self,
         store: PolicyStore,
         *,
+        operators: OperatorRegistry | None = None,
         reread_s: float = REREAD_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self.operators = operators
         self.reread_s = reread_s
         self._clock = clock
         self._snapshot: PolicySnapshot | None = None
+        self._newest: int | None = None
         self._next = -math.inf
 
     async def current(self) -> PolicySnapshot | None:
         now = self._clock()
         if now < self._next:
             return self._snapshot
-        version = await self.store.current_version()
-        known = None if self._snapshot is None else self._snapshot.version
-        if version != known:
-            row = None if version is None else await self.store.get(version)
-            self._snapshot = None if row is None else PolicySnapshot.of(row)
+        newest = await self.store.current_version()
+        if newest != self._newest:
+            known = None if self._snapshot is None else self._snapshot.version
+            reading = await read_in_force(self.store, self.operators, newest=newest)
+            for version, problem in reading.passed_over:
+                log.error("policy.approval_invalid", version=version, problem=problem)
+            self._newest = newest
+            self._snapshot = None if reading.row is None else PolicySnapshot.of(reading.row)
             if self._snapshot is not None:
                 log.info("policy.in_force", version=self._snapshot.version, previous=known)
                 if self._snapshot.policy is None:
@@ -225,12 +283,17 @@ async def apply_text(
     )
 
 
-async def approve(ledger: Ledger, version: int, *, actor: str) -> PolicyVersion:
+async def approve(
+    ledger: Ledger, version: int, *, actor: str, signature: str | None = None
+) -> PolicyVersion:
     """Put the pending ``version`` in force, as a second person. Audited
-    (``policy_approved``).
+    (``policy_approved``). Once operators are registered the approval must be ``actor``'s
+    signature over ``approval_proof.policy_statement`` of the version: every reader
+    checks it, so one that does not prove who approved would put nothing in force.
 
     Raises:
-        Refused: it is not the newest pending version, or ``actor`` applied it.
+        Refused: it is not the newest pending version, ``actor`` applied it, or the
+            approval does not prove who approved.
         NotFound: there is no such version.
     """
     row = await ledger.policies.get(version)
@@ -243,9 +306,24 @@ async def approve(ledger: Ledger, version: int, *, actor: str) -> PolicyVersion:
         raise Refused(
             f"{_person_shown(actor)} applied policy version {version} and cannot approve it too"
         )
+    problem = proof.policy_approval_problem(
+        version=row.version,
+        sha256=row.sha256,
+        applied_by=row.applied_by,
+        approved_by=actor,
+        signature=signature,
+        activated_at=None,
+        operators=await ledger.operators.all(),
+    )
+    if problem is not None:
+        raise Refused(
+            f"policy version {version} not approved: {problem} (operators are registered, "
+            "so approvals are signed: treasury policy approve VERSION --key FILE)"
+        )
     try:
         return await ledger.policies.activate(
             version,
+            signature=signature,
             approved_by=actor,
             audit=f"approved by {_person_shown(actor)}; in force from now (applied by "
             f"{row.applied_by}: {row.reason})",

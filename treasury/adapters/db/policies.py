@@ -85,7 +85,9 @@ class PolicyRepository:
         except IntegrityError:  # another process took that version number first
             raise ConcurrentChange("the policy changed meanwhile; look again") from None
 
-    async def activate(self, version: int, *, approved_by: str, audit: str) -> PolicyVersion:
+    async def activate(
+        self, version: int, *, approved_by: str, audit: str, signature: str | None = None
+    ) -> PolicyVersion:
         async with transaction(self.engine) as conn:
             await _lock(conn)
             if version != await conn.scalar(_LATEST):
@@ -93,7 +95,9 @@ class PolicyRepository:
             result = await conn.execute(
                 update(P)
                 .where(P.c.version == version, P.c.activated_at.is_(None))
-                .values(approved_by=approved_by, activated_at=utcnow())
+                .values(
+                    approved_by=approved_by, approval_signature=signature, activated_at=utcnow()
+                )
             )
             if not result.rowcount:
                 raise ConcurrentChange(f"policy version {version} is not pending")
@@ -134,6 +138,7 @@ def _version(row: object, current: int | None, latest: int) -> PolicyVersion:
         created_at=m["created_at"],
         changes_need_approval=bool(m["changes_need_approval"]),
         approved_by=m["approved_by"],
+        approval_signature=m["approval_signature"],
         activated_at=m["activated_at"],
         status=policy_status(m["version"], activated, current=current, latest=latest),
     )

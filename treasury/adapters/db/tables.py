@@ -319,6 +319,7 @@ policy_versions = Table(
     Column("reason", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
     Column("approved_by", String(128), nullable=True),
+    Column("approval_signature", Text, nullable=True),  # base64 Ed25519; NULL: by name
     Column("activated_at", UTCDateTime(), nullable=True),
     CheckConstraint("version >= 1", name="version_positive"),
     CheckConstraint("length(document) > 0", name="document_nonempty"),
