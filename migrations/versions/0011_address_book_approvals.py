@@ -14,7 +14,7 @@ A new table, not new columns: ``whitelist_entries`` must not be rebuilt on SQLit
 
 Revision ID: 0011
 Revises: 0010
-Create Date: 2026-12-01
+Create Date: 2026-11-30
 """
 
 from __future__ import annotations
