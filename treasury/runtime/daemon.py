@@ -302,6 +302,7 @@ class Daemon:
                     await reconcile.reconcile_all(self.ctx)
                     await watch.flag_unserved(self.ctx)
                     await watch.expire_approvals(self.ctx)
+                    await watch.announce_operators(self.ctx)
                     due = self._last_sweep + self.ctx.config.sweep_interval_s
                     hold = self.ctx.startup_hold
                     hold_over = hold is not None and utcnow() >= hold.until

@@ -91,6 +91,8 @@ class WorkerContext:
     on_reconciled: Callable[[str], None] = lambda _decision: None  # metrics
     # what this process's syncs saw on the exchange's address book (shared by accounts)
     seen: ExchangeSeen = field(default_factory=ExchangeSeen)
+    # the operators (approvers) this process has already told people about
+    operators_known: set[str] = field(default_factory=set)
     _trust: Trust | None = field(default=None, init=False, repr=False)
 
     @property

@@ -5,6 +5,10 @@ An intent inserted for an account that no running daemon serves (a typo in the
 notices it, gives it a reason a person can act on, records the fact as an event and
 alerts — once per intent.
 
+A new approver is a new key to the vault: any sender alerts ``operator_added`` once for
+each operator it finds registered (however the row got there: ``treasury operator add``
+or SQL), so the people who watch the alerts can remove one nobody of theirs added.
+
 An intent awaiting approval waits at most the policy's ``approval_expiry_hours`` from
 its creation: the sender alerts once when a quarter of the window (at most a day) is
 left, then fails it with the reason. ``approve`` refuses an expired intent too.
@@ -19,6 +23,7 @@ from treasury.domain.status import Status
 from treasury.ports.clock import utcnow
 from treasury.ports.store import ConcurrentChange
 from treasury.services.context import WorkerContext
+from treasury.services.operators import fingerprint
 
 log = structlog.get_logger("treasury.watch")
 UNSERVED_AFTER_S = 60.0
@@ -95,3 +100,33 @@ async def expire_approvals(ctx: WorkerContext) -> int:
             log.warning("intent.approval_expired", intent_id=intent.id, hours=hours)
             await ctx.alert("approval_expired", f"intent {intent.id}: {reason}", intent.id)
     return expired
+
+
+async def announce_operators(ctx: WorkerContext) -> int:
+    """Alert once (ever, across processes: a ``service_events`` row) for each registered
+    operator not announced yet. One read per round once all are known here."""
+    fresh = [
+        o
+        for o in await ctx.ledger.operators.all()
+        if o.removed_at is None and o.name not in ctx.operators_known
+    ]
+    announced = 0
+    for operator in fresh:
+        ctx.operators_known.add(operator.name)
+        detail = (
+            f"operator {operator.name} (key {fingerprint(operator.public_key)}) is registered, "
+            f"added by {operator.added_by} at {operator.added_at:%Y-%m-%d %H:%M} UTC: "
+            "approvals signed with this key now count"
+        )
+        if not await ctx.ledger.events.record_once(
+            "operator_announced", operator.name, detail, actor="worker"
+        ):
+            continue
+        announced += 1
+        log.warning("operator.announced", operator=operator.name, added_by=operator.added_by)
+        await ctx.alert(
+            "operator_added",
+            f"{detail}; if nobody of yours added it: treasury operator remove {operator.name}",
+            None,
+        )
+    return announced
