@@ -23,7 +23,7 @@ HISTORY_V2 = "/sapi/v2/localentity/withdraw/history"
 REQUIREMENTS = "/sapi/v1/localentity/questionnaire-requirements"
 FAULTS = "/_sandbox/faults"
 
-JP_SELF = {
+JP_SELF: dict[str, object] = {
     "isAddressOwner": 1,
     "country": "jp",
     "city": "Tokyo",
@@ -31,7 +31,7 @@ JP_SELF = {
     "txnPurpose": 4,
     "isAttested": True,
 }
-JP_OTHER_VASP = {
+JP_OTHER_VASP: dict[str, object] = {
     "isAddressOwner": 2,
     "bnfType": 0,
     "kanjiName": "山田太郎",
@@ -45,8 +45,8 @@ JP_OTHER_VASP = {
     "txnPurpose": 5,
     "isAttested": True,
 }
-EU_SELF = {"isAddressOwner": 1, "sendTo": 1, "declaration": True}
-EU_OTHER_PERSON_OTHERS_VASP = {
+EU_SELF: dict[str, object] = {"isAddressOwner": 1, "sendTo": 1, "declaration": True}
+EU_OTHER_PERSON_OTHERS_VASP: dict[str, object] = {
     "isAddressOwner": 2,
     "bnfType": 0,
     "bnfFirstName": "Anna",
@@ -57,7 +57,7 @@ EU_OTHER_PERSON_OTHERS_VASP = {
     "vaspName": "Some Exchange",
     "declaration": True,
 }
-EU_OTHER_CORP = {
+EU_OTHER_CORP: dict[str, object] = {
     "isAddressOwner": 2,
     "bnfType": 1,
     "bnfCorpName": "Acme SAS",
@@ -90,9 +90,11 @@ def plain(http: httpx.AsyncClient, clock: ManualClock) -> Client:
     return Client(http, clock.now_ms, key="plain-api-key", secret="plain-secret")
 
 
-async def local_apply(client: Client, questionnaire: object, **params: object) -> httpx.Response:
+async def local_apply(
+    client: Client, questionnaire: object, amount: str = "25", **params: object
+) -> httpx.Response:
     text = questionnaire if isinstance(questionnaire, str) else json.dumps(questionnaire)
-    return await client.post(LOCAL_APPLY, {**usdt_trx(**params), "questionnaire": text})
+    return await client.post(LOCAL_APPLY, {**usdt_trx(amount, **params), "questionnaire": text})
 
 
 async def local_history(client: Client, path: str = HISTORY_V2, **params: object) -> list[Any]:
@@ -177,7 +179,7 @@ def _without(base: dict[str, object], key: str) -> dict[str, object]:
     return {k: v for k, v in base.items() if k != key}
 
 
-JP_BAD = [
+JP_BAD: list[tuple[dict[str, object], str]] = [
     *[(_without(JP_SELF, k), k) for k in JP_SELF],
     *[
         (_without(JP_OTHER_VASP, k), k)
@@ -195,7 +197,7 @@ JP_BAD = [
     (JP_OTHER_VASP | {"vaspCountry": "cn"}, "vaspRegion"),
     (JP_OTHER_VASP | {"vaspCountry": "ua", "vaspRegion": "crimea"}, "vaspRegion"),
 ]
-EU_BAD = [
+EU_BAD: list[tuple[dict[str, object], str]] = [
     *[(_without(EU_SELF, k), k) for k in EU_SELF],
     *[(_without(EU_OTHER_PERSON_OTHERS_VASP, k), k) for k in EU_OTHER_PERSON_OTHERS_VASP],
     *[

@@ -255,13 +255,18 @@ async def test_history_without_api_only_fields_keeps_them_none(
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"tr_ids": []}, {"tr_ids": [0]}, {"travel_rule_status": 3}, {"limit": 1001}],
+    ("kwargs", "match"),
+    [
+        ({"tr_ids": []}, "tr_ids"),
+        ({"tr_ids": [0]}, "tr_ids"),
+        ({"travel_rule_status": 3}, "travel_rule_status"),
+        ({"limit": 1001}, "limit"),
+    ],
 )
 async def test_history_filters_breaking_the_rules_are_refused(
-    client: BinanceClient, kwargs: dict[str, Any]
+    client: BinanceClient, kwargs: dict[str, Any], match: str
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=match):
         await client.local_entity_history(**kwargs)
 
 
