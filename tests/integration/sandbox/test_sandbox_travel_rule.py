@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sandbox_testkit import Client, default_accounts, error_code, usdt_trx
+from sandbox_testkit import BASE_CONFIG, START_MS, Client, default_accounts, error_code, usdt_trx
 
-from treasury.sandbox import ManualClock, RunningSandbox
+from treasury.sandbox import ManualClock, RunningSandbox, parse_config, running_sandbox
 
 LOCAL_APPLY = "/sapi/v1/localentity/withdraw/apply"
 HISTORY_V1 = "/sapi/v1/localentity/withdraw/history"
@@ -390,3 +391,31 @@ async def test_history_unavailable_covers_the_local_histories(
     for path in (HISTORY_V1, HISTORY_V2):
         response = await client.get(path)
         assert response.status_code == 503 and error_code(response) == -1001
+
+
+# -- restart --------------------------------------------------------------------------------
+
+
+async def test_the_travel_rule_outcome_survives_a_restart(
+    tmp_path: Path, config_overrides: dict[str, Any]
+) -> None:
+    """The fault's decision is journaled with the withdrawal: the replay needs no fault."""
+    state = tmp_path / "sandbox.jsonl"
+    clock = ManualClock(START_MS)
+    config = parse_config({**BASE_CONFIG, **config_overrides})
+    async with (
+        running_sandbox(config=config, clock=clock, state_path=state) as sb,
+        httpx.AsyncClient(base_url=sb.url) as http,
+    ):
+        await faults(http, {"travel_rule": {"hold_s": 60, "then": "fail"}})
+        client = Client(http, clock.now_ms)
+        tr_id = (await local_apply(client, JP_SELF, withdrawOrderId="kept")).json()["trId"]
+    async with (
+        running_sandbox(config=config, clock=clock, state_path=state) as sb,
+        httpx.AsyncClient(base_url=sb.url) as http,
+    ):
+        client = Client(http, clock.now_ms)
+        clock.advance_s(61)
+        [row] = await local_history(client, trId=tr_id)
+        assert (row["travelRuleStatus"], row["withdrawalStatus"]) == (2, 1)
+        assert json.loads(row["questionnaire"]) == JP_SELF
