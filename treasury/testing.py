@@ -90,8 +90,13 @@ from treasury.domain.exchange import (
     Balance,
     CoinConfig,
     ExchangeWithdrawStatus,
+    LocalEntityWithdrawAccepted,
+    LocalEntityWithdrawalRecord,
     NetworkRule,
     SystemStatus,
+    TravelRuleCountry,
+    TravelRuleRegion,
+    Vasp,
     WhitelistAddress,
     WithdrawAccepted,
     WithdrawalRecord,
@@ -1424,8 +1429,17 @@ _METHODS = frozenset(
         "withdraw_quota",
         "withdraw",
         "withdraw_history",
+        "travel_rule_requirement",
+        "vasps",
+        "countries",
+        "regions",
+        "withdraw_local_entity",
+        "local_entity_history",
     }
 )
+LOCAL_APPLY = "/sapi/v1/localentity/withdraw/apply"
+LOCAL_HISTORY = "/sapi/v2/localentity/withdraw/history"
+TR_ID_BASE = 765_000_000  # trId = base + the withdrawal's sequence number (as the sandbox)
 _DEFAULT = object()  # "no scripted answer: behave as the exchange would"
 _REFUNDED = frozenset(
     {
@@ -1493,6 +1507,9 @@ class _Withdrawal:
     visible_ms: int
     seq: int
     debited: Decimal  # what the balance lost (given back if it fails or is cancelled)
+    tr_id: int | None = None  # made through withdraw_local_entity
+    travel_rule_status: int = 0  # TravelRuleStatus; set_travel_rule_status changes it
+    only_in: str | None = None  # "capital" / "localentity": the one history it shows in
 
 
 class FakeExchange:
@@ -1550,6 +1567,21 @@ class FakeExchange:
         self.calls: list[Call] = []
         self._scripts: dict[str, deque[object]] = {}
         self._withdrawals: list[_Withdrawal] = []
+        # travel rule: the questionnaire country code the account is held under (None:
+        # capital withdrawals, as usual; set: ``withdraw`` is refused with -4104), an
+        # optional questionnaire check (returns Binance's refusal text, or None to pass),
+        # and the fixed lists
+        self.local_entity: str | None = None
+        self.questionnaire_check: Callable[[Mapping[str, object]], str | None] | None = None
+        self.vasp_list: list[Vasp] = [Vasp(name="Binance", code="BINANCE", identifier="BINANCE")]
+        self.country_list: list[TravelRuleCountry] = [
+            TravelRuleCountry(
+                code=c, name=c.upper(), block_type="supported",
+                deposit_allowed=True, withdrawal_allowed=True,
+            )
+            for c in ("fr", "jp", "pl")
+        ]  # fmt: skip
+        self.region_list: dict[str, list[TravelRuleRegion]] = {}
 
     # ---- set-up and control --------------------------------------------------------------
 
@@ -1735,6 +1767,15 @@ class FakeExchange:
         self, request: WithdrawRequest, *, timestamp_ms: int | None = None
     ) -> WithdrawAccepted:
         answer = self._answer("withdraw", {"request": request, "timestamp_ms": timestamp_ms})
+        if answer is _DEFAULT and self.local_entity is not None:
+            raise Rejected(
+                "withdrawals are not permitted due to travel rule restrictions (fake)",
+                endpoint=APPLY,
+                reason=Reason.TRAVEL_RULE,
+                permanent=True,
+                code=-4104,
+                http_status=400,
+            )
         if isinstance(answer, Timeout):
             signed = timestamp_ms if timestamp_ms is not None else self.now_ms()
             if answer.executed:
@@ -1779,6 +1820,184 @@ class FakeExchange:
             "limit": limit,
         }
         return _resolve(self._answer("withdraw_history", args), list, lambda: self._history(**args))
+
+    # ---- travel rule (local entities) -------------------------------------------------
+
+    def set_travel_rule_status(self, ref: str, status: int, *, fail: bool = False) -> None:
+        """Set a local-entity withdrawal's ``travelRuleStatus`` (``ref``: its id, order id
+        or ``str(trId)``); ``fail`` also cancels it and gives the amount back, as the
+        sandbox does when the check fails."""
+        found = [
+            w
+            for w in self._withdrawals
+            if ref in (w.record.id, w.record.withdraw_order_id, str(w.tr_id))
+        ]
+        if len(found) != 1 or found[0].tr_id is None:
+            raise ValueError(f"no single local-entity withdrawal matches {ref!r}")
+        w = found[0]
+        w.travel_rule_status = status
+        if fail:
+            self.set_status(w.record.id, ExchangeWithdrawStatus.CANCELLED)
+
+    def show_only_in(self, ref: str, history: Literal["capital", "localentity"]) -> None:
+        """Let one withdrawal show in one of the two histories only (Binance's warning)."""
+        self._find(ref).only_in = history
+
+    async def travel_rule_requirement(self) -> str | None:
+        answer = self._answer("travel_rule_requirement", {})
+        if answer is _DEFAULT:
+            return self.local_entity
+        if isinstance(answer, BaseException):
+            raise answer
+        if answer is not None and not isinstance(answer, str):
+            raise TypeError(f"scripted answer {answer!r} is not a str or None")
+        return answer
+
+    async def vasps(self) -> list[Vasp]:
+        return _resolve(self._answer("vasps", {}), list, lambda: list(self.vasp_list))
+
+    async def countries(self) -> list[TravelRuleCountry]:
+        return _resolve(self._answer("countries", {}), list, lambda: list(self.country_list))
+
+    async def regions(self, country_code: str) -> list[TravelRuleRegion]:
+        answer = self._answer("regions", {"country_code": country_code})
+        return _resolve(answer, list, lambda: list(self.region_list.get(country_code, [])))
+
+    async def withdraw_local_entity(
+        self,
+        request: WithdrawRequest,
+        questionnaire: Mapping[str, object],
+        *,
+        timestamp_ms: int | None = None,
+    ) -> LocalEntityWithdrawAccepted:
+        """As ``withdraw``, through the local-entity endpoint: a scripted ``Timeout`` loses
+        the answer (after executing, with ``executed``); by default the account must be
+        under a local entity and ``questionnaire_check`` must pass (a refusal is a
+        permanent travel-rule ``Rejected`` carrying the check's text)."""
+        args = {"request": request, "questionnaire": questionnaire, "timestamp_ms": timestamp_ms}
+        answer = self._answer("withdraw_local_entity", args)
+        signed = timestamp_ms if timestamp_ms is not None else self.now_ms()
+        if isinstance(answer, Timeout):
+            if answer.executed:
+                with suppress(ExchangeError):
+                    self._execute_local(request, questionnaire, signed)
+            raise OutcomeUnknown(
+                "no answer: the connection was lost (fake timeout)",
+                endpoint=LOCAL_APPLY,
+                reason=Reason.TIMEOUT,
+                timestamp_ms=signed,
+                recv_window_ms=self.recv_window_ms,
+                withdraw_order_id=request.withdraw_order_id,
+            )
+        return _resolve(
+            answer,
+            LocalEntityWithdrawAccepted,
+            lambda: self._execute_local(request, questionnaire, signed),
+        )
+
+    async def local_entity_history(
+        self,
+        *,
+        tr_ids: Sequence[int] | None = None,
+        withdraw_order_id: str | None = None,
+        coin: str | None = None,
+        travel_rule_status: int | None = None,
+        start_time_ms: int | None = None,
+        end_time_ms: int | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> list[LocalEntityWithdrawalRecord]:
+        args: dict[str, Any] = {
+            "tr_ids": tr_ids,
+            "withdraw_order_id": withdraw_order_id,
+            "coin": coin,
+            "travel_rule_status": travel_rule_status,
+            "start_time_ms": start_time_ms,
+            "end_time_ms": end_time_ms,
+            "offset": offset,
+            "limit": limit,
+        }
+        return _resolve(
+            self._answer("local_entity_history", args), list, lambda: self._local_history(**args)
+        )
+
+    def _execute_local(
+        self, request: WithdrawRequest, questionnaire: Mapping[str, object], timestamp_ms: int
+    ) -> LocalEntityWithdrawAccepted:
+        refusal = None
+        if self.local_entity is None:
+            refusal = "Travel rule questionnaire is not required for this account."
+        elif self.questionnaire_check is not None:
+            refusal = self.questionnaire_check(questionnaire)
+        if refusal is not None:
+            raise Rejected(
+                f"questionnaire refused; Binance says {refusal!r}",
+                endpoint=LOCAL_APPLY,
+                reason=Reason.TRAVEL_RULE,
+                permanent=True,
+            )
+        accepted = self._execute(request, timestamp_ms)
+        w = self._withdrawals[-1]
+        w.tr_id = TR_ID_BASE + w.seq
+        return LocalEntityWithdrawAccepted(
+            tr_id=w.tr_id,
+            info="Withdraw request accepted",
+            timestamp_ms=accepted.timestamp_ms,
+            recv_window_ms=accepted.recv_window_ms,
+        )
+
+    def _local_history(
+        self,
+        *,
+        tr_ids: Sequence[int] | None,
+        withdraw_order_id: str | None,
+        coin: str | None,
+        travel_rule_status: int | None,
+        start_time_ms: int | None,
+        end_time_ms: int | None,
+        offset: int,
+        limit: int,
+    ) -> list[LocalEntityWithdrawalRecord]:
+        capital = self._history(
+            withdraw_order_id=withdraw_order_id,
+            id_list=None,
+            coin=coin,
+            status=None,
+            start_time_ms=start_time_ms,
+            end_time_ms=end_time_ms,
+            offset=0,
+            limit=1000,
+            only_in="localentity",
+        )
+        by_id = {w.record.id: w for w in self._withdrawals}
+        rows: list[LocalEntityWithdrawalRecord] = []
+        for record in capital:
+            w = by_id[record.id]
+            if w.tr_id is None or (tr_ids is not None and w.tr_id not in tr_ids):
+                continue
+            if travel_rule_status is not None and w.travel_rule_status != travel_rule_status:
+                continue
+            rows.append(
+                LocalEntityWithdrawalRecord(
+                    tr_id=w.tr_id,
+                    id=record.id,
+                    withdraw_order_id=record.withdraw_order_id,
+                    coin=record.coin,
+                    network=record.network,
+                    address=record.address,
+                    amount=record.amount,
+                    fee=record.fee,
+                    withdrawal_status=record.status,
+                    travel_rule_status=w.travel_rule_status,
+                    tx_id=record.tx_id,
+                    apply_time=record.apply_time,
+                    complete_time=record.complete_time,
+                    info=record.info,
+                    transfer_type=record.transfer_type,
+                    wallet_type=record.wallet_type,
+                )
+            )
+        return rows[offset : offset + limit]
 
     # ---- inside the exchange -------------------------------------------------------------
 
@@ -1855,7 +2074,10 @@ class FakeExchange:
         end_time_ms: int | None,
         offset: int,
         limit: int,
+        only_in: str = "capital",
     ) -> list[WithdrawalRecord]:
+        """The history named by ``only_in`` (a withdrawal marked for the other one is left
+        out); the local-entity view also goes through here for its windows."""
         now = self.server_ms()
         window = (7 if withdraw_order_id is not None else 90) * DAY_MS
         end = (
@@ -1875,6 +2097,7 @@ class FakeExchange:
             for w in self._withdrawals
             if start <= w.applied_ms <= end
             and w.visible_ms <= now
+            and w.only_in in (None, only_in)
             and (withdraw_order_id is None or w.record.withdraw_order_id == withdraw_order_id)
             and (id_list is None or w.record.id in id_list)
             and (coin is None or w.record.coin == coin)

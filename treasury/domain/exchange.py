@@ -163,3 +163,96 @@ class WithdrawAccepted:
     id: str
     timestamp_ms: int  # the timestamp that was signed
     recv_window_ms: int
+
+
+# -- travel rule (local entities) -------------------------------------------------------------
+
+
+class TravelRuleStatus(enum.IntEnum):
+    """``travelRuleStatus`` of the local-entity withdraw history (Binance's three values).
+
+    The withdrawal itself proceeds only once the travel-rule check is COMPLETED; a FAILED
+    check means the withdrawal will not complete (reference §11)."""
+
+    COMPLETED = 0
+    PENDING = 1
+    FAILED = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class Vasp:
+    """One row of ``localentity/vasp``: what a questionnaire's ``vasp`` names.
+
+    ``identifier`` is what the questionnaire takes since 2026-02-27; ``code`` (the older
+    ``vaspCode``) is kept because older answers carry only it."""
+
+    name: str
+    code: str
+    identifier: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TravelRuleCountry:
+    """One row of ``localentity/country/list``; ``code`` is ISO-2 lower case."""
+
+    code: str
+    name: str
+    block_type: str  # supported, limited or blocked
+    deposit_allowed: bool
+    withdrawal_allowed: bool
+    has_region_restrictions: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class TravelRuleRegion:
+    """One row of ``localentity/region/list``; ``name`` is what a questionnaire takes."""
+
+    country_code: str
+    name: str
+    block_type: str
+    deposit_allowed: bool
+    withdrawal_allowed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalEntityWithdrawAccepted:
+    """An accepted ``localentity/withdraw/apply``.
+
+    Binance's answer carries the travel-rule record id (``trId``), not the withdrawal's
+    own id: ``id`` is ``None`` unless the answer happened to include one. The withdrawal id
+    is read from the local-entity history (by ``trId`` or ``withdrawOrderId``)."""
+
+    tr_id: int
+    info: str
+    timestamp_ms: int  # the timestamp that was signed
+    recv_window_ms: int
+    id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalEntityWithdrawalRecord:
+    """One row of ``localentity/withdraw/history`` (v1 or v2).
+
+    Binance documents ``id``, ``transactionFee``, ``withdrawalStatus``, ``transferType``,
+    ``withdrawOrderId`` and ``confirmNo`` as present only for withdrawals made through the
+    API, hence optional. ``questionnaire`` holds personal data: it is kept out of ``repr``.
+    """
+
+    tr_id: int
+    id: str | None
+    withdraw_order_id: str | None
+    coin: str
+    network: str | None
+    address: str
+    amount: Decimal
+    fee: Decimal | None
+    withdrawal_status: int | None  # an ExchangeWithdrawStatus value, as it came
+    travel_rule_status: int  # a TravelRuleStatus value, as it came
+    tx_id: str | None
+    apply_time: datetime | None
+    complete_time: datetime | None = None
+    info: str = ""
+    transfer_type: int | None = None
+    wallet_type: int | None = None
+    confirm_no: int | None = None
+    questionnaire: str | None = field(default=None, repr=False)

@@ -24,7 +24,7 @@ Messages never contain a secret, a signature or the signed query.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from treasury.domain.exchange import (
@@ -32,7 +32,12 @@ from treasury.domain.exchange import (
     ApiRestrictions,
     Balance,
     CoinConfig,
+    LocalEntityWithdrawAccepted,
+    LocalEntityWithdrawalRecord,
     SystemStatus,
+    TravelRuleCountry,
+    TravelRuleRegion,
+    Vasp,
     WhitelistAddress,
     WithdrawAccepted,
     WithdrawalRecord,
@@ -78,6 +83,44 @@ class Exchange(Protocol):
         offset: int = 0,
         limit: int = 1000,
     ) -> list[WithdrawalRecord]: ...
+
+    # -- travel rule (local entities): see reference §11 ---------------------------------
+
+    async def travel_rule_requirement(self) -> str | None:
+        """The account's questionnaire country code (e.g. ``JP``, ``PL``), or ``None`` when
+        no questionnaire is needed (Binance answers ``NIL``) and ``withdraw`` applies."""
+        ...
+
+    async def vasps(self) -> list[Vasp]: ...
+
+    async def countries(self) -> list[TravelRuleCountry]: ...
+
+    async def regions(self, country_code: str) -> list[TravelRuleRegion]: ...
+
+    async def withdraw_local_entity(
+        self,
+        request: WithdrawRequest,
+        questionnaire: Mapping[str, object],
+        *,
+        timestamp_ms: int | None = None,
+    ) -> LocalEntityWithdrawAccepted:
+        """``withdraw`` for a travel-rule account: same parameters, errors and rules, plus
+        the entity's questionnaire. A questionnaire Binance refuses is a permanent
+        ``Rejected`` (reason ``travel_rule``) carrying Binance's text."""
+        ...
+
+    async def local_entity_history(
+        self,
+        *,
+        tr_ids: Sequence[int] | None = None,
+        withdraw_order_id: str | None = None,
+        coin: str | None = None,
+        travel_rule_status: int | None = None,
+        start_time_ms: int | None = None,
+        end_time_ms: int | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> list[LocalEntityWithdrawalRecord]: ...
 
 
 class Reason(enum.StrEnum):

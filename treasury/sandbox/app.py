@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from treasury.sandbox import errors, history, views
+from treasury.sandbox import errors, history, localentity, views
 from treasury.sandbox.accounts import AccountState
 from treasury.sandbox.admin import ADMIN_ROUTES
 from treasury.sandbox.core import ConnectionDropper, Sandbox
@@ -39,6 +39,10 @@ from treasury.sandbox.signing import ParsedRequest, Verifier, parse_request
 
 _RECV_WINDOW = re.compile(r"[0-9]{1,20}(\.[0-9]{1,3})?")
 DEFAULT_RECV_WINDOW = Decimal(5000)
+LOCAL_APPLY = "localentity_apply"
+APPLY_NAMES = ("withdraw_apply", LOCAL_APPLY)
+HISTORY_NAMES = ("withdraw_history", "localentity_history_v1", "localentity_history_v2")
+LOCAL_ACCEPTED = "Withdraw request accepted"  # the text of Binance's page example
 MAX_RECV_WINDOW = Decimal(60000)
 
 
@@ -99,9 +103,14 @@ def build_app(sandbox: Sandbox) -> Starlette:
                     raise errors.invalid_signature()
                 _check_timing(parsed.params, sb.exchange.server_ms())
             except ApiError as error:
-                if name == "withdraw_apply":
+                if name in APPLY_NAMES:
                     params = parsed.params if parsed else await _lenient_params(request)
-                    sb.exchange.record_apply(account.name if account else None, params, error=error)
+                    sb.exchange.record_apply(
+                        account.name if account else None,
+                        params,
+                        error=error,
+                        local=name == LOCAL_APPLY,
+                    )
                 return _error(error, headers)
             assert account is not None and parsed is not None
             try:
@@ -164,6 +173,32 @@ def build_app(sandbox: Sandbox) -> Starlette:
             signed("/sapi/v1/capital/withdraw/quota", "quota", "sapi_ip", _quota),
             signed("/sapi/v1/capital/withdraw/history", "withdraw_history", "sapi_uid", _history),
             signed("/sapi/v1/capital/withdraw/apply", "withdraw_apply", "sapi_uid", _apply, "POST"),
+            signed(
+                "/sapi/v1/localentity/questionnaire-requirements",
+                "questionnaire_requirements",
+                "sapi_ip",
+                _requirements,
+            ),
+            signed(
+                "/sapi/v1/localentity/withdraw/apply", LOCAL_APPLY, "sapi_uid", _local_apply, "POST"
+            ),
+            signed(
+                "/sapi/v1/localentity/withdraw/history",
+                "localentity_history_v1",
+                "sapi_ip",
+                _local_history,
+            ),
+            signed(
+                "/sapi/v2/localentity/withdraw/history",
+                "localentity_history_v2",
+                "sapi_uid",
+                _local_history,
+            ),
+            signed("/sapi/v1/localentity/vasp", "localentity_vasp", "sapi_ip", _vasps),
+            signed(
+                "/sapi/v1/localentity/country/list", "localentity_countries", "sapi_ip", _countries
+            ),
+            signed("/sapi/v1/localentity/region/list", "localentity_regions", "sapi_ip", _regions),
             *ADMIN_ROUTES,
         ]
     )
@@ -176,15 +211,19 @@ def build_app(sandbox: Sandbox) -> Starlette:
 
 async def _unavailable(sb: Sandbox, request: Request, name: str) -> Response | None:
     """The 503 of an injected outage (all endpoints, or history only); None when up."""
-    if not (sb.faults.outage or (name == "withdraw_history" and sb.faults.history_unavailable)):
+    if not (sb.faults.outage or (name in HISTORY_NAMES and sb.faults.history_unavailable)):
         return None
     error = errors.internal_error()
-    if name == "withdraw_apply":
+    if name in APPLY_NAMES:
         key = request.headers.get("X-MBX-APIKEY", "").strip()
         account = sb.exchange.by_api_key.get(key)
         params = await _lenient_params(request)
         sb.exchange.record_apply(
-            account.name if account else None, params, error=error, fault="outage"
+            account.name if account else None,
+            params,
+            error=error,
+            fault="outage",
+            local=name == LOCAL_APPLY,
         )
     return _error(error, {})
 
@@ -345,18 +384,37 @@ async def _history(call: Call) -> Body:
 
 
 async def _apply(call: Call) -> Body:
+    return await _submit(call, local=False)
+
+
+async def _local_apply(call: Call) -> Body:
+    return await _submit(call, local=True)
+
+
+async def _submit(call: Call, *, local: bool) -> Body:
+    """Both applies: the same faults, checks and booking; only the answer differs.
+
+    ``localentity/withdraw/apply`` answers ``{"trId", "accepted": true, "info"}``, and a
+    refused questionnaire ``{"accepted": false, "info": "<why>"}`` with HTTP 200 and
+    nothing booked: the shape of a real refusal quoted in openxapi/openxapi#41. The key is
+    ``accepted`` as in that answer (Binance's page example spells it ``accpted``).
+    """
     sb, account, params = call.sandbox, call.account, call.params
     fault = sb.faults.fire("error_5xx_before")
     if fault is not None:
         error = ApiError(fault.code, str(fault.body()["msg"]), http_status=fault.status)
-        sb.exchange.record_apply(account.name, params, error=error, fault="error_5xx_before")
+        sb.exchange.record_apply(
+            account.name, params, error=error, fault="error_5xx_before", local=local
+        )
         return JSONResponse(fault.body(), status_code=fault.status)
     fault = sb.faults.fire("delay_before_accept_s")
     if fault is not None:
         await anyio.sleep(fault.seconds)
-    submission = sb.exchange.submit(account, params)
+    submission = sb.exchange.submit(account, params, local=local)
     if submission.error is not None:
         raise submission.error
+    if submission.refusal is not None:
+        return {"accepted": False, "info": submission.refusal}
     assert submission.withdrawal is not None
     if submission.delay_after is not None:
         await anyio.sleep(submission.delay_after.seconds)
@@ -365,4 +423,30 @@ async def _apply(call: Call) -> Body:
         if name == "drop_after_accept":
             return DropConnection(sb.drop_connection)
         return JSONResponse(after.body(), status_code=after.status)
+    if local:
+        return {"trId": submission.withdrawal.tr_id, "accepted": True, "info": LOCAL_ACCEPTED}
     return {"id": submission.withdrawal.id}
+
+
+async def _requirements(call: Call) -> Body:
+    """The account's questionnaire country code, ``NIL`` when it needs none (reference §11)."""
+    return {"questionnaireCountryCode": call.account.config.local_entity or "NIL"}
+
+
+async def _local_history(call: Call) -> Body:
+    ex = call.sandbox.exchange
+    gross = call.sandbox.faults.history_amount == "gross"
+    rows = ex.by_account.get(call.account.name, [])
+    return localentity.select(rows, call.params, ex.now_ms(), gross=gross)
+
+
+async def _vasps(call: Call) -> Body:
+    return [dict(v) for v in localentity.VASPS]
+
+
+async def _countries(call: Call) -> Body:
+    return localentity.country_list()
+
+
+async def _regions(call: Call) -> Body:
+    return localentity.region_list(call.params)

@@ -46,6 +46,7 @@ from importlib import resources
 from pathlib import Path
 
 from treasury.sandbox.configreader import ConfigError, Reader
+from treasury.sandbox.questionnaire import LOCAL_ENTITIES
 
 __all__ = [
     "ADDRESS_BOOK_MAX",
@@ -135,6 +136,14 @@ DEFAULT_WEIGHTS: Mapping[str, int] = {
     "quota": 10,
     "withdraw_apply": 900,
     "withdraw_history": 18000,
+    # travel rule (reference §11): apply UID 600; history v2 a UID weight since 2025-01-15
+    "questionnaire_requirements": 1,
+    "localentity_apply": 600,
+    "localentity_history_v1": 1,
+    "localentity_history_v2": 1,
+    "localentity_vasp": 1,
+    "localentity_countries": 1,
+    "localentity_regions": 1,
 }
 
 
@@ -180,6 +189,9 @@ class AccountConfig:
     quota_usd: Decimal
     # its Binance deposit addresses: a withdrawal to one is an internal transfer to it
     deposit_addresses: tuple[DepositAddress, ...] = ()
+    # the travel-rule local entity the account is held under (a questionnaire country
+    # code, questionnaire.LOCAL_ENTITIES); None: capital/withdraw/apply as usual
+    local_entity: str | None = None
 
     def whitelisted(self, coin: str, network: str) -> tuple[WhitelistEntry, ...]:
         """The whitelisted entries of one (coin, network), for demos and tests."""
@@ -413,7 +425,7 @@ _ACCOUNT_KEYS = {
     "name", "api_key", "hmac_secret", "ed25519_public_key", "rsa_public_key", "uid",
     "canWithdraw", "canTrade", "canDeposit", "apiRestrictions", "balances", "funding_balances",
     "default_wallet", "account_status", "whitelist_enabled", "whitelist", "quota_usd",
-    "deposit_addresses",
+    "deposit_addresses", "local_entity",
 }  # fmt: skip
 
 
@@ -450,10 +462,21 @@ def _accounts(r: Reader, coins: Mapping[str, CoinConfig]) -> dict[str, AccountCo
             deposit_addresses=_deposit_addresses(
                 Reader(a.get("deposit_addresses", []), a.path_of("deposit_addresses")), coins
             ),
+            local_entity=_local_entity(a),
         )
     if not accounts:
         raise ConfigError(r.path, "needs at least one account")
     return accounts
+
+
+def _local_entity(a: Reader) -> str | None:
+    """``"JP"``, ``"PL"`` or ``"FR"`` (PL and FR share the EU questionnaire), or absent."""
+    value = a.opt_text("local_entity")
+    if value is not None and value not in LOCAL_ENTITIES:
+        raise ConfigError(
+            a.path_of("local_entity"), f"must be one of {', '.join(LOCAL_ENTITIES)}, got {value!r}"
+        )
+    return value
 
 
 def _signing_keys(a: Reader) -> tuple[str | None, str | None, str | None]:

@@ -96,6 +96,16 @@ def bad_combination(detail: str) -> ApiError:
     return ApiError(-1128, f"Combination of optional parameters invalid. {detail}".strip())
 
 
+def travel_rule_required() -> ApiError:
+    """``capital/withdraw/apply`` from an account under a travel-rule local entity: Binance's
+    code and text as quoted in binance/binance-connector-java#137."""
+    return ApiError(
+        -4104,
+        "Please note that withdrawals are not permitted due to travel rule restrictions. "
+        "To facilitate the withdrawal process, please refer to Travel Rule documentation.",
+    )
+
+
 def internal_error() -> ApiError:
     """What an outage answers: 503 -1001, the request not processed."""
     return ApiError(

@@ -43,6 +43,19 @@ One more ``withdraw/apply`` fault shapes what happens *after* an answer, over ho
   refunded to the wallet it came from). The review is journaled with the withdrawal
   (``review_status``, ``review_until``, and the pushed-back ``settle_at``), so a restart
   keeps it without the fault.
+
+Two more shape a ``localentity/withdraw/apply`` (the travel rule; reference §11), with the
+same triggers, journaled with the withdrawal like ``review``:
+
+* ``travel_rule`` — ``{"hold_s": seconds, "then": "pass"|"fail"}``: the travel-rule check
+  stays pending (``travelRuleStatus`` 1, ``withdrawalStatus`` 2) for ``hold_s``, then
+  completes (0, the withdrawal proceeds) or fails (2: the withdrawal is cancelled, status
+  1, and refunded: Binance documents no outcome, this is the safe worst case);
+* ``history_only_in`` — ``{"history": "capital"|"localentity"}``: the withdrawal shows in
+  that history only (Binance warns some withdrawals appear in only one of them).
+
+``outage``, ``history_unavailable`` (both withdrawal histories), ``clock_skew_ms``,
+``history_lag_s`` and every apply fault above apply to the local-entity endpoints too.
 """
 
 from __future__ import annotations
@@ -79,7 +92,18 @@ APPLY_FAULTS = (
 _DEFAULT_STATUS = {"error_5xx_before": 503, "error_5xx_after": 500, "error_code_after": 400}
 _DEFAULT_CODE = {"error_5xx_before": -1001, "error_5xx_after": -1000, "error_code_after": -1007}
 SWITCHES = ("maintenance", "outage", "history_unavailable")
-KNOBS = (*APPLY_FAULTS, *SWITCHES, "clock_skew_ms", "history_lag_s", "history_amount", "review")
+KNOBS = (
+    *APPLY_FAULTS,
+    *SWITCHES,
+    "clock_skew_ms",
+    "history_lag_s",
+    "history_amount",
+    "review",
+    "travel_rule",
+    "history_only_in",
+)
+TRAVEL_RULE_ENDINGS = ("pass", "fail")
+HISTORIES = ("capital", "localentity")
 REVIEW_ENDINGS = ("complete", "cancel")
 _SHORTHAND = {
     "delay_before_accept_s": "seconds",
@@ -144,6 +168,41 @@ class ReviewFault(Trigger):
         }
 
 
+@dataclass
+class TravelRuleFault(Trigger):
+    """Hold local-entity withdrawals in the travel-rule check, then pass or fail them."""
+
+    hold_s: float = 0.0
+    then: str = "pass"  # one of TRAVEL_RULE_ENDINGS
+
+    @property
+    def hold_ms(self) -> int:
+        return round(self.hold_s * 1000)
+
+    @property
+    def fails(self) -> bool:
+        return self.then == "fail"
+
+    def to_json(self) -> dict[str, object]:
+        shown: dict[str, object] = {"hold_s": self.hold_s, "then": self.then}
+        return shown | {
+            k: v for k in ("next", "probability") if (v := getattr(self, k)) is not None
+        }
+
+
+@dataclass
+class OnlyInFault(Trigger):
+    """Show local-entity withdrawals in one of the two histories only."""
+
+    history: str = "capital"  # one of HISTORIES
+
+    def to_json(self) -> dict[str, object]:
+        shown: dict[str, object] = {"history": self.history}
+        return shown | {
+            k: v for k in ("next", "probability") if (v := getattr(self, k)) is not None
+        }
+
+
 @dataclass(frozen=True)
 class HistoryLag:
     """How long a new withdrawal stays out of history: fixed, or drawn per withdrawal."""
@@ -173,6 +232,8 @@ class Faults:
         self.base_history_amount = history_amount  # the config's; reset returns to it
         self.history_amount = history_amount
         self.review: ReviewFault | None = None
+        self.travel_rule: TravelRuleFault | None = None
+        self.history_only_in: OnlyInFault | None = None
 
     def fire(self, name: str) -> ApplyFault | None:
         fault = self.apply.get(name)
@@ -182,6 +243,14 @@ class Faults:
         """The review to put one accepted withdrawal under, if the fault fires for it."""
         review = self.review
         return review if review is not None and review.fire(self.rng) else None
+
+    def fire_travel_rule(self) -> TravelRuleFault | None:
+        fault = self.travel_rule
+        return fault if fault is not None and fault.fire(self.rng) else None
+
+    def fire_only_in(self) -> OnlyInFault | None:
+        fault = self.history_only_in
+        return fault if fault is not None and fault.fire(self.rng) else None
 
     def history_lag_ms(self) -> int:
         """The lag of one new withdrawal (drawn anew each call in the drawn form)."""
@@ -204,10 +273,12 @@ class Faults:
         switches = {name: _switch(r, name, getattr(current, name)) for name in SWITCHES}
         amount = _history_amount(r, current.history_amount, self.base_history_amount)
         review = _review(r, current.review)
+        travel_rule = _travel_rule(r, current.travel_rule)
+        only_in = _only_in(r, current.history_only_in)
         rng = random.Random(r.opt_integer("seed")) if r.has("seed") else self.rng
         # every value checked: now change all at once
         self.apply, self.clock_skew_ms, self.history_lag = apply, skew, lag
-        self.review = review
+        self.review, self.travel_rule, self.history_only_in = review, travel_rule, only_in
         self.maintenance, self.outage = switches["maintenance"], switches["outage"]
         self.history_unavailable = switches["history_unavailable"]
         self.history_amount, self.rng = amount, rng
@@ -221,6 +292,10 @@ class Faults:
             history_lag_s=self.history_lag.to_json(),
             history_amount=self.history_amount,
             review=self.review.to_json() if self.review is not None else None,
+            travel_rule=self.travel_rule.to_json() if self.travel_rule is not None else None,
+            history_only_in=(
+                self.history_only_in.to_json() if self.history_only_in is not None else None
+            ),
         )
         return out
 
@@ -289,6 +364,42 @@ def _review(r: Reader, current: ReviewFault | None) -> ReviewFault | None:
     review = ReviewFault(status=status, hold_s=f.seconds("hold_s", default=0.0), then=then)
     _read_trigger(f, review)
     return review
+
+
+def _travel_rule(r: Reader, current: TravelRuleFault | None) -> TravelRuleFault | None:
+    """``{"hold_s"?, "then"?: "pass"|"fail", "next"?|"probability"?}``, or null (none)."""
+    if not r.has("travel_rule"):
+        return current
+    raw = r.get("travel_rule")
+    if raw is None:
+        return None
+    f = Reader(raw, r.path_of("travel_rule"))
+    f.check_keys({"hold_s", "then", "next", "probability"})
+    then = f.text("then", default="pass")
+    if then not in TRAVEL_RULE_ENDINGS:
+        raise ConfigError(f.path_of("then"), f"must be 'pass' or 'fail', got {then!r}")
+    fault = TravelRuleFault(hold_s=f.seconds("hold_s", default=0.0), then=then)
+    _read_trigger(f, fault)
+    return fault
+
+
+def _only_in(r: Reader, current: OnlyInFault | None) -> OnlyInFault | None:
+    """``{"history": "capital"|"localentity", "next"?|"probability"?}``, or null (none)."""
+    if not r.has("history_only_in"):
+        return current
+    raw = r.get("history_only_in")
+    if raw is None:
+        return None
+    f = Reader(raw, r.path_of("history_only_in"))
+    f.check_keys({"history", "next", "probability"})
+    history = f.text("history")
+    if history not in HISTORIES:
+        raise ConfigError(
+            f.path_of("history"), f"must be 'capital' or 'localentity', got {history!r}"
+        )
+    fault = OnlyInFault(history=history)
+    _read_trigger(f, fault)
+    return fault
 
 
 def _merge_apply_faults(r: Reader, current: dict[str, ApplyFault]) -> dict[str, ApplyFault]:

@@ -41,11 +41,11 @@ class HistoryQuery:
 def parse_query(params: Mapping[str, str], now_ms: int) -> HistoryQuery:
     """Read and check the parameters, filling Binance's default window."""
     woid = params.get("withdrawOrderId") or None
-    status = _int(params, "status")
+    status = int_param(params, "status")
     if status is not None and not 0 <= status <= 6:
         raise errors.invalid_value("status")
-    offset = _int(params, "offset") or 0
-    limit = _int(params, "limit")
+    offset = int_param(params, "offset") or 0
+    limit = int_param(params, "limit")
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
         raise errors.invalid_value("limit")
     ids: frozenset[str] | None = None
@@ -55,7 +55,7 @@ def parse_query(params: Mapping[str, str], now_ms: int) -> HistoryQuery:
             raise errors.invalid_value("idList")
         ids = frozenset(listed)
     window = (7 if woid is not None else 90) * DAY_MS
-    start, end = _int(params, "startTime"), _int(params, "endTime")
+    start, end = int_param(params, "startTime"), int_param(params, "endTime")
     if start is None and end is None:
         end = now_ms
         start = end - window + 1
@@ -89,6 +89,7 @@ def select(
         for w in candidates
         if q.start_ms <= w.applied_at_ms <= q.end_ms
         and w.visible_at_ms <= now_ms
+        and w.only_in != "localentity"  # the history_only_in fault
         and (q.coin is None or w.coin == q.coin)
         and (q.withdraw_order_id is None or w.withdraw_order_id == q.withdraw_order_id)
         and (q.ids is None or w.id in q.ids)
@@ -98,7 +99,7 @@ def select(
     return [w.history_item(now_ms, gross=gross) for w in rows[q.offset : q.offset + q.limit]]
 
 
-def _int(params: Mapping[str, str], name: str) -> int | None:
+def int_param(params: Mapping[str, str], name: str) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None

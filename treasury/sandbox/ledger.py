@@ -117,6 +117,9 @@ class LedgerWithdrawal:
     fee_to_recipient: bool = False  # transactionFeeFlag as sent (matters when internal)
     recipient: str | None = None  # the sandbox account an internal transfer credits
     recipient_wallet_type: int | None = None
+    tr_id: int | None = None  # set for a localentity/withdraw/apply withdrawal
+    tr_fails: bool = False  # the travel_rule fault failed its travel-rule check
+    only_in: str | None = None  # the history_only_in fault: the one history it shows in
 
     @property
     def debited(self) -> Decimal:
@@ -140,6 +143,8 @@ class ApplyRequest:
     error_code: int | None  # set when refused
     http_status: int | None  # what was answered; None when the connection was dropped
     fault: str | None  # the injected fault that shaped the answer, if any
+    endpoint: str = "capital"  # or "localentity" (localentity/withdraw/apply)
+    refused: str | None = None  # a refused questionnaire: the info answered
 
     @property
     def accepted(self) -> bool:
@@ -204,6 +209,9 @@ def ledger_from_records(records: list[Record]) -> Ledger:
                     fee_to_recipient=r.get("transactionFeeFlag", False),
                     recipient=r.get("recipient"),
                     recipient_wallet_type=r.get("recipientWalletType"),
+                    tr_id=r.get("trId"),
+                    tr_fails=r.get("tr_fails", False),
+                    only_in=r.get("only_in"),
                 )
             )
         elif r["type"] == "apply":
@@ -216,6 +224,8 @@ def ledger_from_records(records: list[Record]) -> Ledger:
                     error_code=r.get("code"),
                     http_status=r.get("http"),
                     fault=r.get("fault"),
+                    endpoint=r.get("endpoint", "capital"),
+                    refused=r.get("refused"),
                 )
             )
     return Ledger(withdrawals, requests, list(records))

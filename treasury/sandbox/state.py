@@ -22,6 +22,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from treasury.sandbox import errors, questionnaire
 from treasury.sandbox.accounts import DAY_MS, AccountState
 from treasury.sandbox.clock import Clock
 from treasury.sandbox.config import WALLETS, NetworkConfig, SandboxConfig, WhitelistEntry
@@ -29,6 +30,8 @@ from treasury.sandbox.errors import ApiError
 from treasury.sandbox.faults import ApplyFault, Faults
 from treasury.sandbox.internal import DepositBook
 from treasury.sandbox.ledger import Journal, Record
+from treasury.sandbox.localentity import VASP_IDENTIFIERS
+from treasury.sandbox.questionnaire import QuestionnaireRefused
 from treasury.sandbox.rules import check_apply
 from treasury.sandbox.withdrawals import (
     COMPLETED,
@@ -62,6 +65,8 @@ DECIMAL_FIELDS = {
     "internal_fee",
 }
 _AFTER_FAULTS = ("drop_after_accept", "error_5xx_after", "error_code_after")
+TR_ID_BASE = 765_000_000  # trId = base + the withdrawal's sequence number
+NOT_REQUIRED_INFO = "Travel rule questionnaire is not required for this account."
 
 
 class ReplayError(ValueError):
@@ -76,6 +81,7 @@ class Submission:
     error: ApiError | None
     delay_after: ApplyFault | None = None
     after_fault: tuple[str, ApplyFault] | None = None
+    refusal: str | None = None  # a local-entity apply refused for its questionnaire
 
 
 class Exchange:
@@ -140,10 +146,35 @@ class Exchange:
         for r in records:
             self._apply(r)
 
-    def submit(self, account: AccountState, params: dict[str, str]) -> Submission:
-        """Check and book one withdrawal request, journaling it whatever the outcome."""
+    def submit(
+        self, account: AccountState, params: dict[str, str], *, local: bool = False
+    ) -> Submission:
+        """Check and book one withdrawal request, journaling it whatever the outcome.
+
+        ``local``: it came through ``localentity/withdraw/apply``. An account under a local
+        entity may withdraw only that way (``capital/withdraw/apply`` answers -4104), and
+        its questionnaire must pass before the usual checks (a refusal books nothing).
+        """
         now = self.now_ms()
         self.settle(now)
+        endpoint = "localentity" if local else "capital"
+        country = account.config.local_entity
+        if not local and country is not None:
+            error = errors.travel_rule_required()
+            self.record_apply(account.name, params, error=error)
+            return Submission(None, error)
+        answered: str | None = None
+        if local:
+            try:
+                if country is None:
+                    raise QuestionnaireRefused(NOT_REQUIRED_INFO)
+                answered = questionnaire.check(
+                    country, params.get("questionnaire"), VASP_IDENTIFIERS
+                )
+            except QuestionnaireRefused as refusal:
+                record = _apply_record(account.name, params, http=200, faults=[])
+                self.commit(record | {"endpoint": endpoint, "refused": refusal.info})
+                return Submission(None, None, refusal=refusal.info)
         try:
             accepted = check_apply(
                 params,
@@ -201,6 +232,10 @@ class Exchange:
             withdrawal = withdrawal.under_review(
                 review.status, review.hold_ms, cancel=review.cancels
             )
+        fault_names = ["review"] if review else []
+        if local:
+            withdrawal, more = self._travel_rule(withdrawal, answered)
+            fault_names += more
         delay = self.faults.fire("delay_after_accept_s")
         after = next(
             ((name, f) for name in _AFTER_FAULTS if (f := self.faults.fire(name)) is not None),
@@ -209,16 +244,33 @@ class Exchange:
         http: int | None = 200
         if after is not None:
             http = None if after[0] == "drop_after_accept" else after[1].status
-        fault_names = ["review"] if review else []
         if delay:
             fault_names.append("delay_after_accept_s")
         if after is not None:
             fault_names.append(after[0])
-        self.commit(
-            _apply_record(account.name, params, wid=withdrawal.id, http=http, faults=fault_names),
-            withdrawal.to_record(),
+        record = _apply_record(
+            account.name, params, wid=withdrawal.id, http=http, faults=fault_names
         )
+        self.commit(record | {"endpoint": endpoint}, withdrawal.to_record())
         return Submission(withdrawal, None, delay, after)
+
+    def _travel_rule(self, w: Withdrawal, answered: str | None) -> tuple[Withdrawal, list[str]]:
+        """A local-entity withdrawal's travel-rule fields: its ``trId`` (from its sequence
+        number, so unique and replay-free), the questionnaire, and what the
+        ``travel_rule`` / ``history_only_in`` faults decide (journaled with it)."""
+        w = dataclasses.replace(
+            w, tr_id=TR_ID_BASE + w.seq, questionnaire=answered, tr_until_ms=w.applied_at_ms
+        )
+        fired: list[str] = []
+        check = self.faults.fire_travel_rule()
+        if check is not None:
+            w = w.travel_rule_check(check.hold_ms, fail=check.fails)
+            fired.append("travel_rule")
+        only = self.faults.fire_only_in()
+        if only is not None:
+            w = dataclasses.replace(w, only_in=only.history)
+            fired.append("history_only_in")
+        return w, fired
 
     def record_apply(
         self,
@@ -227,9 +279,10 @@ class Exchange:
         *,
         error: ApiError,
         fault: str | None = None,
+        local: bool = False,
     ) -> None:
         record = _apply_record(account, params, error=error, faults=[fault] if fault else [])
-        self.commit(record)
+        self.commit(record | {"endpoint": "localentity" if local else "capital"})
 
     def new_foreign_withdrawal(self, spec: dict[str, Any]) -> Withdrawal:
         """Book a withdrawal nobody asked for through ``apply`` (``spec`` is validated)."""

@@ -53,6 +53,10 @@ FAILURE_INFO = "The withdrawal failed on the network; the amount was returned to
 REJECTION_INFO = "Your withdrawal was rejected by risk control; the amount was returned."
 CANCEL_INFO = "The withdrawal was cancelled; the amount was returned to your balance."
 STATUS_INFO = {FAILURE: FAILURE_INFO, REJECTED: REJECTION_INFO, CANCELLED: CANCEL_INFO}
+TRAVEL_RULE_FAILED_INFO = (
+    "The travel rule check failed; the withdrawal was cancelled and the amount returned."
+)
+TR_COMPLETED, TR_PENDING, TR_FAILED = 0, 1, 2  # travelRuleStatus
 OFF_CHAIN_PREFIX = "Off-chain transfer "  # Binance's txId prefix since 2024-05-28
 EXTERNAL, INTERNAL = 0, 1  # transferType
 
@@ -119,6 +123,12 @@ class Withdrawal:
     fee_to_recipient: bool = False  # transactionFeeFlag as sent (matters when internal)
     recipient: str | None = None  # the sandbox account an internal transfer credits
     recipient_wallet_type: int | None = None  # ... and which of its wallets
+    # travel rule: set for withdrawals made through localentity/withdraw/apply only
+    tr_id: int | None = None
+    questionnaire: str | None = None  # as received; the local-entity history echoes it
+    tr_until_ms: int | None = None  # the travel-rule check is pending until then
+    tr_fails: bool = False  # ... and then fails (the withdrawal is cancelled, refunded)
+    only_in: str | None = None  # "capital" / "localentity": the one history it shows in
 
     @property
     def internal(self) -> bool:
@@ -167,6 +177,33 @@ class Withdrawal:
             review_until_ms=until,
             settle_at_ms=self.settle_at_ms + hold_ms,
         )
+
+    def travel_rule_status(self, now_ms: int) -> int:
+        """0 completed, 1 pending, 2 failed; the withdrawal proceeds only after 0."""
+        if self.tr_until_ms is not None and now_ms < self.tr_until_ms:
+            return TR_PENDING
+        return TR_FAILED if self.tr_fails else TR_COMPLETED
+
+    def travel_rule_check(self, hold_ms: int, *, fail: bool) -> Withdrawal:
+        """Hold this (local-entity) withdrawal in travel-rule review for ``hold_ms``: its
+        status is 2 (awaiting approval) meanwhile; then it proceeds as already decided, or,
+        with ``fail``, is cancelled (1) and refunded as Binance must not complete it."""
+        held = self.under_review(AWAITING_APPROVAL, hold_ms, cancel=fail)
+        if fail:
+            held = replace(held, info=TRAVEL_RULE_FAILED_INFO)
+        return replace(held, tr_until_ms=self.applied_at_ms + hold_ms, tr_fails=fail)
+
+    def local_history_item(self, now_ms: int, *, gross: bool) -> dict[str, object]:
+        """The item as the local-entity history shows it: the capital item's fields with
+        ``withdrawalStatus`` for ``status``, plus ``trId``, ``travelRuleStatus`` and the
+        questionnaire; ``addressTag`` is not part of it (removed from both versions)."""
+        item = self.history_item(now_ms, gross=gross)
+        item["withdrawalStatus"] = item.pop("status")
+        item.pop("addressTag", None)
+        item["trId"] = self.tr_id
+        item["travelRuleStatus"] = self.travel_rule_status(now_ms)
+        item["questionnaire"] = self.questionnaire
+        return item
 
     @property
     def net_amount(self) -> Decimal:
@@ -229,6 +266,11 @@ class Withdrawal:
             "transactionFeeFlag": self.fee_to_recipient,
             "recipient": self.recipient,
             "recipientWalletType": self.recipient_wallet_type,
+            "trId": self.tr_id,
+            "questionnaire": self.questionnaire,
+            "tr_until": self.tr_until_ms,
+            "tr_fails": self.tr_fails,
+            "only_in": self.only_in,
         }
 
     @classmethod
@@ -261,6 +303,12 @@ class Withdrawal:
             fee_to_recipient=r.get("transactionFeeFlag", False),
             recipient=r.get("recipient"),
             recipient_wallet_type=r.get("recipientWalletType"),
+            # absent in journals older than the travel rule: capital withdrawals
+            tr_id=r.get("trId"),
+            questionnaire=r.get("questionnaire"),
+            tr_until_ms=r.get("tr_until"),
+            tr_fails=r.get("tr_fails", False),
+            only_in=r.get("only_in"),
         )
 
 

@@ -83,3 +83,38 @@ ACCOUNT_STATUS = Endpoint(
 WITHDRAW_QUOTA = Endpoint(
     method="GET", path="/sapi/v1/capital/withdraw/quota", weight=10, pool=Pool.SAPI_IP, signed=True
 )
+
+# -- travel rule (local entities), reference §11 ---------------------------------------------
+# The apply draws on its own UID minute pool (600, its page); the reads are IP weight 1,
+# except history v2, which Binance's changelog (2025-01-15) moved to a UID weight: its
+# own UID minute pool here, weight 1 as the page still shows.
+QUESTIONNAIRE_REQUIREMENTS = Endpoint(
+    method="GET",
+    path="/sapi/v1/localentity/questionnaire-requirements",
+    weight=1,
+    pool=Pool.SAPI_IP,
+    signed=True,
+)
+LOCAL_WITHDRAW_APPLY = Endpoint(
+    method="POST",
+    path="/sapi/v1/localentity/withdraw/apply",
+    weight=600,
+    pool=Pool.SAPI_UID,
+    signed=True,
+)
+LOCAL_WITHDRAW_HISTORY = Endpoint(
+    method="GET",
+    path="/sapi/v2/localentity/withdraw/history",
+    weight=1,
+    pool=Pool.SAPI_UID,
+    signed=True,
+)
+LOCAL_VASPS = Endpoint(
+    method="GET", path="/sapi/v1/localentity/vasp", weight=1, pool=Pool.SAPI_IP, signed=True
+)
+LOCAL_COUNTRIES = Endpoint(
+    method="GET", path="/sapi/v1/localentity/country/list", weight=1, pool=Pool.SAPI_IP, signed=True
+)
+LOCAL_REGIONS = Endpoint(
+    method="GET", path="/sapi/v1/localentity/region/list", weight=1, pool=Pool.SAPI_IP, signed=True
+)

@@ -6,8 +6,9 @@ weight is spent, and for withdraw/apply no turn of the pace is used.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from treasury.adapters.binance.encoding import ParamValue
@@ -120,3 +121,85 @@ def history_params(
     params.append(("offset", offset))
     params.append(("limit", limit))
     return params
+
+
+MAX_QUESTIONNAIRE_CHARS = 16_384  # ours: a questionnaire is a few hundred bytes
+
+
+def questionnaire_text(questionnaire: Mapping[str, object]) -> str:
+    """The questionnaire as compact JSON, the value of ``questionnaire``.
+
+    ``encode_query`` then percent-encodes it (UTF-8), so it travels URL-encoded, as the
+    travel-rule pages ask, and is signed as part of the query like every other value.
+    Values must be strings, integers or booleans: a float would put binary noise into a
+    document Binance checks field by field.
+
+    Raises:
+        ValueError: empty, a key that is not a non-empty string, or another value type.
+    """
+    if not isinstance(questionnaire, Mapping) or not questionnaire:
+        raise ValueError("questionnaire must be a non-empty mapping")
+    for key, value in questionnaire.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError("questionnaire keys must be non-empty strings")
+        if not isinstance(value, (str, int, bool)):  # bool is an int: allowed either way
+            raise ValueError(
+                f"questionnaire.{key} must be a string, an integer or a boolean, "
+                f"not {type(value).__name__}"
+            )
+    text = json.dumps(dict(questionnaire), separators=(",", ":"), ensure_ascii=False)
+    if len(text) > MAX_QUESTIONNAIRE_CHARS:
+        raise ValueError(f"questionnaire is longer than {MAX_QUESTIONNAIRE_CHARS} characters")
+    return text
+
+
+def local_withdraw_params(
+    request: WithdrawRequest, questionnaire: Mapping[str, object]
+) -> list[tuple[str, ParamValue]]:
+    """``withdraw_params`` plus ``questionnaire`` (checked the same way, nothing else)."""
+    return [*withdraw_params(request), ("questionnaire", questionnaire_text(questionnaire))]
+
+
+def local_history_params(
+    *,
+    tr_ids: Sequence[int] | None,
+    withdraw_order_id: str | None,
+    coin: str | None,
+    travel_rule_status: int | None,
+    start_time_ms: int | None,
+    end_time_ms: int | None,
+    offset: int,
+    limit: int,
+    now_ms: int,
+) -> list[tuple[str, ParamValue]]:
+    """Parameters of the local-entity history, under the capital history's window rules
+    (its page states the same 90-day and 7-day limits).
+
+    Raises:
+        ValueError: as ``history_params``, or a ``trId`` that is not a positive integer,
+            or a ``travel_rule_status`` outside 0..2.
+    """
+    base = history_params(
+        withdraw_order_id=withdraw_order_id,
+        id_list=None,
+        coin=coin,
+        status=None,
+        start_time_ms=start_time_ms,
+        end_time_ms=end_time_ms,
+        offset=offset,
+        limit=limit,
+        now_ms=now_ms,
+    )
+    extra: list[tuple[str, ParamValue]] = []
+    if tr_ids is not None:
+        ids = list(tr_ids)
+        if not ids or len(ids) > MAX_ID_LIST:
+            raise ValueError(f"tr_ids must hold 1 to {MAX_ID_LIST} ids")
+        if any(isinstance(i, bool) or not isinstance(i, int) or i <= 0 for i in ids):
+            raise ValueError("tr_ids must be positive integers")
+        extra.append(("trId", ",".join(str(i) for i in ids)))
+    if travel_rule_status is not None:
+        if travel_rule_status not in (0, 1, 2):
+            raise ValueError("travel_rule_status must be 0, 1 or 2")
+        extra.append(("travelRuleStatus", travel_rule_status))
+    return [*extra, *base]
