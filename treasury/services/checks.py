@@ -25,7 +25,7 @@ async def pre_send_verdict(
     fee_payer: FeePayer,
     trust: Trust,
 ) -> Verdict:
-    """Fields → account standing → network rules → whitelist → balance.
+    """Fields → account standing → travel rule → network rules → whitelist → balance.
 
     Policy (caps, approvals) is decided inside the commit transaction, not here.
     """
@@ -38,6 +38,9 @@ async def pre_send_verdict(
         await view.restrictions(),
         await view.account_status(),
     )
+    if not isinstance(verdict, Pass):
+        return verdict
+    verdict = rules.check_travel_rule(intent.account, await view.travel_rule())
     if not isinstance(verdict, Pass):
         return verdict
     quota = await view.quota()

@@ -64,6 +64,9 @@ class ExchangeView:
         self._restrictions = _Cached(exchange.api_restrictions, 60.0)
         self._funding = _Cached(self._fetch_funding, account_ttl_s)
         self._account_status = _Cached(exchange.account_status, max(account_ttl_s, 10.0))
+        # which Binance local entity the account is under ("" for none): it changes only
+        # when Binance moves the account, so a few minutes' staleness is harmless
+        self._travel_rule = _Cached(self._fetch_travel_rule, 300.0)
         # Amounts committed to sends since a wallet's cached balance was fetched, per
         # (wallet, coin): the balance check subtracts them, so a send need not refetch.
         self._spent: dict[tuple[Wallet, str], Decimal] = {}
@@ -121,6 +124,14 @@ class ExchangeView:
 
     async def restrictions(self) -> ApiRestrictions:
         return await self._restrictions.get()
+
+    async def _fetch_travel_rule(self) -> str:
+        return await self.exchange.travel_rule_requirement() or ""
+
+    async def travel_rule(self) -> str | None:
+        """The local entity whose travel-rule questionnaire the account's withdrawals
+        need (``JP``, ``PL``…), or ``None``."""
+        return await self._travel_rule.get() or None
 
     def rules_changed(self) -> None:
         """The exchange refused on a rule: refetch rules (and balances) next time."""

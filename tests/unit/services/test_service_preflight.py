@@ -98,3 +98,17 @@ async def test_a_failing_database_stops_the_start_before_any_exchange_is_asked(
     )
     assert [c.name for c in result] == ["database"]
     assert world.exchange.calls == [] and other.calls == []
+
+
+async def test_an_account_under_a_local_entity_is_named_and_started(world: World) -> None:
+    world.exchange.local_entity = "JP"
+    result = await checks(world)
+    [line] = [c for c in result if c.name == "travel rule"]
+    assert line.ok and line.warning and "local entity JP" in line.detail
+    assert may_start(result)
+    world.exchange.script(
+        "travel_rule_requirement",
+        not_sent(endpoint="/sapi/v1/localentity/questionnaire-requirements"),
+    )
+    [unknown] = [c for c in await checks(world) if c.name == "travel rule"]
+    assert not unknown.ok and unknown.waits
