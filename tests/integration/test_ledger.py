@@ -290,3 +290,18 @@ async def test_an_unreachable_database_is_store_unavailable() -> None:
             )
     finally:
         await engine.dispose()
+
+
+async def test_record_once_records_once_when_many_ask_at_once(ledger: Ledger) -> None:
+    """Two daemons' senders alerting the same fact at the same moment: one event, one
+    alert (on PostgreSQL the reads of READ COMMITTED transactions would both see none)."""
+    said: list[bool] = []
+
+    async def ask(i: int) -> None:
+        said.append(await ledger.events.record_once("operator_announced", "bob", f"{i}", actor="w"))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(8):
+            tg.start_soon(ask, i)
+    assert sorted(said) == [False] * 7 + [True]
+    assert len(await ledger.events.recent("operator_announced")) == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, insert, select
+import hashlib
+
+from sqlalchemy import and_, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from treasury.adapters.db.engine import connection, transaction
@@ -26,8 +28,16 @@ class ServiceEvents:
             )
 
     async def record_once(self, kind: str, subject: str, detail: str, *, actor: str) -> bool:
-        """Record unless an event of this kind and subject exists; True if recorded."""
+        """Record unless an event of this kind and subject exists; True if recorded.
+
+        Two processes asking at once (two daemons' senders) record it once: on PostgreSQL
+        a transaction lock on (kind, subject) makes the second wait and then see the row;
+        SQLite's write transaction already serialises them."""
         async with transaction(self.engine) as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(kind, subject)}
+                )
             seen = await conn.scalar(
                 select(S.c.id).where(and_(S.c.kind == kind, S.c.subject == subject)).limit(1)
             )
@@ -57,3 +67,9 @@ class ServiceEvents:
             )
             for r in rows
         ]
+
+
+def _lock_key(kind: str, subject: str) -> int:
+    """A stable signed 64-bit advisory-lock key for one (kind, subject)."""
+    digest = hashlib.sha256(f"treasury:event:{kind}:{subject}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
