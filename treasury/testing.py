@@ -512,6 +512,8 @@ def _check_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         raise ConstraintViolation("withdraw_order_id is fixed once set")
     if old["wallet"] is not None and new["wallet"] != old["wallet"]:
         raise ConstraintViolation("wallet is fixed once set")
+    if new["questionnaire"] != old["questionnaire"]:
+        raise ConstraintViolation("questionnaire is fixed once the intent is inserted")
 
 
 # ==== the ledger: transactions ==============================================================
@@ -916,6 +918,7 @@ class MemoryAddressBook:
         label: str = "",
         source: str = "manual",
         usable_from: datetime | None = None,
+        travel_rule_profile: str | None = None,
     ) -> WhitelistEntry:
         actor, reason = audit_fields(actor, reason)
         if source not in ("exchange", "manual"):
@@ -946,6 +949,7 @@ class MemoryAddressBook:
                 version=1,
                 changed_by=actor,
                 change_reason=reason,
+                travel_rule_profile=travel_rule_profile,
             )
             t.whitelist[entry.id] = entry
             t.whitelist_event(entry, "add", now)
@@ -995,6 +999,31 @@ class MemoryAddressBook:
             t.whitelist[entry_id] = changed
             kind = "edit" if enabled == entry.enabled else ("enable" if enabled else "disable")
             t.whitelist_event(changed, kind, now)
+        return changed
+
+    async def set_profile(
+        self, entry_id: int, profile: str | None, *, version: int, actor: str, reason: str
+    ) -> WhitelistEntry:
+        actor, reason = audit_fields(actor, reason)
+        async with self._db.write() as t:
+            entry = t.whitelist.get(entry_id)
+            if entry is None:
+                raise NotFound(f"whitelist entry {entry_id}")
+            if entry.version != version:
+                raise ConcurrentChange(
+                    f"whitelist entry {entry_id} is at version {entry.version} now, not {version}"
+                )
+            now = self._db.now()
+            changed = dataclasses.replace(
+                entry,
+                travel_rule_profile=profile,
+                updated_at=now,
+                version=entry.version + 1,
+                changed_by=actor,
+                change_reason=reason,
+            )
+            t.whitelist[entry_id] = changed
+            t.whitelist_event(changed, "edit", now)
         return changed
 
     async def history(

@@ -43,6 +43,9 @@ class Intent:
     exchange_amount: Decimal | None = None  # the `amount` the exchange's history shows
     # the wallet to debit; None until committed to send means "the account's default"
     wallet: Wallet | None = None
+    # the intent's own travel-rule questionnaire (canonical JSON), replacing its address-book
+    # entry's profile; personal data: never logged in full (``travel_rule.redacted``)
+    questionnaire: str | None = None
 
     @property
     def destination(self) -> tuple[str, str, str, str | None]:

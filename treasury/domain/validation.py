@@ -37,6 +37,8 @@ class NewIntent:
     requested_by: str | None = None
     note: str | None = None
     wallet: Wallet | None = None  # None: the account's default wallet, fixed at the send
+    # canonical JSON of the intent's own travel-rule questionnaire (replaces the profile)
+    questionnaire: str | None = None
 
 
 def _printable_token(field: str, value: str, max_len: int) -> str:

@@ -53,6 +53,7 @@ def new_intent_row(new: NewIntent, *, actor: str, now: datetime) -> dict[str, An
         "requested_by": new.requested_by,
         "note": new.note,
         "wallet": None if new.wallet is None else new.wallet.value,
+        "questionnaire": new.questionnaire,
         "status": Status.QUEUED.value,
         "status_reason": "waiting for the worker",
         "enqueued_via": actor,
@@ -74,6 +75,8 @@ def same_request(existing: Intent, new: NewIntent) -> Intent:
     differ = [f for f in fields if getattr(new, f) != getattr(existing, f)]
     if new.wallet is not None and new.wallet != existing.wallet:
         differ.append("wallet")
+    if new.questionnaire != existing.questionnaire:
+        differ.append("questionnaire")
     if differ:
         raise IdempotencyConflict(
             f"request_id {new.request_id!r} already names intent {existing.id} with a "
@@ -129,6 +132,9 @@ class WhitelistEntry:
     version: int
     changed_by: str | None  # actor and reason of the latest change (NULL: raw SQL)
     change_reason: str | None
+    # canonical JSON of the travel-rule profile (``treasury.domain.travel_rule.Profile``);
+    # personal data: log ``travel_rule.redacted`` of it, never the text
+    travel_rule_profile: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -357,6 +363,7 @@ class AddressBook(Protocol):
         label: str = "",
         source: str = "manual",
         usable_from: datetime | None = None,
+        travel_rule_profile: str | None = None,
     ) -> WhitelistEntry: ...
     async def get(self, entry_id: int) -> WhitelistEntry: ...
     async def all(self, account: str | None = None) -> list[WhitelistEntry]: ...
@@ -368,6 +375,14 @@ class AddressBook(Protocol):
     ) -> WhitelistEntry:
         """The entry after the change; unchanged (and no event) when it already is so.
         ``NotFound`` if there is no such entry."""
+        ...
+
+    async def set_profile(
+        self, entry_id: int, profile: str | None, *, version: int, actor: str, reason: str
+    ) -> WhitelistEntry:
+        """Set (or, with None, clear) the entry's travel-rule profile: a new version and an
+        ``edit`` event, whose reason must not quote the profile (personal data). ``NotFound``
+        if there is no such entry, ``ConcurrentChange`` if it is no longer at ``version``."""
         ...
 
     async def history(

@@ -78,6 +78,7 @@ def to_intent(row: Row[Any] | Mapping[str, Any]) -> Intent:
         settled_at=m["settled_at"],
         exchange_amount=m["exchange_amount"],
         wallet=None if m["wallet"] is None else Wallet(m["wallet"]),
+        questionnaire=m["questionnaire"],
     )
 
 

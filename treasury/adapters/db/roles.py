@@ -73,6 +73,7 @@ ENQUEUE = Privilege(
         "requested_by",
         "note",
         "wallet",
+        "questionnaire",
         "status",
         "status_reason",
         "enqueued_via",
@@ -121,11 +122,22 @@ BOOK_ADD = Privilege(
         "version",
         "changed_by",
         "change_reason",
+        "travel_rule_profile",
     ),
 )
-# ``set_enabled``: never ``usable_from`` or ``source`` (they decide when an entry is trusted)
+# ``set_enabled`` and ``set_profile``: never ``usable_from`` or ``source`` (they decide
+# when an entry is trusted)
 BOOK_CHANGE = Privilege(
-    "UPDATE", ("enabled", "label", "updated_at", "version", "changed_by", "change_reason")
+    "UPDATE",
+    (
+        "enabled",
+        "label",
+        "updated_at",
+        "version",
+        "changed_by",
+        "change_reason",
+        "travel_rule_profile",
+    ),
 )
 OPERATOR_REMOVE = Privilege("UPDATE", ("removed_by", "removed_at", "removed_reason"))
 

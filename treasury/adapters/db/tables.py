@@ -108,6 +108,9 @@ withdrawal_intents = Table(
     Column("exchange_amount", Amount(), nullable=True),
     # spot | funding; NULL until committed to send = the account's default (migration 0007)
     Column("wallet", String(16), nullable=True),
+    # the intent's own travel-rule questionnaire (JSON), replacing its entry's profile;
+    # fixed once inserted (migration 0013)
+    Column("questionnaire", Text, nullable=True),
     CheckConstraint("length(coin) > 0 AND coin = upper(coin)", name="coin_upper_nonempty"),
     CheckConstraint("length(network) > 0", name="network_nonempty"),
     CheckConstraint("length(address) > 0", name="address_nonempty"),
@@ -177,6 +180,9 @@ whitelist_entries = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     Column("changed_by", String(128), nullable=True),
     Column("change_reason", Text, nullable=True),
+    # migration 0013: the travel-rule profile (canonical JSON, personal data: never logged
+    # in full); setting it is an edit like any other (a new version, an event)
+    Column("travel_rule_profile", Text, nullable=True),
     CheckConstraint("source IN ('exchange', 'manual')", name="source_known"),
     CheckConstraint("length(coin) > 0 AND length(network) > 0", name="coin_network_nonempty"),
     CheckConstraint("length(address) > 0", name="address_nonempty"),

@@ -52,6 +52,7 @@ def entry_of(r: object) -> WhitelistEntry:
         version=m["version"],
         changed_by=m["changed_by"],
         change_reason=m["change_reason"],
+        travel_rule_profile=m["travel_rule_profile"],
     )
 
 
@@ -93,6 +94,7 @@ class WhitelistRepository:
         label: str = "",
         source: str = "manual",
         usable_from: datetime | None = None,
+        travel_rule_profile: str | None = None,
     ) -> WhitelistEntry:
         actor, reason = audit_fields(actor, reason)
         try:
@@ -115,6 +117,7 @@ class WhitelistRepository:
                             version=1,
                             changed_by=actor,
                             change_reason=reason,
+                            travel_rule_profile=travel_rule_profile,
                         )
                         .returning(W)
                     )
@@ -187,6 +190,34 @@ class WhitelistRepository:
             ).first()
         if changed is None:
             raise ConcurrentChange(f"whitelist entry {entry_id} changed meanwhile")
+        return entry_of(changed)
+
+    async def set_profile(
+        self, entry_id: int, profile: str | None, *, version: int, actor: str, reason: str
+    ) -> WhitelistEntry:
+        actor, reason = audit_fields(actor, reason)
+        async with transaction(self.engine) as conn:
+            changed = (
+                await conn.execute(
+                    update(W)
+                    .where(W.c.id == entry_id, W.c.version == version)
+                    .values(
+                        travel_rule_profile=profile,
+                        updated_at=utcnow(),
+                        version=version + 1,
+                        changed_by=actor,
+                        change_reason=reason,
+                    )
+                    .returning(W)
+                )
+            ).first()
+            if changed is None:
+                exists = (await conn.execute(select(W.c.version).where(W.c.id == entry_id))).first()
+                if exists is None:
+                    raise NotFound(f"whitelist entry {entry_id}")
+                raise ConcurrentChange(
+                    f"whitelist entry {entry_id} is at version {exists[0]} now, not {version}"
+                )
         return entry_of(changed)
 
     async def history(
