@@ -120,3 +120,77 @@ async def test_0009_gives_every_existing_entry_a_history_and_goes_back(db_url: s
         await migrate.upgrade(db_url)
     finally:
         await engine.dispose()
+
+
+async def test_0013_adds_the_travel_rule_columns_keeps_the_triggers_and_goes_back(
+    db_url: str,
+) -> None:
+    """0013 only adds columns: the address book's audit triggers (0009) keep working after
+    it and after its downgrade; an intent's questionnaire is fixed once inserted."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    await migrate.upgrade(db_url, "0012")
+    engine = create_engine(db_url)
+
+    async def columns(table: str) -> set[str]:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns(table)}
+            )
+
+    async def refused(sql: str) -> str:
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(sql))
+        except DBAPIError as exc:
+            return str(exc)
+        raise AssertionError(f"not refused: {sql}")
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO whitelist_entries (coin, network, address, tag_key, source, "
+                    "changed_by, change_reason) VALUES ('USDT', 'TRX', 'TOld1', '', 'manual', "
+                    "'ops', 'before 0013')"
+                )
+            )
+        await migrate.upgrade(db_url, "0013")
+        assert "travel_rule_profile" in await columns("whitelist_entries")
+        assert "questionnaire" in await columns("withdrawal_intents")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE whitelist_entries SET travel_rule_profile = '{}', "
+                    "version = version + 1, changed_by = 'ops', change_reason = 'profile' "
+                )
+            )
+            kinds = (
+                await conn.execute(text("SELECT kind, version FROM whitelist_events ORDER BY id"))
+            ).all()
+            await conn.execute(
+                text(
+                    "INSERT INTO withdrawal_intents (coin, network, address, amount, account, "
+                    "questionnaire) VALUES ('USDT', 'TRX', 'TOld1', '5', 'default', '{\"a\": 1}')"
+                )
+            )
+        assert [tuple(k) for k in kinds] == [("add", 1), ("edit", 2)]
+        # the 0009 guard still stands: a profile change without the version bump is refused
+        assert "version" in await refused(
+            "UPDATE whitelist_entries SET travel_rule_profile = NULL"
+        )
+        assert "questionnaire is fixed" in await refused(
+            "UPDATE withdrawal_intents SET questionnaire = NULL"
+        )
+        assert "questionnaire is fixed" in await refused(
+            "UPDATE withdrawal_intents SET questionnaire = '{\"a\": 2}'"
+        )
+        await migrate.downgrade(db_url, "0012")
+        assert "travel_rule_profile" not in await columns("whitelist_entries")
+        assert "questionnaire" not in await columns("withdrawal_intents")
+        assert "version" in await refused("UPDATE whitelist_entries SET label = 'x'")
+        assert "never deleted" in await refused("DELETE FROM whitelist_entries")
+        await migrate.upgrade(db_url)
+    finally:
+        await engine.dispose()
