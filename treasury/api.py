@@ -24,7 +24,7 @@ A script without an event loop uses ``SyncTreasury``, the same methods without
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 from functools import partial
@@ -38,6 +38,7 @@ from treasury.adapters.db.ledger import SqlLedger
 from treasury.domain.errors import InvalidField
 from treasury.domain.intent import EventRecord, Intent
 from treasury.domain.status import Status
+from treasury.domain.travel_rule import parse_entity
 from treasury.domain.validation import validate_new_intent
 from treasury.ports.store import IdempotencyConflict, Ledger, NotFound
 from treasury.services import admin
@@ -47,23 +48,43 @@ SETTLED = frozenset({*(s for s in Status if s.terminal), Status.NEEDS_ATTENTION}
 
 
 class Treasury:
-    def __init__(self, ledger: Ledger, *, actor: str) -> None:
+    def __init__(
+        self, ledger: Ledger, *, actor: str, local_entities: Mapping[str, str] | None = None
+    ) -> None:
+        """``local_entities``: per account, the Binance local entity it is held under
+        (``JP``, ``EU``): a questionnaire for such an account is checked against that
+        entity's form at enqueue."""
         self._ledger = ledger
         self._actor = actor
+        self._entities = {
+            account: parse_entity(name, field_name=f"local_entities[{account!r}]")
+            for account, name in (local_entities or {}).items()
+        }
 
     @classmethod
     @asynccontextmanager
     async def connect(
-        cls, database_url: str | None = None, *, actor: str = "api"
+        cls,
+        database_url: str | None = None,
+        *,
+        actor: str = "api",
+        local_entities: Mapping[str, str] | None = None,
     ) -> AsyncIterator[Treasury]:
-        """Open the ledger (default: ``TREASURY_DATABASE_URL``)."""
+        """Open the ledger (default: ``TREASURY_DATABASE_URL``). Without a URL the
+        settings are read, and with them each served account's local entity
+        (``TREASURY_LOCAL_ENTITY``, ``TREASURY_ACCOUNT_<NAME>_LOCAL_ENTITY``) unless
+        ``local_entities`` names them."""
         if database_url is None:
-            from treasury.config import load_settings
+            from treasury.config import account_local_entity, load_settings
 
-            database_url = load_settings().database_url
+            settings = load_settings()
+            database_url = settings.database_url
+            if local_entities is None:
+                found = {a: account_local_entity(settings, a) for a in settings.account_names}
+                local_entities = {a: e for a, e in found.items() if e is not None}
         engine = create_engine(database_url)
         try:
-            yield cls(SqlLedger.over(engine), actor=actor)
+            yield cls(SqlLedger.over(engine), actor=actor, local_entities=local_entities)
         finally:
             await engine.dispose()
 
@@ -80,11 +101,16 @@ class Treasury:
         requested_by: str | None = None,
         note: str | None = None,
         wallet: str | None = None,
+        questionnaire: Mapping[str, Any] | str | None = None,
     ) -> Intent:
         """Queue a withdrawal; with a known ``request_id``, return the existing intent.
 
         ``wallet`` (``"spot"`` or ``"funding"``) is the wallet to debit; without it the
         account's default (``TREASURY_WALLET``) is taken when the intent is sent.
+        ``questionnaire`` (a dict, or JSON text) is this withdrawal's own travel-rule
+        questionnaire: it replaces the address-book entry's profile entirely, and is
+        checked against the account's local entity's form when that is known (an
+        ``InvalidField`` names the answer at fault, e.g. ``questionnaire.latinName``).
         ``requested_by`` defaults to this client's ``actor``: every intent names who asked
         for it, and the requester can never approve its own.
 
@@ -103,6 +129,8 @@ class Treasury:
             requested_by=self._actor if requested_by is None else requested_by,
             note=note,
             wallet=wallet,
+            questionnaire=questionnaire,
+            local_entity=self._entities.get(account),
         )
         intent, _created = await admin.enqueue(self._ledger, new, actor=self._actor)
         return intent
@@ -154,12 +182,17 @@ class SyncTreasury:
     @classmethod
     @contextmanager
     def connect(
-        cls, database_url: str | None = None, *, actor: str = "api"
+        cls,
+        database_url: str | None = None,
+        *,
+        actor: str = "api",
+        local_entities: Mapping[str, str] | None = None,
     ) -> Iterator[SyncTreasury]:
         """Open the ledger (default: ``TREASURY_DATABASE_URL``) for a ``with`` block."""
+        opened = Treasury.connect(database_url, actor=actor, local_entities=local_entities)
         with (
             start_blocking_portal() as portal,
-            portal.wrap_async_context_manager(Treasury.connect(database_url, actor=actor)) as t,
+            portal.wrap_async_context_manager(opened) as t,
         ):
             yield cls(portal, t)
 

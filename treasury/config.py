@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # debited amount + fee. Always sent as transactionFeeFlag (extra accounts:
     # TREASURY_ACCOUNT_<NAME>_INTERNAL_FEE_PAYER, else this).
     internal_fee_payer: Literal["sender", "recipient"] = "recipient"
+    # The Binance local entity the account is held under, when it enforces the travel rule
+    # (JP or EU; extra accounts: TREASURY_ACCOUNT_<NAME>_LOCAL_ENTITY, else this): every
+    # withdrawal then needs a questionnaire, checked locally against that entity's form.
+    local_entity: Literal["JP", "EU"] | None = None
     sweep_interval_s: float = Field(default=300.0, gt=0, le=86400)
     exchange_unreachable_alert_s: float = Field(default=300.0, gt=0, le=86400)
     reconcile_interval_s: float = Field(default=10.0, gt=0, le=3600)
@@ -110,6 +114,13 @@ class Settings(BaseSettings):
         """``TREASURY_ACCOUNT``, then ``TREASURY_EXTRA_ACCOUNTS`` as written (in order)."""
         extra = (a.strip() for a in self.extra_accounts.split(","))
         return (self.account, *(a for a in extra if a))
+
+    @field_validator("local_entity", mode="before")
+    @classmethod
+    def _local_entity(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().upper() or None
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -224,6 +235,7 @@ class AccountCredentials:
     passphrase: SecretStr | None
     wallet: str = "spot"  # the default wallet of this account's intents
     internal_fee_payer: str = "recipient"  # who pays an internal transfer's fee
+    local_entity: str | None = None  # JP or EU: the travel rule's questionnaire applies
 
 
 def account_variable(name: str, key: str) -> str:
@@ -260,6 +272,7 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
             settings.binance_private_key_passphrase,
             settings.wallet,
             settings.internal_fee_payer,
+            settings.local_entity,
         )
     ]
     for name in settings.account_names[1:]:
@@ -298,9 +311,32 @@ def account_credentials(settings: Settings) -> list[AccountCredentials]:
                 SecretStr(passphrase) if passphrase else None,
                 wallet,
                 payer,
+                account_local_entity(settings, name),
             )
         )
     return result
+
+
+def account_local_entity(settings: Settings, name: str) -> str | None:
+    """The local entity ``name`` is held under (``JP``, ``EU``), or None: the primary
+    account's is ``TREASURY_LOCAL_ENTITY``; another's is
+    ``TREASURY_ACCOUNT_<NAME>_LOCAL_ENTITY``, else ``TREASURY_LOCAL_ENTITY``. Needs no
+    exchange credentials (the address book's commands read it).
+
+    Raises:
+        SettingsError: the account's variable names no modelled entity.
+    """
+    if name == settings.account or name not in settings.account_names:
+        return settings.local_entity if name == settings.account else None
+    value = (_account_value(name, "LOCAL_ENTITY") or "").strip().upper()
+    if not value:
+        return settings.local_entity
+    if value not in ("JP", "EU"):
+        raise SettingsError(
+            f"{account_variable(name, 'LOCAL_ENTITY')}: {value!r} is not a modelled local "
+            "entity: use JP or EU"
+        )
+    return value
 
 
 def _secret_dirs() -> list[Path]:
@@ -340,6 +376,7 @@ ACCOUNT_KEYS = (
     "PRIVATE_KEY_PASSPHRASE",
     "WALLET",
     "INTERNAL_FEE_PAYER",
+    "LOCAL_ENTITY",
 )
 
 

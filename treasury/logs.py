@@ -2,7 +2,9 @@
 
 Redaction does not trust call sites. Keys that name a secret are masked, and every
 secret value registered at start-up (API secret, private key, passphrase) is cut out
-of any string in the event, whatever key it was passed under. Tracebacks are
+of any string in the event, whatever key it was passed under. A travel-rule
+questionnaire or profile (a key naming ``questionnaire`` or ``travel_rule``) is personal
+data: only its coded answers are logged (``travel_rule.redacted``), never a name. Tracebacks are
 rendered without frame locals, which could otherwise carry a secret. httpx logs full
 URLs (a signed URL carries the signature) at INFO, so its logger is held at WARNING.
 """
@@ -16,8 +18,12 @@ from typing import Any
 
 import structlog
 
+from treasury.domain.travel_rule import redacted
+
 REDACTED = "[REDACTED]"
 _SECRET_KEYS = ("secret", "signature", "private_key", "passphrase", "password", "api_key")
+# personal data (the travel rule's beneficiary): logged as its redacted form only
+_PERSONAL_KEYS = ("questionnaire", "travel_rule")
 _secrets: set[str] = set()
 
 
@@ -59,6 +65,8 @@ def _scrub(value: Any) -> Any:
 
 def _redact_item(key: object, value: Any) -> Any:
     name = str(key).lower()
+    if any(p in name for p in _PERSONAL_KEYS) and value is not None:
+        return _scrub(redacted(value))
     if any(s in name for s in _SECRET_KEYS) and value not in (None, "", False):
         if "api_key" in name and isinstance(value, str):
             return mask_key(value)

@@ -246,3 +246,29 @@ def test_level_filter_applies(stream: io.StringIO) -> None:
     log.warning("shown")
     assert [r["event"] for r in records(s)] == ["shown"]
     assert records(s)[0]["level"] == "warning"
+
+
+def test_a_questionnaire_or_profile_is_logged_redacted_under_any_such_key(
+    stream: io.StringIO,
+) -> None:
+    answers = {
+        "isAddressOwner": 2,
+        "bnfType": 0,
+        "bnfFirstName": "Wilhelmina",
+        "bnfLastName": "Quastenberg",
+        "country": "pl",
+        "sendTo": 1,
+        "declaration": True,
+    }
+    profile = json.dumps({"entity": "EU", "questionnaire": answers})
+    log = structlog.get_logger("t")
+    log.info("x", questionnaire=answers, travel_rule_profile=profile)
+    log.info("y", nested={"intent_questionnaire": json.dumps(answers)})
+    log.info("z", questionnaire="free text Wilhelmina")
+    first, second, third = records(stream)
+    assert first["questionnaire"]["isAddressOwner"] == 2
+    assert first["questionnaire"]["bnfFirstName"] == "<redacted>"
+    assert first["travel_rule_profile"]["entity"] == "EU"
+    assert second["nested"]["intent_questionnaire"]["bnfLastName"] == "<redacted>"
+    assert third["questionnaire"] == "<redacted>"
+    no_leak(stream, "Wilhelmina", "Quastenberg")

@@ -8,9 +8,11 @@ The database and service layers are imported where a command needs them, not her
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
@@ -31,6 +33,7 @@ from treasury.ports.store import IdempotencyConflict, NotFound
 if TYPE_CHECKING:
     from treasury.adapters.db.ledger import SqlLedger
     from treasury.bootstrap import Runtime
+    from treasury.domain.travel_rule import Entity
     from treasury.ports.store import Ledger
 
 app = typer.Typer(
@@ -98,6 +101,48 @@ def validated(fn: Callable[[], T]) -> T:
         return fn()
     except InvalidField as exc:
         out.fail(str(exc), EXIT_BAD_INPUT)
+
+
+def read_json_file(path: Path, option: str) -> object:
+    """The JSON in ``path``, or exit 2 naming ``option`` and where the JSON breaks (the
+    file's content is never echoed: it may hold personal data)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        out.fail(f"{option}: cannot read {path}: {reason}", EXIT_BAD_INPUT)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        out.fail(
+            f"{option}: {path} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            EXIT_BAD_INPUT,
+        )
+
+
+def local_entity_of(settings: Settings, account: str, given: str | None) -> Entity | None:
+    """The local entity whose questionnaire applies to ``account``: ``given`` (``--entity``)
+    or the account's setting (``TREASURY_LOCAL_ENTITY``,
+    ``TREASURY_ACCOUNT_<NAME>_LOCAL_ENTITY``); None when neither names one.
+
+    Raises:
+        InvalidField: ``--entity`` is no modelled entity, or not the account's.
+        SettingsError: the account's setting is malformed.
+    """
+    from treasury.config import account_local_entity
+    from treasury.domain.travel_rule import Entity, parse_entity
+
+    configured = account_local_entity(settings, account)
+    if given is None:
+        return None if configured is None else Entity(configured)
+    chosen = parse_entity(given, field_name="--entity")
+    if configured is not None and configured != chosen.value:
+        raise InvalidField(
+            "--entity",
+            f"{chosen.value}, but account {account} is under {configured} "
+            "(TREASURY_LOCAL_ENTITY / TREASURY_ACCOUNT_<NAME>_LOCAL_ENTITY)",
+        )
+    return chosen
 
 
 def reason_of(text: str, *, default: str | None = None) -> str:

@@ -13,15 +13,19 @@ import typer
 from treasury.cli import output as out
 from treasury.cli.common import (
     EXIT_BAD_INPUT,
+    EXIT_CONFIG,
     MAX_ID,
     actor_of,
     app,
+    local_entity_of,
+    read_json_file,
     read_settings,
     reason_of,
     validated,
     whitelist_app,
     with_ledger,
 )
+from treasury.domain.errors import InvalidField
 from treasury.domain.validation import (
     validate_account,
     validate_address,
@@ -33,7 +37,8 @@ from treasury.ports.store import ConcurrentChange, DuplicateEntry, NotFound
 
 if TYPE_CHECKING:
     from treasury.config import Settings
-    from treasury.ports.store import Ledger
+    from treasury.domain.travel_rule import Profile
+    from treasury.ports.store import Ledger, WhitelistEntry
     from treasury.services.whitelist_approvals import Standing
 
 
@@ -108,6 +113,61 @@ def _reason_option() -> Any:
     return typer.Option(..., "--reason", help="why (kept in whitelist_events)")
 
 
+def _profile_option() -> Any:
+    return typer.Option(
+        None,
+        "--travel-rule-profile",
+        exists=True,
+        dir_okay=False,
+        help="JSON file: the travel-rule questionnaire's answers for this destination",
+    )
+
+
+def _entity_option() -> Any:
+    return typer.Option(
+        None,
+        "--entity",
+        help="JP or EU: the questionnaire the profile answers (default: the account's "
+        "TREASURY_LOCAL_ENTITY / TREASURY_ACCOUNT_<NAME>_LOCAL_ENTITY)",
+    )
+
+
+def _profile_of(settings: Settings, book: str, entity: str | None, path: Path) -> Profile:
+    """The profile in ``path`` for ``book``'s local entity, validated; exit 2 naming the
+    field at fault (nothing is written)."""
+    from treasury.config import SettingsError
+    from treasury.domain.errors import InvalidField
+    from treasury.domain.travel_rule import make_profile
+
+    data = read_json_file(path, "--travel-rule-profile")
+    try:
+        chosen = validated(lambda: local_entity_of(settings, book, entity))
+    except SettingsError as exc:
+        out.fail(f"configuration: {exc}", EXIT_CONFIG)
+    if chosen is None:
+        out.fail(
+            f"--entity: account {book} is under no local entity (TREASURY_LOCAL_ENTITY, "
+            "TREASURY_ACCOUNT_<NAME>_LOCAL_ENTITY): say which questionnaire the profile "
+            "answers, --entity JP or --entity EU",
+            EXIT_BAD_INPUT,
+        )
+    try:
+        return make_profile(chosen, data)
+    except InvalidField as exc:
+        out.fail(str(exc), EXIT_BAD_INPUT)
+
+
+def _shown_entry(entry: WhitelistEntry) -> dict[str, Any]:
+    """An entry for the screen or --json: its travel-rule profile redacted (the names,
+    city and VASP identifier are personal data)."""
+    from treasury.domain.travel_rule import redacted
+
+    shown = dict(entry.__dict__)
+    profile = shown.pop("travel_rule_profile")
+    shown["travel_rule_profile"] = None if profile is None else redacted(profile)
+    return shown
+
+
 @whitelist_app.command("add")
 def whitelist_add(
     coin: str = typer.Option(...),
@@ -118,10 +178,14 @@ def whitelist_add(
     account: str | None = _book_account_option(),
     as_: str | None = typer.Option(None, "--as", help="operator name"),
     reason: str = _reason_option(),
+    travel_rule_profile: Path | None = _profile_option(),
+    entity: str | None = _entity_option(),
 ) -> None:
     """Add a destination to an account's address book (source: manual). It is usable
-    after TREASURY_MANUAL_WHITELIST_COOLING_S (default 24 h) from now."""
+    after TREASURY_MANUAL_WHITELIST_COOLING_S (default 24 h) from now. Under a local
+    entity, --travel-rule-profile gives it the beneficiary's questionnaire answers."""
     from treasury.domain import rules
+    from treasury.domain.travel_rule import profile_change_note
     from treasury.services.admin import Refused
 
     validated(
@@ -136,6 +200,11 @@ def whitelist_add(
     why = reason_of(reason)
     settings = read_settings()
     book = _book_account(account, settings, served=True)
+    profile = (
+        None
+        if travel_rule_profile is None
+        else _profile_of(settings, book, entity, travel_rule_profile)
+    )
 
     async def body(ledger: Ledger) -> None:
         try:
@@ -148,7 +217,8 @@ def whitelist_add(
                 label=label,
                 source="manual",
                 actor=actor,
-                reason=why,
+                reason=why if profile is None else f"{why} ({profile_change_note(profile)})",
+                travel_rule_profile=None if profile is None else profile.to_json(),
             )
         except DuplicateEntry as exc:
             raise Refused(str(exc)) from None
@@ -160,6 +230,8 @@ def whitelist_add(
             cooling_s=settings.manual_whitelist_cooling_s,
         )
         extra = f", usable from {usable:%Y-%m-%d %H:%M:%S} UTC" if usable else ""
+        if profile is not None:
+            extra += f", with a {profile.entity.value} travel-rule profile"
         out.console.print(f"whitelist entry {entry.id} added to account {book}{extra}")
 
     with_ledger(body, settings)
@@ -191,7 +263,7 @@ def whitelist_list(
     if json_:
         out.print_json(
             [
-                s.entry.__dict__
+                _shown_entry(s.entry)
                 | {
                     "approvals_required": s.required,
                     "approved_by": list(s.approved),
@@ -205,7 +277,7 @@ def whitelist_list(
 
     table = Table(title=f"whitelist of account {book}")
     columns = ("id", "coin", "network", "address", "tag", "label", "source", "enabled")
-    for col in (*columns, "approvals", "waiting for"):
+    for col in (*columns, "approvals", "waiting for", "travel rule"):
         table.add_column(col, overflow="fold")
     for s in rows:
         e = s.entry
@@ -220,8 +292,94 @@ def whitelist_list(
             "yes" if e.enabled else "no",
             s.approvals,
             s.waiting_for(now),
+            _profile_summary(e),
         )
     out.console.print(table)
+
+
+def _profile_summary(entry: WhitelistEntry) -> str:
+    """The travel-rule column: the entity and whether first or third party, no names."""
+    from treasury.domain.travel_rule import redacted
+
+    if entry.travel_rule_profile is None:
+        return ""
+    shown = redacted(entry.travel_rule_profile)
+    if not isinstance(shown, dict) or not isinstance(shown.get("questionnaire"), dict):
+        return "unreadable"
+    owner = shown["questionnaire"].get("isAddressOwner")
+    party = {1: "first party", 2: "third party"}.get(owner, "?") if isinstance(owner, int) else "?"
+    return f"{shown.get('entity')}, {party}"
+
+
+@whitelist_app.command("show")
+def whitelist_show(
+    entry_id: int = typer.Argument(..., min=1, max=MAX_ID, help="whitelist entry id"),
+) -> None:
+    """One address-book entry as JSON, its travel-rule profile redacted (names, city and
+    VASP identifier masked)."""
+    entry = with_ledger(lambda ledger: ledger.whitelist.get(entry_id))
+    out.print_json(_shown_entry(entry))
+
+
+@whitelist_app.command("profile")
+def whitelist_profile(
+    entry_id: int = typer.Argument(..., min=1, max=MAX_ID, help="whitelist entry id"),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="JSON file: the travel-rule questionnaire's answers"
+    ),
+    entity: str | None = _entity_option(),
+    as_: str | None = typer.Option(None, "--as", help="operator name"),
+    reason: str = _reason_option(),
+) -> None:
+    """Set or replace an entry's travel-rule profile. It is a change of the entry: a new
+    version, an `edit` in its history (with the profile's sha256, never its contents),
+    and, where the policy asks for second persons, approving again before it is used."""
+    from treasury.domain.travel_rule import profile_change_note
+    from treasury.services.admin import Refused
+
+    actor = actor_of(as_)
+    why = reason_of(reason)
+    settings = read_settings()
+    data = read_json_file(file, "FILE")
+    given = None if entity is None else validated(lambda: _entity_name(entity))
+
+    async def body(ledger: Ledger) -> tuple[WhitelistEntry, str]:
+        from treasury.domain.travel_rule import make_profile
+
+        entry = await ledger.whitelist.get(entry_id)
+        chosen = local_entity_of(settings, entry.account, given)
+        if chosen is None:
+            raise InvalidField(
+                "--entity",
+                f"account {entry.account} is under no local entity (TREASURY_LOCAL_ENTITY, "
+                "TREASURY_ACCOUNT_<NAME>_LOCAL_ENTITY): say which questionnaire the profile "
+                "answers, --entity JP or --entity EU",
+            )
+        profile = make_profile(chosen, data)  # InvalidField: exit 2, nothing written
+        if profile.to_json() == entry.travel_rule_profile:
+            return entry, "already has this profile"
+        try:
+            changed = await ledger.whitelist.set_profile(
+                entry_id,
+                profile.to_json(),
+                version=entry.version,
+                actor=actor,
+                reason=f"{why} ({profile_change_note(profile)})",
+            )
+        except ConcurrentChange as exc:
+            raise Refused(f"{exc}; nothing was written, try again") from None
+        return changed, f"now has a {profile.entity.value} travel-rule profile"
+
+    changed, said = with_ledger(body, settings)
+    out.console.print(
+        f"whitelist entry {entry_id} (version {changed.version}) {said}", markup=False
+    )
+
+
+def _entity_name(value: str) -> str:
+    from treasury.domain.travel_rule import parse_entity
+
+    return parse_entity(value, field_name="--entity").value
 
 
 async def _book_approvals_required(ledger: Ledger) -> int:

@@ -10,9 +10,12 @@ import typer
 from treasury.cli import output as out
 from treasury.cli.common import (
     EXIT_BAD_INPUT,
+    EXIT_CONFIG,
     MAX_ID,
     actor_of,
     app,
+    local_entity_of,
+    read_json_file,
     read_settings,
     reason_of,
     validated,
@@ -44,6 +47,14 @@ def enqueue(
         None, help="spot or funding: the wallet to debit (default: the account's, TREASURY_WALLET)"
     ),
     note: str | None = typer.Option(None, help="free text for the audit trail"),
+    questionnaire: Path | None = typer.Option(
+        None,
+        "--questionnaire",
+        exists=True,
+        dir_okay=False,
+        help="JSON file: this withdrawal's own travel-rule questionnaire (replaces the "
+        "address-book entry's profile)",
+    ),
     as_: str | None = typer.Option(None, "--as", help="operator name for the audit trail"),
     json_: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -51,6 +62,16 @@ def enqueue(
     from treasury.services import admin
 
     actor = actor_of(as_)
+    answers = None if questionnaire is None else read_json_file(questionnaire, "--questionnaire")
+    settings, entity = None, None
+    if answers is not None:
+        from treasury.config import SettingsError
+
+        settings = read = read_settings()  # the account's local entity decides the form
+        try:
+            entity = validated(lambda: local_entity_of(read, account, None))
+        except SettingsError as exc:
+            out.fail(f"configuration: {exc}", EXIT_CONFIG)
     new = validated(
         lambda: validate_new_intent(
             coin=coin,
@@ -63,9 +84,11 @@ def enqueue(
             requested_by=actor.removeprefix("cli:"),
             note=note,
             wallet=wallet,
+            questionnaire=answers,
+            local_entity=entity,
         )
     )
-    settings = read_settings()
+    settings = settings or read_settings()
     intent, created = with_ledger(
         lambda ledger: admin.enqueue(ledger, new, actor=actor), settings=settings
     )

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from treasury.domain.intent import EventRecord, Intent
 from treasury.domain.money import format_amount
+from treasury.domain.travel_rule import redacted
 from treasury.logs import scrub_text
 
 console = Console(highlight=False, soft_wrap=True)
@@ -53,6 +54,8 @@ def intent_dict(intent: Intent) -> dict[str, Any]:
         "amount": intent.amount,
         "account": intent.account,
         "wallet": None if intent.wallet is None else intent.wallet.value,
+        # personal data: the coded answers only (travel_rule.redacted)
+        "questionnaire": None if intent.questionnaire is None else redacted(intent.questionnaire),
         "request_id": intent.request_id,
         "requested_by": intent.requested_by,
         "note": intent.note,

@@ -382,6 +382,67 @@ def questionnaire_for(
     return validate_questionnaire(entity, profile.answers, where="travel_rule_profile")
 
 
+def profile_change_note(profile: Profile | None) -> str:
+    """What the audit trail says of a profile change, appended to the operator's reason:
+    the entity and the sha256 of the canonical JSON, never a word of the answers."""
+    if profile is None:
+        return "travel-rule profile removed"
+    return f"travel-rule profile {profile.entity.value} sha256:{profile.fingerprint}"
+
+
+MAX_QUESTIONNAIRE = 16384  # characters of canonical JSON: far above any modelled form
+
+
+def intent_questionnaire(value: object, entity: Entity | None) -> str | None:
+    """An intent's own questionnaire as stored (canonical JSON), from a mapping or JSON
+    text: validated against ``entity``'s form when the account's entity is known, else
+    only required to be a JSON object (the worker validates it before any call).
+
+    Raises:
+        InvalidField: ``questionnaire``, or the path of the answer at fault.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidField("questionnaire", "is not JSON") from None
+    if entity is not None:
+        answers: Mapping[str, Any] = validate_questionnaire(entity, value)
+    elif isinstance(value, Mapping):
+        answers = value
+    else:
+        raise InvalidField("questionnaire", "must be a JSON object of the questionnaire's answers")
+    try:
+        text = canonical(dict(answers))
+    except (TypeError, ValueError):
+        raise InvalidField("questionnaire", "holds a value JSON cannot carry") from None
+    if len(text) > MAX_QUESTIONNAIRE:
+        raise InvalidField("questionnaire", f"is longer than {MAX_QUESTIONNAIRE} characters")
+    return text
+
+
+def questionnaire_of(
+    entity: Entity, profile_json: str | None, questionnaire_json: str | None
+) -> dict[str, Any]:
+    """``questionnaire_for`` over what the ledger holds: the entry's
+    ``travel_rule_profile`` and the intent's ``questionnaire`` (both JSON or NULL). What
+    the worker calls before ``localentity/withdraw/apply``: an error costs no call.
+
+    Raises:
+        InvalidField: as ``questionnaire_for``; a stored value that is not JSON.
+    """
+    override: object = None
+    if questionnaire_json is not None:
+        try:
+            override = json.loads(questionnaire_json)
+        except ValueError:
+            raise InvalidField("questionnaire", "is not JSON") from None
+    profile = None if profile_json is None else profile_from_json(profile_json)
+    return questionnaire_for(entity, profile, override)
+
+
 # ---- logs ------------------------------------------------------------------------------
 
 # the answers every modelled questionnaire codes (numbers, booleans, country codes): safe

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from treasury.domain.errors import InvalidField
 from treasury.domain.money import parse_amount
+from treasury.domain.travel_rule import Entity, intent_questionnaire
 from treasury.domain.wallet import Wallet, parse_wallet
 
 COIN_RE = re.compile(r"^[A-Z0-9]{1,20}$")
@@ -139,8 +140,14 @@ def validate_new_intent(
     requested_by: str | None = None,
     note: str | None = None,
     wallet: object = None,
+    questionnaire: object = None,
+    local_entity: Entity | None = None,
 ) -> NewIntent:
     """Check every field and return a ``NewIntent``.
+
+    ``questionnaire`` (a mapping or JSON text) is the intent's own travel-rule
+    questionnaire, checked against ``local_entity``'s form when the account's entity is
+    known (``travel_rule.intent_questionnaire``).
 
     Raises:
         InvalidField: naming the first bad field and what is wrong with it.
@@ -158,4 +165,5 @@ def validate_new_intent(
         requested_by=_optional_text("requested_by", requested_by, 128),
         note=_optional_text("note", note, MAX_TEXT),
         wallet=None if wallet is None else parse_wallet(wallet),
+        questionnaire=intent_questionnaire(questionnaire, local_entity),
     )
