@@ -177,9 +177,7 @@ async def test_0013_adds_the_travel_rule_columns_keeps_the_triggers_and_goes_bac
             )
         assert [tuple(k) for k in kinds] == [("add", 1), ("edit", 2)]
         # the 0009 guard still stands: a profile change without the version bump is refused
-        assert "version" in await refused(
-            "UPDATE whitelist_entries SET travel_rule_profile = NULL"
-        )
+        assert "version" in await refused("UPDATE whitelist_entries SET travel_rule_profile = NULL")
         assert "questionnaire is fixed" in await refused(
             "UPDATE withdrawal_intents SET questionnaire = NULL"
         )
