@@ -303,3 +303,21 @@ def test_redacted_profile_in_every_form() -> None:
         for personal in ("Hanako", "山田", "ヤマダ", "Kobe", "BINANCE"):
             assert personal not in text
         assert '"entity": "JP"' in text
+
+
+def test_every_example_profile_in_the_readme_is_valid() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Accounts under a Binance local entity (travel rule)")[1]
+    section = section.split("\n## ")[0]
+    blocks = [b.split("```")[0] for b in section.split("```json\n")[1:]]
+    assert len(blocks) == 5
+    entities = []
+    for block in blocks:
+        answers = json.loads(block)
+        entity = Entity.JP if "isAttested" in answers else Entity.EU
+        assert validate_questionnaire(entity, answers) == answers
+        entities.append((entity, answers["isAddressOwner"]))
+    # each entity, first and third party
+    assert {(Entity.JP, 1), (Entity.JP, 2), (Entity.EU, 1), (Entity.EU, 2)} <= set(entities)
