@@ -796,6 +796,42 @@ async def test_every_address_book_change_is_an_event_with_actor_and_reason(
     assert all(e.created_at is not None for e in history)
 
 
+async def test_a_travel_rule_profile_is_a_new_version_and_an_edit(store: Store) -> None:
+    book = store.ledger.whitelist
+    entry = await book.add(**destination(), travel_rule_profile='{"entity":"EU"}')
+    assert (entry.version, entry.travel_rule_profile) == (1, '{"entity":"EU"}')
+    changed = await book.set_profile(
+        entry.id, '{"entity":"JP"}', version=1, actor="cli:bob", reason="sha256:ab"
+    )
+    assert (changed.version, changed.travel_rule_profile) == (2, '{"entity":"JP"}')
+    assert await book.get(entry.id) == changed
+    with pytest.raises(ConcurrentChange):
+        await book.set_profile(entry.id, None, version=1, actor="cli:bob", reason="stale")
+    with pytest.raises(NotFound):
+        await book.set_profile(999, None, version=1, actor="cli:bob", reason="none")
+    with pytest.raises(ValueError, match="reason"):
+        await book.set_profile(entry.id, None, version=2, actor="cli:bob", reason=" ")
+    history = await book.history(entry_id=entry.id)
+    assert [(e.kind, e.actor, e.reason, e.version) for e in history] == [
+        ("add", "cli:alice", "our cold wallet", 1),
+        ("edit", "cli:bob", "sha256:ab", 2),
+    ]
+    assert (await book.get(entry.id)).version == 2
+
+
+async def test_an_intent_questionnaire_is_stored_and_part_of_its_request(store: Store) -> None:
+    fields: dict[str, Any] = dict(coin="USDT", network="TRX", address="T1", amount="1")
+    new = validate_new_intent(**fields, request_id="q-1", questionnaire={"a": 1})
+    intent, created = await store.ledger.intents.enqueue(new, actor="t")
+    assert created and intent.questionnaire == '{"a":1}'
+    assert (await store.ledger.intents.get(intent.id)).questionnaire == '{"a":1}'
+    again, created = await store.ledger.intents.enqueue(new, actor="t")
+    assert not created and again.id == intent.id
+    other = validate_new_intent(**fields, request_id="q-1", questionnaire={"a": 2})
+    with pytest.raises(IdempotencyConflict, match="questionnaire"):
+        await store.ledger.intents.enqueue(other, actor="t")
+
+
 async def test_an_address_book_change_without_actor_or_reason_writes_nothing(
     store: Store,
 ) -> None:

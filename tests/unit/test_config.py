@@ -501,3 +501,28 @@ def test_a_bad_internal_fee_payer_of_an_account_names_its_variable(
         "TREASURY_ACCOUNT_OPS_1_INTERNAL_FEE_PAYER: 'true' is not a fee payer: use sender or "
         "recipient"
     )
+
+
+def test_local_entity_per_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    from treasury.config import account_local_entity, unknown_variables
+
+    assert load_settings().local_entity is None
+    monkeypatch.setenv("TREASURY_LOCAL_ENTITY", " jp ")
+    monkeypatch.setenv("TREASURY_EXTRA_ACCOUNTS", "sub1,sub2")
+    monkeypatch.setenv("TREASURY_ACCOUNT_SUB2_LOCAL_ENTITY", "eu")
+    settings = load_settings()
+    assert settings.local_entity == "JP"
+    assert account_local_entity(settings, "default") == "JP"
+    assert account_local_entity(settings, "sub1") == "JP"  # the primary's, by default
+    assert account_local_entity(settings, "sub2") == "EU"
+    assert account_local_entity(settings, "elsewhere") is None  # not served here
+    env = {"TREASURY_ACCOUNT_SUB2_LOCAL_ENTITY": "eu"}
+    assert unknown_variables(env, ("sub1", "sub2")) == []
+    monkeypatch.setenv("TREASURY_ACCOUNT_SUB2_LOCAL_ENTITY", "KZ")
+    with pytest.raises(SettingsError, match="TREASURY_ACCOUNT_SUB2_LOCAL_ENTITY: 'KZ'"):
+        account_local_entity(load_settings(), "sub2")
+    monkeypatch.setenv("TREASURY_LOCAL_ENTITY", "")
+    assert load_settings().local_entity is None
+    monkeypatch.setenv("TREASURY_LOCAL_ENTITY", "KZ")
+    with pytest.raises(SettingsError, match="TREASURY_LOCAL_ENTITY"):
+        load_settings()

@@ -321,3 +321,79 @@ def test_every_example_profile_in_the_readme_is_valid() -> None:
         entities.append((entity, answers["isAddressOwner"]))
     # each entity, first and third party
     assert {(Entity.JP, 1), (Entity.JP, 2), (Entity.EU, 1), (Entity.EU, 2)} <= set(entities)
+
+
+def test_intent_questionnaire_is_checked_when_the_entity_is_known() -> None:
+    from decimal import Decimal
+
+    from treasury.domain.travel_rule import intent_questionnaire, questionnaire_of
+    from treasury.domain.validation import validate_new_intent
+
+    assert intent_questionnaire(None, Entity.EU) is None
+    stored = intent_questionnaire(json.dumps(EU_SELF), Entity.EU)
+    assert stored is not None and json.loads(stored) == EU_SELF
+    with pytest.raises(InvalidField, match=r"questionnaire\.declaration"):
+        intent_questionnaire(EU_SELF | {"declaration": False}, Entity.EU)
+    # entity unknown: only an object is required; the worker checks it before any call
+    loose = intent_questionnaire({"anything": 1}, None)
+    assert loose == '{"anything":1}'
+    with pytest.raises(InvalidField) as info:
+        questionnaire_of(Entity.EU, None, loose)
+    assert info.value.field == "questionnaire.anything"
+    for bad, problem in (
+        ("{", "is not JSON"),
+        ("[1]", "JSON object"),
+        ({"a": Decimal("1")}, "JSON cannot carry"),
+        ({"a": "x" * 20000}, "longer than"),
+    ):
+        with pytest.raises(InvalidField, match=problem):
+            intent_questionnaire(bad, None)
+    new = validate_new_intent(
+        coin="USDT",
+        network="TRX",
+        address="T1",
+        amount="1",
+        questionnaire=JP_SELF,
+        local_entity=Entity.JP,
+    )
+    assert new.questionnaire is not None and json.loads(new.questionnaire) == JP_SELF
+    with pytest.raises(InvalidField, match=r"questionnaire\.txnPurpose"):
+        validate_new_intent(
+            coin="USDT",
+            network="TRX",
+            address="T1",
+            amount="1",
+            questionnaire=JP_SELF | {"txnPurpose": 3},
+            local_entity=Entity.JP,
+        )
+
+
+async def test_the_in_memory_store_keeps_questionnaire_and_profile_like_sql() -> None:
+    from treasury.domain.validation import validate_new_intent
+    from treasury.ports.store import ConcurrentChange
+    from treasury.testing import MemoryLedger
+
+    ledger = MemoryLedger()
+    new = validate_new_intent(
+        coin="USDT", network="TRX", address="T1", amount="1", questionnaire=EU_SELF
+    )
+    intent, _ = await ledger.intents.enqueue(new, actor="t")
+    assert intent.questionnaire == new.questionnaire
+    entry = await ledger.whitelist.add(
+        account="default",
+        coin="USDT",
+        network="TRX",
+        address="T1",
+        address_tag=None,
+        actor="a",
+        reason="r",
+    )
+    profile = make_profile(Entity.EU, EU_SELF).to_json()
+    changed = await ledger.whitelist.set_profile(
+        entry.id, profile, version=1, actor="b", reason="why"
+    )
+    assert (changed.version, changed.travel_rule_profile) == (2, profile)
+    with pytest.raises(ConcurrentChange):
+        await ledger.whitelist.set_profile(entry.id, None, version=1, actor="b", reason="why")
+    history = await ledger.whitelist.history(entry_id=entry.id)
+    assert [(e.kind, e.version) for e in history] == [("add", 1), ("edit", 2)]
