@@ -397,3 +397,12 @@ async def test_the_in_memory_store_keeps_questionnaire_and_profile_like_sql() ->
         await ledger.whitelist.set_profile(entry.id, None, version=1, actor="b", reason="why")
     history = await ledger.whitelist.history(entry_id=entry.id)
     assert [(e.kind, e.version) for e in history] == [("add", 1), ("edit", 2)]
+
+
+def test_no_repr_of_an_intent_or_entry_carries_the_answers() -> None:
+    from treasury.domain.validation import validate_new_intent
+
+    new = validate_new_intent(
+        coin="USDT", network="TRX", address="T1", amount="1", questionnaire=JP_OTHER
+    )
+    assert "Hanako" not in repr(new) and "questionnaire" not in repr(new)

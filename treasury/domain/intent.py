@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -45,7 +45,7 @@ class Intent:
     wallet: Wallet | None = None
     # the intent's own travel-rule questionnaire (canonical JSON), replacing its address-book
     # entry's profile; personal data: never logged in full (``travel_rule.redacted``)
-    questionnaire: str | None = None
+    questionnaire: str | None = field(default=None, repr=False)
 
     @property
     def destination(self) -> tuple[str, str, str, str | None]:

@@ -7,7 +7,7 @@ for rows that arrived by plain SQL, which skipped those front doors.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from treasury.domain.errors import InvalidField
@@ -39,7 +39,7 @@ class NewIntent:
     note: str | None = None
     wallet: Wallet | None = None  # None: the account's default wallet, fixed at the send
     # canonical JSON of the intent's own travel-rule questionnaire (replaces the profile)
-    questionnaire: str | None = None
+    questionnaire: str | None = field(default=None, repr=False)
 
 
 def _printable_token(field: str, value: str, max_len: int) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -134,7 +134,7 @@ class WhitelistEntry:
     change_reason: str | None
     # canonical JSON of the travel-rule profile (``treasury.domain.travel_rule.Profile``);
     # personal data: log ``travel_rule.redacted`` of it, never the text
-    travel_rule_profile: str | None = None
+    travel_rule_profile: str | None = field(default=None, repr=False)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
