@@ -406,3 +406,14 @@ def test_no_repr_of_an_intent_or_entry_carries_the_answers() -> None:
         coin="USDT", network="TRX", address="T1", amount="1", questionnaire=JP_OTHER
     )
     assert "Hanako" not in repr(new) and "questionnaire" not in repr(new)
+
+
+def test_the_cli_json_encoder_redacts_a_whole_dataclass() -> None:
+    from treasury.cli.output import to_json
+    from treasury.domain.validation import validate_new_intent
+
+    new = validate_new_intent(
+        coin="USDT", network="TRX", address="T1", amount="1", questionnaire=JP_OTHER
+    )
+    text = to_json(new)
+    assert "Hanako" not in text and '"txnPurpose": 5' in text

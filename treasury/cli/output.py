@@ -22,6 +22,9 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+_PERSONAL = frozenset({"questionnaire", "travel_rule_profile"})
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format_amount(value) if value != 0 else "0"
@@ -30,7 +33,11 @@ def _default(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        # the travel rule's answers are personal data: never printed whole
+        return {
+            k: redacted(v) if k in _PERSONAL and v is not None else v
+            for k, v in dataclasses.asdict(value).items()
+        }
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
