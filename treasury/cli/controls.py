@@ -277,7 +277,11 @@ def whitelist_list(
 
     table = Table(title=f"whitelist of account {book}")
     columns = ("id", "coin", "network", "address", "tag", "label", "source", "enabled")
-    for col in (*columns, "approvals", "waiting for", "travel rule"):
+    # the travel-rule column only where an entry has a profile: an 80-column terminal
+    # would otherwise fold every address
+    profiles = any(s.entry.travel_rule_profile is not None for s in rows)
+    extra = ("travel rule",) if profiles else ()
+    for col in (*columns, "approvals", "waiting for", *extra):
         table.add_column(col, overflow="fold")
     for s in rows:
         e = s.entry
@@ -292,7 +296,7 @@ def whitelist_list(
             "yes" if e.enabled else "no",
             s.approvals,
             s.waiting_for(now),
-            _profile_summary(e),
+            *((_profile_summary(e),) if profiles else ()),
         )
     out.console.print(table)
 
