@@ -137,6 +137,11 @@ async def _supervise(
             account_pauses=rt.ledger.state.account_pauses,
             accounts=[c.config.account for _, c in rt.accounts],
         )
+        if gate.reason() is not None:
+            # said before /readyz can answer 503 with the same reason
+            structlog.get_logger("treasury.daemon").warning(
+                "daemon.waiting_for_exchange", reason=gate.reason()
+            )
         async with anyio.create_task_group() as tg:
             if sock is not None:
                 app = health.build_app(ready, metrics.registry)
@@ -209,11 +214,11 @@ async def _wait_for_exchange(
     retry_s: float,
 ) -> bool:
     """Run the checks every ``retry_s`` until all pass (True), or until SIGTERM/SIGINT
-    (False). systemd hears READY (the process is up; ``/readyz`` says it is not ready)
-    and its watchdog is fed meanwhile. A failure that appears meanwhile and that an
-    operator must fix (a key revoked, say) is waited on too, and reported."""
+    (False); the caller logs ``daemon.waiting_for_exchange``. systemd hears READY (the
+    process is up; ``/readyz`` says it is not ready) and its watchdog is fed meanwhile. A
+    failure that appears meanwhile and that an operator must fix (a key revoked, say) is
+    waited on too, and reported."""
     log = structlog.get_logger("treasury.daemon")
-    log.warning("daemon.waiting_for_exchange", reason=gate.reason())
     await rt.ctx.alert("waiting_for_exchange", gate.reason() or "", None)
     systemd.ready()
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
