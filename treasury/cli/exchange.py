@@ -58,13 +58,16 @@ def log_checks(checks: list[Check]) -> None:
 async def preflight_checks(rt: Runtime, *, exchange_without_database: bool = True) -> list[Check]:
     """``services.preflight.run_all_checks`` over every account ``rt`` serves."""
     from treasury.adapters.db.migrate import schema_probe
+    from treasury.config import account_local_entity
     from treasury.services.preflight import run_all_checks
 
+    names = [ctx.config.account for _, ctx in rt.accounts]
     return await run_all_checks(
         [(ctx.config.account, exchange) for exchange, ctx in rt.accounts],
         schema=schema_probe(rt.ledger.engine),
         allow_unrestricted_ip=rt.settings.allow_unrestricted_ip_key,
         exchange_without_database=exchange_without_database,
+        local_entities={name: account_local_entity(rt.settings, name) for name in names},
     )
 
 

@@ -45,6 +45,40 @@ class Entity(StrEnum):
     EU = "EU"  # the EU entities (Poland, France): one questionnaire for all
 
 
+# What Binance's questionnaire-requirements answers (the questionnaire's country code)
+# for the entities modelled here: Poland and France share the EU questionnaire.
+EXCHANGE_CODES: Mapping[str, Entity] = {"JP": Entity.JP, "PL": Entity.EU, "FR": Entity.EU}
+
+
+def entity_of_exchange_code(code: str) -> Entity | None:
+    """The modelled entity whose questionnaire an account the exchange reports under
+    ``code`` needs; ``None`` for an entity not modelled here."""
+    return EXCHANGE_CODES.get(code.strip().upper())
+
+
+def travel_rule_mismatch(detected: str | None, configured: str | None) -> str | None:
+    """Why the setting and the exchange disagree about an account's local entity, or
+    ``None`` when they agree (or the setting is absent: the exchange's answer stands).
+    A profile is checked against the configured entity's questionnaire: a wrong one
+    would have been checked against the wrong form."""
+    if configured is None:
+        return None
+    if detected is None:
+        return (
+            f"the setting says local entity {configured}, but the exchange needs no "
+            "questionnaire for this account"
+        )
+    entity = entity_of_exchange_code(detected)
+    if entity is None or entity.value != configured:
+        expected = "an entity not modelled here" if entity is None else entity.value
+        return (
+            f"the exchange says the account is under {detected} ({expected}), but the "
+            f"setting says {configured}: fix TREASURY_LOCAL_ENTITY (or the account's "
+            "_LOCAL_ENTITY variable)"
+        )
+    return None
+
+
 def parse_entity(value: object, *, field_name: str = "local_entity") -> Entity:
     """``JP`` or ``EU`` (any case).
 

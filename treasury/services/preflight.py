@@ -11,12 +11,13 @@ allows it: such a key, once leaked, can empty the account from anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from treasury.domain import rules
 from treasury.domain.money import format_amount
+from treasury.domain.travel_rule import travel_rule_mismatch
 from treasury.ports.exchange import Exchange, ExchangeError, Reason
 
 MAX_OFFSET_MS = 1000
@@ -66,11 +67,13 @@ async def run_checks(
     schema: SchemaProbe | None,
     allow_unrestricted_ip: bool,
     exchange_without_database: bool = True,
+    local_entity: str | None = None,
 ) -> list[Check]:
     """The preflight, in order. With ``exchange_without_database`` false (the daemon's
     start), a database that fails ends it there: the exchange is not asked anything.
-    Without ``schema`` (a second account of the same process) only the exchange's
-    checks run."""
+    Without ``schema`` (a second account of the same process) only the exchange's checks
+    run. ``local_entity``: the account's configured one (``JP``, ``EU``), checked against
+    what the exchange says; a disagreement stops the start."""
     results: list[Check] = []
     if schema is not None:
         try:
@@ -192,18 +195,22 @@ async def run_checks(
         )
     try:
         entity = await exchange.travel_rule_requirement()
-        results.append(
-            Check(
-                "travel rule",
-                True,
-                "no questionnaire needed (capital/withdraw/apply)"
-                if entity is None
-                else f"the account is under Binance's local entity {entity}: withdrawals need "
-                "its travel-rule questionnaire, which this version does not send yet, so "
-                "intents wait (README, travel rule)",
-                warning=entity is not None,
+        mismatch = travel_rule_mismatch(entity, local_entity)
+        if mismatch is not None:
+            results.append(Check("travel rule", entity is None, mismatch, warning=entity is None))
+        else:
+            results.append(
+                Check(
+                    "travel rule",
+                    True,
+                    "no questionnaire needed (capital/withdraw/apply)"
+                    if entity is None
+                    else f"the account is under Binance's local entity {entity}: withdrawals "
+                    "need its travel-rule questionnaire, which this version does not send "
+                    "yet, so intents wait (README, travel rule)",
+                    warning=entity is not None,
+                )
             )
-        )
     except ExchangeError as exc:
         # nothing is sent while it is unknown which endpoint the account must use
         results.append(Check("travel rule", False, f"cannot be read: {exc}", waits=True))
@@ -243,21 +250,29 @@ async def run_all_checks(
     schema: SchemaProbe,
     allow_unrestricted_ip: bool,
     exchange_without_database: bool = True,
+    local_entities: Mapping[str, str | None] | None = None,
 ) -> list[Check]:
     """The preflight of every account served, the first (primary) in full, then each
     other account's exchange checks named after it: a second account's key is held to
     the same rules as the first's. With ``exchange_without_database`` false, a failing
     database ends it before any exchange is asked."""
-    (_, primary), *others = accounts
+    entities = local_entities or {}
+    (first, primary), *others = accounts
     checks = await run_checks(
         primary,
         schema=schema,
         allow_unrestricted_ip=allow_unrestricted_ip,
         exchange_without_database=exchange_without_database,
+        local_entity=entities.get(first),
     )
     if not exchange_without_database and not all(c.ok for c in checks if c.name == "database"):
         return checks
     for name, exchange in others:
-        more = await run_checks(exchange, schema=None, allow_unrestricted_ip=allow_unrestricted_ip)
+        more = await run_checks(
+            exchange,
+            schema=None,
+            allow_unrestricted_ip=allow_unrestricted_ip,
+            local_entity=entities.get(name),
+        )
         checks += [replace(c, name=f"account {name}: {c.name}") for c in more]
     return checks

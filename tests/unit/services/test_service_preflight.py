@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from services_world import World
 
 from treasury.domain.exchange import SystemStatus
@@ -112,3 +113,29 @@ async def test_an_account_under_a_local_entity_is_named_and_started(world: World
     )
     [unknown] = [c for c in await checks(world) if c.name == "travel rule"]
     assert not unknown.ok and unknown.waits
+
+
+@pytest.mark.parametrize(
+    ("detected", "configured", "ok", "words"),
+    [
+        ("JP", "JP", True, "local entity JP"),
+        ("PL", "EU", True, "local entity PL"),  # Poland and France answer the EU form
+        ("FR", "EU", True, "local entity FR"),
+        ("JP", None, True, "local entity JP"),  # the exchange's answer stands
+        ("PL", "JP", False, "under PL (EU), but the setting says JP"),
+        ("AE", "EU", False, "under AE (an entity not modelled here)"),
+        (None, "EU", True, "needs no questionnaire"),  # warned, harmless
+    ],
+)
+async def test_the_setting_and_the_exchange_must_agree_on_the_local_entity(
+    world: World, detected: str | None, configured: str | None, ok: bool, words: str
+) -> None:
+    """Profiles are checked against the configured entity's questionnaire: the wrong one
+    would have checked them against the wrong form, so a disagreement stops the start."""
+    world.exchange.local_entity = detected
+    result = await run_checks(
+        world.exchange, schema=head, allow_unrestricted_ip=False, local_entity=configured
+    )
+    [line] = [c for c in result if c.name == "travel rule"]
+    assert (line.ok, words in line.detail) == (ok, True), line
+    assert may_start(result) is ok
