@@ -486,17 +486,11 @@ def whitelist_approve(
     """Approve an address-book entry as a second person (signed with --key once
     operators are registered). An approval is of the entry as it is now: a later change
     of the entry needs approving again."""
+    from treasury.cli.operators import approver_of
     from treasury.services.whitelist_approvals import approve
 
-    if as_ is None and key is None:
-        out.fail("--as or --key: say who approves", EXIT_BAD_INPUT)
-    name = actor_of(as_).removeprefix("cli:") if as_ is not None else None
+    name, private = approver_of(as_, key)
     why = None if reason is None else reason_of(reason)
-    private = None
-    if key is not None:
-        from treasury.cli.operators import load_private_key
-
-        private = load_private_key(key)
     settings = read_settings()
 
     async def body(ledger: Ledger) -> Standing:

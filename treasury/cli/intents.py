@@ -302,16 +302,10 @@ def approve(
 ) -> None:
     """Approve an intent that policy holds for approval (signed with --key once operators
     are registered: treasury operator add). The quorum is the ledger's policy in force."""
+    from treasury.cli.operators import approver_of
     from treasury.services.approvals import approve as record
 
-    if as_ is None and key is None:
-        out.fail("--as or --key: say who approves", EXIT_BAD_INPUT)
-    name = actor_of(as_).removeprefix("cli:") if as_ is not None else None
-    private = None
-    if key is not None:
-        from treasury.cli.operators import load_private_key
-
-        private = load_private_key(key)
+    name, private = approver_of(as_, key)
     settings = read_settings()
 
     async def body(ledger: Ledger) -> ApprovalResult:

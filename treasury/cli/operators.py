@@ -78,6 +78,15 @@ def raw_public(key: object) -> str:
     return base64.b64encode(raw).decode()
 
 
+def approver_of(as_: str | None, key: Path | None) -> tuple[str | None, object | None]:
+    """An approve command's ``--as`` (the operator's name, without ``cli:``) and ``--key``
+    (the private key, loaded): at least one must be given; exit 2 otherwise."""
+    if as_ is None and key is None:
+        out.fail("--as or --key: say who approves", EXIT_BAD_INPUT)
+    name = actor_of(as_).removeprefix("cli:") if as_ is not None else None
+    return name, None if key is None else load_private_key(key)
+
+
 async def key_owner(ledger: Ledger, private: object, name: str | None) -> str:
     """The current operator whose key ``private`` is; ``name`` (``--as``), if given, must
     be theirs. Refused (nothing written) otherwise."""

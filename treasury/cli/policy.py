@@ -103,25 +103,18 @@ def approve(
 ) -> None:
     """Put a pending version in force, as the second person (signed with --key once
     operators are registered)."""
+    from treasury.cli.operators import approver_of
     from treasury.services import policy as service
 
-    if as_ is None and key is None:
-        out.fail("--as or --key: say who approves", EXIT_BAD_INPUT)
-    name = actor_of(as_) if as_ is not None else None
-    private = None
-    if key is not None:
-        from treasury.cli.operators import load_private_key
-
-        private = load_private_key(key)
+    name, private = approver_of(as_, key)
 
     async def body(ledger: Ledger) -> PolicyVersion:
-        actor, signature = name, None
+        actor, signature = None if name is None else f"cli:{name}", None
         if private is not None:
             from treasury.cli.operators import key_owner, sign
             from treasury.domain.approval_proof import policy_statement
 
-            owner = await key_owner(ledger, private, name and name.removeprefix("cli:"))
-            actor = f"cli:{owner}"
+            actor = f"cli:{await key_owner(ledger, private, name)}"
             row = await ledger.policies.get(version)
             signature = sign(private, policy_statement(row.version, row.sha256))
         assert actor is not None
@@ -147,7 +140,9 @@ def show(
 
     async def body(ledger: Ledger) -> PolicyVersion | None:
         if version is None:
-            return await ledger.policies.current()
+            from treasury.services.policy import in_force_version
+
+            return await in_force_version(ledger)
         return await ledger.policies.get(version)
 
     row = with_ledger(body)

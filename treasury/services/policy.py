@@ -141,10 +141,16 @@ async def read_in_force(
     return InForce(None, tuple(passed))
 
 
+async def in_force_version(ledger: Ledger) -> PolicyVersion | None:
+    """The version in force, read once, as every reader must read it (``read_in_force``:
+    not merely the newest activated row); ``None`` while the ledger holds no policy."""
+    return (await read_in_force(ledger.policies, ledger.operators)).row
+
+
 async def in_force(ledger: Ledger) -> PolicySnapshot | None:
     """The snapshot of the version in force, read once (a command's reading: the daemon
-    keeps a ``PolicySource``); ``None`` while the ledger holds no policy."""
-    row = (await read_in_force(ledger.policies, ledger.operators)).row
+    keeps a ``PolicySource``)."""
+    row = await in_force_version(ledger)
     return None if row is None else PolicySnapshot.of(row)
 
 
@@ -223,7 +229,7 @@ async def propose(ledger: Ledger, text: str, *, source: str) -> Proposal:
     """
     policy = parse_policy(text, source=source)
     document = canonical(policy)
-    current = await ledger.policies.current()
+    current = await in_force_version(ledger)
     newest = await ledger.policies.history(limit=1)
     latest = newest[0] if newest else None
     if current is not None and current.document == document:
@@ -378,7 +384,7 @@ async def adopt_file(ledger: Ledger, text: str, *, path: str) -> str | None:
 
 async def file_drift(ledger: Ledger, text: str, *, path: str) -> str | None:
     """Why the file at ``path`` is not the policy in force, or ``None`` if it is."""
-    current = await ledger.policies.current()
+    current = await in_force_version(ledger)
     if current is None:
         return f"TREASURY_POLICY_FILE {path} is not in the ledger yet: `treasury run` loads it"
     try:
