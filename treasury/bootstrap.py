@@ -34,6 +34,7 @@ from treasury.logs import register_secret
 from treasury.services.address_book import ExchangeSeen
 from treasury.services.context import Alert, WorkerConfig, WorkerContext, no_alert
 from treasury.services.exchange_view import ExchangeView
+from treasury.services.local_entity import LocalEntityRouting
 from treasury.services.policy import REREAD_S, PolicySnapshot, PolicySource
 
 log = structlog.get_logger("treasury.bootstrap")
@@ -217,6 +218,8 @@ async def runtime(
         seen = ExchangeSeen()  # what this process's syncs found on each account's list
         for creds in account_credentials(settings):
             exchange = build_exchange(settings, http, on_call=on_call, credentials=creds)
+            # sends with a questionnaire go through the local entity; histories merge
+            routed = LocalEntityRouting(exchange, local_entity=creds.local_entity)
 
             async def can_withdraw_changed(now: bool, name: str = creds.name) -> None:
                 if not now:
@@ -226,9 +229,9 @@ async def runtime(
 
             ctx = WorkerContext(
                 ledger=ledger,
-                exchange=exchange,
+                exchange=routed,
                 view=ExchangeView(
-                    exchange, rules_ttl_s=settings.rules_ttl_s, on_can_withdraw=can_withdraw_changed
+                    routed, rules_ttl_s=settings.rules_ttl_s, on_can_withdraw=can_withdraw_changed
                 ),
                 config=dataclasses.replace(
                     worker_config(settings, worker=me),

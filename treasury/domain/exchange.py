@@ -8,9 +8,11 @@ epoch milliseconds where the exchange speaks in milliseconds.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from treasury.domain.fee_payer import FeePayer
 from treasury.domain.wallet import Wallet
@@ -112,6 +114,9 @@ class WithdrawalRecord:
     wallet_type: int | None = None  # the wallet debited: 0 spot, 1 funding
     tx_key: str = ""
     confirm_no: int | None = None
+    # from the local-entity history (travel rule), when the withdrawal shows there
+    tr_id: int | None = None
+    travel_rule_status: int | None = None  # a TravelRuleStatus value, as it came
 
     @property
     def internal(self) -> bool:
@@ -156,13 +161,20 @@ class WithdrawRequest:
     # who pays an internal transfer's fee: sent as transactionFeeFlag, always (Binance
     # ignores it on chain; the client cannot tell the two apart before sending)
     fee_payer: FeePayer
+    # the travel rule's answers, for an account under a local entity: the request then
+    # goes through localentity/withdraw/apply. Personal data: kept out of repr.
+    questionnaire: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class WithdrawAccepted:
-    id: str
+    """An accepted apply. ``id`` is the withdrawal's id; a local-entity apply answers with
+    the travel-rule record's ``tr_id`` instead, and ``id`` is None until a history shows it."""
+
+    id: str | None
     timestamp_ms: int  # the timestamp that was signed
     recv_window_ms: int
+    tr_id: int | None = None
 
 
 # -- travel rule (local entities) -------------------------------------------------------------

@@ -46,6 +46,8 @@ class Intent:
     # the intent's own travel-rule questionnaire (canonical JSON), replacing its address-book
     # entry's profile; personal data: never logged in full (``travel_rule.redacted``)
     questionnaire: str | None = field(default=None, repr=False)
+    # the travel-rule record id (``trId``) of a withdrawal sent through the local entity
+    exchange_tr_id: int | None = None
 
     @property
     def destination(self) -> tuple[str, str, str, str | None]:

@@ -26,6 +26,7 @@ from treasury.domain.exchange import (
 from treasury.domain.fee_payer import FeePayer, most_debited
 from treasury.domain.intent import Intent
 from treasury.domain.money import decimals, format_amount, is_multiple
+from treasury.domain.travel_rule import entity_of_exchange_code, questionnaire_of
 from treasury.domain.validation import validate_new_intent
 from treasury.domain.wallet import Wallet
 
@@ -130,18 +131,29 @@ def account_status_normal(text: str) -> bool:
     return text.strip().lower() == "normal"
 
 
-def check_travel_rule(account: str, entity: str | None) -> Verdict:
-    """An account under a Binance local entity that enforces the travel rule cannot use
-    ``capital/withdraw/apply`` (-4104); sending with the entity's questionnaire through
-    ``localentity/withdraw/apply`` is not built yet, so its intents wait, with the reason,
-    instead of being refused one by one by the exchange."""
-    if entity is None:
+def check_travel_rule(
+    account: str, code: str | None, *, profile: str | None, questionnaire: str | None
+) -> Verdict:
+    """An account under a Binance local entity sends through
+    ``localentity/withdraw/apply`` with the entity's questionnaire: the intent's own
+    (``questionnaire``) or its address-book entry's ``profile`` (both as stored). A
+    questionnaire that is missing or that the entity's form refuses is refused here, with
+    the field named, before any call; an entity whose form is not modelled holds the intent.
+    ``code`` is what ``questionnaire-requirements`` answered (None: no questionnaire)."""
+    if code is None:
         return Pass()
-    return Hold(
-        f"account {account} is under Binance's local entity {entity} (travel rule): its "
-        "withdrawals need the entity's questionnaire through localentity/withdraw/apply, "
-        "which this version does not send yet; the intent waits (README, travel rule)"
-    )
+    entity = entity_of_exchange_code(code)
+    if entity is None:
+        return Hold(
+            f"account {account} is under Binance's local entity {code}, whose travel-rule "
+            "questionnaire this version does not model (it does JP, and EU for PL and FR); "
+            "the intent waits (README, travel rule)"
+        )
+    try:
+        questionnaire_of(entity, profile, questionnaire)
+    except InvalidField as exc:
+        return Reject(f"travel rule ({entity.value} questionnaire) {exc}")
+    return Pass()
 
 
 def check_account(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from treasury.domain.exchange import ExchangeWithdrawStatus as X
+from treasury.domain.exchange import TravelRuleStatus as TR
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.status import Status
 
@@ -11,8 +12,17 @@ def settled_status(record: WithdrawalRecord) -> tuple[Status, str] | None:
     """Our terminal status and reason for a record, or None while it is still pending.
 
     Unknown codes are treated as pending (never guessed as done); the caller alerts.
+    A travel-rule check that is not completed (local-entity history) holds a completion
+    back: "the withdrawal proceeds only after it is completed" (reference §11), so a
+    completed status beside a pending or failed check is a contradiction, left pending for
+    the age limit to send to a person rather than guessed.
     """
     info = f": {record.info}" if record.info else ""
+    check = record.travel_rule_status
+    if check is not None and check != TR.COMPLETED and record.status == X.COMPLETED:
+        return None
+    if check == TR.FAILED:
+        info = f" after its travel-rule check failed{info}"
     match record.status:
         case X.COMPLETED if record.internal:
             # transferType 1: Binance moved it between two of its accounts; there is no

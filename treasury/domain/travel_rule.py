@@ -519,3 +519,17 @@ def redacted(questionnaire: object) -> dict[str, Any] | str:
 def _short_code(value: object) -> bool:
     """A country code or a region keyword, not free text."""
     return isinstance(value, str) and bool(re.fullmatch(r"[A-Za-z]{2,24}", value))
+
+
+def personal_values(questionnaire: Mapping[str, Any]) -> list[str]:
+    """The answers ``redacted`` would mask, as text, longest first: what must be cut out of
+    any message that might quote them (an exchange's refusal, for one)."""
+    shown = redacted(questionnaire)
+    if not isinstance(shown, Mapping):
+        return []
+    values = {
+        str(v)
+        for k, v in questionnaire.items()
+        if shown.get(str(k)) == MASK and v is not None and len(str(v)) >= 2
+    }
+    return sorted(values, key=len, reverse=True)

@@ -136,6 +136,21 @@ def judge(
         if owner.exchange_withdraw_id != record.id:
             return Duplicate(owner, record)
         return _same_withdrawal(owner, record)
+    if owner.exchange_tr_id is not None:
+        # sent through the local entity: the apply answered with a travel-rule record id,
+        # and the withdrawal's own id is learnt from a history (the settlement poll)
+        if record.tr_id is not None and record.tr_id != owner.exchange_tr_id:
+            return Duplicate(owner, record)
+        if not matches(owner, record):
+            return Attention(
+                owner,
+                record,
+                (
+                    f"the exchange has {describe(record)} under this intent's order id, and "
+                    f"it does not match the intent ({mismatch(owner, record)})"
+                ),
+            )
+        return _same_withdrawal(owner, record)
     if owner.status in NOT_YET_SENT:
         if matches(owner, record):
             return Adopt(owner, record)

@@ -25,7 +25,7 @@ async def pre_send_verdict(
     fee_payer: FeePayer,
     trust: Trust,
 ) -> Verdict:
-    """Fields → account standing → travel rule → network rules → whitelist → balance.
+    """Fields → account standing → network rules → whitelist → travel rule → balance.
 
     Policy (caps, approvals) is decided inside the commit transaction, not here.
     """
@@ -38,9 +38,6 @@ async def pre_send_verdict(
         await view.restrictions(),
         await view.account_status(),
     )
-    if not isinstance(verdict, Pass):
-        return verdict
-    verdict = rules.check_travel_rule(intent.account, await view.travel_rule())
     if not isinstance(verdict, Pass):
         return verdict
     quota = await view.quota()
@@ -60,6 +57,14 @@ async def pre_send_verdict(
         None if entry is None else entry.enabled,
         None if entry is None else await trust.usable_from(entry, intent_id=intent.id),
         utcnow(),
+    )
+    if not isinstance(verdict, Pass):
+        return verdict
+    verdict = rules.check_travel_rule(
+        intent.account,
+        await view.travel_rule(),
+        profile=None if entry is None else entry.travel_rule_profile,
+        questionnaire=intent.questionnaire,
     )
     if not isinstance(verdict, Pass):
         return verdict

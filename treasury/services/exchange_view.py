@@ -133,6 +133,10 @@ class ExchangeView:
         need (``JP``, ``PL``…), or ``None``."""
         return await self._travel_rule.get() or None
 
+    def travel_rule_changed(self) -> None:
+        """The exchange said the account's path changed (-4104): ask again next time."""
+        self._travel_rule.invalidate()
+
     def rules_changed(self) -> None:
         """The exchange refused on a rule: refetch rules (and balances) next time."""
         self._rules.invalidate()

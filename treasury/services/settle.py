@@ -98,7 +98,7 @@ async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
             continue
         status, reason, fields = change
         if record is not None:
-            fields = {**fields, "exchange_amount": record.amount}
+            fields = {**fields, "exchange_amount": record.amount, **_ids_learned(intent, record)}
         changes.append(
             Change(
                 intent_id=intent.id,
@@ -140,7 +140,9 @@ async def _judge_ages(ctx: WorkerContext, in_flight: list[Intent], now_ms: int, 
             continue
         reason = (
             f"not settled after {int(age_s)} s, and the exchange could not be asked "
-            f"({why}): look up {intent.exchange_withdraw_id} on Binance"
+            f"({why}): look up "
+            f"{intent.exchange_withdraw_id or f'withdrawOrderId {intent.withdraw_order_id}'} "
+            "on Binance"
         )
         try:
             await ctx.ledger.intents.transition(
@@ -155,6 +157,17 @@ async def _judge_ages(ctx: WorkerContext, in_flight: list[Intent], now_ms: int, 
             continue
         log.error("intent.needs_attention", intent_id=intent.id, reason=reason)
         await ctx.alert(Status.NEEDS_ATTENTION.value, f"intent {intent.id}: {reason}", intent.id)
+
+
+def _ids_learned(intent: Intent, record: WithdrawalRecord) -> dict[str, object]:
+    """The ids a local-entity send learns only from a history: the withdrawal's own id
+    (its apply answered with a travel-rule record id) and that record id."""
+    fields: dict[str, object] = {}
+    if intent.exchange_withdraw_id is None and not record.id.startswith("tr:"):
+        fields["exchange_withdraw_id"] = record.id
+    if intent.exchange_tr_id is None and record.tr_id is not None:
+        fields["exchange_tr_id"] = record.tr_id
+    return fields
 
 
 def _sent_ms(intent: Intent) -> int:

@@ -9,8 +9,11 @@ record the answer. An answer that does not settle the outcome leaves the intent 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import anyio
 import structlog
@@ -18,12 +21,14 @@ import structlog
 from treasury.domain import approval_proof as proof
 from treasury.domain import rules
 from treasury.domain.decisions import Approve, Hold, Pass, Reject, Verdict
+from treasury.domain.errors import InvalidField
 from treasury.domain.exchange import WithdrawRequest
 from treasury.domain.fee_payer import FeePayer, most_debited, parse_fee_payer
 from treasury.domain.ids import next_free_order_id, withdraw_order_id
 from treasury.domain.intent import Intent
 from treasury.domain.money import format_amount
 from treasury.domain.status import Status
+from treasury.domain.travel_rule import Entity, canonical, entity_of_exchange_code, questionnaire_of
 from treasury.domain.wallet import Wallet, parse_wallet
 from treasury.ports.clock import utcnow
 from treasury.ports.exchange import ExchangeError, NotSent, OutcomeUnknown, Rejected
@@ -36,6 +41,7 @@ from treasury.services.policy import PolicySnapshot
 
 log = structlog.get_logger("treasury.worker")
 SUBMITTED_WRITE_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # ~8 s in all
+TRAVEL_RULE_REQUIRED = -4104  # capital apply refused: the account is under a local entity
 
 
 async def process(ctx: WorkerContext, intent: Intent) -> None:
@@ -91,6 +97,11 @@ async def send(ctx: WorkerContext, intent: Intent, *, debit: Decimal) -> None:
         return
     if intent.send_count > 0 and not await _absent_before_resend(ctx, intent):
         return
+    try:
+        entity = await _travel_rule_entity(ctx)
+    except ExchangeError as exc:
+        await _hold(ctx, intent, f"cannot ask the exchange for the account's local entity: {exc}")
+        return
     order_id = intent.withdraw_order_id or withdraw_order_id(
         await ctx.ledger.intents.namespace(), intent.id
     )
@@ -101,7 +112,7 @@ async def send(ctx: WorkerContext, intent: Intent, *, debit: Decimal) -> None:
         await anyio.sleep(pacer.wait_s())
     timestamp_ms = ctx.exchange.now_ms()
     try:
-        committed = await commit_to_send(
+        commitment = await commit(
             ctx.ledger,
             intent,
             worker=cfg.worker_id,
@@ -112,12 +123,14 @@ async def send(ctx: WorkerContext, intent: Intent, *, debit: Decimal) -> None:
             wallet=wallet_of(ctx, intent),
             fee_payer=payer,
             trust=ctx.trust,
+            travel_rule=entity,
         )
     except SendRefused as refused:
         await _policy_refused(ctx, intent, refused)
         return
     except ConcurrentChange:
         return
+    committed = commitment.intent
     order_id = committed.withdraw_order_id or order_id  # the commit may skip a burned id
     log.info(
         "send.committed",
@@ -136,6 +149,7 @@ async def send(ctx: WorkerContext, intent: Intent, *, debit: Decimal) -> None:
         withdraw_order_id=order_id,
         wallet=wallet_of(ctx, committed),
         fee_payer=payer,
+        questionnaire=commitment.questionnaire,
     )
     ctx.in_flight.add(intent.id)
     # Counted against the cached balance until the next fetch shows the debit; should
@@ -145,6 +159,13 @@ async def send(ctx: WorkerContext, intent: Intent, *, debit: Decimal) -> None:
         await _send_and_record(ctx, committed, request, timestamp_ms, debit)
     finally:
         ctx.in_flight.discard(intent.id)
+
+
+async def _travel_rule_entity(ctx: WorkerContext) -> Entity | None:
+    """The modelled entity whose questionnaire the account's sends carry, or None (no
+    questionnaire: capital/withdraw/apply). The checks held an unmodelled entity back."""
+    code = await ctx.view.travel_rule()
+    return None if code is None else entity_of_exchange_code(code)
 
 
 async def _absent_before_resend(ctx: WorkerContext, intent: Intent) -> bool:
@@ -230,9 +251,10 @@ async def _send_and_record(
         intent_id=intent.id,
         withdraw_order_id=oid,
         exchange_withdraw_id=accepted.id,
+        exchange_tr_id=accepted.tr_id,
         **_what(intent),
     )
-    await _record_accepted(ctx, intent, accepted.id)
+    await _record_accepted(ctx, intent, accepted.id, tr_id=accepted.tr_id)
 
 
 def _what(intent: Intent) -> dict[str, str | None]:
@@ -248,11 +270,22 @@ def _what(intent: Intent) -> dict[str, str | None]:
     }
 
 
-async def _record_accepted(ctx: WorkerContext, intent: Intent, exchange_id: str) -> None:
+async def _record_accepted(
+    ctx: WorkerContext, intent: Intent, exchange_id: str | None, *, tr_id: int | None = None
+) -> None:
     """Write ``submitted`` with the exchange id, retrying a failing database for a while:
     while we still hold the id, a write is cheaper than a reconciliation. If it never
-    lands, the intent stays ``submitting`` and reconciliation finds it by order id."""
+    lands, the intent stays ``submitting`` and reconciliation finds it by order id.
+    A local-entity apply answers with the travel-rule record id (``tr_id``) and often no
+    withdrawal id: the settlement poll finds the withdrawal by order id and fills it in."""
     delays = list(SUBMITTED_WRITE_RETRIES_S)
+    if exchange_id is not None:
+        said = f"accepted by the exchange as {exchange_id}"
+    else:
+        said = f"accepted by the exchange's local entity as travel-rule record {tr_id}"
+    fields: dict[str, object] = {"exchange_withdraw_id": exchange_id}
+    if tr_id is not None:
+        fields["exchange_tr_id"] = tr_id
     while True:
         try:
             await ctx.ledger.intents.transition(
@@ -261,8 +294,8 @@ async def _record_accepted(ctx: WorkerContext, intent: Intent, exchange_id: str)
                 actor="worker",
                 expect=(Status.SUBMITTING,),
                 expect_version=intent.version,
-                reason=f"accepted by the exchange as {exchange_id}",
-                fields={"exchange_withdraw_id": exchange_id},
+                reason=said,
+                fields=fields,
             )
         except ConcurrentChange:
             # reconciliation (a sweep, `treasury reconcile --apply`) recorded it first
@@ -298,6 +331,13 @@ async def _rejected_by_exchange(
     ctx.view.not_sent(wallet_of(ctx, intent), intent.coin, debit)
     if exc.code is not None and -4023 <= exc.code <= -4018:
         ctx.view.rules_changed()
+    if exc.code == TRAVEL_RULE_REQUIRED:
+        # the account is (now) under a local entity: ask again, and send this intent
+        # with its questionnaire, or refuse it for want of one, on the next round
+        ctx.view.travel_rule_changed()
+        exc = Rejected(
+            str(exc), endpoint=exc.endpoint, reason=exc.reason, permanent=False, code=exc.code
+        )
     if exc.permanent:
         await repo.transition(
             intent.id,
@@ -394,6 +434,15 @@ class SendRefused(Exception):
         self.source = source  # "policy" or "address book": who said no
 
 
+@dataclass(frozen=True)
+class Commitment:
+    """What ``commit`` decided: the intent as committed and, for an account under a local
+    entity, the questionnaire read in the same transaction (what the request carries)."""
+
+    intent: Intent
+    questionnaire: dict[str, Any] | None = field(default=None, repr=False)
+
+
 async def commit_to_send(
     ledger: Ledger,
     intent: Intent,
@@ -407,6 +456,36 @@ async def commit_to_send(
     fee_payer: FeePayer,
     trust: Trust,
 ) -> Intent:
+    """``commit`` for an account without the travel rule: the committed intent."""
+    done = await commit(
+        ledger,
+        intent,
+        worker=worker,
+        order_id=order_id,
+        timestamp_ms=timestamp_ms,
+        recv_window_ms=recv_window_ms,
+        policy=policy,
+        wallet=wallet,
+        fee_payer=fee_payer,
+        trust=trust,
+    )
+    return done.intent
+
+
+async def commit(
+    ledger: Ledger,
+    intent: Intent,
+    *,
+    worker: str,
+    order_id: str,
+    timestamp_ms: int,
+    recv_window_ms: int,
+    policy: PolicySnapshot | None,
+    wallet: Wallet,
+    fee_payer: FeePayer,
+    trust: Trust,
+    travel_rule: Entity | None = None,
+) -> Commitment:
     """The point of no return: in ONE unit of work, every reason not to send is read and
     the intent moves to ``submitting`` with its ``withdrawOrderId`` and the timestamp
     that will be signed. Only after this returns may the request leave.
@@ -422,7 +501,10 @@ async def commit_to_send(
     The wallet to debit is written with them: an intent that named none takes ``wallet``
     (its account's default), and the request sends exactly what the row says. Who pays an
     internal transfer's fee (``fee_payer``, sent as ``transactionFeeFlag``) is an account
-    setting, not a column: the audit event of the commit names it.
+    setting, not a column: the audit event of the commit names it. Under a local entity
+    (``travel_rule``), the questionnaire is built from the entry read here and the
+    intent's own, and checked against the entity's form; the event names its sha256,
+    never a word of it.
 
     Raises:
         SendRefused: nothing was written; ``verdict`` says why when it is a decision.
@@ -449,6 +531,20 @@ async def commit_to_send(
             raise SendRefused(
                 getattr(verdict, "reason", "address book"), verdict, source="address book"
             )
+        questionnaire, answered = None, ""
+        if travel_rule is not None:
+            entry = await unit.address_book_entry()
+            try:
+                questionnaire = questionnaire_of(
+                    travel_rule,
+                    None if entry is None else entry.travel_rule_profile,
+                    current.questionnaire,
+                )
+            except InvalidField as exc:
+                reason = f"({travel_rule.value} questionnaire) {exc}"
+                raise SendRefused(reason, Reject(reason), source="travel rule") from None
+            digest = hashlib.sha256(canonical(questionnaire).encode("utf-8")).hexdigest()
+            answered = f"; travel-rule questionnaire {travel_rule.value} sha256:{digest}"
         if policy is not None:
             coin_used, dest_used = await unit.usage_24h(now)
             approvals = 0
@@ -460,13 +556,13 @@ async def commit_to_send(
             if not isinstance(verdict, Pass):
                 raise SendRefused(getattr(verdict, "reason", "policy"), verdict)
         under = "no policy" if policy is None else policy.label
-        return await unit.transition(
+        committed = await unit.transition(
             Status.SUBMITTING,
             actor="worker",
             reason=(
                 f"committed to send as {order_id} (signed timestamp {timestamp_ms}; "
                 f"wallet {wallet}; an internal transfer's fee {fee_payer.described}; "
-                f"{under})"
+                f"{under}{answered})"
             ),
             fields={
                 "withdraw_order_id": order_id,
@@ -479,3 +575,4 @@ async def commit_to_send(
                 "submitted_at": now,
             },
         )
+    return Commitment(committed, questionnaire)

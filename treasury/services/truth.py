@@ -202,6 +202,8 @@ def record_fields(record: WithdrawalRecord) -> dict[str, object]:
     }
     if record.tx_id:
         fields["tx_id"] = record.tx_id
+    if record.tr_id is not None:
+        fields["exchange_tr_id"] = record.tr_id
     return fields
 
 

@@ -10,6 +10,7 @@ from services_world import ACCOUNT, NAMESPACE, WORKER, World
 from treasury.services import approvals, reconcile, settle, submit, truth, watch  # noqa: F401
 from treasury.services.context import WorkerConfig, WorkerContext
 from treasury.services.exchange_view import ExchangeView
+from treasury.services.local_entity import LocalEntityRouting
 from treasury.testing import FakeExchange, ManualClock, MemoryLedger
 
 
@@ -31,10 +32,11 @@ async def world(clock: ManualClock) -> World:
     async def alert(kind: str, message: str, intent_id: int | None) -> None:
         alerts.append((kind, message, intent_id))
 
+    routed = LocalEntityRouting(exchange)  # as bootstrap wires every account's client
     ctx = WorkerContext(
         ledger=ledger,
-        exchange=exchange,
-        view=ExchangeView(exchange, rules_ttl_s=3600),
+        exchange=routed,
+        view=ExchangeView(routed, rules_ttl_s=3600),
         config=WorkerConfig(
             account=ACCOUNT,
             worker_id=WORKER,

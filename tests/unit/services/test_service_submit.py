@@ -284,16 +284,3 @@ async def test_the_send_log_lines_say_what_leaves_and_where_to(world: World) -> 
         )
         assert line["account"] == intent.account
     assert lines["send.committed"]["wallet"] == "spot"  # fixed at the commit
-
-
-async def test_an_account_under_a_local_entity_holds_its_intents_and_sends_nothing(
-    world: World,
-) -> None:
-    """Its capital/withdraw/apply would be refused (-4104) and fail every intent; until the
-    questionnaire is sent, the intent waits with the reason and costs no apply call."""
-    world.exchange.local_entity = "PL"
-    intent = await world.enqueue("10")
-    held = await world.process(intent.id)
-    assert held.status is S.QUEUED and held.withdraw_order_id is None
-    assert "local entity PL (travel rule)" in (held.status_reason or "")
-    assert world.exchange.withdraw_requests() == [] and world.exchange.executed() == []

@@ -79,6 +79,7 @@ def to_intent(row: Row[Any] | Mapping[str, Any]) -> Intent:
         exchange_amount=m["exchange_amount"],
         wallet=None if m["wallet"] is None else Wallet(m["wallet"]),
         questionnaire=m["questionnaire"],
+        exchange_tr_id=m["exchange_tr_id"],
     )
 
 

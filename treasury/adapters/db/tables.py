@@ -111,6 +111,8 @@ withdrawal_intents = Table(
     # the intent's own travel-rule questionnaire (JSON), replacing its entry's profile;
     # fixed once inserted (migration 0013)
     Column("questionnaire", Text, nullable=True),
+    # the travel-rule record id (``trId``) of a localentity/withdraw/apply (migration 0014)
+    Column("exchange_tr_id", BigInteger, nullable=True),
     CheckConstraint("length(coin) > 0 AND coin = upper(coin)", name="coin_upper_nonempty"),
     CheckConstraint("length(network) > 0", name="network_nonempty"),
     CheckConstraint("length(address) > 0", name="address_nonempty"),

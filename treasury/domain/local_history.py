@@ -1,0 +1,90 @@
+"""One history out of two: the capital withdraw history and the local-entity one.
+
+A withdrawal from an account under a Binance local entity can show in the capital history
+(``capital/withdraw/history``), in the local-entity history
+(``localentity/withdraw/history``), or in both: Binance warns that one may lack what the
+other has. Everything that judges a withdrawal (settlement, reconciliation, the look-up
+before a re-send, the unexpected-withdrawal watch) reads the two merged, so that a
+withdrawal counts as absent only when it is absent from both.
+
+How the rows combine (``merge``):
+
+* A capital row stays as it is, one row per withdrawal (two capital rows with one
+  ``withdrawOrderId`` stay two: that is a duplicate for reconciliation to see). A
+  local-entity row that is the same withdrawal (the same ``id``; failing an id, the same
+  ``withdrawOrderId`` as exactly one capital row) adds its ``trId`` and
+  ``travelRuleStatus`` to it. The capital row's ``status`` stands: it is the wallet's own
+  record, the one every other withdrawal is judged by.
+* A local-entity row without a capital twin becomes a row of its own: its
+  ``withdrawalStatus`` is the status (the same codes); a row without one (Binance sends it
+  only for withdrawals made through the API) counts as awaiting review, never as done; an
+  id it lacks is written ``tr:<trId>``.
+* The travel-rule status can only hold an ending back (``treasury.domain.settle``): a
+  withdrawal whose check is pending or failed is never taken as completed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from treasury.domain.exchange import ExchangeWithdrawStatus as X
+from treasury.domain.exchange import LocalEntityWithdrawalRecord, WithdrawalRecord
+
+
+def as_record(row: LocalEntityWithdrawalRecord) -> WithdrawalRecord:
+    """A local-entity row as a withdrawal record of its own (no capital twin)."""
+    return WithdrawalRecord(
+        id=row.id or f"tr:{row.tr_id}",
+        withdraw_order_id=row.withdraw_order_id,
+        coin=row.coin,
+        network=row.network,
+        address=row.address,
+        address_tag=None,  # the local-entity history no longer carries it
+        amount=row.amount,
+        fee=row.fee if row.fee is not None else Decimal(0),
+        status=row.withdrawal_status
+        if row.withdrawal_status is not None
+        else X.AWAITING_APPROVAL.value,
+        tx_id=row.tx_id,
+        apply_time=row.apply_time,
+        complete_time=row.complete_time,
+        info=row.info,
+        transfer_type=row.transfer_type or 0,
+        wallet_type=row.wallet_type,
+        confirm_no=row.confirm_no,
+        tr_id=row.tr_id,
+        travel_rule_status=row.travel_rule_status,
+    )
+
+
+def merge(
+    capital: Sequence[WithdrawalRecord], local: Iterable[LocalEntityWithdrawalRecord]
+) -> list[WithdrawalRecord]:
+    """The capital rows, with what their local-entity twins add, then the local-entity rows
+    that have no twin (module docstring)."""
+    merged = list(capital)
+    by_id = {r.id: i for i, r in enumerate(merged)}
+    oid_count = Counter(r.withdraw_order_id for r in merged if r.withdraw_order_id)
+    by_oid = {
+        r.withdraw_order_id: i
+        for i, r in enumerate(merged)
+        if r.withdraw_order_id and oid_count[r.withdraw_order_id] == 1
+    }
+    alone: dict[int, WithdrawalRecord] = {}
+    for row in local:
+        at = by_id.get(row.id) if row.id else None
+        if at is None and row.withdraw_order_id:
+            at = by_oid.get(row.withdraw_order_id)
+        if at is None:
+            alone[row.tr_id] = as_record(row)  # one per trId, however often it came
+            continue
+        merged[at] = dataclasses.replace(
+            merged[at], tr_id=row.tr_id, travel_rule_status=row.travel_rule_status
+        )
+    return merged + list(alone.values())
+
+
+__all__ = ["as_record", "merge"]
