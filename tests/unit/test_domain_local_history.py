@@ -98,3 +98,11 @@ def test_a_failed_check_names_itself_in_the_ending() -> None:
     )
     status, reason = settled_status(cancelled) or (None, "")
     assert status is Status.CANCELLED and "travel-rule check failed" in reason
+
+
+def test_two_travel_rule_records_under_one_order_id_are_never_folded_into_one_row() -> None:
+    """One capital withdrawal, two local-entity records under its order id and no ids:
+    which one is its twin cannot be told, so both stand alone (a duplicate is shown,
+    never hidden)."""
+    rows = merge([capital("w1", "o1")], [local(7, None, "o1"), local(8, None, "o1")])
+    assert [(r.id, r.tr_id) for r in rows] == [("w1", None), ("tr:7", 7), ("tr:8", 8)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,6 +189,8 @@ def show(
             return
         for key, value in out.intent_dict(intent).items():
             shown = out.amount_text(value) if key in ("amount", "fee", "exchange_amount") else value
+            if isinstance(value, dict):  # the questionnaire, redacted: as JSON, keys sorted
+                shown = json.dumps(value, sort_keys=True, ensure_ascii=False)
             if key == "wallet" and value is None:
                 shown = (
                     "(the account's default, fixed when sent)"

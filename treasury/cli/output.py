@@ -68,6 +68,7 @@ def intent_dict(intent: Intent) -> dict[str, Any]:
         "note": intent.note,
         "withdraw_order_id": intent.withdraw_order_id,
         "exchange_withdraw_id": intent.exchange_withdraw_id,
+        "exchange_tr_id": intent.exchange_tr_id,
         "tx_id": intent.tx_id,
         "fee": intent.fee,
         "exchange_amount": intent.exchange_amount,

@@ -11,8 +11,8 @@ How the rows combine (``merge``):
 
 * A capital row stays as it is, one row per withdrawal (two capital rows with one
   ``withdrawOrderId`` stay two: that is a duplicate for reconciliation to see). A
-  local-entity row that is the same withdrawal (the same ``id``; failing an id, the same
-  ``withdrawOrderId`` as exactly one capital row) adds its ``trId`` and
+  local-entity row that is the same withdrawal (the same ``id``; failing an id, the only
+  one with the ``withdrawOrderId`` of exactly one capital row) adds its ``trId`` and
   ``travelRuleStatus`` to it. The capital row's ``status`` stands: it is the wallet's own
   record, the one every other withdrawal is judged by.
 * A local-entity row without a capital twin becomes a row of its own: its
@@ -64,27 +64,50 @@ def merge(
     capital: Sequence[WithdrawalRecord], local: Iterable[LocalEntityWithdrawalRecord]
 ) -> list[WithdrawalRecord]:
     """The capital rows, with what their local-entity twins add, then the local-entity rows
-    that have no twin (module docstring)."""
+    that have no twin (module docstring).
+
+    Matching never guesses: a capital row takes at most one travel-rule record; by
+    ``withdrawOrderId`` only when exactly one capital row and exactly one unmatched
+    local-entity record carry it. Anything else stands alone, where reconciliation sees
+    it: two rows for one withdrawal cost a person a look, one row for two withdrawals
+    would hide a duplicate."""
     merged = list(capital)
     by_id = {r.id: i for i, r in enumerate(merged)}
-    oid_count = Counter(r.withdraw_order_id for r in merged if r.withdraw_order_id)
-    by_oid = {
-        r.withdraw_order_id: i
-        for i, r in enumerate(merged)
-        if r.withdraw_order_id and oid_count[r.withdraw_order_id] == 1
-    }
-    alone: dict[int, WithdrawalRecord] = {}
-    for row in local:
+    rows = list({row.tr_id: row for row in local}.values())  # one per trId
+    twin: dict[int, int] = {}  # capital row index -> trId
+    alone: list[LocalEntityWithdrawalRecord] = []
+    by_oid_wanted: list[LocalEntityWithdrawalRecord] = []
+    for row in rows:
         at = by_id.get(row.id) if row.id else None
-        if at is None and row.withdraw_order_id:
-            at = by_oid.get(row.withdraw_order_id)
         if at is None:
-            alone[row.tr_id] = as_record(row)  # one per trId, however often it came
+            by_oid_wanted.append(row)
+        elif at in twin:
+            alone.append(row)
+        else:
+            twin[at] = row.tr_id
+            merged[at] = _with_check(merged[at], row)
+    capital_oids = Counter(r.withdraw_order_id for r in merged if r.withdraw_order_id)
+    local_oids = Counter(r.withdraw_order_id for r in by_oid_wanted if r.withdraw_order_id)
+    by_oid = {r.withdraw_order_id: i for i, r in enumerate(merged) if r.withdraw_order_id}
+    for row in by_oid_wanted:
+        oid = row.withdraw_order_id or ""
+        at = by_oid.get(oid) if oid else None
+        if (
+            at is None
+            or capital_oids[oid] != 1
+            or local_oids[oid] != 1
+            or at in twin
+            or (row.id is not None and row.id != merged[at].id)
+        ):
+            alone.append(row)
             continue
-        merged[at] = dataclasses.replace(
-            merged[at], tr_id=row.tr_id, travel_rule_status=row.travel_rule_status
-        )
-    return merged + list(alone.values())
+        twin[at] = row.tr_id
+        merged[at] = _with_check(merged[at], row)
+    return merged + [as_record(row) for row in alone]
+
+
+def _with_check(record: WithdrawalRecord, row: LocalEntityWithdrawalRecord) -> WithdrawalRecord:
+    return dataclasses.replace(record, tr_id=row.tr_id, travel_rule_status=row.travel_rule_status)
 
 
 __all__ = ["as_record", "merge"]

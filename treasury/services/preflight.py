@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from treasury.domain import rules
 from treasury.domain.money import format_amount
-from treasury.domain.travel_rule import travel_rule_mismatch
+from treasury.domain.travel_rule import entity_of_exchange_code, travel_rule_mismatch
 from treasury.ports.exchange import Exchange, ExchangeError, Reason
 
 MAX_OFFSET_MS = 1000
@@ -199,18 +199,7 @@ async def run_checks(
         if mismatch is not None:
             results.append(Check("travel rule", entity is None, mismatch, warning=entity is None))
         else:
-            results.append(
-                Check(
-                    "travel rule",
-                    True,
-                    "no questionnaire needed (capital/withdraw/apply)"
-                    if entity is None
-                    else f"the account is under Binance's local entity {entity}: withdrawals "
-                    "need its travel-rule questionnaire, which this version does not send "
-                    "yet, so intents wait (README, travel rule)",
-                    warning=entity is not None,
-                )
-            )
+            results.append(_travel_rule_check(entity))
     except ExchangeError as exc:
         # nothing is sent while it is unknown which endpoint the account must use
         results.append(Check("travel rule", False, f"cannot be read: {exc}", waits=True))
@@ -276,3 +265,25 @@ async def run_all_checks(
         )
         checks += [replace(c, name=f"account {name}: {c.name}") for c in more]
     return checks
+
+
+def _travel_rule_check(code: str | None) -> Check:
+    """What ``questionnaire-requirements`` answered, as the checklist says it."""
+    if code is None:
+        return Check("travel rule", True, "no questionnaire needed (capital/withdraw/apply)")
+    entity = entity_of_exchange_code(code)
+    if entity is None:
+        return Check(
+            "travel rule",
+            True,
+            f"the account is under Binance's local entity {code}, whose questionnaire this "
+            "version does not model: its intents wait (README, travel rule)",
+            warning=True,
+        )
+    return Check(
+        "travel rule",
+        True,
+        f"the account is under Binance's local entity {code} (the {entity.value} "
+        "questionnaire): withdrawals go through localentity/withdraw/apply with each "
+        "destination's travel-rule profile (README, travel rule)",
+    )

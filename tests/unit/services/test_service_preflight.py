@@ -105,8 +105,12 @@ async def test_an_account_under_a_local_entity_is_named_and_started(world: World
     world.exchange.local_entity = "JP"
     result = await checks(world)
     [line] = [c for c in result if c.name == "travel rule"]
-    assert line.ok and line.warning and "local entity JP" in line.detail
+    assert line.ok and not line.warning and "local entity JP (the JP questionnaire)" in line.detail
     assert may_start(result)
+    world.exchange.local_entity = "AE"  # an entity whose form is not modelled: a warning
+    [line] = [c for c in await checks(world) if c.name == "travel rule"]
+    assert line.ok and line.warning and "does not model" in line.detail
+    world.exchange.local_entity = "JP"
     world.exchange.script(
         "travel_rule_requirement",
         not_sent(endpoint="/sapi/v1/localentity/questionnaire-requirements"),
