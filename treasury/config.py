@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     lease_ttl_s: float = Field(default=15.0, ge=2, le=600)
     shutdown_grace_s: float = Field(default=8.0, gt=0, le=60)
     metrics_bind: str | None = DEFAULT_METRICS_BIND  # "off" disables; loopback unless explicit
+    # `treasury api`: HOST:PORT of the HTTP API for bots (loopback unless --allow-remote)
+    api_bind: str = "127.0.0.1:7465"
     alert_webhook_url: str | None = None
     alert_format: Literal["json", "slack", "telegram"] = "json"
     alert_telegram_chat_id: str | None = None
@@ -154,6 +156,13 @@ class Settings(BaseSettings):
     @classmethod
     def _metrics_bind(cls, value: str | None) -> str | None:
         parse_bind(value)  # its ValueError names the problem (the value is not secret)
+        return value
+
+    @field_validator("api_bind")
+    @classmethod
+    def _api_bind(cls, value: str) -> str:
+        if parse_bind(value) is None:
+            raise ValueError("the API's bind cannot be off: give HOST:PORT")
         return value
 
     @field_validator("alert_webhook_url")

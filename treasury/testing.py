@@ -623,6 +623,11 @@ class MemoryIntentStore:
         coin: str | None = None,
         account: str | None = None,
         limit: int = 50,
+        requested_by: str | None = None,
+        accounts: Sequence[str] | None = None,
+        before_id: int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[Intent]:
         rows = [
             r
@@ -630,6 +635,11 @@ class MemoryIntentStore:
             if (not statuses or r["status"] in statuses)
             and (not coin or r["coin"] == coin)
             and (not account or r["account"] == account)
+            and (requested_by is None or r["requested_by"] == requested_by)
+            and (accounts is None or r["account"] in accounts)
+            and (before_id is None or r["id"] < before_id)
+            and (created_after is None or r["created_at"] >= created_after)
+            and (created_before is None or r["created_at"] < created_before)
         ]
         return [to_intent(r) for r in rows[:limit]]
 
@@ -884,6 +894,15 @@ class MemoryAccountState:
     async def set_watermark(self, account: str, ms: int, *, by: str) -> None:
         async with self._db.write() as t:
             t.state[WATERMARK + account] = _StateRow(str(ms), by, self._db.now())
+
+    async def publish(self, key: str, value: str, *, by: str) -> None:
+        async with self._db.write() as t:
+            t.state[key] = _StateRow(value, by, self._db.now())
+
+    async def published(self, key: str) -> str | None:
+        async with self._db.write() as t:
+            row = t.state.get(key)
+        return None if row is None else row.value
 
     async def acquire_lease(self, account: str, holder: str, ttl_s: float) -> bool:
         async with self._db.write() as t:

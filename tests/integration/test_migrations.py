@@ -26,6 +26,7 @@ TABLES = {
     "whitelist_events",
     "whitelist_approvals",
     "policy_versions",
+    "api_tokens",
 }
 
 

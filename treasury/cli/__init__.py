@@ -16,6 +16,8 @@ One module per group of commands, each registering its commands on ``common.app`
 * ``exchange`` run, check, whitelist sync, reconcile, sandbox, demo
 * ``health``   healthcheck (the container's probe of ``/readyz``)
 * ``db``       db roles (least-privilege PostgreSQL roles for the daemon, operators, bots)
+* ``tokens``   token create / list / revoke (the HTTP API's clients)
+* ``api``      api (serve the HTTP API for bots, ``treasury.http``)
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import Any
 
 # The order of the imports is the order of `treasury --help`.
 # isort: off
-from treasury.cli import schema, intents, controls, operators, policy, exchange, health, db  # noqa: F401
+from treasury.cli import schema, intents, controls, operators, policy, exchange  # noqa: F401
+from treasury.cli import health, db, tokens, api  # noqa: F401
 
 # isort: on
 from treasury.cli.common import app

@@ -11,6 +11,9 @@ then reconcile every ``submitting`` intent *before* any new send. The loops:
   ``sweep_interval_s``): no send leaves until one sweep has succeeded
 * settle  — poll history in batches until withdrawals settle
 * wake    — PostgreSQL LISTEN/NOTIFY: a new intent wakes intake at once
+* view    — publish the cached exchange view (``service_state`` key
+  ``exchange_view:<account>``) every ``publish_view_s`` when it changed, for
+  ``treasury api``'s preview; it fetches nothing
 
 Shutdown: ``stop()`` (the supervisor calls it on the first SIGTERM/SIGINT) stops intake
 from claiming; an in-flight send gets ``shutdown_grace_s`` to finish and be recorded; then
@@ -35,6 +38,7 @@ from treasury.ports.clock import utcnow
 from treasury.ports.exchange import ExchangeError
 from treasury.services import reconcile, settle, submit, truth, watch
 from treasury.services.context import StartupHold, WorkerContext
+from treasury.services.view_publish import publish_view
 
 log = structlog.get_logger("treasury.daemon")
 
@@ -60,6 +64,7 @@ class Daemon:
         on_tick: Hook | None = None,
         whitelist_sync: Callable[[], Awaitable[object]] | None = None,
         whitelist_sync_interval_s: float = 0.0,
+        publish_view_s: float = 5.0,
     ) -> None:
         self.ctx = ctx
         self._pace = pace  # seeds the client's send pacer with the last send (epoch s)
@@ -67,6 +72,7 @@ class Daemon:
         self._on_tick = on_tick or (lambda _name: None)
         self._whitelist_sync = whitelist_sync
         self._whitelist_sync_interval_s = whitelist_sync_interval_s
+        self._publish_view_s = publish_view_s
         self.stopping = anyio.Event()
         self.finished = anyio.Event()
         self.is_sender = False
@@ -99,6 +105,8 @@ class Daemon:
                 tg.start_soon(self._listen_loop)
             if self._whitelist_sync is not None and self._whitelist_sync_interval_s > 0:
                 tg.start_soon(self._whitelist_loop)
+            if self._publish_view_s > 0:
+                tg.start_soon(self._publish_view_loop)
             await self.stopping.wait()
             await self._drain()
             tg.cancel_scope.cancel()
@@ -129,6 +137,18 @@ class Daemon:
                 )
 
     # ---- loops -----------------------------------------------------------------------
+
+    async def _publish_view_loop(self) -> None:
+        last: str | None = None
+        while not self.stopping.is_set():
+            with anyio.move_on_after(self._publish_view_s):
+                await self.stopping.wait()
+            if self.stopping.is_set():
+                return
+            try:
+                last = await publish_view(self.ctx, last)
+            except Exception as exc:  # a failed write is retried at the next tick
+                log.warning("view.publish_failed", error=type(exc).__name__)
 
     async def _whitelist_loop(self) -> None:
         while not self.stopping.is_set():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
@@ -21,8 +22,11 @@ from treasury.domain.exchange import (
     SystemStatus,
     WithdrawQuota,
 )
+from treasury.domain.fee_payer import FeePayer
 from treasury.domain.money import add
+from treasury.domain.view_snapshot import Standing, ViewSnapshot
 from treasury.domain.wallet import Wallet
+from treasury.ports.clock import utcnow
 from treasury.ports.exchange import Exchange
 
 V = TypeVar("V")
@@ -34,11 +38,13 @@ class _Cached(Generic[V]):
     ttl_s: float
     value: V | None = None
     at: float = float("-inf")
+    fetched_at: datetime | None = None  # wall clock of the last fetch (for a snapshot)
 
     async def get(self) -> V:
         if self.value is None or time.monotonic() - self.at > self.ttl_s:
             self.value = await self.fetch()
             self.at = time.monotonic()
+            self.fetched_at = utcnow()
         return self.value
 
     def invalidate(self) -> None:
@@ -164,3 +170,57 @@ class ExchangeView:
         self._funding.invalidate()
         self._status.invalidate()
         self._restrictions.invalidate()
+
+    def snapshot(self, account: str, *, wallet: Wallet, fee_payer: FeePayer) -> ViewSnapshot | None:
+        """What is cached now, fetching nothing (None: no coin rules fetched yet).
+        Balances are net of amounts committed since they were fetched; ``fetched_at`` is
+        the oldest fetch among the facts included."""
+        rules = self._rules
+        if rules.value is None or rules.fetched_at is None:
+            return None
+        times = [rules.fetched_at]
+        balances: dict[Wallet, dict[str, Decimal]] = {}
+        account_info = self._account.value
+        if account_info is not None and self._account.fetched_at is not None:
+            times.append(self._account.fetched_at)
+            balances[Wallet.SPOT] = {
+                coin: b.free - self.reserved(Wallet.SPOT, coin)
+                for coin, b in account_info.balances.items()
+            }
+        funding = self._funding.value
+        if funding is not None and self._funding.fetched_at is not None:
+            times.append(self._funding.fetched_at)
+            balances[Wallet.FUNDING] = {
+                coin: b.free - self.reserved(Wallet.FUNDING, coin) for coin, b in funding.items()
+            }
+        quota = self._quota.value
+        if quota is not None and self._quota.fetched_at is not None:
+            times.append(self._quota.fetched_at)
+        standing = None
+        status, restrictions = self._status.value, self._restrictions.value
+        account_status = self._account_status.value
+        if (
+            account_info is not None
+            and status is not None
+            and restrictions is not None
+            and account_status is not None
+        ):
+            standing = Standing(
+                system_normal=status.normal,
+                can_withdraw=account_info.can_withdraw,
+                account_status=account_status,
+                enable_withdrawals=restrictions.enable_withdrawals,
+            )
+        travel = self._travel_rule.value
+        return ViewSnapshot(
+            account=account,
+            fetched_at=min(times),
+            wallet=wallet,
+            fee_payer=fee_payer,
+            coins=dict(rules.value),
+            balances=balances,
+            quota=quota,
+            standing=standing,
+            travel_rule=travel or None,
+            travel_rule_known=travel is not None,
+        )

@@ -150,6 +150,11 @@ class IntentRepository:
         coin: str | None = None,
         account: str | None = None,
         limit: int = 50,
+        requested_by: str | None = None,
+        accounts: Sequence[str] | None = None,
+        before_id: int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[Intent]:
         query = select(T).order_by(T.c.id.desc()).limit(limit)
         if statuses:
@@ -158,6 +163,16 @@ class IntentRepository:
             query = query.where(T.c.coin == coin)
         if account:
             query = query.where(T.c.account == account)
+        if requested_by is not None:
+            query = query.where(T.c.requested_by == requested_by)
+        if accounts is not None:
+            query = query.where(T.c.account.in_(list(accounts)))
+        if before_id is not None:
+            query = query.where(T.c.id < before_id)
+        if created_after is not None:
+            query = query.where(T.c.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(T.c.created_at < created_before)
         async with connection(self.engine) as conn:
             return [to_intent(r) for r in (await conn.execute(query)).all()]
 

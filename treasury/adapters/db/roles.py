@@ -140,6 +140,7 @@ BOOK_CHANGE = Privilege(
     ),
 )
 OPERATOR_REMOVE = Privilege("UPDATE", ("removed_by", "removed_at", "removed_reason"))
+TOKEN_REVOKE = Privilege("UPDATE", ("revoked_by", "revoked_at", "revoked_reason"))
 
 Access = Mapping[Role, tuple[Privilege, ...]]
 
@@ -205,6 +206,13 @@ ACCESS: Mapping[str, Access] = {
     "service_events": {
         Role.DAEMON: (SELECT, INSERT),
         Role.OPERATOR: (SELECT, INSERT),
+        Role.BOT: (),
+    },
+    # ``treasury token create / revoke`` and ``treasury api`` (which runs with an operator's
+    # login: it enqueues in its clients' names and cancels); a token is its sha256 only
+    "api_tokens": {
+        Role.DAEMON: (),
+        Role.OPERATOR: (SELECT, INSERT, TOKEN_REVOKE),
         Role.BOT: (),
     },
     "unmatched_withdrawals": {

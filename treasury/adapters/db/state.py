@@ -104,18 +104,31 @@ class ServiceState:
             )
         return int(value) if value is not None else None
 
+    async def publish(self, key: str, value: str, *, by: str) -> None:
+        """Write or replace ``key`` (a published value, e.g. the daemon's exchange view)."""
+        await self._put(key, value, by=by)
+
+    async def published(self, key: str) -> str | None:
+        async with connection(self.engine) as conn:
+            value = await conn.scalar(
+                select(service_state.c.value).where(service_state.c.key == key)
+            )
+        return None if value is None else str(value)
+
     async def set_watermark(self, account: str, ms: int, *, by: str) -> None:
-        key = WATERMARK + account
+        await self._put(WATERMARK + account, str(ms), by=by)
+
+    async def _put(self, key: str, value: str, *, by: str) -> None:
         async with transaction(self.engine) as conn:
             result = await conn.execute(
                 update(service_state)
                 .where(service_state.c.key == key)
-                .values(value=str(ms), updated_by=by, updated_at=utcnow())
+                .values(value=value, updated_by=by, updated_at=utcnow())
             )
             if not result.rowcount:
                 await conn.execute(
                     insert(service_state).values(
-                        key=key, value=str(ms), updated_by=by, updated_at=utcnow()
+                        key=key, value=value, updated_by=by, updated_at=utcnow()
                     )
                 )
 

@@ -257,6 +257,21 @@ operators = Table(
     Column("removed_reason", Text, nullable=True),
 )
 
+# The HTTP API's clients (``treasury api``): a token is kept as its sha256 only.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("scopes", String(64), nullable=False),
+    Column("accounts", Text, nullable=True),  # comma-separated; NULL: every account
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("revoked_by", String(128), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("revoked_reason", Text, nullable=True),
+)
+
 service_state = Table(
     "service_state",
     metadata,
