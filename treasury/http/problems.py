@@ -28,6 +28,7 @@ TITLES = {
     503: "Unavailable",
 }
 AMOUNT_FIELDS = {"amount"}
+BODY_UNPARSED = "There was an error parsing the body"  # fastapi.routing's HTTPException(400)
 
 
 class Problem(Exception):
@@ -101,6 +102,10 @@ def install(app: FastAPI) -> None:
 
     async def on_http(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 400 and exc.detail == BODY_UNPARSED:
+            # FastAPI's answer to a body that is not even text (not UTF-8): the same
+            # problem as one that is not JSON
+            return response(Problem(422, "the body is not JSON", kind="invalid-json"))
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
         return response(Problem(exc.status_code, detail, headers=dict(exc.headers or {})))
 
