@@ -8,7 +8,13 @@ never reused, so an intent's ``requested_by`` (``api:<name>``) names one client 
 Creation and revocation are audited in ``service_events`` (kinds ``api_token_created``,
 ``api_token_revoked``), in the same transaction.
 
-ADD TABLE only.
+The database keeps that true whatever SQL is sent (triggers, both dialects, as 0008 does
+for ``operators``): a row is never deleted; ``name``, ``token_sha256``, ``scopes``,
+``accounts``, ``created_by`` and ``created_at`` never change; the one update a row takes
+is its revocation, ``revoked_at`` and ``revoked_by`` (and ``revoked_reason``) going from
+NULL to set, once, never back nor changed afterwards.
+
+ADD TABLE (and its triggers) only.
 
 Revision ID: 0015
 Revises: 0014
@@ -27,6 +33,14 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
+MSG_DELETE = "api_tokens: an API client is never deleted; revoke it (treasury token revoke)"
+MSG_FIXED = (
+    "api_tokens: the name, token, scopes, accounts and creation of a client never change; "
+    "only a revocation is set, once"
+)
+# SQLite: every column but the revocation compared with IS NOT (NULL-safe)
+FIXED = ("name", "token_sha256", "scopes", "accounts", "created_by", "created_at")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -43,7 +57,46 @@ def upgrade() -> None:
         sa.Column("revoked_at", UTCDateTime(), nullable=True),
         sa.Column("revoked_reason", sa.Text, nullable=True),
     )
+    if op.get_bind().dialect.name == "sqlite":
+        changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in FIXED)
+        op.execute(f"""CREATE TRIGGER trg_api_tokens_no_delete BEFORE DELETE ON api_tokens
+        BEGIN SELECT RAISE(ABORT, '{MSG_DELETE}'); END""")
+        op.execute(f"""CREATE TRIGGER trg_api_tokens_fixed BEFORE UPDATE ON api_tokens
+        WHEN {changed}
+          OR OLD.revoked_at IS NOT NULL OR OLD.revoked_by IS NOT NULL
+          OR OLD.revoked_reason IS NOT NULL
+          OR NEW.revoked_at IS NULL OR NEW.revoked_by IS NULL
+        BEGIN SELECT RAISE(ABORT, '{MSG_FIXED}'); END""")
+        return
+    changed = " OR ".join(f"NEW.{c} IS DISTINCT FROM OLD.{c}" for c in FIXED)
+    op.execute(f"""
+    CREATE FUNCTION treasury_api_tokens_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP IN ('DELETE', 'TRUNCATE') THEN
+        RAISE EXCEPTION '{MSG_DELETE}' USING ERRCODE = 'check_violation';
+      END IF;
+      IF {changed}
+         OR OLD.revoked_at IS NOT NULL OR OLD.revoked_by IS NOT NULL
+         OR OLD.revoked_reason IS NOT NULL
+         OR NEW.revoked_at IS NULL OR NEW.revoked_by IS NULL THEN
+        RAISE EXCEPTION '{MSG_FIXED}' USING ERRCODE = 'check_violation';
+      END IF;
+      RETURN NEW;
+    END $$""")
+    op.execute("""CREATE TRIGGER trg_api_tokens_guard BEFORE UPDATE OR DELETE ON api_tokens
+    FOR EACH ROW EXECUTE FUNCTION treasury_api_tokens_guard()""")
+    # TRUNCATE skips row triggers: refuse it too
+    op.execute("""CREATE TRIGGER trg_api_tokens_no_truncate BEFORE TRUNCATE ON api_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION treasury_api_tokens_guard()""")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER trg_api_tokens_fixed")
+        op.execute("DROP TRIGGER trg_api_tokens_no_delete")
+        op.drop_table("api_tokens")
+        return
+    op.execute("DROP TRIGGER trg_api_tokens_no_truncate ON api_tokens")
+    op.execute("DROP TRIGGER trg_api_tokens_guard ON api_tokens")
+    op.execute("DROP FUNCTION treasury_api_tokens_guard()")
     op.drop_table("api_tokens")

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from treasury.domain.errors import InvalidField
+from treasury.domain.errors import DomainError, InvalidField
 from treasury.domain.validation import ACCOUNT_RE
 
 PREFIX = "trs_"
@@ -21,6 +21,10 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 # the Idempotency-Key a client sends: request_id = api:<name>:<key> fits its 128 characters
 KEY_RE = re.compile(r"^[A-Za-z0-9._~:-]{1,64}$")
 ACTOR_PREFIX = "api:"
+
+
+class AlreadyRevoked(DomainError):
+    """A revocation of a client whose token is revoked already (it stays as it was)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,9 +59,16 @@ def validate_name(name: str) -> str:
 def parse_scopes(text: str) -> frozenset[str]:
     found = frozenset(s.strip() for s in text.split(",") if s.strip())
     unknown = sorted(found - set(SCOPES))
-    if unknown or not found:
+    if unknown:
+        names = ", ".join(repr(s) for s in unknown)
         raise InvalidField(
-            "--scopes", f"a comma-separated list of {', '.join(SCOPES)}, not {text!r}"
+            "--scopes",
+            f"unknown scope{'s' if len(unknown) > 1 else ''} {names} "
+            f"(a comma-separated list of {', '.join(SCOPES)})",
+        )
+    if not found:
+        raise InvalidField(
+            "--scopes", f"no scope given (a comma-separated list of {', '.join(SCOPES)})"
         )
     return found
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from treasury.adapters.db.engine import connection, transaction
 from treasury.adapters.db.tables import api_tokens, service_events
-from treasury.domain.api_token import PREFIX, ApiClient, token_hash
+from treasury.domain.api_token import PREFIX, AlreadyRevoked, ApiClient, token_hash
 from treasury.ports.clock import utcnow
 from treasury.ports.store import DuplicateEntry, NotFound
 
@@ -103,7 +103,7 @@ class TokenStore:
         return None if row is None else _client(row)
 
     async def revoke(self, name: str, *, actor: str, reason: str) -> ApiClient:
-        """``NotFound`` if there is no such client or it is revoked already."""
+        """``NotFound`` if there is no such client, ``AlreadyRevoked`` if it is revoked."""
         now = utcnow()
         async with transaction(self.engine) as conn:
             result = await conn.execute(
@@ -112,7 +112,13 @@ class TokenStore:
                 .values(revoked_by=actor, revoked_at=now, revoked_reason=reason)
             )
             if not result.rowcount:
-                raise NotFound(f"API client {name!r} (not revoked yet)")
+                row = (await conn.execute(select(T).where(T.c.name == name))).first()
+                if row is None:
+                    raise NotFound(f"API client {name!r}")
+                raise AlreadyRevoked(
+                    f"API client {name!r} was revoked already "
+                    f"({row.revoked_at:%Y-%m-%d %H:%M} UTC by {row.revoked_by})"
+                )
             await conn.execute(
                 insert(service_events).values(
                     kind="api_token_revoked",
