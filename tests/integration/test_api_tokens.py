@@ -17,7 +17,7 @@ from treasury.adapters.db.ledger import SqlLedger
 from treasury.adapters.db.tokens import TokenStore
 from treasury.domain.api_token import token_hash
 
-TOKEN_RE = re.compile(r"trs_[A-Za-z0-9_-]{43}")
+TOKEN_RE = re.compile(r"trs_[A-Za-z0-9_-]{43}")  # trs_ + 32 random bytes, urlsafe base64
 
 
 @pytest.fixture
@@ -28,7 +28,8 @@ def url(migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 async def _create(name: str, scopes: str = "enqueue,read", *extra: str) -> str:
     out = ok(await cli("token", "create", name, "--scopes", scopes, "--as", "alice", *extra))
-    (token,) = TOKEN_RE.findall(out)
+    (token,) = (w for w in out.split() if w.startswith("trs_"))
+    assert TOKEN_RE.fullmatch(token), token
     return token
 
 

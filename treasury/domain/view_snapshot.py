@@ -110,25 +110,63 @@ def to_json(s: ViewSnapshot) -> str:
     )
 
 
+class MalformedSnapshot(ValueError):
+    """The text is not a snapshot this version writes (the message says what is wrong)."""
+
+
+def _dec(value: object) -> Decimal:
+    """A finite decimal from its string (a number, NaN or Infinity is refused)."""
+    if not isinstance(value, str):
+        raise TypeError(f"an amount is {type(value).__name__}, not a decimal string")
+    amount = Decimal(value)
+    if not amount.is_finite():
+        raise ValueError(f"an amount is {value!r}")
+    return amount
+
+
+def _when(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"fetched_at is {type(value).__name__}, not an ISO time")
+    at = datetime.fromisoformat(value)
+    if at.tzinfo is None:
+        raise ValueError(f"fetched_at {value!r} has no time zone")
+    return at
+
+
 def from_json(text: str) -> ViewSnapshot:
-    """Raises ValueError (or KeyError/TypeError) for text that is not a snapshot."""
-    d = json.loads(text)
+    """Raises ``MalformedSnapshot`` (a ValueError) naming the problem for text that is
+    not a snapshot of this ``FORMAT``."""
+    try:
+        d = json.loads(text)
+    except ValueError as exc:
+        raise MalformedSnapshot(f"not JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise MalformedSnapshot(f"a JSON {type(d).__name__}, not an object")
     if d.get("format") != FORMAT:
-        raise ValueError(f"snapshot format {d.get('format')!r}, expected {FORMAT}")
+        raise MalformedSnapshot(f"snapshot format {d.get('format')!r}, expected {FORMAT}")
+    try:
+        return _parse(d)
+    except KeyError as exc:
+        raise MalformedSnapshot(f"no {exc.args[0]!r}") from None
+    except (ValueError, TypeError, AttributeError, ArithmeticError) as exc:
+        raise MalformedSnapshot(f"{type(exc).__name__}: {exc}") from None
+
+
+def _parse(d: dict[str, Any]) -> ViewSnapshot:
     coins = {
         name: CoinConfig(
             coin=name,
             withdraw_all_enable=bool(c["withdraw_all_enable"]),
-            free=Decimal(c["free"]),
+            free=_dec(c["free"]),
             networks=tuple(
                 NetworkRule(
                     coin=name,
                     network=n["network"],
                     withdraw_enable=bool(n["withdraw_enable"]),
-                    withdraw_min=Decimal(n["withdraw_min"]),
-                    withdraw_max=Decimal(n["withdraw_max"]),
-                    withdraw_multiple=Decimal(n["withdraw_multiple"]),
-                    withdraw_fee=Decimal(n["withdraw_fee"]),
+                    withdraw_min=_dec(n["withdraw_min"]),
+                    withdraw_max=_dec(n["withdraw_max"]),
+                    withdraw_multiple=_dec(n["withdraw_multiple"]),
+                    withdraw_fee=_dec(n["withdraw_fee"]),
                     address_regex=n["address_regex"],
                     memo_regex=n["memo_regex"],
                     memo_required=n["memo_required"],
@@ -143,16 +181,14 @@ def from_json(text: str) -> ViewSnapshot:
     st = d.get("standing")
     return ViewSnapshot(
         account=d["account"],
-        fetched_at=datetime.fromisoformat(d["fetched_at"]),
+        fetched_at=_when(d["fetched_at"]),
         wallet=Wallet(d["wallet"]),
         fee_payer=FeePayer(d["fee_payer"]),
         coins=coins,
         balances={
-            Wallet(w): {coin: Decimal(v) for coin, v in b.items()} for w, b in d["balances"].items()
+            Wallet(w): {coin: _dec(v) for coin, v in b.items()} for w, b in d["balances"].items()
         },
-        quota=None
-        if q is None
-        else WithdrawQuota(quota=Decimal(q["quota"]), used=Decimal(q["used"])),
+        quota=None if q is None else WithdrawQuota(quota=_dec(q["quota"]), used=_dec(q["used"])),
         standing=None if st is None else Standing(**st),
         travel_rule=d.get("travel_rule"),
         travel_rule_known=bool(d.get("travel_rule_known")),

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -22,7 +23,7 @@ from treasury.domain.money import format_amount
 from treasury.domain.status import Status
 from treasury.domain.travel_rule import Entity, redacted
 from treasury.domain.validation import NewIntent, validate_new_intent
-from treasury.domain.view_snapshot import ViewSnapshot, from_json, key_of
+from treasury.domain.view_snapshot import MalformedSnapshot, ViewSnapshot, from_json, key_of
 from treasury.http import models as m
 from treasury.http.auth import FailureLimit, log_failure, refusal
 from treasury.http.problems import Problem, install
@@ -44,6 +45,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 PAGE_MAX = 200
+log = structlog.get_logger("treasury.http")
 
 
 @dataclass
@@ -181,7 +183,9 @@ async def _snapshot(deps: Deps, account: str) -> ViewSnapshot | None:
         return None
     try:
         return from_json(text)
-    except (ValueError, KeyError, TypeError):
+    except MalformedSnapshot as exc:
+        # the preview then says what it could not check (as with no snapshot at all)
+        log.warning("http.snapshot_unreadable", account=account, problem=str(exc))
         return None
 
 
