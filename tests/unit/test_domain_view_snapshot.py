@@ -38,6 +38,8 @@ def _full() -> ViewSnapshot:
         address_regex="^T[A-Za-z0-9]{33}$",
         memo_regex="",
         memo_required=False,
+        is_default=True,
+        busy=True,
         withdraw_desc="suspended for upgrade",
     )
     memo = NetworkRule(

@@ -68,6 +68,8 @@ def _rule(n: NetworkRule) -> dict[str, Any]:
         "address_regex": n.address_regex,
         "memo_regex": n.memo_regex,
         "memo_required": n.memo_required,
+        "is_default": n.is_default,
+        "busy": n.busy,
         "withdraw_desc": n.withdraw_desc,
     }
 
@@ -170,6 +172,8 @@ def _parse(d: dict[str, Any]) -> ViewSnapshot:
                     address_regex=n["address_regex"],
                     memo_regex=n["memo_regex"],
                     memo_required=n["memo_required"],
+                    is_default=bool(n.get("is_default", False)),
+                    busy=bool(n.get("busy", False)),
                     withdraw_desc=n.get("withdraw_desc", ""),
                 )
                 for n in c["networks"]
