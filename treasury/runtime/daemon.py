@@ -13,7 +13,8 @@ then reconcile every ``submitting`` intent *before* any new send. The loops:
 * wake    — PostgreSQL LISTEN/NOTIFY: a new intent wakes intake at once
 * view    — publish the cached exchange view (``service_state`` key
   ``exchange_view:<account>``) every ``publish_view_s`` when it changed, for
-  ``treasury api``'s preview; it fetches nothing
+  ``treasury api``'s preview; an idle sender refreshes the expired parts of it every
+  ``VIEW_WARM_S`` (standing, rules, balances, quota: about 50 weight a minute)
 
 Shutdown: ``stop()`` (the supervisor calls it on the first SIGTERM/SIGINT) stops intake
 from claiming; an in-flight send gets ``shutdown_grace_s`` to finish and be recorded; then
@@ -34,6 +35,7 @@ from anyio.abc import TaskStatus
 
 from treasury.domain.intent import Intent
 from treasury.domain.reconcile import PROCESSING_TIMEOUT_MS
+from treasury.domain.wallet import Wallet
 from treasury.ports.clock import utcnow
 from treasury.ports.exchange import ExchangeError
 from treasury.services import reconcile, settle, submit, truth, watch
@@ -41,6 +43,7 @@ from treasury.services.context import StartupHold, WorkerContext
 from treasury.services.view_publish import publish_view
 
 log = structlog.get_logger("treasury.daemon")
+VIEW_WARM_S = 60.0  # an idle sender refreshes the view it publishes this often
 
 Hook = Callable[[str], None]
 
@@ -140,11 +143,18 @@ class Daemon:
 
     async def _publish_view_loop(self) -> None:
         last: str | None = None
+        warmed = time.monotonic()  # a sender that just started has fetched all of it
         while not self.stopping.is_set():
             with anyio.move_on_after(self._publish_view_s):
                 await self.stopping.wait()
             if self.stopping.is_set():
                 return
+            if self.is_sender and time.monotonic() - warmed > VIEW_WARM_S:
+                warmed = time.monotonic()
+                try:  # an idle sender fetches nothing else: keep the preview's view fresh
+                    await self.ctx.view.warm(Wallet(self.ctx.config.wallet))
+                except (ExchangeError, ValueError) as exc:
+                    log.info("view.warm_failed", error=str(exc))
             try:
                 last = await publish_view(self.ctx, last)
             except Exception as exc:  # a failed write is retried at the next tick

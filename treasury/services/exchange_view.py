@@ -122,6 +122,18 @@ class ExchangeView:
         found = (await self._funding.get()).get(coin)
         return found.free if found is not None else Decimal(0)
 
+    async def warm(self, wallet: Wallet) -> None:
+        """Fetch what a preview reads (standing, rules, balances, quota) where its cache
+        has expired: an idle worker's published view stays current. Each cache's own
+        lifetime bounds the cost (about 50 request weight a minute when idle)."""
+        await self.system_status()
+        await self.account_status()
+        await self.restrictions()
+        await self.rules()
+        await self.quota()
+        await self.travel_rule()
+        await self.free(wallet, "")
+
     async def system_status(self) -> SystemStatus:
         return await self._status.get()
 

@@ -107,3 +107,18 @@ async def test_no_local_entity_is_known_and_none() -> None:
     await _fill(view)
     snap = view.snapshot("default", wallet=Wallet.SPOT, fee_payer=FeePayer.SENDER)
     assert snap is not None and snap.travel_rule is None and snap.travel_rule_known
+
+
+async def test_warm_fills_what_a_preview_reads_and_costs_nothing_while_it_is_fresh() -> None:
+    """An idle sender's published view: ``warm`` fetches each expired part once, and
+    nothing while the caches are fresh."""
+    ex = _exchange()
+    view = _view(ex)
+    assert view.snapshot("default", wallet=Wallet.SPOT, fee_payer=FeePayer.RECIPIENT) is None
+    await view.warm(Wallet.SPOT)
+    snap = view.snapshot("default", wallet=Wallet.SPOT, fee_payer=FeePayer.RECIPIENT)
+    assert snap is not None and snap.coins and snap.quota is not None and snap.standing
+    fetched = len(ex.calls)
+    assert {c.method for c in ex.calls} >= {"account", "coin_configs", "withdraw_quota"}
+    await view.warm(Wallet.SPOT)
+    assert len(ex.calls) == fetched
