@@ -115,6 +115,8 @@ def check_invariants(
                 f"[1] intent {i['id']} is {status} as {i['exchange_withdraw_id']} but the "
                 f"exchange has {[f.id for f in found]} for {oid}"
             )
+        if status == "cancelled" and len(found) == 1 and found[0].final_status == 1:
+            continue  # the exchange cancelled (and refunded) it: ours is cancelled too
         if status in ("queued", "rejected", "cancelled", "awaiting_approval") and found:
             v.append(
                 f"[1] intent {i['id']} is {status} but the exchange has {len(found)} "
