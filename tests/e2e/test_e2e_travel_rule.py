@@ -601,14 +601,10 @@ async def test_unknown_outcomes_and_the_travel_rule_check(tmp_path: Path) -> Non
 # ---- what the operator is told at start ----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="treasury/services/preflight.py still says the questionnaire is not sent yet and "
-    "intents wait, though sending through localentity/withdraw/apply is built (09c80f2)",
-)
 async def test_the_start_checklist_tells_the_truth_about_sending(tmp_path: Path) -> None:
     async with world("sqlite", tmp_path, sandbox_cfg=entity_config("JP"), env=_env("JP")) as w:
         said = (await w.cli("check", check=False)).stdout.decode()
     [line] = [s for s in said.splitlines() if "travel rule" in s]
     assert "local entity JP" in line, said
     assert "does not send" not in line and "intents wait" not in line, line
+    assert line.startswith("[ok  ]") and "localentity/withdraw/apply" in line, line
