@@ -1,5 +1,15 @@
 """Alerts to a webhook (generic JSON, Slack-compatible or Telegram-compatible).
 
+Since the outbox (migration 0015), ``treasury run`` writes each alert as an ``alert``
+outbox row (``outbox_alert``) in its own short transaction, and the webhook runner
+(``services.webhooks``) delivers it to the configured channel through ``AlertWebhook``,
+one attempt at a time, retried with the runner's backoff: an alert raised just before a
+crash is delivered after the restart. ``payload`` (the three formats) and the redaction
+are the same for both paths.
+
+``WebhookAlerts`` below is the earlier in-memory path, kept for embedders of
+``treasury.api``; the daemon no longer uses it. Its note:
+
 The worker raises an alert in the middle of money-moving work, so raising one must cost
 nothing: ``__call__`` only appends to a bounded in-memory queue and returns; it never
 awaits the network and never raises. ``run`` delivers in the background, one at a time
@@ -17,7 +27,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,8 +39,10 @@ import structlog
 import tenacity
 from anyio.abc import TaskStatus
 
+from treasury.adapters.webhook_http import result_of
 from treasury.config import Settings
 from treasury.logs import register_secret, scrub_text
+from treasury.ports.webhooks import PostResult
 
 log = structlog.get_logger("treasury.alerts")
 
@@ -307,11 +319,7 @@ def from_settings(
     url = settings.alert_webhook_url
     if not url:
         return None
-    register_secret(url)
-    parsed = httpx.URL(url)
-    for part in (*parsed.path.split("/"), parsed.query.decode()):
-        if len(part) >= 16:
-            register_secret(part)
+    _register_url(url)
     return WebhookAlerts(
         url,
         settings.alert_format,
@@ -319,3 +327,102 @@ def from_settings(
         on_result=on_result,
         http=http,
     )
+
+
+# ---- the outbox path (treasury run) ---------------------------------------------------
+
+AlertWriter = Callable[[str, str, "int | None"], Awaitable[None]]
+
+
+def outbox_alert(write: AlertWriter) -> Callable[[str, str, int | None], Awaitable[None]]:
+    """An ``Alert`` that writes an ``alert`` outbox row (``write``: its own transaction),
+    the text scrubbed and cut first. It never raises: an alert must not break the work
+    that raised it (the log line ``_logged`` writes keeps the record)."""
+
+    async def alert(kind: str, message: str, intent_id: int | None) -> None:
+        try:
+            await write(scrub_text(str(kind))[:64], scrub_text(str(message))[:MAX_TEXT], intent_id)
+        except Exception as exc:
+            log.error("alert.not_written", kind=kind, intent_id=intent_id, error=type(exc).__name__)
+
+    return alert
+
+
+class AlertWebhook:
+    """The configured alert channel as the runner's ``AlertChannel``: one attempt per
+    call, in the channel's format, the text scrubbed again on the way out."""
+
+    def __init__(
+        self,
+        url: str,
+        fmt: Format = "json",
+        *,
+        http: httpx.AsyncClient,
+        telegram_chat_id: str | None = None,
+        timeout_s: float = 5.0,
+        on_result: Callable[[str], None] | None = None,
+    ) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"alert format must be one of {', '.join(FORMATS)}")
+        if fmt == "telegram" and not telegram_chat_id:
+            raise ValueError("the telegram alert format needs a chat id")
+        if not url.startswith(("https://", "http://")):
+            raise ValueError("the alert webhook must be an http(s) URL")
+        self._url = url
+        self.fmt: Format = fmt
+        self._chat_id = telegram_chat_id
+        self._http = http
+        self._timeout_s = timeout_s
+        self._on_result = on_result or (lambda _r: None)
+
+    def __repr__(self) -> str:
+        return f"AlertWebhook(fmt={self.fmt!r})"  # no URL
+
+    async def send(
+        self, *, kind: str, message: str, intent_id: int | None, at: datetime
+    ) -> PostResult:
+        alert = AlertRecord(
+            kind=scrub_text(kind)[:64],
+            message=scrub_text(message)[:MAX_TEXT],
+            intent_id=intent_id,
+            at=at,
+        )
+        body = payload(self.fmt, alert, chat_id=self._chat_id)
+        try:
+            reply = await self._http.post(self._url, json=body, timeout=self._timeout_s)
+        except httpx.HTTPError as exc:  # no str(exc): it may carry the URL
+            return PostResult(None, type(exc).__name__)
+        result = result_of(reply)
+        if result.ok:
+            self._on_result("delivered")
+            log.debug("alert.delivered", kind=alert.kind, intent_id=alert.intent_id)
+        return result
+
+
+def channel_from_settings(
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient,
+    on_result: Callable[[str], None] | None = None,
+) -> AlertWebhook | None:
+    """The configured channel for the runner, or None when ``TREASURY_ALERT_WEBHOOK_URL``
+    is unset; the URL (and its long path segments) registered as secrets first."""
+    url = settings.alert_webhook_url
+    if not url:
+        return None
+    _register_url(url)
+    return AlertWebhook(
+        url,
+        settings.alert_format,
+        http=http,
+        telegram_chat_id=settings.alert_telegram_chat_id,
+        on_result=on_result,
+    )
+
+
+def _register_url(url: str) -> None:
+    register_secret(url)
+    parsed = httpx.URL(url)
+    for part in (*parsed.path.split("/"), parsed.query.decode()):
+        if len(part) >= 16:
+            register_secret(part)

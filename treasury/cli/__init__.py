@@ -15,6 +15,7 @@ One module per group of commands, each registering its commands on ``common.app`
 * ``policy``   policy apply / approve / show / history (the versioned policy in the ledger)
 * ``exchange`` run, check, whitelist sync, reconcile, sandbox, demo
 * ``health``   healthcheck (the container's probe of ``/readyz``)
+* ``webhooks`` webhook add / list / remove / deliveries / run (receivers of the outbox)
 * ``db``       db roles (least-privilege PostgreSQL roles for the daemon, operators, bots)
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 # The order of the imports is the order of `treasury --help`.
 # isort: off
 from treasury.cli import schema, intents, controls, operators, policy, exchange, health, db  # noqa: F401
+from treasury.cli import webhooks  # noqa: F401
 
 # isort: on
 from treasury.cli.common import app
