@@ -201,8 +201,7 @@ async def test_a_raw_sql_status_change_is_sent_too(
             )
             await conn.execute(
                 text(
-                    "UPDATE withdrawal_intents SET status = 'cancelled', version = 1 "
-                    "WHERE id = :i"
+                    "UPDATE withdrawal_intents SET status = 'cancelled', version = 1 WHERE id = :i"
                 ),
                 {"i": intent_id},
             )
