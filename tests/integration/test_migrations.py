@@ -26,6 +26,10 @@ TABLES = {
     "whitelist_events",
     "whitelist_approvals",
     "policy_versions",
+    "outbox",
+    "webhook_subscriptions",
+    "webhook_deliveries",
+    "webhook_events",
 }
 
 

@@ -102,7 +102,7 @@ def bodies(rx: Receiver) -> list[dict[str, Any]]:
 async def deliveries(ledger: SqlLedger) -> list[Any]:
     async with ledger.engine.connect() as conn:
         return list(
-            (await conn.execute(select(webhook_deliveries).order_by(webhook_deliveries.c.id)))
+            await conn.execute(select(webhook_deliveries).order_by(webhook_deliveries.c.id))
         )
 
 
@@ -165,12 +165,19 @@ async def test_a_rolled_back_change_sends_nothing(
         class Boom(Exception):
             pass
 
-        with pytest.raises(Boom):
+        async def change_then_fail() -> None:
             async with transaction(ledger.engine) as conn:
                 await ledger.intents.transition(
                     intent_id, Status.CANCELLED, reason="rolled back", actor="t", conn=conn
                 )
+                if conn.dialect.name == "postgresql":  # (SQLite: one writer; no peeking)
+                    async with ledger.engine.connect() as other:  # not visible outside
+                        assert await other.scalar(select(func.count()).select_from(outbox)) == 1
+                assert await conn.scalar(select(func.count()).select_from(outbox)) == 2
                 raise Boom
+
+        with pytest.raises(Boom):
+            await change_then_fail()
         runner = make_runner(ledger, http, Clock())
         await settle(runner)
         assert rx.got == []
