@@ -353,3 +353,15 @@ async def test_two_runners_deliver_each_once(ledger: SqlLedger, http: httpx.Asyn
             tg.start_soon(settle, two)
         ids = [r.headers["Treasury-Delivery"] for r in rx.got]
         assert len(ids) == 10 and len(set(ids)) == 10
+
+
+async def test_webhook_events_are_append_only(ledger: SqlLedger) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    await SqlWebhooks(ledger.engine).add(
+        url="https://e.test/h", topics=("alert",), actor="t", reason="r"
+    )
+    for sql in ("DELETE FROM webhook_events", "UPDATE webhook_events SET actor = 'x'"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with ledger.engine.begin() as conn:
+                await conn.execute(text(sql))

@@ -90,8 +90,8 @@ class WebhookRunner:
         return len(due)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Rounds until cancelled (call ``prepare`` first); a round that found less than a
-        full batch waits ``poll_s``."""
+        """Rounds until cancelled (call ``prepare`` first); a round that found nothing to
+        attempt waits ``poll_s`` (one that did goes on at once: more may be waiting)."""
         task_status.started()
         log.info("webhooks.runner_started")
         while True:
@@ -100,7 +100,7 @@ class WebhookRunner:
             except Exception as exc:  # the database away: try again, never stop
                 log.warning("webhooks.round_failed", error=type(exc).__name__)
                 busy = 0
-            if busy < self.batch:
+            if busy == 0:
                 await anyio.sleep(self.poll_s)
 
     async def _attempt_guarded(self, delivery: Delivery) -> None:
