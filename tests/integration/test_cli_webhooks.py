@@ -3,11 +3,17 @@ nothing, the secret printed once and never stored, every change on the record.""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import text
-from test_cli_admin import as_json, cli, ok, refused
+from test_cli_admin import GOOD, as_json, cli, ok, refused
+from webhook_receiver import receiver
 
 from treasury.adapters.db.engine import create_engine
 from treasury.domain import webhooks as hooks
@@ -93,3 +99,41 @@ async def test_remove_needs_a_reason_and_deliveries_filters(env: str) -> None:
     refused(await cli("webhook", "deliveries", "--status", "lost"), 2, "--status")
     assert as_json(await cli("webhook", "deliveries", "--json", "--status", "pending")) == []
     assert "delivery" in ok(await cli("webhook", "deliveries"))
+
+
+async def test_webhook_run_alone_delivers_and_stops_on_sigterm(env: str, tmp_path: Path) -> None:
+    """``treasury webhook run`` as a process: refuses without the key while subscriptions
+    exist (naming it), delivers, and exits 0 on SIGTERM."""
+    with receiver() as rx:
+        ok(await cli("webhook", "add", rx.url, "--events", "intent.status", "--as", "a"))
+        ok(await cli("enqueue", *GOOD, "--as", "a"))
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TREASURY_")}
+        child = {**base, "TREASURY_DATABASE_URL": env, "TREASURY_WEBHOOK_POLL_S": "0.1"}
+        refused_run = await anyio.run_process(
+            [sys.executable, "-m", "treasury", "webhook", "run"], env=child, check=False
+        )
+        assert refused_run.returncode == 3
+        assert b"TREASURY_WEBHOOK_KEY" in refused_run.stderr
+        log = tmp_path / "runner.log"
+        with log.open("wb") as sink:
+            proc = await anyio.open_process(
+                [sys.executable, "-m", "treasury", "webhook", "run"],
+                env={**child, "TREASURY_WEBHOOK_KEY": KEY},
+                stdout=sink,
+                stderr=sink,
+            )
+            async with proc:
+                try:
+                    with anyio.fail_after(20):
+                        while not rx.got:
+                            await anyio.sleep(0.1)
+                    proc.send_signal(signal.SIGTERM)
+                    with anyio.fail_after(10):
+                        code = await proc.wait()
+                finally:
+                    if proc.returncode is None:
+                        proc.kill()
+        out = log.read_bytes()
+        assert code == 0, out
+        assert KEY.encode() not in out
+        assert rx.got[0].headers["Treasury-Event"] == "intent.status"

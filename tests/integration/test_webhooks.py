@@ -62,6 +62,7 @@ def make_runner(
     alerts: ops_alerts.AlertWebhook | None = None,
     max_retry_s: float = 3600,
     timeout_s: float = 5.0,
+    results: list[str] | None = None,
 ) -> WebhookRunner:
     return WebhookRunner(
         SqlWebhooks(ledger.engine),
@@ -72,6 +73,7 @@ def make_runner(
         timeout_s=timeout_s,
         poll_s=0.05,
         clock=clock,
+        on_alert_result=None if results is None else results.append,
     )
 
 
@@ -290,9 +292,11 @@ async def test_alerts_reach_the_alert_channel_through_the_outbox_even_after_a_re
         # raised, then the process dies before delivering: only the outbox row remains
         await alert("failed", "intent 7 refused: key sk_live_abcdefghijklmnop", 7)
         assert rx.got == []
-        restarted = make_runner(ledger, http, Clock(), alerts=channel)
+        results: list[str] = []
+        restarted = make_runner(ledger, http, Clock(), alerts=channel, results=results)
         await restarted.prepare()
         await settle(restarted)
+        assert results == ["delivered"]  # the metric's hook
         [doc] = [json.loads(r.body) for r in rx.got]
         assert doc["kind"] == "failed" and doc["intent_id"] == 7 and doc["service"] == "treasury"
         assert REDACTED in doc["message"] and "sk_live" not in doc["message"]

@@ -360,7 +360,6 @@ class AlertWebhook:
         http: httpx.AsyncClient,
         telegram_chat_id: str | None = None,
         timeout_s: float = 5.0,
-        on_result: Callable[[str], None] | None = None,
     ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"alert format must be one of {', '.join(FORMATS)}")
@@ -373,7 +372,6 @@ class AlertWebhook:
         self._chat_id = telegram_chat_id
         self._http = http
         self._timeout_s = timeout_s
-        self._on_result = on_result or (lambda _r: None)
 
     def __repr__(self) -> str:
         return f"AlertWebhook(fmt={self.fmt!r})"  # no URL
@@ -394,7 +392,6 @@ class AlertWebhook:
             return PostResult(None, type(exc).__name__)
         result = result_of(reply)
         if result.ok:
-            self._on_result("delivered")
             log.debug("alert.delivered", kind=alert.kind, intent_id=alert.intent_id)
         return result
 
@@ -403,7 +400,6 @@ def channel_from_settings(
     settings: Settings,
     *,
     http: httpx.AsyncClient,
-    on_result: Callable[[str], None] | None = None,
 ) -> AlertWebhook | None:
     """The configured channel for the runner, or None when ``TREASURY_ALERT_WEBHOOK_URL``
     is unset; the URL (and its long path segments) registered as secrets first."""
@@ -416,7 +412,6 @@ def channel_from_settings(
         settings.alert_format,
         http=http,
         telegram_chat_id=settings.alert_telegram_chat_id,
-        on_result=on_result,
     )
 
 

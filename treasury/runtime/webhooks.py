@@ -30,10 +30,11 @@ async def webhook_runner(
             SqlWebhooks(engine),
             webhook_http.HttpPoster(http, timeout_s=settings.webhook_timeout_s),
             key=key,
-            alerts=ops_alerts.channel_from_settings(settings, http=http, on_result=on_alert_result),
+            alerts=ops_alerts.channel_from_settings(settings, http=http),
             max_retry_s=settings.webhook_max_retry_s,
             timeout_s=settings.webhook_timeout_s,
             poll_s=settings.webhook_poll_s,
+            on_alert_result=on_alert_result,
         )
 
 

@@ -52,6 +52,7 @@ class WebhookRunner:
         batch: int = 50,
         concurrency: int = 8,
         clock: Callable[[], datetime] = utcnow,
+        on_alert_result: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.poster = poster
@@ -63,6 +64,8 @@ class WebhookRunner:
         self.batch = batch
         self.limiter = anyio.CapacityLimiter(concurrency)
         self.clock = clock
+        # the alert channel's deliveries, ``delivered`` or ``failed`` (given up): metrics
+        self.on_alert_result = on_alert_result or (lambda _r: None)
 
     async def prepare(self) -> None:
         """Add (or retire) the alert channel's subscription; refuse to start without the
@@ -125,6 +128,8 @@ class WebhookRunner:
             max_retry_s=self.max_retry_s,
         )
         await self.store.record(delivery, outcome, result, now=now)
+        if delivery.builtin == ALERTS_BUILTIN and outcome.status != "pending":
+            self.on_alert_result(outcome.status)
         if outcome.status == "failed":
             log.error(
                 "webhooks.delivery_failed",
