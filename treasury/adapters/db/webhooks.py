@@ -143,10 +143,15 @@ class SqlWebhooks:
         async with transaction(self.engine) as conn:
             # a removed subscription's pending deliveries end here (the runner's to
             # write: operators may not change deliveries)
-            removed = select(S.c.id).where(S.c.disabled_at.is_not(None)).scalar_subquery()
+            removed = select(S.c.id).where(S.c.disabled_at.is_not(None))
+            ending = select(D.c.id).where(
+                and_(D.c.status == "pending", D.c.subscription_id.in_(removed))
+            )
+            if conn.dialect.name == "postgresql":  # rows another runner holds: its to end
+                ending = ending.with_for_update(skip_locked=True)
             await conn.execute(
                 update(D)
-                .where(and_(D.c.status == "pending", D.c.subscription_id.in_(removed)))
+                .where(D.c.id.in_(ending.scalar_subquery()))
                 .values(status="failed", last_error="subscription removed")
             )
             query = (
@@ -160,7 +165,13 @@ class SqlWebhooks:
                 )
                 .join(OB, OB.c.id == D.c.outbox_id)
                 .join(S, S.c.id == D.c.subscription_id)
-                .where(and_(D.c.status == "pending", D.c.next_attempt_at <= now))
+                .where(
+                    and_(
+                        D.c.status == "pending",
+                        D.c.next_attempt_at <= now,
+                        S.c.disabled_at.is_(None),
+                    )
+                )
                 .order_by(D.c.next_attempt_at, D.c.id)
                 .limit(limit)
             )
