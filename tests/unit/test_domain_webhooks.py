@@ -164,3 +164,16 @@ def test_recipients() -> None:
 def test_delivery_ids_are_stable() -> None:
     assert hooks.delivery_id(12, 3) == "12.3" == hooks.delivery_id(12, 3)
     assert hooks.delivery_id(1, 23) != hooks.delivery_id(12, 3)
+
+
+def test_retry_after_is_honoured_up_to_the_cap() -> None:
+    slow = hooks.after_attempt(
+        ok=False, attempts=1, first_attempt_at=T0, now=T0, max_retry_s=86400,
+        at_least_s=120, rand=lambda: 1.0,
+    )  # fmt: skip
+    assert slow.next_attempt_at == T0 + timedelta(seconds=120)
+    capped = hooks.after_attempt(
+        ok=False, attempts=1, first_attempt_at=T0, now=T0, max_retry_s=86400,
+        at_least_s=10**9, rand=lambda: 1.0,
+    )  # fmt: skip
+    assert capped.next_attempt_at == T0 + timedelta(seconds=hooks.BACKOFF_MAX_S)

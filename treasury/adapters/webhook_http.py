@@ -23,7 +23,15 @@ def result_of(reply: httpx.Response) -> PostResult:
     if 200 <= status < 300:
         return PostResult(status, None)
     detail = f"HTTP {status}: {scrub_text(reply.text[:200])}".rstrip(": ")
-    return PostResult(status, detail)
+    return PostResult(status, detail, _retry_after(reply))
+
+
+def _retry_after(reply: httpx.Response) -> float:
+    """A ``Retry-After`` in seconds (the HTTP-date form is not used by webhook hosts)."""
+    try:
+        return max(0.0, float(reply.headers.get("retry-after", "0")))
+    except ValueError:
+        return 0.0
 
 
 class HttpPoster:

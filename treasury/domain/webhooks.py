@@ -142,14 +142,17 @@ def after_attempt(
     first_attempt_at: datetime,
     now: datetime,
     max_retry_s: float,
+    at_least_s: float = 0.0,
     rand: Callable[[], float] = random.random,
 ) -> Outcome:
     """What a delivery becomes after its ``attempts``-th attempt: delivered on 2xx; else
-    pending until the next try, or failed once the next try would fall later than
-    ``max_retry_s`` after the first attempt."""
+    pending until the next try (not sooner than the receiver's ``Retry-After``,
+    ``at_least_s``, up to ``BACKOFF_MAX_S``), or failed once the next try would fall later
+    than ``max_retry_s`` after the first attempt."""
     if ok:
         return Outcome("delivered", None)
-    wait = timedelta(seconds=backoff_s(attempts, rand=rand))
+    wait_s = max(backoff_s(attempts, rand=rand), min(at_least_s, BACKOFF_MAX_S))
+    wait = timedelta(seconds=wait_s)
     deadline = first_attempt_at + timedelta(seconds=max_retry_s)
     if now + wait > deadline:
         if now < deadline:  # one last try at the deadline itself

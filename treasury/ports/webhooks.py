@@ -52,6 +52,7 @@ class Delivery:
 class PostResult:
     status_code: int | None  # None: no answer (timeout, refused, TLS)
     error: str | None  # why not 2xx, without the URL or any secret
+    retry_after_s: float = 0.0  # the receiver's Retry-After (e.g. Slack's 429), if any
 
     @property
     def ok(self) -> bool:

@@ -126,6 +126,7 @@ class WebhookRunner:
             first_attempt_at=delivery.created_at,
             now=now,
             max_retry_s=self.max_retry_s,
+            at_least_s=result.retry_after_s,
         )
         await self.store.record(delivery, outcome, result, now=now)
         if delivery.builtin == ALERTS_BUILTIN and outcome.status != "pending":
