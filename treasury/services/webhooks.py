@@ -64,7 +64,7 @@ class WebhookRunner:
         self.batch = batch
         self.limiter = anyio.CapacityLimiter(concurrency)
         self.clock = clock
-        # the alert channel's deliveries, ``delivered`` or ``failed`` (given up): metrics
+        # the alert channel's attempts: ``delivered``, ``retry`` or ``failed`` (given up)
         self.on_alert_result = on_alert_result or (lambda _r: None)
 
     async def prepare(self) -> None:
@@ -129,8 +129,8 @@ class WebhookRunner:
             at_least_s=result.retry_after_s,
         )
         await self.store.record(delivery, outcome, result, now=now)
-        if delivery.builtin == ALERTS_BUILTIN and outcome.status != "pending":
-            self.on_alert_result(outcome.status)
+        if delivery.builtin == ALERTS_BUILTIN:  # delivered, failed (given up) or retry
+            self.on_alert_result("retry" if outcome.status == "pending" else outcome.status)
         if outcome.status == "failed":
             log.error(
                 "webhooks.delivery_failed",
