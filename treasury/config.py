@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = None
     alert_format: Literal["json", "slack", "telegram"] = "json"
     alert_telegram_chat_id: str | None = None
+    # webhooks (migration 0016): the key the subscriptions' signing secrets derive from
+    webhook_key: SecretStr | None = None
+    webhook_max_retry_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_poll_s: float = Field(default=1.0, gt=0, le=60)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -202,6 +207,23 @@ class Settings(BaseSettings):
                 "not both"
             )
         return self
+
+    def require_webhook_key(self) -> str:
+        """``TREASURY_WEBHOOK_KEY``, registered as a secret.
+
+        Raises:
+            SettingsError: it is unset or too short to be a key.
+        """
+        from treasury.logs import register_secret
+
+        key = self.webhook_key.get_secret_value() if self.webhook_key is not None else ""
+        if len(key) < 32:
+            raise SettingsError(
+                "TREASURY_WEBHOOK_KEY: set it to a random key of at least 32 characters "
+                "(e.g. `openssl rand -hex 32`); webhook signing secrets are derived from it"
+            )
+        register_secret(key)
+        return key
 
     def require_exchange_credentials(self) -> None:
         """Raise SettingsError unless an API key and one signing method are configured."""

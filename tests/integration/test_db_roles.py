@@ -405,3 +405,58 @@ async def test_db_roles_again_is_harmless_and_a_login_role_of_that_name_is_refus
     await execute(logins.owner, f"ALTER ROLE {logins.prefix}bot LOGIN")
     err = refused(await cli("db", "roles", "--prefix", logins.prefix), 2, "can log in")
     assert err.count("\n") == 1
+
+
+async def test_webhooks_with_the_roles_grants(logins: Logins) -> None:
+    """A bot's enqueue writes its outbox row (the trigger is the owner's) but a bot can
+    neither write nor read the outbox; an operator subscribes and removes; the daemon
+    fans out, claims and records deliveries with its grants only."""
+    from datetime import UTC, datetime
+
+    from treasury.adapters.db.webhooks import SqlWebhooks
+    from treasury.domain.webhooks import Outcome
+    from treasury.ports.webhooks import PostResult
+
+    intent_id = await enqueue_as(logins.bot, logins.name("bot"))
+    assert "outbox" in await denied(
+        logins.bot, "INSERT INTO outbox (topic, payload) VALUES ('intent.status', '{}')"
+    )
+    assert "outbox" in await denied(logins.bot, "SELECT * FROM outbox")
+    assert "webhook_subscriptions" in await denied(
+        logins.bot,
+        "INSERT INTO webhook_subscriptions (url, events, created_by) VALUES ('x', 'alert', 'b')",
+    )
+    [row] = await rows(logins.owner, "SELECT topic, intent_id, payload FROM outbox")
+    assert (row["topic"], row["intent_id"]) == ("intent.status", intent_id)
+    assert json.loads(row["payload"])["requested_by"] == logins.name("bot")
+
+    async def store_of(url: str) -> tuple[Any, SqlWebhooks]:
+        engine = create_engine(url)
+        return engine, SqlWebhooks(engine)
+
+    op_engine, op_store = await store_of(logins.operator)
+    daemon_engine, daemon_store = await store_of(logins.daemon)
+    try:
+        first = await op_store.add(
+            url="https://example.test/a", topics=("intent.status",), actor="cli:o", reason="r"
+        )
+        second = await op_store.add(
+            url="https://example.test/b", topics=("intent.status",), actor="cli:o", reason="r"
+        )
+        await enqueue_as(logins.bot, logins.name("bot"))
+        await op_store.remove(second, actor="cli:o", reason="gone")
+        now = datetime.now(UTC)
+        assert await daemon_store.fan_out(now=now) == 2
+        [due] = await daemon_store.claim_due(now=now, lease_s=10, limit=10)
+        assert due.subscription_id == first
+        await daemon_store.record(due, Outcome("delivered", None), PostResult(200, None), now=now)
+        await daemon_store.alert_channel(enabled=True, now=now)
+        await daemon_store.write_alert("failed", "m", None)
+        assert [d.status for d in await op_store.deliveries()] == ["delivered"]
+        assert "webhook_deliveries" in await denied(
+            logins.operator, "UPDATE webhook_deliveries SET status = 'delivered'"
+        )
+        assert "webhook_events" in await denied(logins.daemon, "DELETE FROM webhook_events")
+    finally:
+        await op_engine.dispose()
+        await daemon_engine.dispose()

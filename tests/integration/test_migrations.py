@@ -27,6 +27,10 @@ TABLES = {
     "whitelist_approvals",
     "policy_versions",
     "api_tokens",
+    "outbox",
+    "webhook_subscriptions",
+    "webhook_deliveries",
+    "webhook_events",
 }
 
 

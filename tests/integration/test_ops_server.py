@@ -1,5 +1,6 @@
 """The ops endpoint on a real socket (uvicorn in this event loop), ``treasury healthcheck``
-against it, and alerts delivered to real, dead and hanging receivers."""
+against it, and alerts delivered (through the outbox and the webhook runner) to real,
+dead and hanging receivers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from treasury.adapters.alerts import WebhookAlerts
+from treasury.adapters.alerts import AlertWebhook, outbox_alert
+from treasury.adapters.db.ledger import SqlLedger
+from treasury.adapters.db.webhooks import SqlWebhooks
+from treasury.adapters.webhook_http import HttpPoster
 from treasury.runtime.health import LoopTicks, Readiness, build_app, serve
 from treasury.runtime.metrics import Metrics
+from treasury.services.webhooks import WebhookRunner
 
 
 class Results:
@@ -208,16 +214,56 @@ class Hook:
         return Starlette(routes=[Route("/hook", self.endpoint, methods=["POST"])])
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@asynccontextmanager
+async def alert_runner(
+    ledger: SqlLedger, url: str, fmt: str = "json", *, timeout_s: float = 5.0, **kw: Any
+) -> AsyncIterator[tuple[WebhookRunner, Clock]]:
+    """The runner as ``treasury run`` builds it, for the alert channel at ``url``."""
+    async with httpx.AsyncClient(timeout=timeout_s) as http:
+        yield _runner(ledger, http, url, fmt, timeout_s=timeout_s, **kw)
+
+
+def _runner(
+    ledger: SqlLedger,
+    http: httpx.AsyncClient,
+    url: str,
+    fmt: str,
+    *,
+    timeout_s: float,
+    **kw: Any,
+) -> tuple[WebhookRunner, Clock]:
+    clock = Clock()
+    channel = AlertWebhook(url, fmt, http=http, telegram_chat_id="-77", timeout_s=timeout_s)  # type: ignore[arg-type]
+    runner = WebhookRunner(
+        SqlWebhooks(ledger.engine),
+        HttpPoster(http),
+        key=None,
+        alerts=channel,
+        timeout_s=timeout_s,
+        clock=clock,
+        **kw,
+    )
+    return runner, clock
+
+
 @pytest.mark.parametrize("fmt", ["json", "slack", "telegram"])
-async def test_alerts_reach_a_real_receiver(fmt: str) -> None:
+async def test_alerts_reach_a_real_receiver(fmt: str, ledger: SqlLedger) -> None:
     hook = Hook()
-    async with serving(hook.app()) as url, anyio.create_task_group() as tg:
-        alerts = WebhookAlerts(f"{url}/hook", fmt, telegram_chat_id="-77")  # type: ignore[arg-type]
-        await tg.start(alerts.run)
-        await alerts("unexpected_withdrawal", "withdrawal W1 was not sent by treasury", None)
+    async with serving(hook.app()) as url, alert_runner(ledger, f"{url}/hook", fmt) as (runner, _):
+        await runner.prepare()
+        alert = outbox_alert(SqlWebhooks(ledger.engine).write_alert)
+        await alert("unexpected_withdrawal", "withdrawal W1 was not sent by treasury", None)
         with anyio.fail_after(5):
-            await hook.got.wait()
-        tg.cancel_scope.cancel()
+            while not hook.got.is_set():
+                await runner.step()
     body = hook.bodies[0]
     text = "[treasury] unexpected_withdrawal: withdrawal W1 was not sent by treasury"
     expected: dict[str, dict[str, Any]] = {
@@ -234,53 +280,60 @@ async def test_alerts_reach_a_real_receiver(fmt: str) -> None:
     assert body == expected[fmt]
 
 
-async def test_a_dead_receiver_does_not_slow_the_caller_and_is_retried() -> None:
+async def test_a_dead_receiver_does_not_slow_the_caller_and_is_retried(ledger: SqlLedger) -> None:
     results = Results()
-    alerts = WebhookAlerts(
-        f"http://127.0.0.1:{closed_port()}/hook",
-        retries=3,
-        backoff_s=0.01,
-        max_backoff_s=0.02,
-        on_result=results,
-    )
+    dead = f"http://127.0.0.1:{closed_port()}/hook"
+    async with alert_runner(ledger, dead, on_alert_result=results) as (runner, clock):
+        await runner.prepare()
+        logs = await _raise_twenty_and_try_twice(runner, clock, ledger)
+    assert results.seen == ["retry"] * 40  # retried, not given up
+    retries = [e for e in logs if e["event"] == "webhooks.retry"]
+    assert len(retries) == 20 * 2 and retries[0]["error"] == "ConnectError"
+    assert {r["attempts"] for r in retries} == {1, 2}
+
+
+async def _raise_twenty_and_try_twice(
+    runner: WebhookRunner, clock: Clock, ledger: SqlLedger
+) -> list[Any]:
+    alert = outbox_alert(SqlWebhooks(ledger.engine).write_alert)
     with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
-            await tg.start(alerts.run)
-            started = time.perf_counter()
-            for i in range(20):
-                await alerts("failed", f"intent {i}", i)
-            assert time.perf_counter() - started < 0.05
-            await results.wait_for(20)
-            tg.cancel_scope.cancel()
-    assert results.seen == ["failed"] * 20
-    retries = [e for e in logs if e["event"] == "alert.retry"]
-    assert len(retries) == 20 * 3 and retries[0]["error"] == "ConnectError"
+        started = time.perf_counter()
+        for i in range(20):
+            await alert("failed", f"intent {i}", i)
+        assert time.perf_counter() - started < 5  # twenty short INSERTs, no network
+        await runner.step()
+        clock.now += timedelta(hours=2)
+        await runner.step()
+    return logs
 
 
-async def test_a_hanging_receiver_does_not_slow_the_caller_and_is_retried() -> None:
+async def test_a_hanging_receiver_does_not_slow_the_caller_and_is_retried(
+    ledger: SqlLedger,
+) -> None:
     hook = Hook()
     hook.hang = True
-    async with serving(hook.app()) as url, anyio.create_task_group() as tg:
-        results = Results()
-        alerts = WebhookAlerts(
-            f"{url}/hook",
-            timeout_s=0.2,
-            retries=2,
-            backoff_s=0.01,
-            max_backoff_s=0.02,
-            on_result=results,
-        )
-        await tg.start(alerts.run)
-        await alerts("failed", "first", 1)
-        await anyio.sleep(0.05)  # delivery is under way, and stuck
-        started = time.perf_counter()
-        await alerts("failed", "second", 2)
-        assert time.perf_counter() - started < 0.05
-        with anyio.fail_after(10):
-            await hook.third_hit.wait()  # the first alert, tried three times
+    results = Results()
+    async with (
+        serving(hook.app()) as url,
+        alert_runner(ledger, f"{url}/hook", timeout_s=0.3, on_alert_result=results) as (
+            runner,
+            clock,
+        ),
+    ):
+        await runner.prepare()
+        alert = outbox_alert(SqlWebhooks(ledger.engine).write_alert)
+        await alert("failed", "first", 1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runner.step)  # the first alert's attempt, stuck
+            await anyio.sleep(0.1)
+            started = time.perf_counter()
+            await alert("failed", "second", 2)
+            assert time.perf_counter() - started < 2
         hook.hang = False
-        await results.wait_for(2)
+        clock.now += timedelta(hours=2)
+        with anyio.fail_after(10):
+            while results.seen.count("delivered") < 2:
+                await runner.step()
         hook.release.set()
-        tg.cancel_scope.cancel()
-    assert results.seen == ["failed", "delivered"]
-    assert [b["intent_id"] for b in hook.bodies] == [2]
+    assert results.seen == ["retry", "delivered", "delivered"]
+    assert sorted(b["intent_id"] for b in hook.bodies) == [1, 2]

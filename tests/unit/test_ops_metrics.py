@@ -326,7 +326,7 @@ def test_the_series_alert_rules_watch_exist_at_zero_from_the_start() -> None:
     m = Metrics()
     for outcome in ("accepted", "not_sent", "rejected", "unknown"):
         assert value(m, "treasury_sends_total", outcome=outcome) == 0, outcome
-    for result in ("delivered", "failed", "dropped"):
+    for result in ("delivered", "retry", "failed", "dropped"):
         assert value(m, "treasury_alerts_total", result=result) == 0, result
 
 

@@ -15,6 +15,7 @@ One module per group of commands, each registering its commands on ``common.app`
 * ``policy``   policy apply / approve / show / history (the versioned policy in the ledger)
 * ``exchange`` run, check, whitelist sync, reconcile, sandbox, demo
 * ``health``   healthcheck (the container's probe of ``/readyz``)
+* ``webhooks`` webhook add / list / remove / deliveries / run (receivers of the outbox)
 * ``db``       db roles (least-privilege PostgreSQL roles for the daemon, operators, bots)
 * ``tokens``   token create / list / revoke (the HTTP API's clients)
 * ``api``      api (serve the HTTP API for bots, ``treasury.http``)
@@ -28,6 +29,7 @@ from typing import Any
 # isort: off
 from treasury.cli import schema, intents, controls, operators, policy, exchange  # noqa: F401
 from treasury.cli import health, db, tokens, api  # noqa: F401
+from treasury.cli import webhooks  # noqa: F401
 
 # isort: on
 from treasury.cli.common import app

@@ -129,7 +129,8 @@ class Metrics:
         )
         self.alerts = Counter(
             "treasury_alerts",
-            "Alert deliveries by result (delivered, failed, dropped)",
+            "Alert deliveries by result (delivered, retry: an attempt failed, failed: given "
+            "up; dropped: no longer counted)",
             ["result"],
             registry=r,
         )
@@ -137,7 +138,7 @@ class Metrics:
         # `increase(...{outcome="unknown"}[15m])` then sees the first one after a restart
         for outcome in sorted(set(SEND_OUTCOMES.values())):
             self.sends.labels(outcome=outcome)
-        for result in ("delivered", "failed", "dropped"):
+        for result in ("delivered", "retry", "failed", "dropped"):
             self.alerts.labels(result=result)
         r.register(_ExchangeCollector(self))
 
@@ -188,7 +189,8 @@ class Metrics:
         self.sender.set_function(lambda: 1.0 if is_sender() else 0.0)
 
     def alert_result(self, result: str) -> None:
-        """``WebhookAlerts``' ``on_result`` hook."""
+        """The webhook runner's ``on_alert_result``: the alert channel's attempts (``dropped``
+        is no longer counted: alerts wait in the outbox instead of a bounded queue)."""
         self.alerts.labels(result=result).inc()
 
     def track_exchange(self, exchange: ExchangeFigures) -> None:

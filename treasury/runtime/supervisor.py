@@ -1,8 +1,9 @@
 """``treasury run`` as a whole: the daemon plus what operates it.
 
-Metrics and health (``/metrics``, ``/healthz``, ``/readyz``), alert delivery, the
-systemd watchdog and the gauges' sampler run beside the daemon in one task group;
-none of them can block a send (alerts are queued, delivery is in the background).
+Metrics and health (``/metrics``, ``/healthz``, ``/readyz``), the webhook runner (alerts
+and subscriptions, from the outbox), the systemd watchdog and the gauges' sampler run
+beside the daemon in one task group; none of them can block a send (an alert is one
+short INSERT into the outbox; delivery is in the background, on its own HTTP client).
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import anyio
 import structlog
 
 from treasury.adapters import alerts as ops_alerts
-from treasury.bootstrap import Runtime, adopt_policy_file, postgres_listener, runtime
+from treasury.adapters.db.webhooks import SqlWebhooks
+from treasury.bootstrap import Runtime, adopt_policy_file, open_ledger, postgres_listener, runtime
 from treasury.config import Settings, SettingsError
 from treasury.netaddr import parse_bind
 from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
+from treasury.runtime import webhooks as ops_webhooks
 from treasury.runtime.daemon import Daemon
 from treasury.services import preflight
-from treasury.services.context import Alert, WorkerContext, no_alert
+from treasury.services.context import Alert, WorkerContext
 from treasury.services.preflight import Check
 from treasury.services.whitelist_sync import sync_whitelist
 
@@ -71,12 +74,25 @@ async def _supervise(
     report: Callable[[list[Check]], object],
 ) -> bool:
     metrics = ops_metrics.Metrics()
-    sink = ops_alerts.from_settings(settings, on_result=metrics.alert_result)
-    async with runtime(settings, alert=_logged(sink or no_alert), on_call=metrics.on_call) as rt:
+    async with (
+        open_ledger(settings) as ledger,
+        ops_webhooks.webhook_runner(
+            settings, ledger.engine, on_alert_result=metrics.alert_result
+        ) as hooks,
+        runtime(
+            settings,
+            ledger=ledger,
+            # each alert is an outbox row, written at once: a crash does not lose it
+            alert=_logged(ops_alerts.outbox_alert(SqlWebhooks(ledger.engine).write_alert)),
+            on_call=metrics.on_call,
+        ) as rt,
+    ):
         first = await checks(rt)
         report(first)
         if not preflight.may_start(first):
             return False
+        # the alert channel's subscription; a missing key is alerted, not fatal
+        await ops_webhooks.prepare(hooks, alert=rt.ctx.alert)
         # the file setting seeds an empty ledger; a file that differs is only reported
         await adopt_policy_file(settings, rt.ledger)
         gate = _Gate(preflight.failing(first))
@@ -146,8 +162,7 @@ async def _supervise(
             if sock is not None:
                 app = health.build_app(ready, metrics.registry)
                 await tg.start(partial(health.serve, app, sock=sock))
-            if sink is not None:
-                await tg.start(sink.run)
+            await tg.start(hooks.run)
             await tg.start(sampler.run)
             if gate.reason() is not None:
                 if not await _wait_for_exchange(

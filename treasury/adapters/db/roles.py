@@ -141,6 +141,9 @@ BOOK_CHANGE = Privilege(
 )
 OPERATOR_REMOVE = Privilege("UPDATE", ("removed_by", "removed_at", "removed_reason"))
 TOKEN_REVOKE = Privilege("UPDATE", ("revoked_by", "revoked_at", "revoked_reason"))
+# ``treasury webhook remove`` (and the runner retiring the alert channel's subscription)
+WEBHOOK_REMOVE = Privilege("UPDATE", ("disabled_at", "disabled_by", "disabled_reason"))
+OUTBOX_FANNED = Privilege("UPDATE", ("fanned_at",))
 
 Access = Mapping[Role, tuple[Privilege, ...]]
 
@@ -218,6 +221,30 @@ ACCESS: Mapping[str, Access] = {
     "unmatched_withdrawals": {
         Role.DAEMON: (SELECT, INSERT),
         Role.OPERATOR: (SELECT,),
+        Role.BOT: (),
+    },
+    # Status rows are written by the intent_events trigger, SECURITY DEFINER (migration
+    # 0016): no role needs INSERT for them. The daemon writes its alerts and runs the
+    # delivery runner (fan-out marks ``fanned_at``); `treasury webhook run` is the
+    # daemon's too.
+    "outbox": {
+        Role.DAEMON: (SELECT, INSERT, OUTBOX_FANNED),
+        Role.OPERATOR: (SELECT,),  # `webhook add` starts a subscription after the newest row
+        Role.BOT: (),
+    },
+    "webhook_subscriptions": {  # the daemon keeps the alert channel's own subscription
+        Role.DAEMON: (SELECT, INSERT, WEBHOOK_REMOVE),
+        Role.OPERATOR: (SELECT, INSERT, WEBHOOK_REMOVE),
+        Role.BOT: (),
+    },
+    "webhook_deliveries": {
+        Role.DAEMON: (SELECT, INSERT, UPDATE),
+        Role.OPERATOR: (SELECT,),
+        Role.BOT: (),
+    },
+    "webhook_events": {
+        Role.DAEMON: (SELECT, INSERT),
+        Role.OPERATOR: (SELECT, INSERT),
         Role.BOT: (),
     },
 }

@@ -359,3 +359,85 @@ policy_versions = Table(
         postgresql_where=text("activated_at IS NOT NULL"),
     ),
 )
+
+# The transactional outbox (migration 0016): ``intent.status`` rows are written by a
+# trigger on INSERT into ``intent_events`` (status events), in the change's transaction;
+# ``alert`` rows by the daemon's alert function. ``fanned_at``: its deliveries exist.
+OUTBOX_TOPICS = ("intent.status", "alert")
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(32), nullable=False),
+    Column("intent_id", Integer, nullable=True),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("fanned_at", UTCDateTime(), nullable=True),
+    CheckConstraint("topic IN ('intent.status', 'alert')", name="topic_known"),
+    Index(
+        "ix_outbox_unfanned",
+        "id",
+        sqlite_where=text("fanned_at IS NULL"),
+        postgresql_where=text("fanned_at IS NULL"),
+    ),
+)
+
+# A receiver of outbox rows (its signing secret is derived, never stored). ``builtin``:
+# ``alerts`` for the configured alert channel (its URL is a secret setting: not stored).
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("events", String(128), nullable=False),  # comma-separated topics
+    Column("from_outbox_id", Integer, nullable=False, server_default="0"),
+    Column("builtin", String(16), nullable=True),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("disabled_at", UTCDateTime(), nullable=True),
+    Column("disabled_by", String(128), nullable=True),
+    Column("disabled_reason", Text, nullable=True),
+    Index(
+        "ix_webhook_subscriptions_builtin",
+        "builtin",
+        unique=True,
+        sqlite_where=text("builtin IS NOT NULL AND disabled_at IS NULL"),
+        postgresql_where=text("builtin IS NOT NULL AND disabled_at IS NULL"),
+    ),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(64), nullable=False, unique=True),
+    Column("subscription_id", Integer, ForeignKey("webhook_subscriptions.id"), nullable=False),
+    Column("outbox_id", Integer, ForeignKey("outbox.id"), nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("next_attempt_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("delivered_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("subscription_id", "outbox_id"),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+# Append-only (triggers): who added or removed a subscription, and why.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Integer, nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # added | removed
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+)
