@@ -17,7 +17,8 @@
   fan-out (``<outbox id>.<subscription id>``); every attempt updates it.
 * ``webhook_events``: append-only, adding and removing a subscription.
 
-On PostgreSQL the outbox trigger is ``SECURITY DEFINER`` (with its search_path fixed):
+On PostgreSQL the outbox trigger is ``SECURITY DEFINER`` (its search_path fixed to the
+tables' schema, then ``pg_temp`` last, so no session's temporary table can stand in):
 it writes ``outbox`` as the tables' owner, so no role needs INSERT there to change a
 status (a bot's enqueue writes its creation event) and a bot cannot forge a row.
 
@@ -164,9 +165,13 @@ def upgrade() -> None:
             BEFORE {verb} ON webhook_events
             BEGIN SELECT RAISE(ABORT, '{MSG_APPEND}'); END""")
         return
+    # the schema the tables are in, then pg_temp *last*: left implicit, pg_temp comes
+    # first, and a session's temporary ``outbox`` would take the row instead
+    schema = op.get_bind().exec_driver_sql("SELECT current_schema()").scalar_one()
+    path = '"' + str(schema).replace('"', '""') + '", pg_temp'
     op.execute(f"""
     CREATE FUNCTION treasury_events_outbox() RETURNS trigger LANGUAGE plpgsql
-    SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    SECURITY DEFINER SET search_path = {path} AS $$
     BEGIN
       INSERT INTO outbox (topic, intent_id, payload, created_at)
       SELECT 'intent.status', NEW.intent_id, {PG_PAYLOAD}, NEW.created_at

@@ -460,3 +460,26 @@ async def test_webhooks_with_the_roles_grants(logins: Logins) -> None:
     finally:
         await op_engine.dispose()
         await daemon_engine.dispose()
+
+
+async def test_a_temporary_table_cannot_take_the_outbox_row_of_a_bots_change(
+    logins: Logins,
+) -> None:
+    """The outbox trigger runs as the owner with ``pg_temp`` last in its search path: a
+    bot's temporary ``outbox`` (PUBLIC may create temporary tables) does not swallow the
+    row of the bot's own enqueue, so no change of its can escape the webhooks."""
+    conn = await asyncpg.connect(_plain(logins.bot))
+    try:
+        await conn.execute(
+            "CREATE TEMP TABLE outbox (topic text, intent_id bigint, payload text, "
+            "created_at timestamptz)"
+        )
+        intent_id = await conn.fetchval(
+            "INSERT INTO withdrawal_intents (coin, network, address, amount, requested_by) "
+            f"VALUES ('USDT', 'TRX', '{TRX}', 20, session_user) RETURNING id"
+        )
+        assert await conn.fetchval("SELECT count(*) FROM pg_temp.outbox") == 0
+    finally:
+        await conn.close()
+    [row] = await rows(logins.owner, f"SELECT topic FROM outbox WHERE intent_id = {intent_id}")
+    assert row["topic"] == "intent.status"
