@@ -31,6 +31,8 @@ TABLES = {
     "webhook_subscriptions",
     "webhook_deliveries",
     "webhook_events",
+    "console_logins",
+    "console_sessions",
 }
 
 

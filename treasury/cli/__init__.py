@@ -29,7 +29,7 @@ from typing import Any
 # isort: off
 from treasury.cli import schema, intents, controls, operators, policy, exchange  # noqa: F401
 from treasury.cli import health, db, tokens, api  # noqa: F401
-from treasury.cli import webhooks  # noqa: F401
+from treasury.cli import webhooks, console  # noqa: F401
 
 # isort: on
 from treasury.cli.common import app

@@ -16,6 +16,12 @@ def api(
     allow_remote: bool = typer.Option(
         False, "--allow-remote", help="listen on a non-loopback address (put TLS in front)"
     ),
+    behind_tls_proxy: bool = typer.Option(
+        False,
+        "--behind-tls-proxy",
+        help="with --allow-remote: a TLS proxy terminates HTTPS in front (the operator "
+        "console's session cookie is Secure and needs it)",
+    ),
 ) -> None:
     """Serve the HTTP API. Needs the database only (no exchange key is read)."""
     from treasury.logs import configure
@@ -35,6 +41,14 @@ def api(
             f"refusing to listen on {host}: the API speaks plain HTTP and bearer tokens "
             "would cross the network readable; put a TLS proxy in front and pass "
             "--allow-remote",
+            EXIT_CONFIG,
+        )
+    if not is_loopback(host) and not behind_tls_proxy:
+        out.fail(
+            f"refusing to listen on {host}: the operator console (/console) signs people in "
+            "with a session cookie that browsers send only over HTTPS off loopback, and "
+            "its sign-in links must not cross the network readable; terminate TLS in a "
+            "proxy in front and pass --behind-tls-proxy too",
             EXIT_CONFIG,
         )
     configure(fmt=settings.log_format, level=settings.log_level)

@@ -14,6 +14,7 @@ import structlog
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from treasury.adapters.db.console import ConsoleStore
 from treasury.adapters.db.ledger import SqlLedger
 from treasury.adapters.db.tokens import TokenStore
 from treasury.domain.api_token import ApiClient, request_id_of
@@ -26,6 +27,7 @@ from treasury.domain.validation import NewIntent, validate_new_intent
 from treasury.domain.view_snapshot import MalformedSnapshot, ViewSnapshot, from_json, key_of
 from treasury.http import models as m
 from treasury.http.auth import FailureLimit, log_failure, refusal
+from treasury.http.console import install_console
 from treasury.http.problems import Problem, install
 from treasury.ports.clock import utcnow
 from treasury.ports.store import IdempotencyConflict, NotFound
@@ -56,6 +58,8 @@ class Deps:
     limiter: FailureLimit = field(default_factory=FailureLimit)
     usage: Callable[[Intent, datetime], Awaitable[tuple[Decimal, Decimal]]] | None = None
     operator_keys: Callable[[], Awaitable[dict[str, bytes] | None]] | None = None
+    # the console's cookie is Secure (``__Host-``) unless served on loopback (plain HTTP)
+    console_secure: bool = False
 
     @property
     def tokens(self) -> TokenStore:
@@ -213,6 +217,7 @@ def create_app(deps: Deps) -> FastAPI:
     )
     app.state.deps = deps
     install(app)
+    install_console(app, ConsoleStore(deps.ledger.engine), deps.ledger, secure=deps.console_secure)
 
     @app.post(
         "/v1/intents",

@@ -17,7 +17,11 @@ from treasury.http.app import Deps, create_app
 
 
 def deps_for(
-    ledger: SqlLedger, *, cooling_s: float, local_entities: dict[str, object] | None = None
+    ledger: SqlLedger,
+    *,
+    cooling_s: float,
+    local_entities: dict[str, object] | None = None,
+    console_secure: bool = False,
 ) -> Deps:
     """The routes' dependencies over ``ledger``: the same usage sum and operator keys the
     worker's commit reads."""
@@ -40,11 +44,16 @@ def deps_for(
         local_entities=dict(local_entities or {}),  # type: ignore[arg-type]
         usage=usage,
         operator_keys=operator_keys,
+        console_secure=console_secure,
     )
 
 
 async def serve(ledger: SqlLedger, *, host: str, port: int, cooling_s: float) -> None:
-    app = create_app(deps_for(ledger, cooling_s=cooling_s))
+    from treasury.netaddr import is_loopback
+
+    # off loopback the console's cookie is Secure: the browser reaches it over TLS
+    secure = not is_loopback(host)
+    app = create_app(deps_for(ledger, cooling_s=cooling_s, console_secure=secure))
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
     )

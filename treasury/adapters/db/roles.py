@@ -144,6 +144,8 @@ TOKEN_REVOKE = Privilege("UPDATE", ("revoked_by", "revoked_at", "revoked_reason"
 # ``treasury webhook remove`` (and the runner retiring the alert channel's subscription)
 WEBHOOK_REMOVE = Privilege("UPDATE", ("disabled_at", "disabled_by", "disabled_reason"))
 OUTBOX_FANNED = Privilege("UPDATE", ("fanned_at",))
+LOGIN_USE = Privilege("UPDATE", ("used_at",))
+SESSION_END = Privilege("UPDATE", ("ended_at",))
 
 Access = Mapping[Role, tuple[Privilege, ...]]
 
@@ -245,6 +247,19 @@ ACCESS: Mapping[str, Access] = {
     "webhook_events": {
         Role.DAEMON: (SELECT, INSERT),
         Role.OPERATOR: (SELECT, INSERT),
+        Role.BOT: (),
+    },
+    # The console (``treasury api``, an operator's login) and ``treasury console login``:
+    # a link is made, then spent once (``used_at``); a session is made from it, then ended
+    # once (``ended_at``). Neither the daemon nor a bot signs anyone in.
+    "console_logins": {
+        Role.DAEMON: (),
+        Role.OPERATOR: (SELECT, INSERT, LOGIN_USE),
+        Role.BOT: (),
+    },
+    "console_sessions": {
+        Role.DAEMON: (),
+        Role.OPERATOR: (SELECT, INSERT, SESSION_END),
         Role.BOT: (),
     },
 }

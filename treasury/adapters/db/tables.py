@@ -441,3 +441,31 @@ webhook_events = Table(
     Column("reason", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
 )
+
+# The operator console's sign-in (migration 0017; append-only by triggers but for the one
+# column each sets once). Tokens and session ids are kept as their sha256 only.
+console_logins = Table(
+    "console_logins",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("operator", String(128), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    CheckConstraint("length(token_sha256) = 64", name="sha256_hex"),
+    CheckConstraint("length(trim(operator)) > 0", name="operator_nonempty"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("session_sha256", String(64), primary_key=True),
+    Column("operator", String(128), nullable=False),
+    Column("login_id", Integer, ForeignKey("console_logins.id"), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    CheckConstraint("length(session_sha256) = 64", name="sha256_hex"),
+)

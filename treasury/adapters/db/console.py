@@ -1,0 +1,304 @@
+"""The operator console's store: single-use login links, sessions, and the reads its pages
+make that no other store offers (held intents, approvals, leases, recent alerts, the
+activity of the last 24 h).
+
+Secrets (a link's token, a session's cookie value) are made here with ``secrets`` and
+returned once; the rows keep their sha256. Making a link, signing in and signing out write
+their ``service_events`` row in the same transaction (kinds ``console_login_created``,
+``console_signed_in``, ``console_signed_out``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from treasury.adapters.db.engine import connection, transaction
+from treasury.adapters.db.tables import (
+    console_logins,
+    console_sessions,
+    intent_approvals,
+    operators,
+    outbox,
+    sender_leases,
+    service_events,
+    service_state,
+    whitelist_events,
+    withdrawal_intents,
+)
+from treasury.domain.console import SESSION_TTL, sha256_hex
+from treasury.ports.clock import utcnow
+from treasury.ports.store import NotFound
+
+L, S, T = console_logins, console_sessions, withdrawal_intents
+
+
+class LoginRefused(Exception):
+    """A login link that cannot be used: unknown, used, expired, or its operator removed."""
+
+
+@dataclass(frozen=True)
+class Login:
+    id: int
+    operator: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Session:
+    operator: str
+    created_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+
+    def live(self, now: datetime) -> bool:
+        return self.ended_at is None and now < self.expires_at
+
+
+class ConsoleStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # ---- sign-in ---------------------------------------------------------------
+
+    async def create_login(self, operator: str, *, ttl: timedelta, actor: str) -> tuple[str, Login]:
+        """A link's token (shown once) for a registered, current operator.
+
+        Raises:
+            NotFound: no such operator, or removed.
+        """
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        async with transaction(self.engine) as conn:
+            known = await conn.scalar(
+                select(operators.c.name).where(
+                    operators.c.name == operator, operators.c.removed_at.is_(None)
+                )
+            )
+            if known is None:
+                raise NotFound(
+                    f"operator {operator!r} (not registered, or removed): see "
+                    "`treasury operator list`"
+                )
+            login_id = await conn.scalar(
+                insert(L)
+                .values(
+                    token_sha256=sha256_hex(token),
+                    operator=operator,
+                    created_by=actor,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+                .returning(L.c.id)
+            )
+            await conn.execute(
+                insert(service_events).values(
+                    kind="console_login_created",
+                    subject=operator,
+                    detail=f"login link {login_id}, valid until {now + ttl:%Y-%m-%d %H:%M:%S} UTC",
+                    actor=actor,
+                    created_at=now,
+                )
+            )
+        assert login_id is not None
+        return token, Login(id=int(login_id), operator=operator, expires_at=now + ttl)
+
+    async def peek_login(self, token: str, *, now: datetime) -> Login:
+        """The link's operator if it could be used now (nothing is spent).
+
+        Raises:
+            LoginRefused: why it cannot.
+        """
+        async with connection(self.engine) as conn:
+            row = (
+                await conn.execute(select(L).where(L.c.token_sha256 == sha256_hex(token)))
+            ).first()
+        return _usable(row, now)
+
+    async def sign_in(self, token: str, *, now: datetime) -> tuple[str, Session]:
+        """Spend the link (once, whoever asks at the same time) and open a session; the
+        session's secret (the cookie's value) is returned once.
+
+        Raises:
+            LoginRefused: unknown, used, expired, or its operator removed meanwhile.
+        """
+        secret = secrets.token_urlsafe(32)
+        async with transaction(self.engine) as conn:
+            row = (
+                await conn.execute(
+                    select(L).where(L.c.token_sha256 == sha256_hex(token)).with_for_update()
+                )
+            ).first()
+            login = _usable(row, now)
+            removed = await conn.scalar(
+                select(operators.c.name).where(
+                    operators.c.name == login.operator, operators.c.removed_at.is_(None)
+                )
+            )
+            if removed is None:
+                raise LoginRefused(f"operator {login.operator} is no longer registered")
+            spent = await conn.execute(
+                update(L).where(L.c.id == login.id, L.c.used_at.is_(None)).values(used_at=now)
+            )
+            if not spent.rowcount:
+                raise LoginRefused("this login link was used already")
+            session = Session(
+                operator=login.operator, created_at=now, expires_at=now + SESSION_TTL, ended_at=None
+            )
+            await conn.execute(
+                insert(S).values(
+                    session_sha256=sha256_hex(secret),
+                    operator=login.operator,
+                    login_id=login.id,
+                    created_at=now,
+                    expires_at=session.expires_at,
+                )
+            )
+            await conn.execute(
+                insert(service_events).values(
+                    kind="console_signed_in",
+                    subject=login.operator,
+                    detail=f"with login link {login.id}; session until "
+                    f"{session.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+                    actor=f"console:{login.operator}",
+                    created_at=now,
+                )
+            )
+        return secret, session
+
+    async def session(self, secret: str) -> Session | None:
+        async with connection(self.engine) as conn:
+            row = (
+                await conn.execute(select(S).where(S.c.session_sha256 == sha256_hex(secret)))
+            ).first()
+        if row is None:
+            return None
+        return Session(
+            operator=row.operator,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            ended_at=row.ended_at,
+        )
+
+    async def sign_out(self, secret: str, *, now: datetime) -> bool:
+        """End the session; False if it had ended already (or never was)."""
+        async with transaction(self.engine) as conn:
+            row = (
+                await conn.execute(
+                    select(S.c.operator).where(
+                        S.c.session_sha256 == sha256_hex(secret), S.c.ended_at.is_(None)
+                    )
+                )
+            ).first()
+            if row is None:
+                return False
+            await conn.execute(
+                update(S)
+                .where(S.c.session_sha256 == sha256_hex(secret), S.c.ended_at.is_(None))
+                .values(ended_at=now)
+            )
+            await conn.execute(
+                insert(service_events).values(
+                    kind="console_signed_out",
+                    subject=row.operator,
+                    detail="signed out",
+                    actor=f"console:{row.operator}",
+                    created_at=now,
+                )
+            )
+        return True
+
+    # ---- reads for the pages -----------------------------------------------------
+
+    async def held(self, limit: int = 50) -> list[Any]:
+        """Queued intents held back (``held_since`` set), oldest hold first."""
+        query = (
+            select(T.c.id, T.c.account, T.c.coin, T.c.amount, T.c.status_reason, T.c.held_since)
+            .where(T.c.status == "queued", T.c.held_since.is_not(None))
+            .order_by(T.c.held_since)
+            .limit(limit)
+        )
+        async with connection(self.engine) as conn:
+            return list((await conn.execute(query)).all())
+
+    async def held_count(self) -> int:
+        query = select(func.count()).where(T.c.status == "queued", T.c.held_since.is_not(None))
+        async with connection(self.engine) as conn:
+            return int(await conn.scalar(query) or 0)
+
+    async def intent_approvals(self, intent_id: int) -> list[Any]:
+        A = intent_approvals
+        query = (
+            select(A.c.approver, A.c.created_at, A.c.signature.is_not(None).label("signed"))
+            .where(A.c.intent_id == intent_id)
+            .order_by(A.c.id)
+        )
+        async with connection(self.engine) as conn:
+            return list((await conn.execute(query)).all())
+
+    async def leases(self) -> dict[str, Any]:
+        async with connection(self.engine) as conn:
+            rows = (await conn.execute(select(sender_leases))).all()
+        return {r.account: r for r in rows}
+
+    async def state_rows(self, prefix: str) -> dict[str, Any]:
+        query = select(service_state).where(service_state.c.key.startswith(prefix))
+        async with connection(self.engine) as conn:
+            return {r.key: r for r in (await conn.execute(query)).all()}
+
+    async def last_sync_change(self, account: str) -> datetime | None:
+        E = whitelist_events
+        query = select(func.max(E.c.created_at)).where(
+            E.c.account == account, E.c.actor == f"sync:{account}"
+        )
+        async with connection(self.engine) as conn:
+            value = await conn.scalar(query)
+        return value if isinstance(value, datetime) else None
+
+    async def accounts(self) -> list[str]:
+        async with connection(self.engine) as conn:
+            rows = (await conn.execute(select(T.c.account).distinct())).all()
+        return sorted(r[0] for r in rows)
+
+    async def alerts(self, limit: int = 30) -> list[Any]:
+        query = (
+            select(outbox.c.id, outbox.c.payload, outbox.c.created_at)
+            .where(outbox.c.topic == "alert")
+            .order_by(outbox.c.id.desc())
+            .limit(limit)
+        )
+        async with connection(self.engine) as conn:
+            return list((await conn.execute(query)).all())
+
+    async def activity(
+        self, since: datetime
+    ) -> tuple[list[datetime], list[tuple[datetime, datetime]]]:
+        """When intents were submitted since ``since``, and (submitted, settled) pairs of
+        those settled since then."""
+        async with connection(self.engine) as conn:
+            sent = (
+                await conn.execute(select(T.c.submitted_at).where(T.c.submitted_at >= since))
+            ).all()
+            settled = (
+                await conn.execute(
+                    select(T.c.submitted_at, T.c.settled_at).where(
+                        T.c.settled_at >= since, T.c.submitted_at.is_not(None)
+                    )
+                )
+            ).all()
+        return [r[0] for r in sent], [(r[0], r[1]) for r in settled]
+
+
+def _usable(row: Any, now: datetime) -> Login:
+    if row is None:
+        raise LoginRefused("this login link is not one treasury made (or was mistyped)")
+    if row.used_at is not None:
+        raise LoginRefused(f"this login link was used already ({row.used_at:%Y-%m-%d %H:%M} UTC)")
+    if now >= row.expires_at:
+        raise LoginRefused(f"this login link expired at {row.expires_at:%Y-%m-%d %H:%M} UTC")
+    return Login(id=row.id, operator=row.operator, expires_at=row.expires_at)
