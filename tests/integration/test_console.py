@@ -343,3 +343,22 @@ def test_pure_parts() -> None:
         )
     )
     assert ElementTree.fromstring(svg).tag.endswith("svg")  # noqa: S314
+
+
+async def test_the_chart_counts_match_the_pure_function(served: Served) -> None:
+    """The store's SQL aggregation agrees with ``activity`` over the same rows."""
+    now = utcnow()
+    pairs = [
+        (now - timedelta(hours=h, minutes=5), now - timedelta(hours=h) + timedelta(minutes=m))
+        for h, m in [(1, 0), (3, 2), (5, 30), (30, 0)]
+    ]
+    for sub, settled in pairs:
+        async with served.ledger.engine.begin() as conn:
+            await conn.execute(
+                update(withdrawal_intents)
+                .where(withdrawal_intents.c.id == served.intent_id)
+                .values(submitted_at=sub, settled_at=settled)
+            )
+        got = await served.store.activity(now)
+        want = activity(now=now, sent=[sub], settled=[(sub, settled)])
+        assert got == want, (sub, settled)

@@ -70,13 +70,22 @@ def explorer_url(network: str, tx_id: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Activity:
-    """Per hour over the last 24 (oldest first): sends and settlements; and how long the
-    settled ones took, in seconds."""
+    """Per hour over the last 24 (oldest first): sends and settlements; and how many of
+    the settled ones took how long (``SETTLE_BUCKETS``)."""
 
     start: datetime
     sends: tuple[int, ...]
     settlements: tuple[int, ...]
-    settle_s: tuple[float, ...]
+    settle_histogram: tuple[int, ...]
+
+    @property
+    def settled(self) -> int:
+        return sum(self.settle_histogram)
+
+
+def chart_start(now: datetime) -> datetime:
+    """The first hour the chart shows: 23 whole hours before the current one."""
+    return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
 
 
 SETTLE_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -104,13 +113,16 @@ def activity(
     sent: Sequence[datetime],
     settled: Sequence[tuple[datetime, datetime]],
 ) -> Activity:
-    """``sent``: when intents were submitted; ``settled``: (submitted, settled) pairs."""
-    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    """From raw times (the store counts in SQL instead): ``sent``, when intents were
+    submitted; ``settled``, (submitted, settled) pairs."""
+    start = chart_start(now)
     return Activity(
         start=start,
         sends=hourly(sent, start),
         settlements=hourly([s for _, s in settled], start),
-        settle_s=tuple(max(0.0, (s - sub).total_seconds()) for sub, s in settled if s >= start),
+        settle_histogram=settle_histogram(
+            [max(0.0, (s - sub).total_seconds()) for sub, s in settled if s >= start]
+        ),
     )
 
 
@@ -160,12 +172,12 @@ def activity_svg(a: Activity) -> str:
                 f'font-size="11" fill="#111111">{escape(_hour(a, i))}</text>'
             )
     # time to settle
-    hist = settle_histogram(a.settle_s)
+    hist = a.settle_histogram
     hx, hw = 540, 200
     hpeak = max([1, *hist])
     parts.append(
         f'<text x="{hx}" y="18" font-family="sans-serif" font-size="13" fill="#111111">'
-        f"Time to settle ({len(a.settle_s)} settled)</text>"
+        f"Time to settle ({a.settled} settled)</text>"
     )
     row = plot_h / len(SETTLE_BUCKETS)
     for i, ((label, _), count) in enumerate(zip(SETTLE_BUCKETS, hist, strict=True)):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -23,7 +23,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from treasury.adapters.db.console import ConsoleStore, LoginRefused, Session
 from treasury.domain.console import (
-    activity,
     activity_svg,
     csrf_ok,
     csrf_token,
@@ -408,9 +407,7 @@ def install_console(app: FastAPI, store: ConsoleStore, ledger: Any, *, secure: b
         )
 
     async def chart(request: Request, secret: str, session: Session) -> Response:
-        now = utcnow()
-        sent, settled = await store.activity(now - timedelta(hours=25))
-        svg = activity_svg(activity(now=now, sent=sent, settled=settled))
+        svg = activity_svg(await store.activity(utcnow()))
         return Response(svg, media_type="image/svg+xml")
 
     for path, fn in [

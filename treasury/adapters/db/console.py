@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Float, and_, case, func, insert, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from treasury.adapters.db.engine import connection, transaction
@@ -31,7 +31,7 @@ from treasury.adapters.db.tables import (
     whitelist_events,
     withdrawal_intents,
 )
-from treasury.domain.console import SESSION_TTL, sha256_hex
+from treasury.domain.console import SESSION_TTL, SETTLE_BUCKETS, Activity, chart_start, sha256_hex
 from treasury.ports.clock import utcnow
 from treasury.ports.store import NotFound
 
@@ -275,23 +275,47 @@ class ConsoleStore:
         async with connection(self.engine) as conn:
             return list((await conn.execute(query)).all())
 
-    async def activity(
-        self, since: datetime
-    ) -> tuple[list[datetime], list[tuple[datetime, datetime]]]:
-        """When intents were submitted since ``since``, and (submitted, settled) pairs of
-        those settled since then."""
+    async def activity(self, now: datetime) -> Activity:
+        """The chart's counts, aggregated by the database (one row, whatever the volume):
+        sends (``submitted_at``) and settlements (``settled_at``) per hour since
+        ``chart_start(now)``, and the settled ones by time to settle."""
+        start = chart_start(now)
+        edges = [start + timedelta(hours=h) for h in range(25)]
+        pg = self.engine.dialect.name == "postgresql"
+        took = literal_column(
+            "extract(epoch from (settled_at - submitted_at))"
+            if pg
+            else "round((julianday(settled_at) - julianday(submitted_at)) * 86400, 3)",
+            type_=Float(),
+        )
+
+        def count(condition: Any) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        columns = [
+            count(and_(T.c.submitted_at >= edges[h], T.c.submitted_at < edges[h + 1]))
+            for h in range(24)
+        ]
+        columns += [
+            count(and_(T.c.settled_at >= edges[h], T.c.settled_at < edges[h + 1]))
+            for h in range(24)
+        ]
+        lower = 0.0
+        settled = and_(T.c.settled_at >= start, T.c.submitted_at.is_not(None))
+        for _, upper in SETTLE_BUCKETS:
+            bounded = took >= lower if upper == float("inf") else and_(took >= lower, took < upper)
+            columns.append(count(and_(settled, bounded)))
+            lower = upper
+        query = select(*columns).where(or_(T.c.submitted_at >= start, T.c.settled_at >= start))
         async with connection(self.engine) as conn:
-            sent = (
-                await conn.execute(select(T.c.submitted_at).where(T.c.submitted_at >= since))
-            ).all()
-            settled = (
-                await conn.execute(
-                    select(T.c.submitted_at, T.c.settled_at).where(
-                        T.c.settled_at >= since, T.c.submitted_at.is_not(None)
-                    )
-                )
-            ).all()
-        return [r[0] for r in sent], [(r[0], r[1]) for r in settled]
+            row = (await conn.execute(query)).one()
+        values = [int(v) for v in row]
+        return Activity(
+            start=start,
+            sends=tuple(values[:24]),
+            settlements=tuple(values[24:48]),
+            settle_histogram=tuple(values[48:]),
+        )
 
 
 def _usable(row: Any, now: datetime) -> Login:
