@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from xml.etree import ElementTree
 
 import anyio
@@ -362,3 +363,36 @@ async def test_the_chart_counts_match_the_pure_function(served: Served) -> None:
         got = await served.store.activity(now)
         want = activity(now=now, sent=[sub], settled=[(sub, settled)])
         assert got == want, (sub, settled)
+
+
+async def test_cli_login_prints_a_link_once_and_api_needs_tls_off_loopback(
+    served: Served, migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from treasury.cli import app as cli_app
+
+    runner = CliRunner()
+    monkeypatch.setenv("TREASURY_DATABASE_URL", migrated_url)
+    monkeypatch.setenv("TREASURY_API_BIND", served.url.removeprefix("http://"))
+
+    def cli(*args: str) -> Any:
+        return runner.invoke(cli_app, list(args))
+
+    made = await anyio.to_thread.run_sync(lambda: cli("console", "login", "alice", "--as", "root"))
+    assert made.exit_code == 0, (made.stdout, made.stderr)
+    link = made.stdout.strip()
+    assert link.startswith(f"{served.url}/console/login?token=")
+    async with served.http() as http:
+        shown = await http.get(link.removeprefix(served.url))
+        assert shown.status_code == 200 and "Sign in as alice" in shown.text
+    unknown = await anyio.to_thread.run_sync(lambda: cli("console", "login", "mallory"))
+    assert unknown.exit_code != 0 and "not registered" in unknown.stderr
+    bad = await anyio.to_thread.run_sync(
+        lambda: cli("console", "login", "alice", "--expires", "3d")
+    )
+    assert bad.exit_code == 2 and "--expires" in bad.stderr
+    remote = await anyio.to_thread.run_sync(
+        lambda: cli("api", "--bind", "0.0.0.0:7465", "--allow-remote")
+    )
+    assert remote.exit_code != 0 and "--behind-tls-proxy" in remote.stderr
