@@ -109,15 +109,19 @@ from treasury.domain.money import add, decimals
 from treasury.domain.status import Status
 from treasury.domain.validation import NewIntent
 from treasury.domain.wallet import Wallet
+from treasury.domain.webauthn import Credential, b64url
 from treasury.ports import clock as clock_port
 from treasury.ports.exchange import ExchangeError, NotSent, OutcomeUnknown, Reason, Rejected
 from treasury.ports.store import (
     Change,
     ConcurrentChange,
     DuplicateEntry,
+    Invite,
+    InviteUnusable,
     Ledger,
     NotFound,
     Operator,
+    Passkey,
     PauseState,
     PolicyVersion,
     ServiceEvent,
@@ -128,6 +132,7 @@ from treasury.ports.store import (
     WhitelistEvent,
     audit_fields,
     new_intent_row,
+    passkeys_by_operator,
     policy_status,
     same_request,
 )
@@ -279,6 +284,8 @@ class _Tables:
     whitelist_approvals: list[WhitelistApproval] = field(default_factory=list)
     approvals: list[_Approval] = field(default_factory=list)
     operators: dict[str, Operator] = field(default_factory=dict)
+    passkeys: dict[int, Passkey] = field(default_factory=dict)
+    invites: dict[str, Invite] = field(default_factory=dict)  # by token sha256
     policies: list[PolicyVersion] = field(default_factory=list)  # version n at n - 1
     service_events: list[ServiceEvent] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
@@ -1132,6 +1139,82 @@ class MemoryOperators:
         return sorted(self._db.tables.operators.values(), key=lambda o: o.added_at)
 
 
+class MemoryPasskeys:
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def invite(
+        self, operator: str, token_sha256: str, *, created_by: str, expires_at: datetime
+    ) -> Invite:
+        async with self._db.write() as t:
+            op = t.operators.get(operator)
+            if op is None or op.removed_at is not None:
+                raise NotFound(f"operator {operator!r} (not registered, or removed)")
+            if token_sha256 in t.invites:
+                raise ConstraintViolation("operator_invites.token_sha256 is unique")
+            invite = Invite(
+                id=t.new_id("operator_invites"),
+                operator=operator,
+                created_by=created_by,
+                created_at=self._db.now(),
+                expires_at=expires_at,
+            )
+            t.invites[token_sha256] = invite
+        return invite
+
+    async def invite_for(self, token_sha256: str) -> Invite | None:
+        return self._db.tables.invites.get(token_sha256)
+
+    async def register(
+        self, token_sha256: str, credential: Credential, *, now: datetime
+    ) -> Passkey:
+        async with self._db.write() as t:
+            invite = t.invites.get(token_sha256)
+            if invite is None:
+                raise InviteUnusable("no such invite")
+            if invite.used_at is not None:
+                raise InviteUnusable("the invite was used already (an invite is single use)")
+            if invite.expires_at <= now:
+                raise InviteUnusable("the invite expired: ask an admin for a new one")
+            if t.operators[invite.operator].removed_at is not None:
+                raise InviteUnusable(f"operator {invite.operator!r} was removed")
+            cid = b64url(credential.credential_id)
+            if any(p.credential_id == cid for p in t.passkeys.values()):
+                raise DuplicateEntry("that passkey is registered already")
+            passkey = Passkey(
+                id=t.new_id("operator_passkeys"),
+                operator=invite.operator,
+                credential_id=cid,
+                public_key=base64.b64encode(credential.public_key).decode(),
+                alg=credential.alg,
+                sign_count=credential.sign_count,
+                rp_id=credential.rp_id,
+                origin=credential.origin,
+                created_at=now,
+            )
+            t.passkeys[passkey.id] = passkey
+            t.invites[token_sha256] = dataclasses.replace(invite, used_at=now)
+        return passkey
+
+    async def all(self, operator: str | None = None) -> list[Passkey]:
+        return [
+            p
+            for p in sorted(self._db.tables.passkeys.values(), key=lambda p: p.id)
+            if operator is None or p.operator == operator
+        ]
+
+    async def remove(self, passkey_id: int, *, actor: str, reason: str) -> Passkey:
+        async with self._db.write() as t:
+            p = t.passkeys.get(passkey_id)
+            if p is None or p.removed_at is not None:
+                raise NotFound(f"passkey {passkey_id} (no such passkey, or removed already)")
+            p = dataclasses.replace(
+                p, removed_by=actor, removed_at=self._db.now(), removed_reason=reason
+            )
+            t.passkeys[passkey_id] = p
+        return p
+
+
 class MemoryPolicies:
     """``policy_versions``: the triggers' refusals (self-approval, approving a version
     that is not the newest pending one) are ``ConstraintViolation`` here."""
@@ -1364,7 +1447,7 @@ class MemoryIntentUnit:
 
     async def approvals(self) -> tuple[Approval, ...]:
         return tuple(
-            Approval(a.approver, a.signature)
+            Approval(a.approver, a.signature, a.created_at)
             for a in self._t.approvals
             if a.intent_id == self._intent.id
         )
@@ -1372,15 +1455,36 @@ class MemoryIntentUnit:
     async def operator_keys(self) -> dict[str, bytes] | None:
         return _operator_keys(self._t.operators.values())
 
-    async def add_approval(self, approver: str, signature: str | None = None) -> bool:
+    async def passkeys(self) -> dict[str, tuple[Credential, ...]]:
+        return passkeys_by_operator(
+            list(self._t.passkeys.values()), list(self._t.operators.values())
+        )
+
+    async def advance_sign_count(self, credential_id: bytes, sign_count: int) -> bool:
+        cid = b64url(credential_id)
+        for p in self._t.passkeys.values():
+            if p.credential_id == cid and p.removed_at is None:
+                if sign_count == 0:
+                    return p.sign_count == 0
+                if sign_count <= p.sign_count:
+                    return False
+                self._t.passkeys[p.id] = dataclasses.replace(p, sign_count=sign_count)
+                return True
+        return False
+
+    async def add_approval(
+        self, approver: str, signature: str | None = None, *, at: datetime | None = None
+    ) -> bool:
         if approver in await self.approvers():
             return False
-        self._t.approvals.append(_Approval(self._intent.id, approver, self._db.now(), signature))
+        self._t.approvals.append(
+            _Approval(self._intent.id, approver, at or self._db.now(), signature)
+        )
         return True
 
     async def entry_approvals(self, entry: WhitelistEntry) -> tuple[Approval, ...]:
         return tuple(
-            Approval(a.approver, a.signature)
+            Approval(a.approver, a.signature, a.created_at)
             for a in self._t.whitelist_approvals
             if (a.entry_id, a.entry_version) == (entry.id, entry.version)
         )
@@ -1452,6 +1556,7 @@ class MemoryLedger(Ledger):
             units=MemoryUnits(db),
             operators=MemoryOperators(db),
             policies=MemoryPolicies(db),
+            passkeys=MemoryPasskeys(db),
         )
 
     def fail_transitions(self, times: int = 1) -> None:

@@ -101,3 +101,45 @@ async def test_operator_mistakes_are_one_line_and_write_nothing(
         err = refused(await cli(*args), code, *words.split())
         one_line_error(err)
     assert await snapshot(ledger.engine) == before
+
+
+async def test_invite_register_list_and_remove_a_passkey(
+    url: str, ledger: Ledger, tmp_path: Path
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+    from webauthn_authenticator import ORIGIN, RP_ID, Authenticator
+
+    from treasury.services import operators
+
+    _, bob_pub = await keygen(tmp_path, "bob")
+    ok(await cli("operator", "add", "bob", "--public-key", str(bob_pub), "--as", "admin"))
+    refused(await cli("operator", "invite", "nobody", "--as", "admin"), 1, "nobody")
+    refused(await cli("operator", "invite", "bob", "--expires", "soon"), 2, "--expires")
+    refused(await cli("operator", "invite", "bob", "--expires", "30d"), 1, "--expires")
+    said = ok(await cli("operator", "invite", "bob", "--as", "admin", "--expires", "10m"))
+    token = said.splitlines()[1].strip()
+    assert f"/console/register?token={token}" in said and "single use" in said
+    auth = Authenticator()
+    cdj, att = auth.register(operators.registration_challenge(token))
+    passkey = await operators.register_passkey(
+        ledger, token, client_data_json=cdj, attestation_object=att, origin=ORIGIN, rp_id=RP_ID
+    )
+    listed = ok(await cli("operator", "passkeys", "bob"))
+    assert f"{passkey.id}  {passkey.credential_id[:12]}…" in listed and "current" in listed
+    assert passkey.credential_id not in listed and passkey.public_key[:20] not in listed
+    ok(
+        await cli(
+            "operator", "remove-passkey", str(passkey.id), "--reason", "lost", "--as", "admin"
+        )
+    )
+    assert "removed" in ok(await cli("operator", "passkeys", "bob"))
+    refused(
+        await cli("operator", "remove-passkey", str(passkey.id), "--reason", "x", "--as", "admin"),
+        1,
+        "removed already",
+    )
+    events = [(e.kind, e.actor) for e in await ledger.events.recent()]
+    assert ("operator_invited", "cli:admin") in events
+    assert token not in "".join(e.detail for e in await ledger.events.recent())

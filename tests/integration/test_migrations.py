@@ -23,6 +23,8 @@ TABLES = {
     "sender_leases",
     "unmatched_withdrawals",
     "operators",
+    "operator_invites",
+    "operator_passkeys",
     "whitelist_events",
     "whitelist_approvals",
     "policy_versions",

@@ -5,6 +5,9 @@
     treasury operator list
     treasury operator remove bob --reason "left the team" --as alice
     treasury approve 12 --key bob.pem               # signs what bob approves
+    treasury operator invite bob --as alice --expires 30m   # a passkey registration token
+    treasury operator passkeys bob
+    treasury operator remove-passkey 3 --reason "lost" --as alice
 
 Once one operator is registered, only signed approvals count (see
 ``treasury.domain.approval_proof``).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -193,3 +197,78 @@ def list_() -> None:
             f"{o.added_by}  {state}",
             markup=False,
         )
+
+
+def duration_of(text: str) -> timedelta:
+    """``30m``, ``2h``, ``1d``, ``90s``: exit 2 naming the problem otherwise."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    raw = text.strip().lower()
+    if len(raw) < 2 or raw[-1] not in units or not raw[:-1].isdigit():
+        out.fail(f"--expires: {text!r} is not a duration like 30m, 2h or 1d", EXIT_BAD_INPUT)
+    return timedelta(seconds=int(raw[:-1]) * units[raw[-1]])
+
+
+@operator_app.command("invite")
+def invite(
+    name: str = typer.Argument(..., help="the registered operator who will add a passkey"),
+    as_: str | None = typer.Option(None, "--as", help="who invites (recorded)"),
+    expires: str = typer.Option("30m", "--expires", help="how long it is valid (30m, 2h, 1d)"),
+) -> None:
+    """A single-use, expiring token for NAME to register a passkey in the console.
+
+    The token is printed once and stored as its sha256 only. Inviting is as powerful as
+    adding an operator: with least-privilege roles it is the owner's to do."""
+    from treasury.services import operators
+
+    actor = actor_of(as_)
+    lifetime = duration_of(expires)
+    made = with_ledger(lambda ledger: operators.invite(ledger, name, actor=actor, expires=lifetime))
+    out.console.print(
+        f"invite {made.invite.id} for {made.invite.operator}, single use, valid until "
+        f"{made.invite.expires_at:%Y-%m-%d %H:%M:%S} UTC (shown once, not stored):",
+        markup=False,
+    )
+    out.console.print(made.token, markup=False, soft_wrap=True)
+    out.console.print(f"console: {made.console_path}", markup=False, soft_wrap=True)
+
+
+@operator_app.command("passkeys")
+def passkeys(name: str = typer.Argument(..., help="the operator")) -> None:
+    """NAME's passkeys, current and removed (ids and a prefix of the credential id only)."""
+    from treasury.domain.webauthn import ALGORITHMS
+
+    rows = with_ledger(lambda ledger: ledger.passkeys.all(name))
+    if not rows:
+        out.console.print(f"{name} has no passkey (treasury operator invite {name})", markup=False)
+    for p in rows:
+        state = (
+            f"removed {p.removed_at:%Y-%m-%d %H:%M} by {p.removed_by}: {p.removed_reason}"
+            if p.removed_at
+            else "current"
+        )
+        out.console.print(
+            f"{p.id}  {p.credential_id[:12]}…  {ALGORITHMS.get(p.alg, p.alg)}  "
+            f"rp {p.rp_id}  sign count {p.sign_count}  added {p.created_at:%Y-%m-%d %H:%M}  "
+            f"{state}",
+            markup=False,
+        )
+
+
+@operator_app.command("remove-passkey")
+def remove_passkey(
+    passkey_id: int = typer.Argument(..., help="the passkey's id (treasury operator passkeys)"),
+    reason: str = typer.Option(..., "--reason", help="why (recorded)"),
+    as_: str | None = typer.Option(None, "--as", help="who removes it (recorded)"),
+) -> None:
+    """Remove a passkey for good: approvals made with it stop counting."""
+    from treasury.services import operators
+
+    actor = actor_of(as_)
+    why = reason_of(reason)
+    gone = with_ledger(
+        lambda ledger: operators.remove_passkey(ledger, passkey_id, actor=actor, reason=why)
+    )
+    out.console.print(
+        f"passkey {gone.id} of {gone.operator} removed; approvals made with it no longer count",
+        markup=False,
+    )

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from treasury.domain.errors import InvalidField
 from treasury.domain.intent import Intent
 from treasury.domain.money import format_amount
+from treasury.domain.webauthn import Credential, is_passkey_proof, proof_problem
 
 PREFIX = "treasury approval v1"
 ENTRY_PREFIX = "treasury address-book approval v1"
@@ -197,7 +198,14 @@ def verifies(public_key: bytes, signature_b64: str, message: bytes) -> bool:
 @dataclass(frozen=True)
 class Approval:
     approver: str
-    signature: str | None  # base64 Ed25519 signature of ``statement``; None: by name only
+    # base64 Ed25519 signature of ``statement``, or a passkey proof (a JSON document,
+    # ``webauthn.PasskeyProof``); None: by name only
+    signature: str | None
+    recorded_at: datetime | None = None  # when it was recorded (a passkey's freshness)
+
+
+# operator -> their registered, not removed, passkeys
+Passkeys = Mapping[str, Sequence[Credential]]
 
 
 @dataclass(frozen=True)
@@ -210,15 +218,18 @@ def count(
     intent: Intent,
     approvals: Iterable[Approval],
     operators: Mapping[str, bytes] | None,
+    passkeys: Passkeys | None = None,
 ) -> Count:
     """The approvals that count for ``intent``.
 
     ``operators`` maps each registered, not removed, operator to its public key; ``None``
-    means no operator was ever registered (approvals by name count). The requester never
-    counts, nor anyone twice.
+    means no operator was ever registered (approvals by name count). An approval counts
+    if signed with that key, or by one of the operator's ``passkeys`` over the challenge
+    for the statement as it is now (``webauthn.proof_problem``). The requester never
+    counts, nor anyone twice, whatever mix of keys.
     """
     requester = {person(intent.requested_by or ""): "requested this withdrawal"}
-    return _count(statement(intent), approvals, operators, requester, "this intent")
+    return _count(statement(intent), approvals, operators, requester, "this intent", passkeys)
 
 
 def count_entry(
@@ -227,6 +238,7 @@ def count_entry(
     operators: Mapping[str, bytes] | None,
     *,
     makers: Iterable[str],
+    passkeys: Passkeys | None = None,
 ) -> Count:
     """The approvals that count for this version of ``entry`` (``approvals``: those
     recorded for its id and version).
@@ -237,7 +249,7 @@ def count_entry(
     excluded = {
         person(m): "added or changed this entry; a second person approves it" for m in makers
     }
-    return _count(entry_statement(entry), approvals, operators, excluded, "this entry")
+    return _count(entry_statement(entry), approvals, operators, excluded, "this entry", passkeys)
 
 
 def _count(
@@ -246,6 +258,7 @@ def _count(
     operators: Mapping[str, bytes] | None,
     excluded: Mapping[str, str],
     what: str,
+    passkeys: Passkeys | None = None,
 ) -> Count:
     valid: list[str] = []
     ignored: list[str] = []
@@ -264,6 +277,17 @@ def _count(
             ignored.append(f"{who}: not a registered operator")
         elif a.signature is None:
             ignored.append(f"{who}: not signed")
+        elif is_passkey_proof(a.signature):
+            problem = proof_problem(
+                message,
+                a.signature,
+                (passkeys or {}).get(who, ()),
+                recorded_at=a.recorded_at,
+            )
+            if problem:
+                ignored.append(f"{who}: passkey approval: {problem}")
+            else:
+                valid.append(who)
         elif not verifies(operators[who], a.signature, message):
             ignored.append(f"{who}: the signature is not over {what} as it stands")
         else:

@@ -11,6 +11,7 @@ what it needs and writes its outcome, or nothing.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from treasury.domain.exchange import WithdrawalRecord
 from treasury.domain.intent import EventRecord, Intent
 from treasury.domain.status import Status
 from treasury.domain.validation import NewIntent
+from treasury.domain.webauthn import Credential, from_b64url
 
 # ---- errors ------------------------------------------------------------------------------
 
@@ -100,6 +102,63 @@ class Operator:
     removed_by: str | None = None
     removed_at: datetime | None = None
     removed_reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Passkey:
+    """An operator's WebAuthn credential (``operator_passkeys``)."""
+
+    id: int
+    operator: str
+    credential_id: str  # base64url
+    public_key: str = field(repr=False)  # base64 of the SubjectPublicKeyInfo DER
+    alg: int
+    sign_count: int
+    rp_id: str
+    origin: str
+    created_at: datetime
+    removed_by: str | None = None
+    removed_at: datetime | None = None
+    removed_reason: str | None = None
+
+    def credential(self) -> Credential:
+        return Credential(
+            credential_id=from_b64url(self.credential_id, "credential_id"),
+            public_key=base64.b64decode(self.public_key),
+            alg=self.alg,
+            sign_count=self.sign_count,
+            rp_id=self.rp_id,
+            origin=self.origin,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invite:
+    """A single-use, expiring invitation to register a passkey (``operator_invites``);
+    the token is kept as its sha256 only."""
+
+    id: int
+    operator: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class InviteUnusable(ValueError):
+    """No such invite, or it was used already, or it expired; nothing was written."""
+
+
+def passkeys_by_operator(
+    passkeys: Sequence[Passkey], operators: Sequence[Operator]
+) -> dict[str, tuple[Credential, ...]]:
+    """Each current operator's current passkeys, as ``approval_proof.count`` takes them."""
+    current = {o.name for o in operators if o.removed_at is None}
+    out: dict[str, tuple[Credential, ...]] = {}
+    for p in passkeys:
+        if p.removed_at is None and p.operator in current:
+            out[p.operator] = (*out.get(p.operator, ()), p.credential())
+    return out
 
 
 class StoreUnavailable(ConnectionError):
@@ -438,6 +497,28 @@ class OperatorRegistry(Protocol):
     async def all(self) -> list[Operator]: ...
 
 
+class PasskeyRegistry(Protocol):
+    async def invite(
+        self, operator: str, token_sha256: str, *, created_by: str, expires_at: datetime
+    ) -> Invite:
+        """``NotFound`` if ``operator`` is not a current operator."""
+        ...
+
+    async def register(
+        self, token_sha256: str, credential: Credential, *, now: datetime
+    ) -> Passkey:
+        """Use the invite and add the passkey it was for, in one transaction.
+        ``InviteUnusable`` (no such invite, used, expired, or its operator removed);
+        ``DuplicateEntry`` if the credential is registered already."""
+        ...
+
+    async def invite_for(self, token_sha256: str) -> Invite | None: ...
+    async def all(self, operator: str | None = None) -> list[Passkey]: ...
+    async def remove(self, passkey_id: int, *, actor: str, reason: str) -> Passkey:
+        """``NotFound`` if there is no such passkey or it was removed already."""
+        ...
+
+
 class PolicyStore(Protocol):
     """The policy's versions. The current one is the newest activated version: one
     indexed query, the same for every process that reads it."""
@@ -519,7 +600,23 @@ class IntentUnit(Protocol):
         operator was ever registered (approvals by name count)."""
         ...
 
-    async def add_approval(self, approver: str, signature: str | None = None) -> bool: ...
+    async def passkeys(self) -> dict[str, tuple[Credential, ...]]:
+        """Each registered, not removed, operator's not removed passkeys."""
+        ...
+
+    async def advance_sign_count(self, credential_id: bytes, sign_count: int) -> bool:
+        """Record ``sign_count`` as the passkey's last seen; ``False`` (nothing written)
+        unless it exceeds the stored one (both zero: an authenticator without a counter,
+        ``True``)."""
+        ...
+
+    async def add_approval(
+        self, approver: str, signature: str | None = None, *, at: datetime | None = None
+    ) -> bool:
+        """Append an approval recorded ``at`` (default now); ``False`` if ``approver`` has
+        one already."""
+        ...
+
     async def entry_approvals(self, entry: WhitelistEntry) -> tuple[Approval, ...]:
         """The approvals recorded for ``entry``'s id at its current version."""
         ...
@@ -557,3 +654,4 @@ class Ledger:
     units: Units
     operators: OperatorRegistry
     policies: PolicyStore
+    passkeys: PasskeyRegistry

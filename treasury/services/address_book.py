@@ -132,11 +132,13 @@ async def entry_verdict(
     if required == 0:
         return verdict
     added_by = await unit.entry_added_by(entry.id)
+    keys = await unit.operator_keys()
     counted = proof.count_entry(
         entry,
         await unit.entry_approvals(entry),
-        await unit.operator_keys(),
+        keys,
         makers=[m for m in (added_by, entry.changed_by) if m],
+        passkeys=await unit.passkeys() if keys is not None else None,
     )
     verdict = rules.check_whitelist_approvals(entry.id, required, counted.valid)
     if isinstance(verdict, Hold):

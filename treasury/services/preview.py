@@ -22,7 +22,7 @@ from treasury.domain.intent import Intent
 from treasury.domain.status import Status
 from treasury.domain.validation import NewIntent
 from treasury.domain.view_snapshot import ViewSnapshot
-from treasury.ports.store import Ledger
+from treasury.ports.store import Ledger, passkeys_by_operator
 from treasury.services.policy import PolicySnapshot
 
 MAX_AGE_S = 300.0
@@ -178,7 +178,7 @@ async def preview(
         )
         if required:
             recorded = [
-                proof.Approval(a.approver, a.signature)
+                proof.Approval(a.approver, a.signature, a.created_at)
                 for a in await ledger.whitelist.approvals(entry_id=entry.id)
                 if a.entry_version == entry.version
             ]
@@ -192,6 +192,9 @@ async def preview(
                 recorded,
                 await operator_keys(),
                 makers=[m for m in (*added[:1], entry.changed_by) if m],
+                passkeys=passkeys_by_operator(
+                    await ledger.passkeys.all(), await ledger.operators.all()
+                ),
             )
             book = rules.check_whitelist_approvals(entry.id, required, counted.valid)
     checks.append(_check("address_book", book))

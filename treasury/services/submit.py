@@ -551,7 +551,9 @@ async def commit(
             if policy.approvals_needed(current):
                 # only approvals that prove who approved this intent as it stands now count
                 keys = await unit.operator_keys()
-                approvals = len(proof.count(current, await unit.approvals(), keys).valid)
+                passkeys = await unit.passkeys() if keys is not None else None
+                counted = proof.count(current, await unit.approvals(), keys, passkeys)
+                approvals = len(counted.valid)
             verdict = policy.decide(current, coin_used, dest_used, approvals)
             if not isinstance(verdict, Pass):
                 raise SendRefused(getattr(verdict, "reason", "policy"), verdict)

@@ -27,6 +27,7 @@ from treasury.ports.store import (
     WhitelistApproval,
     WhitelistEntry,
     WhitelistEvent,
+    passkeys_by_operator,
 )
 from treasury.services.admin import Refused
 from treasury.services.operators import current_keys
@@ -74,7 +75,7 @@ def _of_version(
     entry: WhitelistEntry, recorded: Iterable[WhitelistApproval]
 ) -> list[proof.Approval]:
     return [
-        proof.Approval(a.approver, a.signature)
+        proof.Approval(a.approver, a.signature, a.created_at)
         for a in recorded
         if (a.entry_id, a.entry_version) == (entry.id, entry.version)
     ]
@@ -91,7 +92,9 @@ async def standings(
     """The standing of each of ``entries`` (all of ``account``'s, or of every account)."""
     history = await ledger.whitelist.history(account=account, limit=EVERY_EVENT)
     recorded = await ledger.whitelist.approvals(account=account)
-    keys = current_keys(await ledger.operators.all())
+    registered = await ledger.operators.all()
+    keys = current_keys(registered)
+    passkeys = passkeys_by_operator(await ledger.passkeys.all(), registered)
     result = []
     for entry in entries:
         trusted = entry.source == "exchange"  # as the daemon sees it once its sync found it
@@ -103,6 +106,7 @@ async def standings(
             _of_version(entry, recorded),
             keys,
             makers=_makers(entry, _added_by(history, entry.id)),
+            passkeys=passkeys,
         )
         usable_from = rules.whitelist_usable_from(
             source=entry.source,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from treasury.adapters.db.operators import OperatorRepository
+from treasury.adapters.db.passkeys import PasskeyRepository
 from treasury.adapters.db.policies import PolicyRepository
 from treasury.adapters.db.repository import IntentRepository
 from treasury.adapters.db.service_events import ServiceEvents
@@ -33,5 +34,6 @@ class SqlLedger(Ledger):
             units=SqlUnits(intents),
             operators=OperatorRepository(engine),
             policies=PolicyRepository(engine),
+            passkeys=PasskeyRepository(engine),
             engine=engine,
         )

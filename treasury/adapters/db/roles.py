@@ -146,6 +146,9 @@ WEBHOOK_REMOVE = Privilege("UPDATE", ("disabled_at", "disabled_by", "disabled_re
 OUTBOX_FANNED = Privilege("UPDATE", ("fanned_at",))
 LOGIN_USE = Privilege("UPDATE", ("used_at",))
 SESSION_END = Privilege("UPDATE", ("ended_at",))
+INVITE_USE = Privilege("UPDATE", ("used_at",))
+# an approval by passkey raises its sign count; any operator removes a lost passkey at once
+PASSKEY_UPDATE = Privilege("UPDATE", ("sign_count", "removed_by", "removed_at", "removed_reason"))
 
 Access = Mapping[Role, tuple[Privilege, ...]]
 
@@ -186,6 +189,22 @@ ACCESS: Mapping[str, Access] = {
         # the owner's: an operator who could add operators could add a second key of their
         # own and make any quorum alone.
         Role.OPERATOR: (SELECT, OPERATOR_REMOVE),
+        Role.BOT: (),
+    },
+    # Passkeys. Inviting is the owner's, as adding an operator is: whoever can invite can
+    # register a passkey in anyone's name. ``treasury api`` (an operator's login) uses an
+    # invite and adds the passkey it was for (the triggers refuse a passkey without an
+    # unused invite of the same operator), raises a sign count when it records an
+    # approval, and any operator removes a passkey. The daemon reads passkeys to count
+    # approvals, never invites.
+    "operator_invites": {
+        Role.DAEMON: (),
+        Role.OPERATOR: (SELECT, INVITE_USE),
+        Role.BOT: (),
+    },
+    "operator_passkeys": {
+        Role.DAEMON: (SELECT,),
+        Role.OPERATOR: (SELECT, INSERT, PASSKEY_UPDATE),
         Role.BOT: (),
     },
     "whitelist_entries": {  # the daemon's sync adds and disables source=exchange entries

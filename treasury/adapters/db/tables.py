@@ -257,6 +257,44 @@ operators = Table(
     Column("removed_reason", Text, nullable=True),
 )
 
+# Passkeys (migration 0018): a single-use, expiring invite to register one (the token is
+# kept as its sha256 only), and the operators' WebAuthn credentials; triggers keep an
+# invite's only change its use, and a passkey's a growing sign count and its removal.
+operator_invites = Table(
+    "operator_invites",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("operator", String(128), ForeignKey("operators.name"), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    CheckConstraint("length(token_sha256) = 64", name="ck_operator_invites_sha256"),
+)
+
+operator_passkeys = Table(
+    "operator_passkeys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("operator", String(128), ForeignKey("operators.name"), nullable=False, index=True),
+    Column("credential_id", String(1400), nullable=False, unique=True),  # base64url
+    Column("public_key", Text, nullable=False),  # base64 of the SubjectPublicKeyInfo DER
+    Column("alg", Integer, nullable=False),  # COSE: -7 ES256, -8 EdDSA
+    Column("sign_count", BigInteger, nullable=False, server_default="0"),
+    Column("rp_id", String(253), nullable=False),
+    Column("origin", String(512), nullable=False),
+    Column("invite_id", Integer, ForeignKey("operator_invites.id"), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("removed_by", String(128), nullable=True),
+    Column("removed_at", UTCDateTime(), nullable=True),
+    Column("removed_reason", Text, nullable=True),
+    CheckConstraint("alg IN (-7, -8)", name="ck_operator_passkeys_alg"),
+    CheckConstraint(
+        "sign_count >= 0 AND sign_count < 4294967296", name="ck_operator_passkeys_count"
+    ),
+)
+
 # The HTTP API's clients (``treasury api``): a token is kept as its sha256 only.
 api_tokens = Table(
     "api_tokens",

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from treasury.adapters.db.engine import transaction
 from treasury.adapters.db.operators import OperatorRepository
+from treasury.adapters.db.passkeys import PasskeyRepository
 from treasury.adapters.db.repository import IntentRepository
 from treasury.adapters.db.sending import account_lock_key, usage_24h
 from treasury.adapters.db.state import ServiceState
@@ -34,6 +35,7 @@ from treasury.adapters.db.whitelist import entry_of
 from treasury.domain.approval_proof import Approval
 from treasury.domain.intent import Intent
 from treasury.domain.status import Status
+from treasury.domain.webauthn import Credential
 from treasury.ports.clock import utcnow
 from treasury.ports.store import WhitelistEntry
 
@@ -84,23 +86,31 @@ class SqlIntentUnit:
 
     async def approvals(self) -> tuple[Approval, ...]:
         rows = await self._conn.execute(
-            select(A.c.approver, A.c.signature)
+            select(A.c.approver, A.c.signature, A.c.created_at)
             .where(A.c.intent_id == self._intent.id)
             .order_by(A.c.id)
         )
-        return tuple(Approval(r.approver, r.signature) for r in rows)
+        return tuple(Approval(r.approver, r.signature, r.created_at) for r in rows)
 
     async def operator_keys(self) -> dict[str, bytes] | None:
         return await OperatorRepository.keys(self._conn)
 
-    async def add_approval(self, approver: str, signature: str | None = None) -> bool:
+    async def passkeys(self) -> dict[str, tuple[Credential, ...]]:
+        return await PasskeyRepository.current(self._conn)
+
+    async def advance_sign_count(self, credential_id: bytes, sign_count: int) -> bool:
+        return await PasskeyRepository.advance(self._conn, credential_id, sign_count)
+
+    async def add_approval(
+        self, approver: str, signature: str | None = None, *, at: datetime | None = None
+    ) -> bool:
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(
                     insert(A).values(
                         intent_id=self._intent.id,
                         approver=approver,
-                        created_at=utcnow(),
+                        created_at=at or utcnow(),
                         signature=signature,
                     )
                 )
@@ -110,11 +120,11 @@ class SqlIntentUnit:
 
     async def entry_approvals(self, entry: WhitelistEntry) -> tuple[Approval, ...]:
         rows = await self._conn.execute(
-            select(WA.c.approver, WA.c.signature)
+            select(WA.c.approver, WA.c.signature, WA.c.created_at)
             .where(WA.c.entry_id == entry.id, WA.c.entry_version == entry.version)
             .order_by(WA.c.id)
         )
-        return tuple(Approval(r.approver, r.signature) for r in rows)
+        return tuple(Approval(r.approver, r.signature, r.created_at) for r in rows)
 
     async def entry_added_by(self, entry_id: int) -> str | None:
         return (
