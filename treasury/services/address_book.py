@@ -112,14 +112,19 @@ class Trust:
 
 
 async def entry_verdict(
-    unit: IntentUnit, trust: Trust, intent: Intent, now: datetime, *, approvals_required: int
+    unit: IntentUnit,
+    trust: Trust,
+    intent: Intent,
+    entry: WhitelistEntry | None,
+    now: datetime,
+    *,
+    approvals_required: int,
 ) -> Verdict:
     """May ``intent`` be sent to its destination now, by the address book? Read inside
     ``unit`` (the commit-to-send transaction): the intent's account's entry must exist, be
     enabled, have cooled and, unless the sync saw it on the exchange, be approved in its
     current version by ``approvals_required`` (the policy's) operators other than whoever
-    added or changed it."""
-    entry = await unit.address_book_entry()
+    added or changed it. ``entry``: the intent's entry as ``unit`` read it (None: none)."""
     verdict = rules.check_whitelist(
         intent,
         None if entry is None else entry.enabled,

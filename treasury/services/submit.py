@@ -526,14 +526,16 @@ async def commit(
             order_id = next_free_order_id(order_id, await unit.burned_order_ids())
         now = utcnow()
         book_approvals = 0 if policy is None else policy.address_book_approvals_required
-        verdict = await entry_verdict(unit, trust, current, now, approvals_required=book_approvals)
+        entry = await unit.address_book_entry()  # read once: the verdict and the questionnaire
+        verdict = await entry_verdict(
+            unit, trust, current, entry, now, approvals_required=book_approvals
+        )
         if not isinstance(verdict, Pass):
             raise SendRefused(
                 getattr(verdict, "reason", "address book"), verdict, source="address book"
             )
         questionnaire, answered = None, ""
         if travel_rule is not None:
-            entry = await unit.address_book_entry()
             try:
                 questionnaire = questionnaire_of(
                     travel_rule,
