@@ -166,7 +166,7 @@ class Settings(BaseSettings):
     @field_validator("api_bind")
     @classmethod
     def _api_bind(cls, value: str) -> str:
-        if parse_bind(value) is None:
+        if parse_bind(value, "API bind") is None:
             raise ValueError("the API's bind cannot be off: give HOST:PORT")
         return value
 
@@ -441,6 +441,28 @@ def settings_environment() -> dict[str, str]:
     return found | dict(os.environ)
 
 
+SECRET_SUFFIXES = ("API_SECRET", "API_KEY", "PRIVATE_KEY_PASSPHRASE", "WEBHOOK_KEY")
+MASK = "[secret]"
+
+
+def mask_secrets(message: str, environ: Mapping[str, str]) -> str:
+    """``message`` with every secret variable's value replaced by ``[secret]``.
+
+    A message quotes what was wrong with a plain setting (a bind, a URL's shape). If an
+    operator pasted a key into that setting, the quote would show the key: whatever a
+    message says, no secret's value leaves in it. Values under 8 characters are no key
+    and are left, so that masking never garbles an ordinary message.
+    """
+    values = {
+        value
+        for name, value in environ.items()
+        if name.upper().startswith(ENV_PREFIX) and name.upper().endswith(SECRET_SUFFIXES)
+    }
+    for value in sorted((v for v in values if len(v) >= 8), key=len, reverse=True):
+        message = message.replace(value, MASK)
+    return message
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, or raise SettingsError with one clear line naming each problem."""
     renamed = [f"{old}: renamed to {new}" for old, new in RENAMED.items() if old in os.environ]
@@ -449,4 +471,4 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(_secrets_dir=_secret_dirs() or None, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(mask_secrets(_describe(exc), settings_environment())) from None

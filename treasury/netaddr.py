@@ -38,8 +38,9 @@ DEFAULT_HOST = "127.0.0.1"  # TREASURY_METRICS_BIND's defaults
 DEFAULT_PORT = 7464
 
 
-def parse_bind(value: str | None) -> tuple[str, int] | None:
-    """``TREASURY_METRICS_BIND`` -> (host, port); None when it says ``off``.
+def parse_bind(value: str | None, what: str = "metrics bind") -> tuple[str, int] | None:
+    """``TREASURY_METRICS_BIND`` (or the API's bind, named by ``what``) -> (host, port);
+    None when it says ``off``.
 
     Raises:
         ValueError: not ``[HOST:]PORT`` with HOST an IP literal or ``localhost``.
@@ -56,14 +57,14 @@ def parse_bind(value: str | None) -> tuple[str, int] | None:
     try:
         port = int(port_text)
     except ValueError:
-        raise ValueError(f"metrics bind {value!r}: port must be a number") from None
+        raise ValueError(f"{what} {value!r}: port must be a number") from None
     if not 0 <= port <= 65535:
-        raise ValueError(f"metrics bind {value!r}: port out of range")
+        raise ValueError(f"{what} {value!r}: port out of range")
     if host != "localhost":
         try:
             ipaddress.ip_address(host)
         except ValueError:
             raise ValueError(
-                f"metrics bind {value!r}: give an IP address (or localhost), not a host name"
+                f"{what} {value!r}: give an IP address (or localhost), not a host name"
             ) from None
     return host, port

@@ -253,3 +253,16 @@ def test_a_cooling_period_that_cannot_be_a_date_is_refused(scratch_env: Path, va
     apply_env({"manual_whitelist_cooling_s": value})
     with pytest.raises(SettingsError, match="TREASURY_MANUAL_WHITELIST_COOLING_S"):
         load_settings()
+
+
+def test_a_secret_pasted_into_a_plain_setting_is_masked_in_the_error(scratch_env: Path) -> None:
+    """Found in CI: TREASURY_API_BIND held the same text as the API key, and the bind's
+    error quoted it (and called it the metrics bind). The message now names the API bind
+    and shows ``[secret]`` where the key was."""
+    key = "00000000000000000000000="
+    apply_env({"binance_api_key": key, "api_bind": key, "binance_api_secret": "s" * 32})
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert key not in message
+    assert "TREASURY_API_BIND: API bind '[secret]': port must be a number" in message

@@ -30,7 +30,7 @@ def api(
     settings = read_settings()
     chosen = bind or settings.api_bind
     try:
-        parsed = parse_bind(chosen)
+        parsed = parse_bind(chosen, "API bind")
     except ValueError as exc:
         out.fail(f"--bind / TREASURY_API_BIND: {exc}", EXIT_CONFIG)
     if parsed is None:
