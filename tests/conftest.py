@@ -24,7 +24,14 @@ import pytest
 from treasury.logs import forget_secrets
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-_KEEP = {"TREASURY_TEST_POSTGRES_URL", "TREASURY_REQUIRE_POSTGRES", "TREASURY_TORTURE_ROUNDS"}
+_KEEP = {
+    "TREASURY_TEST_POSTGRES_URL",
+    "TREASURY_REQUIRE_POSTGRES",
+    "TREASURY_TORTURE_ROUNDS",
+    "TREASURY_REQUIRE_BROWSER",
+    "TREASURY_REFRESH_DOCS",
+    "TREASURY_AXE_SCRIPT",
+}
 
 
 @pytest.fixture(autouse=True)
