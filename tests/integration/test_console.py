@@ -398,3 +398,7 @@ async def test_cli_login_prints_a_link_once_and_api_needs_tls_off_loopback(
         lambda: cli("api", "--bind", "0.0.0.0:7465", "--allow-remote")
     )
     assert remote.exit_code != 0 and "--behind-tls-proxy" in remote.stderr
+    plain = await anyio.to_thread.run_sync(
+        lambda: cli("api", "--base-url", "http://treasury.example.com")
+    )
+    assert plain.exit_code != 0 and "--base-url" in plain.stderr and "https" in plain.stderr
