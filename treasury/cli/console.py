@@ -3,8 +3,9 @@
     treasury console login alice --as bob --expires 10m
 
 prints ``<base>/console/login?token=...`` once (``<base>``: ``TREASURY_CONSOLE_BASE_URL``,
-else ``http://<TREASURY_API_BIND>``; the ledger keeps the token's sha256). The link works once, until it expires; making it is audited in
-``service_events`` (``console_login_created``).
+else ``http://<TREASURY_API_BIND>``; the ledger keeps the token's sha256). The link works
+once, until it expires; making it is audited in ``service_events``
+(``console_login_created``).
 """
 
 from __future__ import annotations
