@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from treasury.domain.validation import ACCOUNT_RE
-from treasury.netaddr import is_loopback, parse_bind
+from treasury.netaddr import console_base_url, default_console_base_url, is_loopback, parse_bind
 
 ENV_PREFIX = "TREASURY_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///treasury.sqlite3"
@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     metrics_bind: str | None = DEFAULT_METRICS_BIND  # "off" disables; loopback unless explicit
     # `treasury api`: HOST:PORT of the HTTP API for bots (loopback unless --allow-remote)
     api_bind: str = "127.0.0.1:7465"
+    # the console's URL as the browser opens it: the passkeys' origin and relying party
+    # (default http://localhost:<port of api_bind>)
+    console_base_url: str | None = None
     alert_webhook_url: str | None = None
     alert_format: Literal["json", "slack", "telegram"] = "json"
     alert_telegram_chat_id: str | None = None
@@ -169,6 +172,18 @@ class Settings(BaseSettings):
         if parse_bind(value, "API bind") is None:
             raise ValueError("the API's bind cannot be off: give HOST:PORT")
         return value
+
+    @field_validator("console_base_url")
+    @classmethod
+    def _console_base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return console_base_url(value)
+
+    @property
+    def console_base(self) -> str:
+        """The console's base URL: ``TREASURY_CONSOLE_BASE_URL`` or the loopback default."""
+        return self.console_base_url or default_console_base_url(self.api_bind)
 
     @field_validator("alert_webhook_url")
     @classmethod

@@ -68,3 +68,55 @@ def parse_bind(value: str | None, what: str = "metrics bind") -> tuple[str, int]
                 f"{what} {value!r}: give an IP address (or localhost), not a host name"
             ) from None
     return host, port
+
+
+def console_base_url(value: str) -> str:
+    """The operator console's base URL (``treasury api --base-url``,
+    ``TREASURY_CONSOLE_BASE_URL``), normalised to its origin ``scheme://host[:port]``.
+
+    WebAuthn binds a passkey to a host name (the relying party id) and every assertion to
+    the origin, so the console must be opened at exactly this URL. ``http`` only on a
+    loopback host, else ``https``; a host name, not an IP address (WebAuthn refuses an IP
+    as relying party id: use ``localhost`` rather than ``127.0.0.1``); no user info, path,
+    query nor fragment.
+
+    Raises:
+        ValueError: naming what is wrong (the value is not secret).
+    """
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"console base URL {text!r}: not a URL (bad port?)") from None
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"console base URL {text!r}: give https://HOST[:PORT]")
+    if parts.username or parts.password:
+        raise ValueError(f"console base URL {text!r}: no user info")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or text.endswith("?"):
+        raise ValueError(f"console base URL {text!r}: no path, query or fragment")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ValueError(
+            f"console base URL {text!r}: plain http only on a loopback host (localhost); "
+            "use https:// behind a TLS proxy"
+        )
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        pass
+    else:
+        raise ValueError(
+            f"console base URL {text!r}: WebAuthn refuses an IP address as relying party: "
+            "use a host name (http://localhost:PORT on this machine)"
+        )
+    return f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")
+
+
+def default_console_base_url(api_bind: str) -> str:
+    """``http://localhost:<port of the API's bind>``."""
+    parsed = parse_bind(api_bind, "API bind")
+    port = 7465 if parsed is None else parsed[1]
+    return f"http://localhost:{port}"

@@ -1070,7 +1070,9 @@ class MemoryAddressBook:
         approver: str,
         signature: str | None,
         reason: str | None,
-    ) -> None:
+        at: datetime | None = None,
+        sign_count: tuple[bytes, int] | None = None,
+    ) -> bool:
         if not approver.strip():
             raise ConstraintViolation("whitelist_approvals: approver_nonempty violated")
         async with self._db.write() as t:
@@ -1081,6 +1083,17 @@ class MemoryAddressBook:
                 raise ConcurrentChange(
                     f"whitelist entry {entry_id} is at version {entry.version} now, not {version}"
                 )
+            if sign_count is not None:
+                cid, count = b64url(sign_count[0]), sign_count[1]
+                found = [
+                    p for p in t.passkeys.values() if p.credential_id == cid and not p.removed_at
+                ]
+                if not found or (count == 0 and found[0].sign_count != 0):
+                    return False
+                if count and count <= found[0].sign_count:
+                    return False
+                if count:
+                    t.passkeys[found[0].id] = dataclasses.replace(found[0], sign_count=count)
             t.whitelist_approvals.append(
                 WhitelistApproval(
                     id=t.new_id("whitelist_approvals"),
@@ -1089,9 +1102,10 @@ class MemoryAddressBook:
                     approver=approver,
                     signature=signature,
                     reason=reason,
-                    created_at=self._db.now(),
+                    created_at=at or self._db.now(),
                 )
             )
+        return True
 
     async def approvals(
         self, *, account: str | None = None, entry_id: int | None = None

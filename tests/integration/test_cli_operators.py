@@ -121,6 +121,8 @@ async def test_invite_register_list_and_remove_a_passkey(
     said = ok(await cli("operator", "invite", "bob", "--as", "admin", "--expires", "10m"))
     token = said.splitlines()[1].strip()
     assert f"/console/register?token={token}" in said and "single use" in said
+    # the full URL on the console's base URL (default: localhost and the API's port)
+    assert f"console: http://localhost:7465/console/register?token={token}" in said
     auth = Authenticator()
     cdj, att = auth.register(operators.registration_challenge(token))
     passkey = await operators.register_passkey(

@@ -49,6 +49,7 @@ QUESTIONNAIRE = {
 PERSONAL = (FIRST, LAST, "Zyxwvut")
 SCRIPT = "<script>alert('x')</script>"
 TX = "ab" * 32
+SCRIPT_TAG = '<script src="/console/static/console.js" defer>'
 PAGES = ("/console", "/console/address-book", "/console/webhooks", "/console/health")
 
 
@@ -264,7 +265,8 @@ async def test_every_page_renders_escaped_with_no_personal_data(served: Served) 
             r = pages[path]
             assert r.status_code == 200, (path, r.text)
             assert r.headers["content-type"].startswith("text/html")
-            assert "<script" not in r.text, path  # the note's tag arrived escaped
+            # the note's tag arrived escaped; the one script is the console's own file
+            assert re.findall(r"<script[^>]*>", r.text) == [SCRIPT_TAG], path
             assert " style=" not in r.text, path  # no inline styles (the CSP refuses them)
             for value in PERSONAL:
                 assert value not in r.text, (path, value)
@@ -396,3 +398,7 @@ async def test_cli_login_prints_a_link_once_and_api_needs_tls_off_loopback(
         lambda: cli("api", "--bind", "0.0.0.0:7465", "--allow-remote")
     )
     assert remote.exit_code != 0 and "--behind-tls-proxy" in remote.stderr
+    plain = await anyio.to_thread.run_sync(
+        lambda: cli("api", "--base-url", "http://treasury.example.com")
+    )
+    assert plain.exit_code != 0 and "--base-url" in plain.stderr and "https" in plain.stderr

@@ -35,6 +35,8 @@ TABLES = {
     "webhook_events",
     "console_logins",
     "console_sessions",
+    "console_challenges",
+    "console_passkey_sessions",
 }
 
 

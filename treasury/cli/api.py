@@ -22,6 +22,13 @@ def api(
         help="with --allow-remote: a TLS proxy terminates HTTPS in front (the operator "
         "console's session cookie is Secure and needs it)",
     ),
+    base_url: str | None = typer.Option(
+        None,
+        "--base-url",
+        help="the console's URL as browsers open it, e.g. https://treasury.example.com "
+        "(default TREASURY_CONSOLE_BASE_URL, else http://localhost:PORT): the passkeys' "
+        "origin and relying party",
+    ),
 ) -> None:
     """Serve the HTTP API. Needs the database only (no exchange key is read)."""
     from treasury.logs import configure
@@ -36,6 +43,16 @@ def api(
     if parsed is None:
         out.fail("--bind / TREASURY_API_BIND: give HOST:PORT", EXIT_CONFIG)
     host, port = parsed
+    from treasury.netaddr import console_base_url
+
+    try:
+        base = (
+            console_base_url(base_url)
+            if base_url is not None
+            else settings.console_base_url or f"http://localhost:{port}"
+        )
+    except ValueError as exc:
+        out.fail(f"--base-url: {exc}", EXIT_CONFIG)
     if not is_loopback(host) and not allow_remote:
         out.fail(
             f"refusing to listen on {host}: the API speaks plain HTTP and bearer tokens "
@@ -62,7 +79,16 @@ def api(
             from treasury.adapters.db.tokens import TokenStore
 
             await TokenStore(ledger.engine).all()
-            out.console.print(f"treasury api listening on http://{host}:{port}", markup=False)
-            await serve(ledger, host=host, port=port, cooling_s=settings.manual_whitelist_cooling_s)
+            out.console.print(
+                f"treasury api listening on http://{host}:{port}; console at {base}/console",
+                markup=False,
+            )
+            await serve(
+                ledger,
+                host=host,
+                port=port,
+                cooling_s=settings.manual_whitelist_cooling_s,
+                base_url=base,
+            )
 
     run(main)

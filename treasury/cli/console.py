@@ -2,9 +2,10 @@
 
     treasury console login alice --as bob --expires 10m
 
-prints ``http://<TREASURY_API_BIND>/console/login?token=...`` once (the ledger keeps the
-token's sha256). The link works once, until it expires; making it is audited in
-``service_events`` (``console_login_created``).
+prints ``<base>/console/login?token=...`` once (``<base>``: ``TREASURY_CONSOLE_BASE_URL``,
+else ``http://<TREASURY_API_BIND>``; the ledger keeps the token's sha256). The link works
+once, until it expires; making it is audited in ``service_events``
+(``console_login_created``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def login(
     made = with_ledger(body, settings)
     if isinstance(made, str):
         out.fail(made, EXIT_REFUSED)
-    bind = settings.api_bind
+    # on the console's base URL when one is set (the passkeys' origin), else the bind
+    base = settings.console_base_url or f"http://{settings.api_bind}"
     # the link is the secret: stdout only, never a log line
-    print(f"http://{bind}/console/login?token={made[0]}")
+    print(f"{base}/console/login?token={made[0]}")

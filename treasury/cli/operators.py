@@ -28,6 +28,7 @@ from treasury.cli.common import (
     EXIT_BAD_INPUT,
     actor_of,
     app,
+    read_settings,
     reason_of,
     validated,
     with_ledger,
@@ -222,14 +223,20 @@ def invite(
 
     actor = actor_of(as_)
     lifetime = duration_of(expires)
-    made = with_ledger(lambda ledger: operators.invite(ledger, name, actor=actor, expires=lifetime))
+    settings = read_settings()
+    made = with_ledger(
+        lambda ledger: operators.invite(ledger, name, actor=actor, expires=lifetime), settings
+    )
     out.console.print(
         f"invite {made.invite.id} for {made.invite.operator}, single use, valid until "
         f"{made.invite.expires_at:%Y-%m-%d %H:%M:%S} UTC (shown once, not stored):",
         markup=False,
     )
     out.console.print(made.token, markup=False, soft_wrap=True)
-    out.console.print(f"console: {made.console_path}", markup=False, soft_wrap=True)
+    # open it in a browser at exactly the console's base URL (the passkey's origin)
+    out.console.print(
+        f"console: {settings.console_base}{made.console_path}", markup=False, soft_wrap=True
+    )
 
 
 @operator_app.command("passkeys")

@@ -60,6 +60,8 @@ class Deps:
     operator_keys: Callable[[], Awaitable[dict[str, bytes] | None]] | None = None
     # the console's cookie is Secure (``__Host-``) unless served on loopback (plain HTTP)
     console_secure: bool = False
+    # the console's URL as browsers open it: the passkeys' origin and relying party id
+    console_base_url: str = "http://localhost:7465"
 
     @property
     def tokens(self) -> TokenStore:
@@ -217,7 +219,14 @@ def create_app(deps: Deps) -> FastAPI:
     )
     app.state.deps = deps
     install(app)
-    install_console(app, ConsoleStore(deps.ledger.engine), deps.ledger, secure=deps.console_secure)
+    install_console(
+        app,
+        ConsoleStore(deps.ledger.engine),
+        deps.ledger,
+        secure=deps.console_secure,
+        base_url=deps.console_base_url,
+        cooling_s=deps.cooling_s,
+    )
 
     @app.post(
         "/v1/intents",

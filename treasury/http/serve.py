@@ -22,6 +22,7 @@ def deps_for(
     cooling_s: float,
     local_entities: dict[str, object] | None = None,
     console_secure: bool = False,
+    console_base_url: str = "http://localhost:7465",
 ) -> Deps:
     """The routes' dependencies over ``ledger``: the same usage sum and operator keys the
     worker's commit reads."""
@@ -45,15 +46,22 @@ def deps_for(
         usage=usage,
         operator_keys=operator_keys,
         console_secure=console_secure,
+        console_base_url=console_base_url,
     )
 
 
-async def serve(ledger: SqlLedger, *, host: str, port: int, cooling_s: float) -> None:
+async def serve(
+    ledger: SqlLedger, *, host: str, port: int, cooling_s: float, base_url: str | None = None
+) -> None:
     from treasury.netaddr import is_loopback
 
-    # off loopback the console's cookie is Secure: the browser reaches it over TLS
-    secure = not is_loopback(host)
-    app = create_app(deps_for(ledger, cooling_s=cooling_s, console_secure=secure))
+    # off loopback, or behind https, the console's cookie is Secure: the browser
+    # reaches it over TLS
+    base = base_url or f"http://localhost:{port}"
+    secure = not is_loopback(host) or base.startswith("https://")
+    app = create_app(
+        deps_for(ledger, cooling_s=cooling_s, console_secure=secure, console_base_url=base)
+    )
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
     )

@@ -471,10 +471,16 @@ class AddressBook(Protocol):
         approver: str,
         signature: str | None,
         reason: str | None,
-    ) -> None:
+        at: datetime | None = None,
+        sign_count: tuple[bytes, int] | None = None,
+    ) -> bool:
         """Record ``approver``'s approval of ``version`` of the entry (whether it counts
-        is the reader's judgement). ``NotFound`` if there is no such entry,
-        ``ConcurrentChange`` if it is no longer at ``version``."""
+        is the reader's judgement), recorded ``at`` (default now). ``NotFound`` if there
+        is no such entry, ``ConcurrentChange`` if it is no longer at ``version``.
+
+        ``sign_count`` (a passkey approval: its credential id and the assertion's sign
+        count) is recorded in the same transaction, as ``IntentUnit.advance_sign_count``
+        does; ``False`` (nothing written) if it does not exceed the one seen last."""
         ...
 
     async def approvals(

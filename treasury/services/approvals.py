@@ -71,6 +71,7 @@ async def _counted(
     approver: str,
     how: str,
     keys: dict[str, bytes] | None,
+    via: str = "cli",
 ) -> ApprovalResult:
     """After the approval is appended: count, note it, release the intent at quorum."""
     intent = unit.intent
@@ -84,7 +85,7 @@ async def _counted(
         else f"{snapshot.label} needs no approval for this amount"
     )
     await unit.note(
-        actor=f"cli:{approver}",
+        actor=f"{via}:{approver}",
         kind="approval",
         reason=f"approved by {approver}{how} ({counted_as})",
     )
@@ -92,7 +93,7 @@ async def _counted(
     if released:
         await unit.transition(
             Status.QUEUED,
-            actor=f"cli:{approver}",
+            actor=f"{via}:{approver}",
             reason=f"approved by {', '.join(approvers)}",
             fields={"not_before": None, "held_since": None},
         )
@@ -172,6 +173,7 @@ async def record_passkey_approval(
     *,
     approver: str | None = None,
     max_age: timedelta = wa.MAX_AGE,
+    via: str = "cli",
 ) -> ApprovalResult:
     """Record an approval made with a passkey. Raises Refused (nothing written) unless:
     the passkey is a current passkey of a current operator (``approver``, if named, must
@@ -181,7 +183,8 @@ async def record_passkey_approval(
     signature); and its sign count exceeds the one seen last, which it then becomes.
 
     The approval is stored with its proof (``webauthn.PasskeyProof``, JSON) and counted
-    again by the worker inside the transaction that commits the send."""
+    again by the worker inside the transaction that commits the send. ``via`` prefixes the
+    approver in the events' actor (``cli:NAME``, ``console:NAME``)."""
     snapshot, policy = await _policy(ledger, intent_id)
     try:
         async with ledger.units.open(intent_id) as unit:
@@ -243,7 +246,7 @@ async def record_passkey_approval(
             if not await unit.add_approval(owner, document, at=now):
                 raise Refused(f"{owner} has already approved intent {intent_id}")
             return await _counted(
-                unit, snapshot, policy, approver=owner, how=" (passkey)", keys=keys
+                unit, snapshot, policy, approver=owner, how=" (passkey)", keys=keys, via=via
             )
     except NotFound:
         raise Refused(f"intent {intent_id} not found") from None

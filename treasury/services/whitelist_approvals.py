@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from treasury.domain import approval_proof as proof
 from treasury.domain import rules
+from treasury.domain import webauthn as wa
+from treasury.ports.clock import utcnow
 from treasury.ports.store import (
     ConcurrentChange,
     Ledger,
@@ -30,6 +32,7 @@ from treasury.ports.store import (
     passkeys_by_operator,
 )
 from treasury.services.admin import Refused
+from treasury.services.approvals import PasskeyAssertion
 from treasury.services.operators import current_keys
 
 EVERY_EVENT = 10**9  # the adders of the entries listed are in the history, however long
@@ -172,6 +175,149 @@ async def approve(
         )
     except ConcurrentChange as exc:
         raise Refused(f"{exc}; nothing was written: look at the entry again") from None
+    [standing] = await standings(
+        ledger, [entry], required=required, cooling_s=cooling_s, account=entry.account
+    )
+    return standing
+
+
+# ---- passkeys ----------------------------------------------------------------------------
+
+
+async def passkey_challenge(
+    ledger: Ledger, entry_id: int, *, now: datetime | None = None
+) -> tuple[bytes, datetime]:
+    """The challenge a passkey signs to approve the entry's current version, and the time
+    it is issued (post ``issued_at`` back with the assertion).
+
+    Raises:
+        Refused: no such entry.
+    """
+    issued_at = now or utcnow()
+    try:
+        entry = await ledger.whitelist.get(entry_id)
+    except NotFound:
+        raise Refused(f"whitelist entry {entry_id} not found") from None
+    return wa.approval_challenge(proof.entry_statement(entry), issued_at), issued_at
+
+
+async def record_passkey_approval(
+    ledger: Ledger,
+    entry_id: int,
+    assertion: PasskeyAssertion,
+    *,
+    approver: str | None = None,
+    reason: str | None = None,
+    required: int,
+    cooling_s: float,
+    max_age: timedelta = wa.MAX_AGE,
+    via: str = "console",
+) -> Standing:
+    """Record an approval of the entry's current version made with a passkey, as
+    ``approvals.record_passkey_approval`` does for an intent. Raises Refused (nothing
+    written) unless: the passkey is a current passkey of a current operator
+    (``approver``, if named, must be its owner), who neither added the entry nor made
+    this version nor approved it already; the entry is enabled; the challenge is the one
+    for ``approval_proof.entry_statement`` of the entry as it stands now, issued at most
+    ``max_age`` before now; the assertion verifies; and its sign count exceeds the one
+    seen last, which it becomes in the transaction that stores the approval.
+
+    The proof (``webauthn.PasskeyProof``, JSON) is stored as the approval's signature, so
+    ``approval_proof.count_entry`` (with passkeys) counts it again, in the worker's
+    commit transaction (``address_book.entry_verdict``). Audited as
+    ``whitelist_approved`` with actor ``{via}:{owner}``."""
+    try:
+        entry = await ledger.whitelist.get(entry_id)
+    except NotFound:
+        raise Refused(f"whitelist entry {entry_id} not found") from None
+    if not entry.enabled:
+        raise Refused(
+            f"whitelist entry {entry_id} is disabled: enable it first, then approve the new version"
+        )
+    registered = await ledger.operators.all()
+    keys = current_keys(registered)
+    if keys is None:
+        raise Refused("no operator is registered: passkeys belong to registered operators")
+    passkeys = passkeys_by_operator(await ledger.passkeys.all(), registered)
+    owners = {c.credential_id: who for who, creds in passkeys.items() for c in creds}
+    owner = owners.get(assertion.credential_id)
+    if owner is None:
+        raise Refused(
+            "passkey approval refused: that passkey is not registered to a current operator "
+            "(or was removed)"
+        )
+    if approver is not None and proof.person(approver) != proof.person(owner):
+        raise Refused(f"passkey approval refused: that passkey is not {approver}'s")
+    makers = _makers(entry, _added_by(await ledger.whitelist.history(entry_id=entry_id), entry.id))
+    if any(proof.person(m) == proof.person(owner) for m in makers):
+        raise Refused(
+            f"approval of whitelist entry {entry_id} by {owner} refused: added or changed "
+            "this entry; a second person approves it"
+        )
+    (credential,) = [c for c in passkeys[owner] if c.credential_id == assertion.credential_id]
+    now = utcnow()
+    stale = wa.freshness_problem(assertion.issued_at, now, max_age)
+    if stale:
+        raise Refused(f"passkey approval by {owner} refused: {stale}")
+    try:
+        sign_count = wa.verify_assertion(
+            credential,
+            client_data_json=assertion.client_data_json,
+            authenticator_data=assertion.authenticator_data,
+            signature=assertion.signature,
+            expected_challenge=wa.approval_challenge(
+                proof.entry_statement(entry), assertion.issued_at
+            ),
+            origin=credential.origin,
+            rp_id=credential.rp_id,
+        )
+    except wa.WebAuthnError as exc:
+        problem = exc.problem
+        if "challenge" in problem:
+            problem = "stale challenge: it was not issued for this entry as it stands now"
+        raise Refused(f"passkey approval by {owner} refused: {problem}") from None
+    document = wa.PasskeyProof(
+        credential_id=assertion.credential_id,
+        authenticator_data=assertion.authenticator_data,
+        client_data_json=assertion.client_data_json,
+        signature=assertion.signature,
+        issued_at=assertion.issued_at,
+    ).to_json()
+    mine = proof.count_entry(
+        entry, [proof.Approval(owner, document, now)], keys, makers=makers, passkeys=passkeys
+    )
+    if not mine.valid:  # what the worker will count: refuse what it would not
+        why = mine.ignored[0].split(": ", 1)[1]
+        raise Refused(f"passkey approval by {owner} refused: {why}")
+    done = _of_version(entry, await ledger.whitelist.approvals(entry_id=entry_id))
+    already = proof.count_entry(entry, done, keys, makers=makers, passkeys=passkeys).valid
+    if any(proof.person(a) == proof.person(owner) for a in already):
+        raise Refused(
+            f"{owner} has already approved version {entry.version} of whitelist entry {entry_id}"
+        )
+    try:
+        advanced = await ledger.whitelist.add_approval(
+            entry_id,
+            version=entry.version,
+            approver=owner,
+            signature=document,
+            reason=reason,
+            at=now,
+            sign_count=(assertion.credential_id, sign_count),
+        )
+    except ConcurrentChange as exc:
+        raise Refused(f"{exc}; nothing was written: look at the entry again") from None
+    if not advanced:
+        raise Refused(
+            f"passkey approval by {owner} refused: sign count {sign_count} does not exceed "
+            "the one seen last (a replay, or a cloned authenticator)"
+        )
+    await ledger.events.record(
+        "whitelist_approved",
+        f"version {entry.version} of whitelist entry {entry_id} approved with a passkey",
+        actor=f"{via}:{owner}",
+        subject=entry.account,
+    )
     [standing] = await standings(
         ledger, [entry], required=required, cooling_s=cooling_s, account=entry.account
     )

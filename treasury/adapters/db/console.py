@@ -10,8 +10,9 @@ their ``service_events`` row in the same transaction (kinds ``console_login_crea
 
 from __future__ import annotations
 
+import base64
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,10 +20,14 @@ from sqlalchemy import Float, and_, case, func, insert, literal_column, or_, sel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from treasury.adapters.db.engine import connection, transaction
+from treasury.adapters.db.passkeys import PasskeyRepository
 from treasury.adapters.db.tables import (
+    console_challenges,
     console_logins,
+    console_passkey_sessions,
     console_sessions,
     intent_approvals,
+    operator_passkeys,
     operators,
     outbox,
     sender_leases,
@@ -31,11 +36,14 @@ from treasury.adapters.db.tables import (
     whitelist_events,
     withdrawal_intents,
 )
+from treasury.domain import webauthn as wa
 from treasury.domain.console import SESSION_TTL, SETTLE_BUCKETS, Activity, chart_start, sha256_hex
 from treasury.ports.clock import utcnow
 from treasury.ports.store import NotFound
 
 L, S, T = console_logins, console_sessions, withdrawal_intents
+C, PS, P = console_challenges, console_passkey_sessions, operator_passkeys
+CHALLENGE_TTL = timedelta(minutes=2)
 
 
 class LoginRefused(Exception):
@@ -49,12 +57,33 @@ class Login:
     expires_at: datetime
 
 
+class SignInRefused(Exception):
+    """A passkey sign-in that is refused; the message names why (never key material)."""
+
+
+@dataclass(frozen=True)
+class PasskeySignIn:
+    """What ``navigator.credentials.get`` returned for a sign-in challenge."""
+
+    challenge_id: int
+    credential_id: bytes
+    client_data_json: bytes
+    authenticator_data: bytes
+    signature: bytes = field(repr=False)
+
+
 @dataclass(frozen=True)
 class Session:
     operator: str
     created_at: datetime
     expires_at: datetime
     ended_at: datetime | None
+    passkey_id: int | None = None  # opened with this passkey; None: with a login link
+
+    @property
+    def opened_with(self) -> str:
+        """``passkey`` or ``link``: only a passkey session may act."""
+        return "link" if self.passkey_id is None else "passkey"
 
     def live(self, now: datetime) -> bool:
         return self.ended_at is None and now < self.expires_at
@@ -172,46 +201,194 @@ class ConsoleStore:
         return secret, session
 
     async def session(self, secret: str) -> Session | None:
+        digest = sha256_hex(secret)
         async with connection(self.engine) as conn:
-            row = (
-                await conn.execute(select(S).where(S.c.session_sha256 == sha256_hex(secret)))
-            ).first()
-        if row is None:
+            row = (await conn.execute(select(S).where(S.c.session_sha256 == digest))).first()
+            passkey = None
+            if row is None:
+                passkey = (
+                    await conn.execute(select(PS).where(PS.c.session_sha256 == digest))
+                ).first()
+        found = row or passkey
+        if found is None:
             return None
         return Session(
-            operator=row.operator,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            ended_at=row.ended_at,
+            operator=found.operator,
+            created_at=found.created_at,
+            expires_at=found.expires_at,
+            ended_at=found.ended_at,
+            passkey_id=None if passkey is None else passkey.passkey_id,
         )
 
     async def sign_out(self, secret: str, *, now: datetime) -> bool:
         """End the session; False if it had ended already (or never was)."""
+        digest = sha256_hex(secret)
+        async with transaction(self.engine) as conn:
+            for table in (S, PS):
+                row = (
+                    await conn.execute(
+                        select(table.c.operator).where(
+                            table.c.session_sha256 == digest, table.c.ended_at.is_(None)
+                        )
+                    )
+                ).first()
+                if row is None:
+                    continue
+                await conn.execute(
+                    update(table)
+                    .where(table.c.session_sha256 == digest, table.c.ended_at.is_(None))
+                    .values(ended_at=now)
+                )
+                await conn.execute(
+                    insert(service_events).values(
+                        kind="console_signed_out",
+                        subject=row.operator,
+                        detail="signed out",
+                        actor=f"console:{row.operator}",
+                        created_at=now,
+                    )
+                )
+                return True
+        return False
+
+    # ---- passkey sign-in ---------------------------------------------------------
+
+    async def issue_challenge(self, *, now: datetime) -> tuple[int, bytes]:
+        """A random, single-use sign-in challenge valid for ``CHALLENGE_TTL``: (id, raw)."""
+        raw = secrets.token_bytes(32)
+        async with transaction(self.engine) as conn:
+            challenge_id = await conn.scalar(
+                insert(C)
+                .values(challenge=wa.b64url(raw), created_at=now, expires_at=now + CHALLENGE_TTL)
+                .returning(C.c.id)
+            )
+        assert challenge_id is not None
+        return int(challenge_id), raw
+
+    async def spend_challenge(self, challenge_id: int, *, now: datetime) -> bytes:
+        """Spend the challenge (once, whoever asks at the same time, whether the sign-in
+        then succeeds or not) and return it.
+
+        Raises:
+            SignInRefused: unknown, used, or expired.
+        """
+        async with transaction(self.engine) as conn:
+            row = (
+                await conn.execute(select(C).where(C.c.id == challenge_id).with_for_update())
+            ).first()
+            if row is None:
+                raise SignInRefused("unknown sign-in challenge: reload the page and try again")
+            if row.used_at is not None:
+                raise SignInRefused(
+                    "this sign-in challenge was used already (a replay?): reload the page"
+                )
+            if now >= row.expires_at:
+                raise SignInRefused("the sign-in challenge expired: reload the page")
+            spent = await conn.execute(
+                update(C).where(C.c.id == challenge_id, C.c.used_at.is_(None)).values(used_at=now)
+            )
+            if not spent.rowcount:
+                raise SignInRefused("this sign-in challenge was used already: reload the page")
+        return wa.from_b64url(row.challenge, "challenge")
+
+    async def passkey_sign_in(
+        self,
+        assertion: PasskeySignIn,
+        *,
+        challenge: bytes,
+        origin: str,
+        rp_id: str,
+        now: datetime,
+    ) -> tuple[str, Session]:
+        """Open a session with a passkey: the assertion of a current passkey of a current
+        operator verifies over ``challenge`` (spent before, ``spend_challenge``) for
+        ``origin`` and ``rp_id``, and its sign count grows (it is then recorded), in one
+        transaction with the session and its ``console_signed_in`` event. The session's
+        secret (the cookie's value) is returned once.
+
+        Raises:
+            SignInRefused: why (unknown or removed passkey, a check that failed, a sign
+                count that did not grow).
+        """
+        secret = secrets.token_urlsafe(32)
+        cid = wa.b64url(assertion.credential_id)
         async with transaction(self.engine) as conn:
             row = (
                 await conn.execute(
-                    select(S.c.operator).where(
-                        S.c.session_sha256 == sha256_hex(secret), S.c.ended_at.is_(None)
+                    select(P)
+                    .join(operators, operators.c.name == P.c.operator)
+                    .where(
+                        P.c.credential_id == cid,
+                        P.c.removed_at.is_(None),
+                        operators.c.removed_at.is_(None),
                     )
+                    .with_for_update(of=P)
                 )
             ).first()
             if row is None:
-                return False
+                raise SignInRefused(
+                    "that passkey is not registered to a current operator (or was removed)"
+                )
+            credential = wa.Credential(
+                credential_id=assertion.credential_id,
+                public_key=base64.b64decode(row.public_key),
+                alg=row.alg,
+                sign_count=row.sign_count,
+                rp_id=row.rp_id,
+                origin=row.origin,
+            )
+            try:
+                sign_count = wa.verify_assertion(
+                    credential,
+                    client_data_json=assertion.client_data_json,
+                    authenticator_data=assertion.authenticator_data,
+                    signature=assertion.signature,
+                    expected_challenge=challenge,
+                    origin=origin,
+                    rp_id=rp_id,
+                )
+            except wa.WebAuthnError as exc:
+                raise SignInRefused(f"passkey of {row.operator}: {exc.problem}") from None
+            if not await PasskeyRepository.advance(conn, assertion.credential_id, sign_count):
+                raise SignInRefused(
+                    f"passkey of {row.operator}: sign count {sign_count} does not exceed the "
+                    "one seen last (a replay, or a cloned authenticator)"
+                )
+            session = Session(
+                operator=row.operator,
+                created_at=now,
+                expires_at=now + SESSION_TTL,
+                ended_at=None,
+                passkey_id=row.id,
+            )
             await conn.execute(
-                update(S)
-                .where(S.c.session_sha256 == sha256_hex(secret), S.c.ended_at.is_(None))
-                .values(ended_at=now)
+                insert(PS).values(
+                    session_sha256=sha256_hex(secret),
+                    operator=row.operator,
+                    passkey_id=row.id,
+                    challenge_id=assertion.challenge_id,
+                    created_at=now,
+                    expires_at=session.expires_at,
+                )
             )
             await conn.execute(
                 insert(service_events).values(
-                    kind="console_signed_out",
+                    kind="console_signed_in",
                     subject=row.operator,
-                    detail="signed out",
+                    detail=f"with passkey {row.id}; session until "
+                    f"{session.expires_at:%Y-%m-%d %H:%M:%S} UTC",
                     actor=f"console:{row.operator}",
                     created_at=now,
                 )
             )
-        return True
+        return secret, session
+
+    async def passkey_ids(self, operator: str) -> list[bytes]:
+        """The operator's current passkeys' credential ids (an approval's allowCredentials)."""
+        query = select(P.c.credential_id).where(P.c.operator == operator, P.c.removed_at.is_(None))
+        async with connection(self.engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [wa.from_b64url(r[0], "credential id") for r in rows]
 
     # ---- reads for the pages -----------------------------------------------------
 

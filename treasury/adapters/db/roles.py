@@ -146,6 +146,7 @@ WEBHOOK_REMOVE = Privilege("UPDATE", ("disabled_at", "disabled_by", "disabled_re
 OUTBOX_FANNED = Privilege("UPDATE", ("fanned_at",))
 LOGIN_USE = Privilege("UPDATE", ("used_at",))
 SESSION_END = Privilege("UPDATE", ("ended_at",))
+CHALLENGE_USE = Privilege("UPDATE", ("used_at",))
 INVITE_USE = Privilege("UPDATE", ("used_at",))
 # an approval by passkey raises its sign count; any operator removes a lost passkey at once
 PASSKEY_UPDATE = Privilege("UPDATE", ("sign_count", "removed_by", "removed_at", "removed_reason"))
@@ -277,6 +278,18 @@ ACCESS: Mapping[str, Access] = {
         Role.BOT: (),
     },
     "console_sessions": {
+        Role.DAEMON: (),
+        Role.OPERATOR: (SELECT, INSERT, SESSION_END),
+        Role.BOT: (),
+    },
+    # Passkey sign-in (0019): a challenge is issued, then spent once (``used_at``); a
+    # session is opened with it, then ended once (``ended_at``).
+    "console_challenges": {
+        Role.DAEMON: (),
+        Role.OPERATOR: (SELECT, INSERT, CHALLENGE_USE),
+        Role.BOT: (),
+    },
+    "console_passkey_sessions": {
         Role.DAEMON: (),
         Role.OPERATOR: (SELECT, INSERT, SESSION_END),
         Role.BOT: (),

@@ -507,3 +507,31 @@ console_sessions = Table(
     Column("ended_at", UTCDateTime(), nullable=True),
     CheckConstraint("length(session_sha256) = 64", name="sha256_hex"),
 )
+
+# The console's passkey sign-in (migration 0019; append-only by triggers but for the one
+# column each sets once): single-use, 2-minute challenges, and the sessions they opened.
+console_challenges = Table(
+    "console_challenges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("challenge", String(64), nullable=False, unique=True),  # base64url
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    CheckConstraint("length(challenge) >= 43", name="length"),
+)
+
+console_passkey_sessions = Table(
+    "console_passkey_sessions",
+    metadata,
+    Column("session_sha256", String(64), primary_key=True),
+    Column("operator", String(128), nullable=False),
+    Column("passkey_id", Integer, ForeignKey("operator_passkeys.id"), nullable=False),
+    Column(
+        "challenge_id", Integer, ForeignKey("console_challenges.id"), nullable=False, unique=True
+    ),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=NOW),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    CheckConstraint("length(session_sha256) = 64", name="sha256_hex"),
+)

@@ -240,7 +240,11 @@ class WhitelistRepository:
         approver: str,
         signature: str | None,
         reason: str | None,
-    ) -> None:
+        at: datetime | None = None,
+        sign_count: tuple[bytes, int] | None = None,
+    ) -> bool:
+        from treasury.adapters.db.passkeys import PasskeyRepository
+
         async with transaction(self.engine) as conn:
             # the entry's row, locked (PostgreSQL): a change cannot land between the
             # version check and the insert
@@ -253,6 +257,8 @@ class WhitelistRepository:
                 raise ConcurrentChange(
                     f"whitelist entry {entry_id} is at version {current} now, not {version}"
                 )
+            if sign_count is not None and not await PasskeyRepository.advance(conn, *sign_count):
+                return False
             await conn.execute(
                 insert(A).values(
                     entry_id=entry_id,
@@ -260,8 +266,10 @@ class WhitelistRepository:
                     approver=approver,
                     signature=signature,
                     reason=reason,
+                    **({} if at is None else {"created_at": at}),
                 )
             )
+        return True
 
     async def approvals(
         self, *, account: str | None = None, entry_id: int | None = None
