@@ -65,7 +65,10 @@ HEADERS = {
     "style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser sends ``Origin: null`` with
+    # a form's POST, which the origin check must refuse (found by the browser tests);
+    # same-origin still keeps every console URL (an invite's token) from other sites
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 # ``__Host-``: the browser keeps it to this host and path /, and only over HTTPS. On a
