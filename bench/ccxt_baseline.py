@@ -20,9 +20,11 @@ sandbox's URLs get ccxt's spot error table, as Binance's own host would.
 ccxt passes amounts as floats (``--amount`` is parsed with ``float``); the benchmark
 compares what the sandbox booked with ``Decimal(str(x))`` of the float given here.
 
-``since``: Binance's ``applyTime`` has whole seconds and ccxt drops, client-side, every
-item older than ``since``; so ``since`` is the send time rounded down to the second, less
-one second of margin. ``since`` = the send time itself would never see the withdrawal.
+``since``: ccxt dates a history item by its ``applyTime``, which has whole seconds, and
+drops client-side every item dated before ``since``; so ``since`` = the time just before
+the ``withdraw`` call misses the withdrawal whenever it is applied within that same
+second (seen in an ad-hoc check, polling forever). The loop uses that time rounded down
+to the second, less one second of margin.
 
     python bench/ccxt_baseline.py --base-url http://127.0.0.1:PORT --api-key K \
         --api-secret S --count 200 --rate 50 --coin USDT --network TRC20 \
