@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -213,3 +213,78 @@ def first_after(sorted_times: Sequence[float], after: float, before: float) -> f
     if i < len(sorted_times) and sorted_times[i] <= before:
         return sorted_times[i]
     return None
+
+
+# -- the baselines ---------------------------------------------------------------------------
+
+CCXT_FINAL = frozenset({"ok", "failed", "canceled"})
+
+
+def ccxt_final_status(transactions: Iterable[Mapping[str, object]], withdraw_id: str) -> str | None:
+    """The unified status of ``withdraw_id`` in a ``fetch_withdrawals`` answer, once final.
+
+    ccxt maps Binance's withdrawal statuses to ``pending`` (0 email sent, 2 awaiting
+    approval, 4 processing), ``ok`` (6), ``failed`` (3 rejected, 5 failure) and
+    ``canceled`` (1). None while the withdrawal is absent or still pending; an unknown
+    status (ccxt passes unmapped ones through as they came) is not final either.
+    """
+    for tx in transactions:
+        if tx.get("id") == withdraw_id:
+            status = tx.get("status")
+            return status if isinstance(status, str) and status in CCXT_FINAL else None
+    return None
+
+
+def request_counts(requests: Iterable[tuple[str, int | None]]) -> dict[str, int]:
+    """What one runner cost the sandbox, from its request log's ``(path, status)`` pairs:
+    ``withdraw/apply`` calls, ``withdraw/history`` calls, other calls, and 429 answers."""
+    out = {"apply": 0, "history": 0, "other": 0, "http_429": 0}
+    for path, status in requests:
+        if path.endswith("/withdraw/apply"):
+            out["apply"] += 1
+        elif path.endswith("/withdraw/history"):
+            out["history"] += 1
+        else:
+            out["other"] += 1
+        if status == 429:
+            out["http_429"] += 1
+    return out
+
+
+def duplicate_withdrawals(order_ids: Iterable[str | None], intended_without_id: int = 0) -> int:
+    """Withdrawals booked beyond one per intended withdrawal.
+
+    Those carrying a withdrawOrderId: every one past the first with the same id. Those
+    without (the ccxt loop sends none): every one past ``intended_without_id``.
+    """
+    seen: dict[str, int] = {}
+    without = 0
+    for oid in order_ids:
+        if oid is None:
+            without += 1
+        else:
+            seen[oid] = seen.get(oid, 0) + 1
+    return sum(n - 1 for n in seen.values()) + max(0, without - intended_without_id)
+
+
+def render_counts(rows: Mapping[str, Mapping[str, object]], columns: Sequence[str]) -> str:
+    """A small plain-text table: one row per runner, one column per count."""
+    header = ["", *columns]
+    lines = [[name, *(_cell(r.get(c)) for c in columns)] for name, r in rows.items()]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    out = []
+    for row in [header, *lines]:
+        out.append(
+            "  ".join(
+                c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)
+            )
+        )
+    return "\n".join(out)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return _num(value)
+    return str(value)

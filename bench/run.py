@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py            # fuller run (~4-5 min)
     .venv/bin/python bench/run.py --quick    # ~1.5-2 min
+    .venv/bin/python bench/run.py --quick --phases baseline   # phase 5 only, ~1.5 min
 
 The sandbox exchange runs with its rate limits multiplied (``--multiplier``, default 50)
 and the daemon (the real ``python -m treasury run``, a subprocess) with
@@ -24,9 +25,16 @@ Phases (each on a fresh sandbox and a fresh database):
 4. scale — claim_queued timed with 1,000 and 100,000 rows (all but 100 completed, queued
    ones newest); peak daemon RSS over all runs; idle CPU over 10 s.
 5. baseline — the same N withdrawals by the daemon, then by ``bench/baseline.py``
-   (sequential apply-then-poll-every-second) against the same sandbox; ratio of times.
-   Runs first; the script then works in the background (1 request/s on its own
-   sandbox) while phases 1-4 run.
+   (sequential apply-then-poll-every-second, plain httpx) and by
+   ``bench/ccxt_baseline.py`` (ccxt's ``withdraw`` then ``fetch_withdrawals`` every
+   second, sequential), each on a fresh sandbox with the same settings; both ratios of
+   times, and each one's withdraw/apply and history calls, 429s, duplicates and amount
+   mismatches as its sandbox saw them. Runs first; the two scripts then work side by
+   side in the background (about 1 request/s each) while phases 1-4 run. Without ccxt
+   installed (a ``dev`` dependency) the ccxt loop is skipped and the table says why.
+
+``--phases baseline`` (or any comma-separated subset of utilization, latency, scale,
+baseline) runs only those.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -52,19 +61,35 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import harness as h
+from bench.ccxt_baseline import NO_CCXT
 from bench.lib import (
     Figure,
     chain_medians,
+    duplicate_withdrawals,
     first_after,
     peak_concurrency,
     percentile,
     ratio,
+    render_counts,
     render_table,
+    request_counts,
     steady_rate,
     summary_counts,
 )
 
 OUT = Path(__file__).resolve().parent / "out"
+PHASES = ("utilization", "latency", "scale", "baseline")
+BASELINE_COLUMNS = (
+    "settled",
+    "seconds",
+    "apply",
+    "history",
+    "other",
+    "http_429",
+    "booked",
+    "duplicates",
+    "amount_mismatches",
+)
 
 
 @dataclass(frozen=True)
@@ -392,17 +417,50 @@ class Bench:
                 await h.drop_database(db.name)
         self.results[f"scale_{kind}"] = out
 
-    # -- 5: the baseline ----------------------------------------------------------------------
+    # -- 5: the baselines ---------------------------------------------------------------------
+
+    def script(self, name: str, sb: h.Sandbox, extra: list[str]) -> dict[str, Any]:
+        """Start ``bench/<name>.py`` against ``sb`` in the background; its JSON goes to a file."""
+        n = self.mode.baseline_n
+        out_path = self.workdir / f"{name}.json"
+        err_path = self.workdir / f"{name}.err"
+        cmd = [
+            sys.executable,
+            str(Path(__file__).with_name(f"{name}.py")),
+            "--base-url",
+            sb.url,
+            "--api-key",
+            sb.api_key,
+            "--api-secret",
+            sb.api_secret,
+            "--count",
+            str(n),
+            "--rate",
+            str(self.rate),
+            "--poll-s",
+            "1.0",
+            "--coin",
+            h.COIN,
+            "--address",
+            h.ADDRESS,
+            "--deadline-s",
+            str(n * 4 + 60),
+            *extra,
+        ]
+        proc = _spawn(cmd, out_path, err_path)
+        self.cleanup.add(f"{name} script", lambda: _kill(proc))
+        return {"proc": proc, "out": out_path, "err": err_path, "sandbox": sb}
 
     async def baseline_start(self) -> dict[str, Any]:
         n, processing = self.mode.baseline_n, 1.0
         kind = self.main_db
         self.say(
-            f"baseline: {n} withdrawals by the daemon ({kind}), then by bench/baseline.py;"
-            f" sandbox processing {processing:g} s"
+            f"baseline: {n} withdrawals by the daemon ({kind}), then by bench/baseline.py and"
+            f" bench/ccxt_baseline.py, each on a fresh sandbox (processing {processing:g} s)"
         )
         sb, db, engine = await self.setup(kind, processing)
         await h.bulk_enqueue(engine, n, "base")
+        t_start = time.time()
         d = self.daemon("baseline", db, sb)
         await d.wait_ready()
 
@@ -420,44 +478,38 @@ class Bench:
         await engine.dispose()
         applied = [r.at_ms / 1000 for r in sb.ledger().apply_requests if r.accepted]
         treasury_s = t_done - min(applied)
+        at_sandbox = at_the_sandbox(sb, since=t_start, amount=h.AMOUNT)
         self.say(
-            f"  daemon: {n} settled {treasury_s:.1f} s after its first send; "
-            "baseline script started in the background"
+            f"  daemon: {n} settled {treasury_s:.1f} s after its first send; the sequential"
+            " script and the ccxt loop started in the background"
         )
-        out_path = self.workdir / "baseline.json"
-        cmd = [
-            sys.executable,
-            str(Path(__file__).with_name("baseline.py")),
-            "--base-url",
-            sb.url,
-            "--api-key",
-            sb.api_key,
-            "--api-secret",
-            sb.api_secret,
-            "--count",
-            str(n),
-            "--rate",
-            str(self.rate),
-            "--poll-s",
-            "1.0",
-            "--coin",
-            h.COIN,
-            "--network",
-            h.NETWORK,
-            "--address",
-            h.ADDRESS,
-            "--amount",
-            str(h.AMOUNT),
-            "--deadline-s",
-            str(n * 4 + 60),
-        ]
-        proc = _spawn(cmd, out_path, self.workdir / "baseline.err")
-        self.cleanup.add("baseline script", lambda: _kill(proc))
+
+        # Each script on its own fresh sandbox, same settings as the daemon's: what one
+        # sends cannot show in the other's history, and each one's requests are its own.
+        # Both are light (about a request a second), so they run side by side, and
+        # alongside phases 1-4.
+        def fresh() -> h.Sandbox:
+            return h.Sandbox(multiplier=self.mult, processing_s=processing).start(self.cleanup)
+
+        runners = {
+            "sequential": self.script(
+                "baseline", fresh(), ["--network", h.NETWORK, "--amount", str(h.AMOUNT)]
+            )
+        }
+        ccxt_skipped = ccxt_missing()
+        if ccxt_skipped:
+            self.say(f"  ccxt baseline skipped: {ccxt_skipped}")
+        else:
+            # ccxt's unified network code for TRX; the amount as the float ccxt passes on
+            runners["ccxt"] = self.script(
+                "ccxt_baseline", fresh(), ["--network", "TRC20", "--amount", str(float(h.AMOUNT))]
+            )
         return {
-            "proc": proc,
-            "out": out_path,
+            "runners": runners,
+            "ccxt_skipped": ccxt_skipped,
             "n": n,
             "treasury_s": treasury_s,
+            "treasury_at_sandbox": at_sandbox,
             "treasury_applies": sorted(applied),
             "t_done": t_done,
             "processing_s": processing,
@@ -466,39 +518,70 @@ class Bench:
         }
 
     async def baseline_finish(self, state: dict[str, Any]) -> None:
-        proc: subprocess.Popen[bytes] = state["proc"]
-        while proc.poll() is None and time.monotonic() < state["deadline"]:  # noqa: ASYNC110
+        runners: dict[str, dict[str, Any]] = state["runners"]
+        n = state["n"]
+        while time.monotonic() < state["deadline"] and any(  # noqa: ASYNC110
+            r["proc"].poll() is None for r in runners.values()
+        ):
             await asyncio.sleep(0.5)
-        _kill(proc)
-        try:
-            data = json.loads(state["out"].read_text())
-        except (OSError, json.JSONDecodeError):
-            err = (self.workdir / "baseline.err").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the baseline script produced no result: {err}") from None
-        items = [i for i in data["items"] if "done_at" in i]
-        base_s = (
-            (max(i["done_at"] for i in items) - min(i["sent_at"] for i in items))
-            if items
-            else math.nan
-        )
-        self.results["baseline"] = {
-            "n": state["n"],
-            "completed": data["completed"],
-            "baseline_s": base_s,
-            "treasury_s": state["treasury_s"],
-            "ratio": ratio(base_s, state["treasury_s"]),
-            "baseline_requests": data["requests"],
+        results: dict[str, dict[str, Any]] = {}
+        for name, r in runners.items():
+            _kill(r["proc"])
+            try:
+                data = json.loads(r["out"].read_text())
+            except (OSError, json.JSONDecodeError):
+                err = r["err"].read_text(errors="replace")[-2000:]
+                if name == "ccxt" and r["proc"].returncode == NO_CCXT:
+                    state["ccxt_skipped"] = (
+                        f"{err.strip() or 'ccxt is not importable'}; it is a dev dependency:"
+                        " pip install -e '.[dev]'"
+                    )
+                    self.say(f"  ccxt baseline skipped: {state['ccxt_skipped']}")
+                    continue
+                raise RuntimeError(f"the {name} baseline produced no result: {err}") from None
+            items = [i for i in data["items"] if "done_at" in i]
+            first = min((i["sent_at"] for i in items), default=math.nan)
+            took = max(i["done_at"] for i in items) - first if items else math.nan
+            amount = Decimal(str(data["amount"])) if "amount" in data else h.AMOUNT
+            results[name] = {
+                "completed": data["completed"],
+                "seconds": took,
+                "ratio": ratio(took, state["treasury_s"]),
+                "client_requests": data["requests"],
+                "at_sandbox": at_the_sandbox(
+                    r["sandbox"], amount=amount, without_id=n if name == "ccxt" else 0
+                ),
+                "done": sorted(i["done_at"] - first for i in items),
+                **{k: data[k] for k in ("load_markets_s", "ccxt_version", "api") if k in data},
+            }
+        seq = results["sequential"]
+        base: dict[str, Any] = {
+            "n": n,
             "processing_s": state["processing_s"],
-            "baseline_done": sorted(i["done_at"] - min(x["sent_at"] for x in items) for i in items),
+            "treasury_s": state["treasury_s"],
+            # the sequential script (names kept from before the ccxt loop joined)
+            "completed": seq["completed"],
+            "baseline_s": seq["seconds"],
+            "ratio": seq["ratio"],
+            "baseline_requests": seq["client_requests"],
+            "baseline_done": seq["done"],
+            "sequential": seq,
+            "ccxt": results.get("ccxt") or {"skipped": state["ccxt_skipped"]},
+            "at_sandbox": {
+                "treasury": state["treasury_at_sandbox"],
+                **{name: r["at_sandbox"] for name, r in results.items()},
+            },
             "treasury_applies": [
                 t - state["treasury_applies"][0] for t in state["treasury_applies"]
             ],
             "treasury_settled": state["treasury_settled"],
         }
-        self.say(
-            f"  baseline {base_s:.1f} s vs daemon {state['treasury_s']:.1f} s "
-            f"→ ratio {self.results['baseline']['ratio']:.1f}"
-        )
+        self.results["baseline"] = base
+        line = f"  sequential {seq['seconds']:.1f} s → ratio {seq['ratio']:.1f}"
+        if "ccxt" in results:
+            c = results["ccxt"]
+            line += f"; ccxt loop {c['seconds']:.1f} s → ratio {c['ratio']:.1f}"
+        self.say(line + f" (daemon {state['treasury_s']:.1f} s)")
 
     # -- all of it ------------------------------------------------------------------------------
 
@@ -506,19 +589,25 @@ class Bench:
         from treasury.logs import configure
 
         configure(fmt="console", level="error")
-        # The baseline script is slow by nature (one withdrawal per ~second) and light (one
-        # request per second on its own sandbox), so it runs while the other phases do.
-        state = await self.baseline_start()
+        phases = set(self.args.phases)
+        # The baseline scripts are slow by nature (one withdrawal per ~second) and light
+        # (about a request a second, each on its own sandbox), so they run while the other
+        # phases do.
+        state = await self.baseline_start() if "baseline" in phases else None
         try:
-            await self.utilization()
-            for kind in self.backends:
-                await self.latency(kind)
-            self.say("scale: claim_queued with 1,000 vs 100,000 rows")
-            for kind in self.backends:
-                await self.scale(kind)
+            if "utilization" in phases:
+                await self.utilization()
+            if "latency" in phases:
+                for kind in self.backends:
+                    await self.latency(kind)
+            if "scale" in phases:
+                self.say("scale: claim_queued with 1,000 vs 100,000 rows")
+                for kind in self.backends:
+                    await self.scale(kind)
         finally:
-            self.say("waiting for the baseline script…")
-            await self.baseline_finish(state)
+            if state is not None:
+                self.say("waiting for the baseline scripts…")
+                await self.baseline_finish(state)
 
 
 def send_cycle(
@@ -560,6 +649,36 @@ def send_cycle(
     result = {n: round(m * 1000, 1) for n, m in zip(names, medians, strict=False)}
     result["cycles"] = used
     return result
+
+
+def at_the_sandbox(
+    sb: h.Sandbox, *, amount: Decimal, since: float = 0.0, without_id: int = 0
+) -> dict[str, int]:
+    """What one runner did at its own sandbox: requests by kind, 429s, withdrawals booked,
+    duplicates, and booked amounts that differ from ``amount`` (compared as Decimals)."""
+    hits = sb.log.between(since, time.time() + 1) if sb.log else []
+    ledger = sb.ledger()
+    return {
+        **request_counts((x.path, x.status) for x in hits),
+        "booked": len(ledger.withdrawals),
+        "duplicates": duplicate_withdrawals(
+            (w.withdraw_order_id for w in ledger.withdrawals), without_id
+        ),
+        "amount_mismatches": sum(1 for w in ledger.withdrawals if w.amount != amount),
+    }
+
+
+def ccxt_missing() -> str | None:
+    """Why the ccxt baseline cannot run here, or None when ccxt is installed.
+
+    Only looked up, not imported (the bench process hosts the sandboxes; ccxt is big): a
+    ccxt that is found but fails to import makes the script exit with ``NO_CCXT``, which
+    ``baseline_finish`` reports as a skip too."""
+    import importlib.util
+
+    if importlib.util.find_spec("ccxt") is None:
+        return "ccxt is not installed; it is a dev dependency: pip install -e '.[dev]'"
+    return None
 
 
 def _spawn(cmd: list[str], out_path: Path, err_path: Path) -> subprocess.Popen[bytes]:
@@ -752,14 +871,30 @@ def figures(b: Bench) -> list[Figure]:
         figs.append(
             Figure(
                 "baseline_ratio",
-                "5. time to settle: baseline ÷ treasury",
+                "5. time to settle: sequential ÷ treasury",
                 base["ratio"],
                 "x",
                 ">",
                 1.0,
                 f"{base['n']} withdrawals; {base['baseline_s']:.1f} s vs "
                 f"{base['treasury_s']:.1f} s;"
-                f" {rate}; processing {base['processing_s']:g} s, baseline polls every 1 s",
+                f" {rate}; processing {base['processing_s']:g} s, polls every 1 s",
+            )
+        )
+        c = base["ccxt"]
+        figs.append(
+            Figure(
+                "baseline_ccxt_ratio",
+                "5. time to settle: ccxt loop ÷ treasury",
+                c.get("ratio"),
+                "x",
+                ">",
+                1.0,
+                f"skipped: {c['skipped']}"
+                if "skipped" in c
+                else f"{base['n']} withdrawals; {c['seconds']:.1f} s vs "
+                f"{base['treasury_s']:.1f} s; ccxt {c.get('ccxt_version')} ({c.get('api')}),"
+                " fetch_withdrawals every 1 s",
             )
         )
     return figs
@@ -795,22 +930,30 @@ def plot(b: Bench, path: Path) -> None:
     ax.set_xlabel("enqueue → withdraw/apply (ms)")
     ax.set_ylabel("intents")
     ax.set_title("2. pick-up latency, idle daemon")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # empty when --phases left latency out
+        ax.legend()
     ax = axes[1][0]
     base = b.results.get("baseline")
     if base:
         ax.plot(
             base["baseline_done"],
             range(1, len(base["baseline_done"]) + 1),
-            label=f"baseline settled ({base['baseline_s']:.0f} s)",
+            label=f"sequential settled ({base['baseline_s']:.0f} s)",
         )
+        c = base["ccxt"]
+        if "done" in c:
+            ax.plot(
+                c["done"],
+                range(1, len(c["done"]) + 1),
+                label=f"ccxt settled ({c['seconds']:.0f} s)",
+            )
         ta = base["treasury_applies"]
         ax.plot(ta, range(1, len(ta) + 1), label="treasury sent")
         ts = base["treasury_settled"]
         ax.plot(ts, range(1, len(ts) + 1), label=f"treasury settled ({base['treasury_s']:.1f} s)")
         ax.set_xlabel("seconds since first send")
         ax.set_ylabel("withdrawals")
-        ax.set_title(f"5. baseline vs treasury ({base['ratio']:.1f}x)")
+        ax.set_title(f"5. baselines vs treasury (sequential {base['ratio']:.1f}x)")
         ax.legend()
     ax = axes[1][1]
     if u and u["rss_series"]:
@@ -837,7 +980,17 @@ def main(argv: list[str] | None = None) -> int:
         help="sandbox rate_limits.multiplier = TREASURY_EXCHANGE_LIMIT_MULTIPLIER",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite)")
+    parser.add_argument(
+        "--phases",
+        type=lambda text: [p.strip() for p in text.split(",") if p.strip()],
+        default=list(PHASES),
+        help=f"comma-separated phases to run, of {','.join(PHASES)} (default: all); "
+        "utilization includes polling cost, scale includes peak RSS",
+    )
     args = parser.parse_args(argv)
+    unknown = set(args.phases) - set(PHASES)
+    if unknown or not args.phases:
+        parser.error(f"--phases: choose among {','.join(PHASES)} (got {','.join(args.phases)})")
     if not 0 < args.rate <= 50:
         parser.error("--rate must be within (0, 50] (the daemon's own bound)")
     started = time.time()
@@ -854,7 +1007,10 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['ram_gb']} GB RAM,"
         f" Python {machine['python']}; load average {os.getloadavg()[0]:.2f}"
     )
-    print(f"mode {bench.mode.name}; databases: {', '.join(bench.backends)}; work dir {workdir}")
+    print(
+        f"mode {bench.mode.name}; phases {','.join(args.phases)}; databases: "
+        f"{', '.join(bench.backends)}; work dir {workdir}"
+    )
     error: str | None = None
     try:
         asyncio.run(bench.run())
@@ -871,6 +1027,20 @@ def main(argv: list[str] | None = None) -> int:
     figs = figures(bench)
     print()
     print(render_table(figs))
+    base = bench.results.get("baseline")
+    if base:
+        print("\n5. baseline runs, each as its own sandbox saw it:")
+        rows = {
+            name: {
+                "settled": base["n"] if name == "treasury" else base[name].get("completed"),
+                "seconds": base["treasury_s"] if name == "treasury" else base[name]["seconds"],
+                **seen,
+            }
+            for name, seen in base["at_sandbox"].items()
+        }
+        print(render_counts(rows, BASELINE_COLUMNS))
+        if "skipped" in base["ccxt"]:
+            print(f"ccxt baseline skipped: {base['ccxt']['skipped']}")
     counts = summary_counts(figs)
     print(
         f"\n{counts['pass']} pass, {counts['fail']} fail, {counts['n/a']} n/a; "
@@ -897,6 +1067,7 @@ def main(argv: list[str] | None = None) -> int:
             "limit_multiplier": args.multiplier,
             "databases": bench.backends,
             "mode": bench.mode.__dict__,
+            "phases": args.phases,
         },
         "figures": [f.as_json() for f in figs],
         "daemon_problems": daemon_problems,

@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark's pure helpers (bench/lib.py)."""
+"""Smoke tests of the benchmark's pure helpers (bench/lib.py), the baselines' included."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.lib import (
     Figure,
+    ccxt_final_status,
     chain_medians,
     check,
+    duplicate_withdrawals,
     first_after,
     peak_concurrency,
     percentile,
+    render_counts,
     render_table,
+    request_counts,
     steady_rate,
     summary_counts,
 )
@@ -69,3 +73,55 @@ def test_chain_medians_and_first_after() -> None:
     assert first_after([1, 2, 3], 1, 3) == 2
     assert first_after([1, 2, 3], 3, 9) is None
     assert first_after([1, 5], 1, 4) is None
+
+
+def test_ccxt_final_status_is_the_unified_status_once_final() -> None:
+    seen = [
+        {"id": "a", "status": "pending"},
+        {"id": "b", "status": "ok"},
+        {"id": "c", "status": "failed"},
+        {"id": "d", "status": "canceled"},
+        {"id": "e", "status": "7"},  # unmapped: ccxt passes it through as it came
+        {"id": "f", "status": None},
+    ]
+    assert ccxt_final_status(seen, "a") is None
+    assert ccxt_final_status(seen, "b") == "ok"
+    assert ccxt_final_status(seen, "c") == "failed"
+    assert ccxt_final_status(seen, "d") == "canceled"
+    assert ccxt_final_status(seen, "e") is None
+    assert ccxt_final_status(seen, "f") is None
+    assert ccxt_final_status(seen, "missing") is None
+    assert ccxt_final_status([], "a") is None
+
+
+def test_request_counts_by_kind_and_429s() -> None:
+    counts = request_counts(
+        [
+            ("/sapi/v1/capital/withdraw/apply", 200),
+            ("/sapi/v1/capital/withdraw/apply", 429),
+            ("/sapi/v1/capital/withdraw/history", 200),
+            ("/api/v3/exchangeInfo", 200),
+            ("/sapi/v1/capital/config/getall", None),  # connection dropped, no answer
+        ]
+    )
+    assert counts == {"apply": 2, "history": 1, "other": 2, "http_429": 1}
+
+
+def test_duplicate_withdrawals_by_id_and_surplus_without_id() -> None:
+    assert duplicate_withdrawals([]) == 0
+    assert duplicate_withdrawals(["a", "b", "a", "a"]) == 2
+    assert duplicate_withdrawals([None, None, None], intended_without_id=3) == 0
+    assert duplicate_withdrawals([None, None, None], intended_without_id=2) == 1
+    assert duplicate_withdrawals(["a", "a", None], intended_without_id=1) == 1
+    assert duplicate_withdrawals([None], intended_without_id=2) == 0  # fewer is not a duplicate
+
+
+def test_render_counts() -> None:
+    table = render_counts(
+        {"treasury": {"apply": 25, "seconds": 5.151}, "ccxt": {"apply": 25}},
+        ("apply", "seconds"),
+    )
+    lines = table.splitlines()
+    assert lines[0].split() == ["apply", "seconds"]
+    assert lines[1].split() == ["treasury", "25", "5.151"]
+    assert lines[2].split() == ["ccxt", "25", "-"]
