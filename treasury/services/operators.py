@@ -84,6 +84,15 @@ INVITE_MAX = timedelta(days=7)
 INVITE_MIN = timedelta(minutes=1)
 
 
+def _span(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} s"
+
+
 def token_digest(token: str) -> str:
     """How an invite's token is stored: the hex sha256 of its text."""
     return hashlib.sha256(token.strip().encode()).hexdigest()
@@ -110,7 +119,10 @@ async def invite(
         Refused: no such current operator, or ``expires`` outside 1 minute .. 7 days.
     """
     if not INVITE_MIN <= expires <= INVITE_MAX:
-        raise Refused(f"--expires: {expires} is outside {INVITE_MIN} .. {INVITE_MAX}")
+        raise Refused(
+            f"--expires: {_span(expires)} is outside 1 minute .. 7 days (an invite is for "
+            "one registration soon; make a new one when it runs out)"
+        )
     token = secrets.token_urlsafe(32)
     try:
         made = await ledger.passkeys.invite(
