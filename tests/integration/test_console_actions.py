@@ -548,3 +548,21 @@ async def test_cancel_resolve_pause_and_resume_are_recorded_with_the_operator(
     service = [(e.kind, e.actor, e.subject) for e in await console.ledger.events.recent()]
     assert ("paused", "console:bob", "default") in service
     assert ("resumed", "console:bob", "default") in service
+
+
+async def test_a_passkey_page_opened_at_another_address_links_to_the_base_url(
+    console: Console,
+) -> None:
+    """127.0.0.1 for localhost is the usual slip: the browser would refuse the passkey
+    with an opaque error, so the page says where to go instead (421, a link there)."""
+    token = await console.invite("bob")
+    transport = httpx.ASGITransport(app=console.app, client=("192.0.2.10", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:7465") as http:
+        for path in (f"/console/register?token={token}", "/console/sign-in"):
+            r = await http.get(path)
+            assert r.status_code == 421, (path, r.status_code)
+            assert f'href="{BASE}{path}"' in r.text, r.text
+            assert "register-passkey" not in r.text and "sign-in-passkey" not in r.text
+    async with console.http() as http:  # at the base URL: the pages themselves
+        assert (await http.get(f"/console/register?token={token}")).status_code == 200
+        assert (await http.get("/console/sign-in")).status_code == 200

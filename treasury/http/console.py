@@ -152,6 +152,11 @@ class Console:
         parts = urlsplit(base_url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.rp_id = parts.hostname or "localhost"
+        default = {"https": 443, "http": 80}.get(parts.scheme)
+        # what the Host header says at the base URL (a browser leaves out a default port)
+        self.netloc = (
+            (parts.hostname or "").lower() if parts.port == default else parts.netloc.lower()
+        )
         self.cooling_s = cooling_s
         # failed sign-ins and registrations: per client IP, and over all of them
         self.failures = failures or FailureLimit(limit=10, window_s=60.0)
@@ -634,8 +639,26 @@ def install_console(
             )
         return found
 
+    def elsewhere(request: Request) -> Response | None:
+        """The page to show instead when a passkey page is opened at another address than
+        the base URL's (``127.0.0.1`` for ``localhost``, say): the ceremony would fail in
+        the browser with an opaque error. 421 with a link to the same path there."""
+        here = request.headers.get("host", "").lower()
+        if here == console.netloc:
+            return None
+        query = f"?{request.url.query}" if request.url.query else ""
+        return console.page(
+            "elsewhere.html",
+            status=421,
+            origin=console.origin,
+            here=here or "an unnamed host",
+            url=f"{console.origin}{request.url.path}{query}",
+        )
+
     @app.get("/console/register", include_in_schema=False)
     async def register_page(request: Request) -> Response:
+        if (moved := elsewhere(request)) is not None:
+            return moved
         token = request.query_params.get("token", "")[:200]
         try:
             invite = await usable_invite(token)
@@ -709,7 +732,7 @@ def install_console(
 
     @app.get("/console/sign-in", include_in_schema=False)
     async def sign_in_page(request: Request) -> Response:
-        return console.page("sign_in.html")
+        return elsewhere(request) or console.page("sign_in.html")
 
     @app.post("/console/sign-in/options", include_in_schema=False)
     async def sign_in_options(request: Request) -> Response:
