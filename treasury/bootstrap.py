@@ -10,7 +10,7 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -325,13 +325,33 @@ def postgres_listener(
     settings: Settings, account: str | None = None
 ) -> Callable[[Callable[[], None]], object] | None:
     """LISTEN treasury_intents on a dedicated connection (PostgreSQL only)."""
+    account = account or settings.account
+    notifications = postgres_notifications(settings)
+    if notifications is None:
+        return None
+
+    async def listen(wake: Callable[[], None]) -> None:
+        def on_payload(payload: str) -> None:
+            if payload == account:
+                wake()
+
+        await notifications(on_payload)
+
+    return listen
+
+
+def postgres_notifications(
+    settings: Settings,
+) -> Callable[[Callable[[str], None]], Awaitable[None]] | None:
+    """LISTEN treasury_intents on one dedicated connection (PostgreSQL only): each
+    NOTIFY's payload (the intent's account) goes to ``on_payload``. ``treasury run``
+    opens one for all its accounts (an account file may list many)."""
     url = normalize_url(settings.database_url)
     if url.get_backend_name() != "postgresql":
         return None
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    account = account or settings.account
 
-    async def listen(wake: Callable[[], None]) -> None:
+    async def listen(on_payload: Callable[[str], None]) -> None:
         import anyio
         import asyncpg
 
@@ -339,8 +359,7 @@ def postgres_listener(
         try:
 
             def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
-                if payload == account:
-                    wake()
+                on_payload(payload)
 
             await conn.add_listener("treasury_intents", on_notify)
             while not conn.is_closed():

@@ -266,3 +266,35 @@ class AccountSet:
             for daemon in list(self.daemons.values()):
                 await daemon.finished.wait()
         self.stopped.set()
+
+
+class Notifications:
+    """One LISTEN connection for every account of the process (not one per account: a
+    file of many accounts would otherwise take as many database connections). Each
+    daemon's ``listen`` subscribes its wake-up for its account."""
+
+    def __init__(self, listen_all: Callable[[Callable[[str], None]], Awaitable[None]]) -> None:
+        self._listen_all = listen_all
+        self._subs: dict[str, set[Callable[[], None]]] = {}
+
+    def _dispatch(self, payload: str) -> None:
+        for wake in list(self._subs.get(payload, ())):
+            wake()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._listen_all(self._dispatch)
+            except Exception:
+                log.exception("listen.failed")
+            await anyio.sleep(1)  # reconnect
+
+    def listener(self, account: str) -> Callable[[Callable[[], None]], Awaitable[None]]:
+        async def listen(wake: Callable[[], None]) -> None:
+            self._subs.setdefault(account, set()).add(wake)
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._subs.get(account, set()).discard(wake)
+
+        return listen

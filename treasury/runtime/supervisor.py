@@ -20,13 +20,19 @@ from treasury.adapters import alerts as ops_alerts
 from treasury.adapters.binance.client import BinanceClient
 from treasury.adapters.db.state import ServiceState
 from treasury.adapters.db.webhooks import SqlWebhooks
-from treasury.bootstrap import Runtime, adopt_policy_file, open_ledger, postgres_listener, runtime
+from treasury.bootstrap import (
+    Runtime,
+    adopt_policy_file,
+    open_ledger,
+    postgres_notifications,
+    runtime,
+)
 from treasury.config import AccountCredentials, Settings, SettingsError
 from treasury.netaddr import parse_bind
 from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
 from treasury.runtime import webhooks as ops_webhooks
-from treasury.runtime.accounts import AccountSet, Fleet
+from treasury.runtime.accounts import AccountSet, Fleet, Notifications
 from treasury.runtime.daemon import Daemon
 from treasury.services import preflight
 from treasury.services.context import Alert, WorkerContext
@@ -118,6 +124,8 @@ async def _supervise(
 
         fleet: Fleet | None = None
         account_set: AccountSet | None = None
+        listen_all = postgres_notifications(settings)
+        notes = Notifications(listen_all) if listen_all is not None else None
 
         def wanted_of(account: str) -> Callable[[], bool] | None:
             if fleet is None:
@@ -128,7 +136,7 @@ async def _supervise(
             return Daemon(
                 ctx,
                 pace=exchange.apply_limiter.note_sent_at,
-                listen=postgres_listener(settings, ctx.config.account),  # type: ignore[arg-type]
+                listen=notes.listener(ctx.config.account) if notes is not None else None,
                 on_tick=ticks.tick,
                 # each account's address book follows that account's list on the exchange;
                 # the daemon syncs once before it sends (exchange-sourced entries are
@@ -236,6 +244,8 @@ async def _supervise(
                     account_set.start(exchange, ctx)
                 if fleet is not None:
                     workers.start_soon(fleet.run)
+                if notes is not None:
+                    workers.start_soon(notes.run)
                 primary = account_set.daemons[primary_ctx.config.account]
                 tg.start_soon(
                     partial(
