@@ -10,7 +10,7 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -85,7 +85,7 @@ def build_exchange(
     credentials: AccountCredentials | None = None,
 ) -> BinanceClient:
     """A client for one account (default: the primary account of the settings)."""
-    creds = credentials or account_credentials(settings)[0]
+    creds = credentials or account_credentials(settings, with_file=False)[0]
     secret = creds.api_secret
     pem = creds.private_key_file.read_bytes() if creds.private_key_file else None
     passphrase = creds.passphrase
@@ -172,6 +172,81 @@ class Runtime:
     ctx: WorkerContext  # the primary account's
     policy: PolicyHolder
     accounts: list[tuple[BinanceClient, WorkerContext]]  # every account served, primary first
+    # what ``add_account`` needs to build one more account while running (hot reload)
+    http: httpx.AsyncClient | None = None
+    alert: Alert = no_alert
+    on_call: OnCall | None = None
+    seen: ExchangeSeen | None = None
+    local_entities: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    credentials: dict[str, AccountCredentials] = dataclasses.field(default_factory=dict)
+
+    def add_account(self, creds: AccountCredentials) -> tuple[BinanceClient, WorkerContext]:
+        """A client and a worker context for one more account (not added to ``accounts``:
+        the caller keeps the list of what it serves)."""
+        assert self.http is not None and self.seen is not None
+        built = build_account(
+            self.settings,
+            self.http,
+            self.ledger,
+            creds,
+            policy=self.policy,
+            worker=self.ctx.config.worker_id,
+            alert=self.alert,
+            on_call=self.on_call,
+            seen=self.seen,
+        )
+        self.local_entities[creds.name] = creds.local_entity
+        self.credentials[creds.name] = creds
+        return built
+
+
+def account_settings(settings: Settings, creds: AccountCredentials) -> Settings:
+    """``settings`` as one account sees them (its own send rate, if it has one)."""
+    if creds.withdraw_rate is None or creds.withdraw_rate == settings.withdraw_rate:
+        return settings
+    return settings.model_copy(update={"withdraw_rate": creds.withdraw_rate})
+
+
+def build_account(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    ledger: SqlLedger,
+    creds: AccountCredentials,
+    *,
+    policy: PolicyHolder,
+    worker: str,
+    alert: Alert,
+    on_call: OnCall | None,
+    seen: ExchangeSeen,
+) -> tuple[BinanceClient, WorkerContext]:
+    """One account's client (its own key, weight budgets, send pacer, clock offset) and
+    worker context (its own lease)."""
+    own = account_settings(settings, creds)
+    exchange = build_exchange(own, http, on_call=on_call, credentials=creds)
+    # sends with a questionnaire go through the local entity; histories merge
+    routed = LocalEntityRouting(exchange, local_entity=creds.local_entity)
+
+    async def can_withdraw_changed(now: bool, name: str = creds.name) -> None:
+        if not now:
+            await alert("can_withdraw_false", f"canWithdraw of account {name!r} turned false", None)
+
+    ctx = WorkerContext(
+        ledger=ledger,
+        exchange=routed,
+        view=ExchangeView(
+            routed, rules_ttl_s=settings.rules_ttl_s, on_can_withdraw=can_withdraw_changed
+        ),
+        config=dataclasses.replace(
+            worker_config(own, worker=worker),
+            account=creds.name,
+            wallet=creds.wallet,
+            internal_fee_payer=creds.internal_fee_payer,
+        ),
+        policy=policy.current,
+        alert=alert,
+        seen=seen,
+    )
+    return exchange, ctx
 
 
 @asynccontextmanager
@@ -214,36 +289,22 @@ async def runtime(
     async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
         policy = PolicyHolder(ledger)
         me = worker or worker_id(settings)
-        accounts = []
         seen = ExchangeSeen()  # what this process's syncs found on each account's list
-        for creds in account_credentials(settings):
-            exchange = build_exchange(settings, http, on_call=on_call, credentials=creds)
-            # sends with a questionnaire go through the local entity; histories merge
-            routed = LocalEntityRouting(exchange, local_entity=creds.local_entity)
-
-            async def can_withdraw_changed(now: bool, name: str = creds.name) -> None:
-                if not now:
-                    await alert(
-                        "can_withdraw_false", f"canWithdraw of account {name!r} turned false", None
-                    )
-
-            ctx = WorkerContext(
-                ledger=ledger,
-                exchange=routed,
-                view=ExchangeView(
-                    routed, rules_ttl_s=settings.rules_ttl_s, on_can_withdraw=can_withdraw_changed
-                ),
-                config=dataclasses.replace(
-                    worker_config(settings, worker=me),
-                    account=creds.name,
-                    wallet=creds.wallet,
-                    internal_fee_payer=creds.internal_fee_payer,
-                ),
-                policy=policy.current,
+        all_creds = account_credentials(settings)
+        accounts = [
+            build_account(
+                settings,
+                http,
+                ledger,
+                creds,
+                policy=policy,
+                worker=me,
                 alert=alert,
+                on_call=on_call,
                 seen=seen,
             )
-            accounts.append((exchange, ctx))
+            for creds in all_creds
+        ]
         yield Runtime(
             settings=settings,
             ledger=ledger,
@@ -251,6 +312,12 @@ async def runtime(
             ctx=accounts[0][1],
             policy=policy,
             accounts=accounts,
+            http=http,
+            alert=alert,
+            on_call=on_call,
+            seen=seen,
+            local_entities={c.name: c.local_entity for c in all_creds},
+            credentials={c.name: c for c in all_creds},
         )
 
 
@@ -258,13 +325,33 @@ def postgres_listener(
     settings: Settings, account: str | None = None
 ) -> Callable[[Callable[[], None]], object] | None:
     """LISTEN treasury_intents on a dedicated connection (PostgreSQL only)."""
+    account = account or settings.account
+    notifications = postgres_notifications(settings)
+    if notifications is None:
+        return None
+
+    async def listen(wake: Callable[[], None]) -> None:
+        def on_payload(payload: str) -> None:
+            if payload == account:
+                wake()
+
+        await notifications(on_payload)
+
+    return listen
+
+
+def postgres_notifications(
+    settings: Settings,
+) -> Callable[[Callable[[str], None]], Awaitable[None]] | None:
+    """LISTEN treasury_intents on one dedicated connection (PostgreSQL only): each
+    NOTIFY's payload (the intent's account) goes to ``on_payload``. ``treasury run``
+    opens one for all its accounts (an account file may list many)."""
     url = normalize_url(settings.database_url)
     if url.get_backend_name() != "postgresql":
         return None
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    account = account or settings.account
 
-    async def listen(wake: Callable[[], None]) -> None:
+    async def listen(on_payload: Callable[[str], None]) -> None:
         import anyio
         import asyncpg
 
@@ -272,8 +359,7 @@ def postgres_listener(
         try:
 
             def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
-                if payload == account:
-                    wake()
+                on_payload(payload)
 
             await conn.add_listener("treasury_intents", on_notify)
             while not conn.is_closed():

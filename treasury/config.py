@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     extra_accounts: str = ""
     worker_id: str | None = None
     policy_file: Path | None = None
+    # more accounts, from a TOML file re-read every accounts_reload_s and on SIGHUP
+    accounts_file: Path | None = None
+    accounts_reload_s: float = Field(default=10.0, gt=0, le=3600)
     allow_unrestricted_ip_key: bool = False
     whitelist_sync_interval_s: float = Field(default=0, ge=0, le=86400)
     # `run` started while the exchange is down or in maintenance: how often it checks again
@@ -282,6 +285,7 @@ class AccountCredentials:
     wallet: str = "spot"  # the default wallet of this account's intents
     internal_fee_payer: str = "recipient"  # who pays an internal transfer's fee
     local_entity: str | None = None  # JP or EU: the travel rule's questionnaire applies
+    withdraw_rate: float | None = None  # sends/s of this account (None: TREASURY_WITHDRAW_RATE)
 
 
 def account_variable(name: str, key: str) -> str:
@@ -301,12 +305,24 @@ def _account_value(name: str, key: str) -> str | None:
     return None
 
 
-def account_credentials(settings: Settings) -> list[AccountCredentials]:
-    """The accounts this daemon serves and their keys; the first is ``account``.
+def account_credentials(settings: Settings, *, with_file: bool = True) -> list[AccountCredentials]:
+    """The accounts this daemon serves and their keys; the first is ``account``, then
+    ``TREASURY_EXTRA_ACCOUNTS``, then the enabled accounts of ``TREASURY_ACCOUNTS_FILE``.
 
     Raises:
-        SettingsError: a named account lacks its key or signing method.
+        SettingsError: a named account lacks its key or signing method, or the accounts
+            file is wrong.
     """
+    env = env_credentials(settings)
+    if not with_file:
+        return env
+    from treasury.accounts_file import file_credentials
+
+    return [*env, *file_credentials(settings)]
+
+
+def env_credentials(settings: Settings) -> list[AccountCredentials]:
+    """The accounts of the environment (``TREASURY_ACCOUNT``, ``TREASURY_EXTRA_ACCOUNTS``)."""
     settings.require_exchange_credentials()
     assert settings.binance_api_key is not None
     result = [
@@ -372,8 +388,13 @@ def account_local_entity(settings: Settings, name: str) -> str | None:
     Raises:
         SettingsError: the account's variable names no modelled entity.
     """
-    if name == settings.account or name not in settings.account_names:
-        return settings.local_entity if name == settings.account else None
+    if name == settings.account:
+        return settings.local_entity
+    if name not in settings.account_names:
+        from treasury.accounts_file import read_accounts_file
+
+        found = [a for a in read_accounts_file(settings, keys=False) if a.name == name]
+        return found[0].local_entity if found else None
     value = (_account_value(name, "LOCAL_ENTITY") or "").strip().upper()
     if not value:
         return settings.local_entity

@@ -21,6 +21,7 @@ TABLES = {
     "service_events",
     "service_state",
     "sender_leases",
+    "fleet_members",
     "unmatched_withdrawals",
     "operators",
     "operator_invites",

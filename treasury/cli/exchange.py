@@ -67,7 +67,10 @@ async def preflight_checks(rt: Runtime, *, exchange_without_database: bool = Tru
         schema=schema_probe(rt.ledger.engine),
         allow_unrestricted_ip=rt.settings.allow_unrestricted_ip_key,
         exchange_without_database=exchange_without_database,
-        local_entities={name: account_local_entity(rt.settings, name) for name in names},
+        local_entities={
+            name: rt.local_entities.get(name, account_local_entity(rt.settings, name))
+            for name in names
+        },
     )
 
 

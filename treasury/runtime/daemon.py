@@ -68,8 +68,14 @@ class Daemon:
         whitelist_sync: Callable[[], Awaitable[object]] | None = None,
         whitelist_sync_interval_s: float = 0.0,
         publish_view_s: float = 5.0,
+        wanted: Callable[[], bool] | None = None,
     ) -> None:
         self.ctx = ctx
+        # fair share (several daemons): whether this process should hold the account's
+        # lease now; None: always. The lease stays the only arbiter of who sends.
+        self._wanted = wanted or (lambda: True)
+        self._holds = False  # this process holds the lease (is_sender, or handing over)
+        self._lease_wake = anyio.Event()
         self._pace = pace  # seeds the client's send pacer with the last send (epoch s)
         self._listen = listen
         self._on_tick = on_tick or (lambda _name: None)
@@ -132,9 +138,13 @@ class Daemon:
         if self._busy:
             log.warning("shutdown.send_unfinished", in_flight=sorted(self.ctx.in_flight))
 
+    def poke(self) -> None:
+        """Look at the lease now (fair share changed its mind)."""
+        self._lease_wake.set()
+
     async def _release(self) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-            if self.is_sender:
+            if self.is_sender or self._holds:
                 await self.ctx.ledger.state.release_lease(
                     self.ctx.config.account, self.ctx.config.worker_id
                 )
@@ -181,13 +191,30 @@ class Daemon:
         state = self.ctx.ledger.state
         started = False
         while not self.stopping.is_set():
+            self._lease_wake = anyio.Event()
             try:
+                if not self._wanted():
+                    await self._hand_over()
+                    if not started:
+                        log.info("standby", account=cfg.account, worker=cfg.worker_id)
+                        task_status.started()
+                        started = True
+                    self._on_tick("lease")
+                    with anyio.move_on_after(cfg.lease_ttl_s / 3):
+                        await self._lease_wake.wait()
+                    continue
                 held = await state.acquire_lease(cfg.account, cfg.worker_id, cfg.lease_ttl_s)
+                self._holds = held
                 if held and not self.is_sender:
                     await self._become_sender()
                     # the start-up reconcile may have outlasted the lease: hold it again
                     # before sending (the commit checks it too, this just avoids churn)
-                    held = await state.acquire_lease(cfg.account, cfg.worker_id, cfg.lease_ttl_s)
+                    held = False  # not wanted meanwhile: the next round hands over
+                    if self._wanted():
+                        held = await state.acquire_lease(
+                            cfg.account, cfg.worker_id, cfg.lease_ttl_s
+                        )
+                        self._holds = held
                     self.is_sender = held
                     if held:
                         self._wake.set()
@@ -207,7 +234,26 @@ class Daemon:
                 task_status.started()
                 started = True
             self._on_tick("lease")
-            await anyio.sleep(cfg.lease_ttl_s / 3)
+            with anyio.move_on_after(cfg.lease_ttl_s / 3):
+                await self._lease_wake.wait()
+
+    async def _hand_over(self) -> None:
+        """Fair share wants the account elsewhere: stop sending; once no send is in
+        flight, release the lease (until then keep renewing it: the in-flight send's
+        commit is checked against it). The next holder reconciles as after any takeover."""
+        cfg = self.ctx.config
+        state = self.ctx.ledger.state
+        if self.is_sender:
+            log.info("lease.handing_over", account=cfg.account, worker=cfg.worker_id)
+            self.is_sender = False
+        if not self._holds:
+            return
+        if self._busy:
+            self._holds = await state.acquire_lease(cfg.account, cfg.worker_id, cfg.lease_ttl_s)
+            return
+        await state.release_lease(cfg.account, cfg.worker_id)
+        self._holds = False
+        log.info("lease.handed_over", account=cfg.account, worker=cfg.worker_id)
 
     async def _become_sender(self) -> None:
         cfg = self.ctx.config

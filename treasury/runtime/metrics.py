@@ -84,6 +84,7 @@ class Metrics:
         self._monotonic = monotonic
         self._last_answer: float | None = None
         self._exchange: ExchangeFigures | None = None
+        self._senders: Callable[[], Mapping[str, bool]] = dict
         r = self.registry
         self.intents = Gauge(
             "treasury_intents", "Intents by status (from the database)", ["status"], registry=r
@@ -193,6 +194,11 @@ class Metrics:
         is no longer counted: alerts wait in the outbox instead of a bounded queue)."""
         self.alerts.labels(result=result).inc()
 
+    def track_accounts(self, senders: Callable[[], Mapping[str, bool]]) -> None:
+        """Read ``treasury_account_sender{account}`` at scrape time: every account this
+        process serves now (hot-added ones included), 1 while it holds its lease."""
+        self._senders = senders
+
     def track_exchange(self, exchange: ExchangeFigures) -> None:
         """Read offset, used weight, limiter waits and IP ban from ``exchange`` at scrape."""
         self._exchange = exchange
@@ -230,9 +236,16 @@ class _ExchangeCollector:
         return []  # names are fixed; nothing to read at registration
 
     def collect(self) -> Iterable[Metric]:
+        sender = GaugeMetricFamily(
+            "treasury_account_sender",
+            "1 while this process holds the account's sender lease, 0 while it stands by",
+            labels=["account"],
+        )
+        for account, held in sorted(self._metrics._senders().items()):
+            sender.add_metric([account], 1.0 if held else 0.0)
         exchange = self._metrics._exchange
         if exchange is None:
-            return []
+            return [sender]
         limiter = exchange.rate_limiter
         offset = GaugeMetricFamily(
             "treasury_server_time_offset_ms",
@@ -262,7 +275,7 @@ class _ExchangeCollector:
             "Exchange clock minus local clock, in seconds",
             value=exchange.clock_offset_ms / 1000,
         )
-        return [offset, offset_s, weight, waits, ban]
+        return [sender, offset, offset_s, weight, waits, ban]
 
 
 class Sampler:
@@ -280,7 +293,9 @@ class Sampler:
         alert: the alert sink; each condition alerts once when it starts.
         account_pauses: the accounts paused on their own (``ServiceState.account_pauses``)
             for ``treasury_account_paused`` (whoever pauses an account alerts).
-        accounts: the accounts served, each with a gauge even when not paused.
+        accounts: the accounts served (or a callable reading them at each round: the
+            accounts file's hot-added ones get their gauge), each with a gauge even when
+            not paused.
         exchange_age_s: ``Metrics.exchange_age_s``; with ``unreachable_after_s``, an
             ``exchange_unreachable`` alert when no call has succeeded for that long
             (counted from the sampler's start when none ever has).
@@ -300,7 +315,7 @@ class Sampler:
         exchange_age_s: Callable[[], float] | None = None,
         unreachable_after_s: float = 300.0,
         account_pauses: Callable[[], Awaitable[Mapping[str, object]]] | None = None,
-        accounts: Collection[str] = (),
+        accounts: Collection[str] | Callable[[], Collection[str]] = (),
     ) -> None:
         self.metrics = metrics
         metrics.track_sender(is_sender)
@@ -315,7 +330,8 @@ class Sampler:
         self._cannot_withdraw = False
         self._exchange_age_s = exchange_age_s
         self._account_pauses = account_pauses
-        self._accounts = tuple(accounts)
+        self._accounts = accounts if callable(accounts) else (lambda: tuple(accounts))
+        self._gauged: set[str] = set()
         self._unreachable_after_s = unreachable_after_s
         self._unreachable = False
         self._started = time.monotonic()
@@ -340,7 +356,11 @@ class Sampler:
         if self._account_pauses is not None:
             try:
                 paused = await self._account_pauses()
-                self.metrics.set_account_pauses({*self._accounts, *paused}, set(paused))
+                served = {*self._accounts(), *paused}
+                for gone in self._gauged - served:  # an account no longer served here
+                    self.metrics.account_paused.remove(gone)
+                self._gauged = served
+                self.metrics.set_account_pauses(served, set(paused))
             except Exception as exc:
                 log.warning("metrics.account_pauses_failed", error=type(exc).__name__)
         if self._banned_for_s is not None:

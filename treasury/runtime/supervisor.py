@@ -17,13 +17,22 @@ import anyio
 import structlog
 
 from treasury.adapters import alerts as ops_alerts
+from treasury.adapters.binance.client import BinanceClient
+from treasury.adapters.db.state import ServiceState
 from treasury.adapters.db.webhooks import SqlWebhooks
-from treasury.bootstrap import Runtime, adopt_policy_file, open_ledger, postgres_listener, runtime
-from treasury.config import Settings, SettingsError
+from treasury.bootstrap import (
+    Runtime,
+    adopt_policy_file,
+    open_ledger,
+    postgres_notifications,
+    runtime,
+)
+from treasury.config import AccountCredentials, Settings, SettingsError
 from treasury.netaddr import parse_bind
 from treasury.runtime import health, systemd
 from treasury.runtime import metrics as ops_metrics
 from treasury.runtime import webhooks as ops_webhooks
+from treasury.runtime.accounts import AccountSet, Fleet, Notifications
 from treasury.runtime.daemon import Daemon
 from treasury.services import preflight
 from treasury.services.context import Alert, WorkerContext
@@ -113,22 +122,52 @@ async def _supervise(
 
             return sync
 
-        daemons = [
-            Daemon(
+        fleet: Fleet | None = None
+        account_set: AccountSet | None = None
+        listen_all = postgres_notifications(settings)
+        notes = Notifications(listen_all) if listen_all is not None else None
+
+        def wanted_of(account: str) -> Callable[[], bool] | None:
+            if fleet is None:
+                return None
+            return lambda: fleet is not None and fleet.wants(account)
+
+        def make_daemon(exchange: BinanceClient, ctx: WorkerContext) -> Daemon:
+            return Daemon(
                 ctx,
                 pace=exchange.apply_limiter.note_sent_at,
-                listen=postgres_listener(settings, ctx.config.account),  # type: ignore[arg-type]
+                listen=notes.listener(ctx.config.account) if notes is not None else None,
                 on_tick=ticks.tick,
                 # each account's address book follows that account's list on the exchange;
                 # the daemon syncs once before it sends (exchange-sourced entries are
                 # trusted only once this process has seen them there)
                 whitelist_sync=sync_of(ctx),
                 whitelist_sync_interval_s=settings.whitelist_sync_interval_s,
+                wanted=wanted_of(ctx.config.account),
             )
-            for exchange, ctx in rt.accounts
-        ]
-        primary = daemons[0]
+
+        async def check_account(
+            name: str, exchange: BinanceClient, creds: AccountCredentials
+        ) -> list[Check]:
+            return await preflight.run_checks(
+                exchange,
+                schema=None,
+                allow_unrestricted_ip=settings.allow_unrestricted_ip_key,
+                local_entity=creds.local_entity,
+            )
+
+        primary_ctx = rt.accounts[0][1]
         metrics.track_exchange(rt.exchange)
+
+        def served_names() -> list[str]:
+            return account_set.names() if account_set is not None else []
+
+        def senders() -> dict[str, bool]:
+            if account_set is None:
+                return {}
+            return {name: d.is_sender for name, d in account_set.daemons.items()}
+
+        metrics.track_accounts(senders)
 
         async def paused_accounts() -> dict[str, str]:
             return {a: p.reason for a, p in (await rt.ledger.state.account_pauses()).items()}
@@ -144,14 +183,14 @@ async def _supervise(
             metrics,
             count_by_status=rt.ledger.intents.count_by_status,
             pause_state=rt.ledger.state.pause_state,
-            is_sender=lambda: primary.is_sender,
+            is_sender=lambda: senders().get(primary_ctx.config.account, False),
             account=rt.ctx.view.account,
             banned_for_s=rt.exchange.rate_limiter.banned_for_s,
             alert=rt.ctx.alert,
             exchange_age_s=metrics.exchange_age_s,
             unreachable_after_s=settings.exchange_unreachable_alert_s,
             account_pauses=rt.ledger.state.account_pauses,
-            accounts=[c.config.account for _, c in rt.accounts],
+            accounts=served_names,
         )
         if gate.reason() is not None:
             # said before /readyz can answer 503 with the same reason
@@ -172,24 +211,60 @@ async def _supervise(
                     structlog.get_logger("treasury.daemon").info("daemon.stopped")
                     return True
                 ticks.restart()
-            tg.start_soon(
-                partial(
-                    systemd.feed_watchdog,
-                    ticks,
-                    max_age_s=health.watchdog_max_ages(rt.ctx.config),
-                    stopping_now=primary.stopping.is_set,
-                )
-            )
-            structlog.get_logger("treasury.daemon").info(
-                "daemon.starting",
-                accounts=[c.config.account for _, c in rt.accounts],
-                worker=rt.ctx.config.worker_id,
-            )
             async with anyio.create_task_group() as workers:
-                workers.start_soon(_signals, daemons, rt.policy.reload, workers.cancel_scope)
-                for daemon in daemons:
-                    workers.start_soon(daemon.run)
-                await _all_stopped(daemons)
+                account_set = AccountSet(
+                    rt,
+                    tg=workers,
+                    make_daemon=make_daemon,
+                    check=check_account,
+                    alert=rt.ctx.alert,
+                    env_names=settings.account_names,
+                    file_credentials={
+                        n: c for n, c in rt.credentials.items() if n not in settings.account_names
+                    },
+                )
+                if rt.ledger.engine.dialect.name == "postgresql":
+                    fleet = Fleet(
+                        ServiceState(rt.ledger.engine),
+                        rt.ctx.config.worker_id,
+                        ttl_s=settings.lease_ttl_s,
+                        grace_s=settings.lease_ttl_s / 3,
+                        served=served_names,
+                        on_change=account_set.poke,
+                    )
+                    # the first share before the daemons start: a lone member starts as
+                    # today (sender at once); others stand by until they are given a share
+                    try:
+                        await fleet.round([c.config.account for _, c in rt.accounts])
+                    except Exception as exc:  # the fleet's loop tries again
+                        structlog.get_logger("treasury.daemon").warning(
+                            "fleet.round_failed", error=f"{type(exc).__name__}: {exc}"
+                        )
+                for exchange, ctx in rt.accounts:
+                    account_set.start(exchange, ctx)
+                if fleet is not None:
+                    workers.start_soon(fleet.run)
+                if notes is not None:
+                    workers.start_soon(notes.run)
+                primary = account_set.daemons[primary_ctx.config.account]
+                tg.start_soon(
+                    partial(
+                        systemd.feed_watchdog,
+                        ticks,
+                        max_age_s=health.watchdog_max_ages(rt.ctx.config),
+                        stopping_now=primary.stopping.is_set,
+                    )
+                )
+                structlog.get_logger("treasury.daemon").info(
+                    "daemon.starting",
+                    accounts=served_names(),
+                    worker=rt.ctx.config.worker_id,
+                    fair_share=fleet is not None,
+                )
+                workers.start_soon(_signals, account_set, rt.policy.reload, workers.cancel_scope)
+                if settings.accounts_file is not None:
+                    workers.start_soon(account_set.run, settings.accounts_reload_s)
+                await account_set.stopped.wait()
                 workers.cancel_scope.cancel()
             tg.cancel_scope.cancel()
     structlog.get_logger("treasury.daemon").info("daemon.stopped")
@@ -269,28 +344,29 @@ async def _wait_for_exchange(
     return True
 
 
-async def _all_stopped(daemons: list[Daemon]) -> None:
-    for daemon in daemons:
-        await daemon.finished.wait()
-
-
 async def _signals(
-    daemons: list[Daemon], reload: Callable[[], object], scope: anyio.CancelScope
+    accounts: AccountSet, reload: Callable[[], object], scope: anyio.CancelScope
 ) -> None:
     """First SIGTERM/SIGINT: every daemon stops gracefully; a second: at once. SIGHUP:
     read the policy in force from the ledger now (it is re-read every few seconds anyway;
-    a policy file is never reloaded: changes go through ``treasury policy apply``)."""
+    a policy file is never reloaded: changes go through ``treasury policy apply``), and
+    re-read the accounts file now."""
     log = structlog.get_logger("treasury.daemon")
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             if signum == signal.SIGHUP:
                 log.info("reload.requested")
                 reload()
-            elif not daemons[0].stopping.is_set():
+                accounts.request_reload()
+            elif not accounts.stopping.is_set():
                 log.info("shutdown.requested", signal=signal.Signals(signum).name)
-                for daemon in daemons:
-                    daemon.stop()
-            else:
-                log.warning("shutdown.forced", signal=signal.Signals(signum).name)
-                scope.cancel()
-                return
+                scope_tg = anyio.create_task_group()
+                async with scope_tg:
+                    scope_tg.start_soon(accounts.stop_all)
+                    # a second signal while stopping: at once
+                    async for again in signals:
+                        if again == signal.SIGHUP:
+                            continue
+                        log.warning("shutdown.forced", signal=signal.Signals(again).name)
+                        scope.cancel()
+                        return

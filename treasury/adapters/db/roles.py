@@ -228,6 +228,11 @@ ACCESS: Mapping[str, Access] = {
         Role.OPERATOR: (SELECT,),  # `check` tells queued intents no daemon serves
         Role.BOT: (),
     },
+    "fleet_members": {  # each daemon heartbeats its row, deletes it and expired ones
+        Role.DAEMON: (SELECT, INSERT, UPDATE, DELETE),
+        Role.OPERATOR: (SELECT,),
+        Role.BOT: (),
+    },
     "service_events": {
         Role.DAEMON: (SELECT, INSERT),
         Role.OPERATOR: (SELECT, INSERT),

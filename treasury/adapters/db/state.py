@@ -8,6 +8,7 @@ lease ran out cannot commit a send.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from treasury.adapters.db.engine import connection, transaction
-from treasury.adapters.db.tables import sender_leases, service_state
+from treasury.adapters.db.tables import fleet_members, sender_leases, service_state
 from treasury.ports.clock import utcnow
 from treasury.ports.store import PauseState
 
@@ -197,3 +198,43 @@ class ServiceState:
         if not row.l:
             return "this worker is not the account's sender"
         return None
+
+    async def lease_holders(self) -> dict[str, str]:
+        """Every account's live (unexpired) lease holder."""
+        async with connection(self.engine) as conn:
+            now = await db_now(conn)
+            rows = (
+                await conn.execute(select(L.c.account, L.c.holder).where(L.c.expires_at > now))
+            ).all()
+        return {r.account: r.holder for r in rows}
+
+    # ---- fleet membership (migration 0020) -----------------------------------------
+
+    async def heartbeat_member(self, worker: str, accounts: list[str], ttl_s: float) -> None:
+        """Write or renew ``worker``'s membership for ``ttl_s`` (the database's clock),
+        with the accounts it can serve; delete the rows of members long expired."""
+        F = fleet_members
+        async with transaction(self.engine) as conn:
+            now = await db_now(conn)
+            values = {
+                "accounts": json.dumps(sorted(accounts)),
+                "expires_at": now + timedelta(seconds=ttl_s),
+            }
+            result = await conn.execute(update(F).where(F.c.worker_id == worker).values(**values))
+            if not result.rowcount:
+                await conn.execute(insert(F).values(worker_id=worker, **values))
+            await conn.execute(delete(F).where(F.c.expires_at < now - timedelta(minutes=10)))
+
+    async def live_members(self) -> dict[str, list[str]]:
+        """The live members (unexpired rows), each with the accounts it can serve."""
+        F = fleet_members
+        async with connection(self.engine) as conn:
+            now = await db_now(conn)
+            rows = (
+                await conn.execute(select(F.c.worker_id, F.c.accounts).where(F.c.expires_at > now))
+            ).all()
+        return {r.worker_id: list(json.loads(r.accounts)) for r in rows}
+
+    async def leave_fleet(self, worker: str) -> None:
+        async with transaction(self.engine) as conn:
+            await conn.execute(delete(fleet_members).where(fleet_members.c.worker_id == worker))

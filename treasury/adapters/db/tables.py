@@ -327,6 +327,16 @@ sender_leases = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
 )
 
+# Migration 0020: the live `treasury run` processes sharing the accounts (fair share).
+# `accounts` is a JSON list of the account names the process can serve.
+fleet_members = Table(
+    "fleet_members",
+    metadata,
+    Column("worker_id", String(128), primary_key=True),
+    Column("accounts", Text, nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
 service_events = Table(
     "service_events",
     metadata,
