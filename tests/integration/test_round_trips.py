@@ -20,18 +20,18 @@ from bench.round_trips import PHASES, Figures, measure
 # per dialect: (scenario, phase) → the most round trips it may take
 SEND = {
     "sqlite": {
-        "plain": {"intake": 7, "checks": 3, "commit": 9, "record": 5},
-        "approved": {"intake": 7, "checks": 3, "commit": 16, "record": 5},
+        "plain": {"intake": 7, "checks": 3, "commit": 9, "record": 4},
+        "approved": {"intake": 7, "checks": 3, "commit": 16, "record": 4},
     },
     "postgresql": {
-        "plain": {"intake": 9, "checks": 4, "commit": 12, "record": 6},
-        "approved": {"intake": 9, "checks": 4, "commit": 19, "record": 6},
+        "plain": {"intake": 9, "checks": 4, "commit": 12, "record": 5},
+        "approved": {"intake": 9, "checks": 4, "commit": 19, "record": 5},
     },
 }
 # per dialect: withdrawals settled by one poll → the most round trips that poll may take
 SETTLE = {
-    "sqlite": {1: 10, 10: 55},
-    "postgresql": {1: 12, 10: 57},
+    "sqlite": {1: 7, 10: 25},
+    "postgresql": {1: 9, 10: 27},
 }
 
 
