@@ -20,12 +20,12 @@ from bench.round_trips import PHASES, Figures, measure
 # per dialect: (scenario, phase) → the most round trips it may take
 SEND = {
     "sqlite": {
-        "plain": {"intake": 7, "checks": 3, "commit": 9, "record": 4},
-        "approved": {"intake": 7, "checks": 3, "commit": 16, "record": 4},
+        "plain": {"intake": 6, "checks": 3, "commit": 9, "record": 4},
+        "approved": {"intake": 6, "checks": 3, "commit": 16, "record": 4},
     },
     "postgresql": {
-        "plain": {"intake": 9, "checks": 4, "commit": 12, "record": 5},
-        "approved": {"intake": 9, "checks": 4, "commit": 19, "record": 5},
+        "plain": {"intake": 8, "checks": 4, "commit": 12, "record": 5},
+        "approved": {"intake": 8, "checks": 4, "commit": 19, "record": 5},
     },
 }
 # per dialect: withdrawals settled by one poll → the most round trips that poll may take

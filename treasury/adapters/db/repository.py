@@ -557,13 +557,11 @@ class IntentRepository:
         if self.is_postgres:
             ids_query = ids_query.with_for_update(skip_locked=True)
         async with transaction(self.engine) as conn:
-            ids = list((await conn.execute(ids_query)).scalars())
-            if not ids:
-                return []
+            # one statement: the rows are chosen (and locked) by the subquery
             rows = (
                 await conn.execute(
                     update(T)
-                    .where(T.c.id.in_(ids))
+                    .where(T.c.id.in_(ids_query.scalar_subquery()))
                     .values(claimed_by=worker, claimed_until=lease_until)
                     .returning(T)
                 )
