@@ -24,8 +24,8 @@ SEND = {
         "approved": {"intake": 6, "checks": 3, "commit": 16, "record": 4},
     },
     "postgresql": {
-        "plain": {"intake": 8, "checks": 4, "commit": 12, "record": 5},
-        "approved": {"intake": 8, "checks": 4, "commit": 19, "record": 5},
+        "plain": {"intake": 8, "checks": 4, "commit": 11, "record": 5},
+        "approved": {"intake": 8, "checks": 4, "commit": 18, "record": 5},
     },
 }
 # per dialect: withdrawals settled by one poll → the most round trips that poll may take
