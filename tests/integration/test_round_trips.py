@@ -21,11 +21,11 @@ from bench.round_trips import PHASES, Figures, measure
 SEND = {
     "sqlite": {
         "plain": {"intake": 6, "checks": 3, "commit": 9, "record": 4},
-        "approved": {"intake": 6, "checks": 3, "commit": 16, "record": 4},
+        "approved": {"intake": 6, "checks": 3, "commit": 14, "record": 4},
     },
     "postgresql": {
         "plain": {"intake": 8, "checks": 4, "commit": 11, "record": 5},
-        "approved": {"intake": 8, "checks": 4, "commit": 18, "record": 5},
+        "approved": {"intake": 8, "checks": 4, "commit": 16, "record": 5},
     },
 }
 # per dialect: withdrawals settled by one poll → the most round trips that poll may take
