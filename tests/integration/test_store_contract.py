@@ -271,6 +271,53 @@ async def test_transition_many_skips_only_the_change_that_met_a_concurrent_one(
     assert await intents.transition_many([]) == []
 
 
+async def test_a_change_that_names_its_version_writes_nothing_when_it_misses(
+    store: Store,
+) -> None:
+    """With one expected status and a version the SQL store does not read the row first
+    (issue 19): a miss must still be a ConcurrentChange (or NotFound) with no event."""
+    intents = store.ledger.intents
+    intent = await submitting(store, await enqueue(store))
+    trail = await intents.events(intent.id)
+    misses: list[tuple[Status, int]] = [
+        (S.SUBMITTING, intent.version - 1),
+        (S.QUEUED, intent.version),
+    ]
+    for expect, version in misses:
+        to = S.SUBMITTED if expect is S.SUBMITTING else S.CANCELLED
+        with pytest.raises(ConcurrentChange, match=r"changed meanwhile|is submitting"):
+            await intents.transition(
+                intent.id,
+                to,
+                reason="late",
+                actor="worker",
+                expect=(expect,),
+                expect_version=version,
+            )
+    with pytest.raises(NotFound):
+        await intents.transition(
+            9999, S.CANCELLED, reason="x", actor="test", expect=(S.QUEUED,), expect_version=0
+        )
+    stale, fresh = await intents.transition_many(
+        [
+            Change(
+                intent_id=intent.id,
+                to=S.SUBMITTED,
+                reason="stale",
+                actor="worker",
+                expect=(S.SUBMITTING,),
+                expect_version=version,
+            )
+            for version in (intent.version - 1, intent.version)
+        ]
+    )
+    assert isinstance(stale, ConcurrentChange) and isinstance(fresh, Intent)
+    assert (fresh.status, fresh.version) == (S.SUBMITTED, intent.version + 1)
+    after = await intents.events(intent.id)
+    assert after[: len(trail)] == trail and len(after) == len(trail) + 1
+    assert (after[-1].from_status, after[-1].to_status) == ("submitting", "submitted")
+
+
 async def test_update_fields_is_a_compare_and_set_on_status_and_version(store: Store) -> None:
     intents = store.ledger.intents
     intent = await submitting(store, await enqueue(store))

@@ -106,11 +106,14 @@ async def poll_once(ctx: WorkerContext, stats: SettleStats) -> float | None:
                 reason=reason,
                 actor="worker",
                 expect=(Status.SUBMITTED,),
+                # decided on this read of the intent: it lands on this version or not at
+                # all (a changed intent is looked at again by the next poll)
+                expect_version=intent.version,
                 fields=fields,
             )
         )
-    # One transaction for the whole poll (a savepoint per intent): settling many
-    # withdrawals costs one commit, not one each.
+    # One transaction for the whole poll: settling many withdrawals costs one commit, not
+    # one each, and two statements per withdrawal (its event, its row; no re-read).
     alerts: list[tuple[str, str, int]] = []
     results = await repo.transition_many(changes) if changes else []
     for done in results:

@@ -11,7 +11,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, func, insert, literal_column, or_, select, true, update
+from sqlalchemy import (
+    Row,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -271,12 +283,32 @@ class IntentRepository:
             ) from exc
 
     async def transition_many(self, changes: Sequence[Change]) -> list[Intent | ConcurrentChange]:
-        """Several status changes in one transaction (one commit), a savepoint each: one
-        that meets a concurrent change is skipped and reported, the others land."""
+        """Several status changes in one transaction (one commit): one that meets a
+        concurrent change is skipped and reported, the others land. A change that names
+        its one expected status and version writes nothing when it misses (see
+        ``_transition_unread``); any other takes a savepoint."""
         results: list[Intent | ConcurrentChange] = []
         async with transaction(self.engine) as conn:
             for c in changes:
+                unread = (
+                    c.expect_version is not None and c.expect is not None and len(c.expect) == 1
+                )
                 try:
+                    if unread:
+                        results.append(
+                            await self._transition(
+                                conn,
+                                c.intent_id,
+                                c.to,
+                                c.reason,
+                                c.actor,
+                                c.expect,
+                                c.expect_version,
+                                c.fields,
+                                None,
+                            )
+                        )
+                        continue
                     async with conn.begin_nested():
                         results.append(
                             await self._transition(
@@ -307,6 +339,15 @@ class IntentRepository:
         fields: Mapping[str, Any] | None,
         locked: Intent | None,
     ) -> Intent:
+        if (
+            locked is None
+            and expect_version is not None
+            and expect is not None
+            and len(expect) == 1
+        ):
+            return await self._transition_unread(
+                conn, intent_id, to, reason, actor, expect[0], expect_version, fields
+            )
         current = locked if locked is not None else await self.lock(conn, intent_id)
         if expect is not None and current.status not in expect:
             raise ConcurrentChange(
@@ -341,6 +382,71 @@ class IntentRepository:
         new_row = result.first()
         if new_row is None:
             raise ConcurrentChange(f"intent {intent_id} changed meanwhile")
+        return to_intent(new_row)
+
+    async def _transition_unread(
+        self,
+        conn: AsyncConnection,
+        intent_id: int,
+        to: Status,
+        reason: str,
+        actor: str,
+        expect: Status,
+        expect_version: int,
+        fields: Mapping[str, Any] | None,
+    ) -> Intent:
+        """``_transition`` when the caller names the one status and the version it expects:
+        the row is not read first. The event is inserted from the row itself, only if it
+        still has that status and version (on PostgreSQL the same statement locks it,
+        ``FOR UPDATE``), so the UPDATE that follows cannot miss; when the row is no longer
+        as expected, nothing at all is written (no savepoint needed around it). A status
+        change bumps the version (the database refuses one that does not), so a row at
+        ``expect_version`` in ``expect`` is the row the caller decided on."""
+        event = machine.transition(intent_id, expect, to, reason=reason, actor=actor)
+        now = utcnow()
+        at = and_(T.c.id == intent_id, T.c.version == expect_version, T.c.status == expect.value)
+        source = select(
+            T.c.id,
+            T.c.status,
+            literal(event.to_status.value, E.c.to_status.type),
+            literal(event.reason, E.c.reason.type),
+            literal(event.actor, E.c.actor.type),
+            literal(event.kind, E.c.kind.type),
+            literal(now, E.c.created_at.type),
+            T.c.version + 1,
+        ).where(at)
+        if self.is_postgres:
+            source = source.with_for_update()
+        columns = ["intent_id", "from_status", "to_status", "reason", "actor", "kind"]
+        written = await conn.execute(
+            insert(E).from_select([*columns, "created_at", "intent_version"], source)
+        )
+        if written.rowcount != 1:
+            row = (await conn.execute(select(T.c.status).where(T.c.id == intent_id))).first()
+            if row is None:
+                raise NotFound(f"intent {intent_id}")
+            if row.status != expect.value:
+                raise ConcurrentChange(
+                    f"intent {intent_id} is {row.status}, expected {expect.value}"
+                )
+            raise ConcurrentChange(f"intent {intent_id} changed meanwhile")
+        values: dict[str, Any] = {
+            "status": to.value,
+            "status_reason": reason,
+            "version": expect_version + 1,
+            "updated_at": now,
+            "claimed_by": None,
+            "claimed_until": None,
+        }
+        if to.terminal:
+            values["settled_at"] = now
+        values.update(fields or {})
+        new_row = (await conn.execute(update(T).where(at).values(**values).returning(T))).first()
+        if new_row is None:
+            # cannot happen: the row is locked (PostgreSQL) or the writer lock held
+            # (SQLite). Not a ConcurrentChange: that would let ``transition_many`` commit
+            # the event without its change; this rolls the whole transaction back.
+            raise RuntimeError(f"intent {intent_id} changed under its lock")
         return to_intent(new_row)
 
     async def lock(self, conn: AsyncConnection, intent_id: int) -> Intent:
@@ -451,13 +557,11 @@ class IntentRepository:
         if self.is_postgres:
             ids_query = ids_query.with_for_update(skip_locked=True)
         async with transaction(self.engine) as conn:
-            ids = list((await conn.execute(ids_query)).scalars())
-            if not ids:
-                return []
+            # one statement: the rows are chosen (and locked) by the subquery
             rows = (
                 await conn.execute(
                     update(T)
-                    .where(T.c.id.in_(ids))
+                    .where(T.c.id.in_(ids_query.scalar_subquery()))
                     .values(claimed_by=worker, claimed_until=lease_until)
                     .returning(T)
                 )

@@ -187,8 +187,11 @@ class ServiceState:
         paused = select(service_state.c.key).where(
             service_state.c.key.in_([PAUSED, ACCOUNT_PAUSED + account])
         )
+        # the lease is judged by db_now, written into the query: PostgreSQL's now() is the
+        # transaction's start, the value db_now would have fetched in a query of its own
+        now = func.now() if conn.dialect.name == "postgresql" else utcnow()
         leased = select(L.c.holder).where(
-            and_(L.c.account == account, L.c.holder == holder, L.c.expires_at > await db_now(conn))
+            and_(L.c.account == account, L.c.holder == holder, L.c.expires_at > now)
         )
         row = (
             await conn.execute(select(paused.exists().label("p"), leased.exists().label("l")))

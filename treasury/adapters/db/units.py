@@ -50,6 +50,10 @@ class SqlIntentUnit:
         self._conn = conn
         self._repo = repo
         self._intent = intent
+        # read at most once per unit (one transaction): the address book's verdict and
+        # the policy's approvals both count signatures against them
+        self._keys: tuple[dict[str, bytes] | None] | None = None
+        self._passkeys: dict[str, tuple[Credential, ...]] | None = None
 
     @property
     def intent(self) -> Intent:
@@ -93,12 +97,17 @@ class SqlIntentUnit:
         return tuple(Approval(r.approver, r.signature, r.created_at) for r in rows)
 
     async def operator_keys(self) -> dict[str, bytes] | None:
-        return await OperatorRepository.keys(self._conn)
+        if self._keys is None:
+            self._keys = (await OperatorRepository.keys(self._conn),)
+        return self._keys[0]
 
     async def passkeys(self) -> dict[str, tuple[Credential, ...]]:
-        return await PasskeyRepository.current(self._conn)
+        if self._passkeys is None:
+            self._passkeys = await PasskeyRepository.current(self._conn)
+        return self._passkeys
 
     async def advance_sign_count(self, credential_id: bytes, sign_count: int) -> bool:
+        self._passkeys = None  # a later read sees the new count
         return await PasskeyRepository.advance(self._conn, credential_id, sign_count)
 
     async def add_approval(
