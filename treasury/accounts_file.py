@@ -223,3 +223,14 @@ def _account(
 def file_credentials(settings: Settings) -> list[AccountCredentials]:
     """The enabled accounts of the accounts file, in the file's order."""
     return [a.credentials for a in read_accounts_file(settings) if a.credentials is not None]
+
+
+def served_names(settings: Settings) -> tuple[str, ...]:
+    """Every account this treasury serves: the environment's (``TREASURY_ACCOUNT``,
+    ``TREASURY_EXTRA_ACCOUNTS``), then the accounts file's enabled ones (no key read).
+
+    Raises:
+        SettingsError: the accounts file is wrong (named).
+    """
+    listed = read_accounts_file(settings, keys=False)
+    return (*settings.account_names, *(a.name for a in listed if a.enabled))

@@ -80,7 +80,9 @@ class Treasury:
             settings = load_settings()
             database_url = settings.database_url
             if local_entities is None:
-                found = {a: account_local_entity(settings, a) for a in settings.account_names}
+                from treasury.accounts_file import served_names
+
+                found = {a: account_local_entity(settings, a) for a in served_names(settings)}
                 local_entities = {a: e for a, e in found.items() if e is not None}
         engine = create_engine(database_url)
         try:

@@ -8,6 +8,7 @@ after). The good paths go through the same commands an operator types.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -700,7 +701,8 @@ async def test_enqueue_for_an_account_nobody_here_serves_warns(url: str, ledger:
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert result.stderr == (
         "warning: account 'treasury-sub' is not configured here (TREASURY_ACCOUNT, "
-        "TREASURY_EXTRA_ACCOUNTS): the intent waits until a daemon that serves it runs\n"
+        "TREASURY_EXTRA_ACCOUNTS, TREASURY_ACCOUNTS_FILE): the intent waits until a daemon "
+        "that serves it runs\n"
     )
     assert "intent 1 new: 10 USDT (TRX) to TXyzAbc123: queued" in result.stdout
     served = await cli(*_enqueue_with(**{"--amount": "12"}))  # the default account
@@ -716,3 +718,27 @@ async def test_cancel_with_a_blank_reason_takes_the_default_one(url: str, ledger
     cancelled = await ledger.intents.get(intent["id"])
     assert cancelled.status is Status.CANCELLED
     assert cancelled.status_reason == "cancelled by operator"
+
+
+async def test_an_account_of_the_accounts_file_is_served(
+    url: str, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's accounts are this treasury's as much as the environment's: enqueue does
+    not warn, the address book takes entries for them; a disabled one is not served, and
+    a wrong file is refused before anything is written."""
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        '[accounts.desk-a]\napi_key_env = "DESK_A_KEY"\napi_secret_env = "DESK_A_SECRET"\n'
+        '[accounts.desk-b]\napi_key_env = "DESK_B_KEY"\napi_secret_env = "DESK_B_SECRET"\n'
+        "enabled = false\n"
+    )
+    monkeypatch.setenv("TREASURY_ACCOUNTS_FILE", str(accounts))
+    mine = await cli(*_enqueue_with(**{"--account": "desk-a"}))
+    assert mine.exit_code == 0 and mine.stderr == "", (mine.stdout, mine.stderr)
+    book = ["whitelist", "add", *WL_DEST, "--reason", "r", "--as", "bob"]
+    ok(await cli(*book, "--account", "desk-a"))
+    refused(await cli(*book, "--account", "desk-b"), 2, "desk-b", "TREASURY_ACCOUNTS_FILE")
+    accounts.write_text("[accounts.desk-a]\nwallet = 'spto'\n")
+    wrong = await cli(*_enqueue_with(**{"--account": "desk-a", "--amount": "13"}))
+    assert wrong.exit_code == 3 and "wallet 'spto'" in wrong.stderr, wrong.stderr
+    assert as_json(await cli("list", "--json"))["intents"][0]["amount"] != "13"

@@ -84,6 +84,17 @@ def read_settings() -> Settings:
     return settings
 
 
+def served_accounts(settings: Settings) -> tuple[str, ...]:
+    """Every account this treasury serves (the environment's, then the accounts file's
+    enabled ones), or exit 3 naming what is wrong in the accounts file."""
+    from treasury.accounts_file import served_names
+
+    try:
+        return served_names(settings)
+    except SettingsError as exc:
+        out.fail(f"configuration: {exc}", EXIT_CONFIG)
+
+
 def actor_of(name: str | None) -> str:
     """``cli:<operator>`` from ``--as``, else ``TREASURY_OPERATOR``, else the login name."""
     who = name or os.environ.get("TREASURY_OPERATOR") or getpass.getuser()

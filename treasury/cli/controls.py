@@ -21,6 +21,7 @@ from treasury.cli.common import (
     read_json_file,
     read_settings,
     reason_of,
+    served_accounts,
     validated,
     whitelist_app,
     with_ledger,
@@ -94,10 +95,11 @@ def _book_account(account: str | None, settings: Settings, *, served: bool) -> s
     if account is None:
         return settings.account
     validated(lambda: validate_account(account))
-    if served and account not in settings.account_names:
+    names = served_accounts(settings) if served else ()
+    if served and account not in names:
         out.fail(
             f"--account: {account!r} is not an account this treasury serves "
-            f"({', '.join(settings.account_names)}; see TREASURY_EXTRA_ACCOUNTS)",
+            f"({', '.join(names)}; see TREASURY_EXTRA_ACCOUNTS and TREASURY_ACCOUNTS_FILE)",
             EXIT_BAD_INPUT,
         )
     return account

@@ -19,6 +19,7 @@ from treasury.cli.common import (
     read_json_file,
     read_settings,
     reason_of,
+    served_accounts,
     validated,
     with_ledger,
 )
@@ -90,13 +91,15 @@ def enqueue(
         )
     )
     settings = settings or read_settings()
+    served = served_accounts(settings)  # a wrong accounts file is said before anything is written
     intent, created = with_ledger(
         lambda ledger: admin.enqueue(ledger, new, actor=actor), settings=settings
     )
-    if intent.account not in settings.account_names:
+    if intent.account not in served:
         out.warn(
             f"account {intent.account!r} is not configured here (TREASURY_ACCOUNT, "
-            "TREASURY_EXTRA_ACCOUNTS): the intent waits until a daemon that serves it runs"
+            "TREASURY_EXTRA_ACCOUNTS, TREASURY_ACCOUNTS_FILE): the intent waits until a "
+            "daemon that serves it runs"
         )
     if json_:
         out.print_json({**out.intent_dict(intent), "created": created})
