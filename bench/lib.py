@@ -288,3 +288,57 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return _num(value)
     return str(value)
+
+
+# -- many accounts (bench/fleet_bench.py) ------------------------------------------------
+
+
+def per_account_utilization(
+    applies: Iterable[tuple[str, float]], rate_per_s: float
+) -> dict[str, float]:
+    """Each account's sends per second over its active window ÷ ``rate_per_s``.
+
+    ``applies`` are ``(account, time in s)`` pairs, one per withdrawal the exchange
+    booked. The active window runs from the account's first send to its last; the rate is
+    (sends - 1) ÷ (last - first), the gaps between sends, so a perfect pacer gives exactly
+    1.0 whatever the count. An account with fewer than two sends gets NaN.
+    """
+    times: dict[str, list[float]] = {}
+    for account, t in applies:
+        times.setdefault(account, []).append(t)
+    out: dict[str, float] = {}
+    for account, ts in times.items():
+        ts.sort()
+        span = ts[-1] - ts[0]
+        out[account] = (len(ts) - 1) / span / rate_per_s if len(ts) > 1 and span > 0 else math.nan
+    return out
+
+
+def spread(values: Iterable[float]) -> dict[str, float]:
+    """p5, median, min and max of the values that are numbers (NaN when there are none)."""
+    known = [v for v in values if not math.isnan(v)]
+    return {
+        "p5": percentile(known, 5),
+        "median": percentile(known, 50),
+        "min": min(known) if known else math.nan,
+        "max": max(known) if known else math.nan,
+    }
+
+
+def share_ratio(holders: Mapping[str, str], members: Iterable[str]) -> float:
+    """max ÷ min accounts per member, from ``{account: holder}``; a member holding nothing
+    counts as 0 (ratio inf); NaN without members."""
+    counts = {m: 0 for m in members}
+    for holder in holders.values():
+        if holder in counts:
+            counts[holder] += 1
+    if not counts:
+        return math.nan
+    low = min(counts.values())
+    return math.inf if low == 0 else max(counts.values()) / low
+
+
+def all_held_by(holders: Mapping[str, str], accounts: Iterable[str], alive: Iterable[str]) -> bool:
+    """Every account has a live lease (is in ``holders``) held by one of ``alive``."""
+    members = set(alive)
+    return all(holders.get(a) in members for a in accounts)

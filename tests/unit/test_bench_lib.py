@@ -125,3 +125,30 @@ def test_render_counts() -> None:
     assert lines[0].split() == ["apply", "seconds"]
     assert lines[1].split() == ["treasury", "25", "5.151"]
     assert lines[2].split() == ["ccxt", "25", "-"]
+
+
+def test_per_account_utilization_and_spread() -> None:
+    from bench.lib import per_account_utilization, spread
+
+    applies = [("a", 10.0 + i) for i in range(20)]  # 1/s exactly
+    applies += [("b", 5.0 + 2 * i) for i in range(10)]  # 0.5/s
+    applies += [("c", 3.0)]  # one send: no window
+    util = per_account_utilization(reversed(applies), 1.0)
+    assert util["a"] == 1.0 and util["b"] == 0.5 and math.isnan(util["c"])
+    s = spread(util.values())
+    assert s["min"] == 0.5 and s["max"] == 1.0 and s["median"] == 0.75
+    assert abs(s["p5"] - 0.525) < 1e-9
+    assert per_account_utilization([("a", 0.0), ("a", 0.5)], 2.0) == {"a": 1.0}
+    assert math.isnan(spread([])["p5"])
+
+
+def test_share_ratio_and_takeover() -> None:
+    from bench.lib import all_held_by, share_ratio
+
+    holders = {f"x{i}": ("A" if i < 34 else "B" if i < 68 else "C") for i in range(100)}
+    assert abs(share_ratio(holders, ["A", "B", "C"]) - 34 / 32) < 1e-9
+    assert share_ratio(holders, ["A", "B", "C", "D"]) == math.inf
+    assert math.isnan(share_ratio({}, []))
+    assert not all_held_by(holders, holders, ["B", "C"])
+    assert all_held_by({k: "B" for k in holders}, holders, ["B", "C"])
+    assert not all_held_by({"x1": "B"}, ["x1", "x2"], ["B"])  # x2 has no live lease
