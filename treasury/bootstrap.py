@@ -18,7 +18,7 @@ import httpx
 import structlog
 
 from treasury.adapters.binance.client import BinanceClient
-from treasury.adapters.binance.limits import RateLimits
+from treasury.adapters.binance.limits import IpBudgets, RateLimits
 from treasury.adapters.binance.signing import load_signer
 from treasury.adapters.db.engine import create_engine, normalize_url
 from treasury.adapters.db.ledger import SqlLedger
@@ -83,8 +83,10 @@ def build_exchange(
     *,
     on_call: OnCall | None = None,
     credentials: AccountCredentials | None = None,
+    ip_budgets: IpBudgets | None = None,
 ) -> BinanceClient:
-    """A client for one account (default: the primary account of the settings)."""
+    """A client for one account (default: the primary account of the settings); pass the
+    process's ``ip_budgets`` when several accounts leave from this host's address."""
     creds = credentials or account_credentials(settings, with_file=False)[0]
     secret = creds.api_secret
     pem = creds.private_key_file.read_bytes() if creds.private_key_file else None
@@ -114,6 +116,7 @@ def build_exchange(
         withdraw_rate=settings.withdraw_rate,
         apply_timeout_s=settings.apply_timeout_s,
         on_call=on_call,
+        ip_budgets=ip_budgets,
     )
 
 
@@ -179,6 +182,8 @@ class Runtime:
     seen: ExchangeSeen | None = None
     local_entities: dict[str, str | None] = dataclasses.field(default_factory=dict)
     credentials: dict[str, AccountCredentials] = dataclasses.field(default_factory=dict)
+    # the IP's weight pools and ban: one for every account this process serves
+    ip_budgets: IpBudgets = dataclasses.field(default_factory=IpBudgets)
 
     def add_account(self, creds: AccountCredentials) -> tuple[BinanceClient, WorkerContext]:
         """A client and a worker context for one more account (not added to ``accounts``:
@@ -194,6 +199,7 @@ class Runtime:
             alert=self.alert,
             on_call=self.on_call,
             seen=self.seen,
+            ip_budgets=self.ip_budgets,
         )
         self.local_entities[creds.name] = creds.local_entity
         self.credentials[creds.name] = creds
@@ -218,11 +224,12 @@ def build_account(
     alert: Alert,
     on_call: OnCall | None,
     seen: ExchangeSeen,
+    ip_budgets: IpBudgets | None = None,
 ) -> tuple[BinanceClient, WorkerContext]:
-    """One account's client (its own key, weight budgets, send pacer, clock offset) and
-    worker context (its own lease)."""
+    """One account's client (its own key, UID weight budgets, send pacer, clock offset;
+    the IP's budgets from ``ip_budgets``, shared) and worker context (its own lease)."""
     own = account_settings(settings, creds)
-    exchange = build_exchange(own, http, on_call=on_call, credentials=creds)
+    exchange = build_exchange(own, http, on_call=on_call, credentials=creds, ip_budgets=ip_budgets)
     # sends with a questionnaire go through the local entity; histories merge
     routed = LocalEntityRouting(exchange, local_entity=creds.local_entity)
 
@@ -290,6 +297,7 @@ async def runtime(
         policy = PolicyHolder(ledger)
         me = worker or worker_id(settings)
         seen = ExchangeSeen()  # what this process's syncs found on each account's list
+        ip = IpBudgets()  # Binance counts and bans by IP: every account here shares it
         all_creds = account_credentials(settings)
         accounts = [
             build_account(
@@ -302,6 +310,7 @@ async def runtime(
                 alert=alert,
                 on_call=on_call,
                 seen=seen,
+                ip_budgets=ip,
             )
             for creds in all_creds
         ]
@@ -318,6 +327,7 @@ async def runtime(
             seen=seen,
             local_entities={c.name: c.local_entity for c in all_creds},
             credentials={c.name: c for c in all_creds},
+            ip_budgets=ip,
         )
 
 

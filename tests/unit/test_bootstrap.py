@@ -27,3 +27,28 @@ def test_settings_reach_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = worker_config(load_settings(), worker="w1")
     assert (cfg.resend, cfg.sweep_interval_s, cfg.withdraw_rate) == ("manual", 42, 10)
     assert cfg.worker_id == "w1" and cfg.claim_batch == 30
+
+
+async def test_every_account_of_a_runtime_shares_the_ip_budgets(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """Binance limits and bans by IP: the clients of all accounts one process serves
+    (the environment's and a hot-added one) draw on one IpBudgets; UID pools stay theirs."""
+    from treasury.bootstrap import runtime
+    from treasury.config import account_credentials
+
+    monkeypatch.setenv("TREASURY_DATABASE_URL", "sqlite+aiosqlite:///:memory:")
+    monkeypatch.setenv("TREASURY_BINANCE_API_KEY", "k0")
+    monkeypatch.setenv("TREASURY_BINANCE_API_SECRET", "s" * 32)
+    monkeypatch.setenv("TREASURY_EXTRA_ACCOUNTS", "ops-1,ops2")
+    for name in ("OPS_1", "OPS2"):
+        monkeypatch.setenv(f"TREASURY_ACCOUNT_{name}_API_KEY", f"k-{name}")
+        monkeypatch.setenv(f"TREASURY_ACCOUNT_{name}_API_SECRET", "t" * 32)
+    settings = load_settings()
+    async with runtime(settings) as rt:
+        limiters = [client.rate_limiter for client, _ in rt.accounts]
+        assert len(limiters) == 3
+        assert all(lim.ip_budgets is rt.ip_budgets for lim in limiters)
+        assert len({id(lim) for lim in limiters}) == 3  # each account its own UID pools
+        added, _ = rt.add_account(account_credentials(settings)[1])
+        assert added.rate_limiter.ip_budgets is rt.ip_budgets

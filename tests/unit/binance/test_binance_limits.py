@@ -12,7 +12,7 @@ import respx
 
 from treasury.adapters.binance import BinanceClient, RateLimiter, RateLimits
 from treasury.adapters.binance import endpoints as ep
-from treasury.adapters.binance.limits import HISTORY_PER_SECOND_KEY
+from treasury.adapters.binance.limits import HISTORY_PER_SECOND_KEY, IpBudgets
 from treasury.adapters.binance.pacing import MARGIN, ApplyLimiter
 
 
@@ -168,6 +168,32 @@ async def test_a_ban_pauses_every_pool(fake: FakeTime) -> None:
     await limits.acquire(ep.WITHDRAW_APPLY)
     assert fake.now == pytest.approx(1120.0)
     assert limits.banned_for_s() == 0
+
+
+async def test_accounts_of_one_process_share_the_ip_pools_and_the_ban(fake: FakeTime) -> None:
+    """Binance counts /api and IP-limited /sapi weight per IP whichever key signs, and
+    bans the IP: two accounts' limiters with one IpBudgets draw on one budget (found by
+    bench/fleet_bench.py: 100 accounts each budgeting 6,000 a minute got the IP banned).
+    Their UID pools stay their own."""
+    ip = IpBudgets()
+    a = RateLimiter(RateLimits(api_ip_weight=50), monotonic=fake, sleep=fake.sleep, ip=ip)
+    b = RateLimiter(RateLimits(api_ip_weight=50), monotonic=fake, sleep=fake.sleep, ip=ip)
+    await a.acquire(ep.ACCOUNT)  # 20
+    await b.acquire(ep.ACCOUNT)  # 40
+    assert fake.sleeps == []
+    await a.acquire(ep.ACCOUNT)  # 60 > 50 on the shared pool: waits for the first to age
+    assert fake.sleeps == [pytest.approx(60.0)]
+    assert a.used_weight()["api-ip"] == b.used_weight()["api-ip"] == 20  # one pool, seen by both
+    # the UID pools are each account's: b's apply does not count against a's
+    await b.acquire(ep.WITHDRAW_APPLY)
+    assert f"sapi-uid:{ep.WITHDRAW_APPLY.path}" not in a.used_weight()
+    # an IP ban seen by one account's client stops every account's calls
+    b.ban(120)
+    assert a.banned_for_s() == pytest.approx(120.0)
+    # without a shared IpBudgets each limiter keeps its own (a single account's client)
+    alone = limiter(fake, api_ip_weight=50)
+    await alone.acquire(ep.ACCOUNT)
+    assert alone.used_weight()["api-ip"] == 20 and alone.banned_for_s() == 0
 
 
 def test_limits_must_be_positive() -> None:

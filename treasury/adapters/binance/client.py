@@ -25,7 +25,7 @@ from treasury.adapters.binance.codes import Reason
 from treasury.adapters.binance.encoding import Params, SignedQuery, sign_query, unsigned_query
 from treasury.adapters.binance.endpoints import Endpoint
 from treasury.adapters.binance.errors import ExchangeError, NotSent, Rejected
-from treasury.adapters.binance.limits import RateLimiter, RateLimits
+from treasury.adapters.binance.limits import IpBudgets, RateLimiter, RateLimits
 from treasury.adapters.binance.logredact import install_signature_redaction
 from treasury.adapters.binance.pacing import ApplyLimiter
 from treasury.adapters.binance.params import (
@@ -97,6 +97,8 @@ class BinanceClient:
         apply_timeout_s: withdraw/apply is shielded from cancellation up to this long.
         on_call: ``(endpoint_path, outcome, seconds)`` after every HTTP exchange; outcome
             is ``ok``, ``not_sent``, ``invalid_response``, ``rejected`` or ``unknown``.
+        ip_budgets: the IP's weight pools and ban, shared by the clients of every account
+            that leaves from the same address (one process); default: this client's own.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class BinanceClient:
         clock_refresh_s: float = DEFAULT_REFRESH_S,
         apply_timeout_s: float = 20.0,
         on_call: OnCall | None = None,
+        ip_budgets: IpBudgets | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("api_key is empty")
@@ -137,7 +140,9 @@ class BinanceClient:
         self._clock_lock: anyio.Lock | None = None
         mono = monotonic or time.monotonic
         nap = sleep or anyio.sleep
-        self._limiter = RateLimiter(limits or RateLimits(), monotonic=mono, sleep=nap)
+        self._limiter = RateLimiter(
+            limits or RateLimits(), monotonic=mono, sleep=nap, ip=ip_budgets
+        )
         self._pacer = ApplyLimiter(withdraw_rate, monotonic=mono, wall_clock=wall, sleep=nap)
         self._transport = Transport(
             http,

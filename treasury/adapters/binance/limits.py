@@ -99,8 +99,26 @@ _HEADER_POOLS = (
 )
 
 
+class IpBudgets:
+    """What one IP address spends, shared by every account's client in a process: the
+    ``/api`` pool, the IP-limited ``/sapi`` pools, and the 418 ban (Binance counts and
+    bans by IP whichever key signs). Without it, N accounts on one host would each
+    budget the IP's 6,000 a minute for themselves: N times the limit, then a ban."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, _Window] = {}
+        self.banned_until = 0.0
+
+
+def _is_ip_key(key: str) -> bool:
+    return key == Pool.API_IP.value or key.startswith(f"{Pool.SAPI_IP.value}:")
+
+
 class RateLimiter:
-    """Weight budgets for every pool, plus the global pause after an IP ban."""
+    """Weight budgets for every pool, plus the global pause after an IP ban.
+
+    The UID pools are the account's own; the IP pools and the ban are ``ip``'s, which the
+    clients of one process share (one is made when none is given)."""
 
     def __init__(
         self,
@@ -108,13 +126,28 @@ class RateLimiter:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        ip: IpBudgets | None = None,
     ) -> None:
         self.limits = limits
         self._monotonic = monotonic
         self._sleep = sleep
         self._windows: dict[str, _Window] = {}
-        self._banned_until = 0.0
+        self._ip = ip or IpBudgets()
         self._waited_s = 0.0
+
+    @property
+    def ip_budgets(self) -> IpBudgets:
+        """The IP's pools and ban this limiter draws on (shared with the process's other
+        accounts when the composition root gave them one)."""
+        return self._ip
+
+    @property
+    def _banned_until(self) -> float:
+        return self._ip.banned_until
+
+    @_banned_until.setter
+    def _banned_until(self, value: float) -> None:
+        self._ip.banned_until = value
 
     # -- read-only figures for metrics ---------------------------------------------------
 
@@ -126,7 +159,8 @@ class RateLimiter:
     def used_weight(self) -> dict[str, int]:
         """Weight used in the current window, per pool key."""
         now = self._monotonic()
-        return {key: window.used(now) for key, window in self._windows.items()}
+        windows = {**self._ip.windows, **self._windows}
+        return {key: window.used(now) for key, window in windows.items()}
 
     def banned_for_s(self) -> float:
         return max(0.0, self._banned_until - self._monotonic())
@@ -199,10 +233,11 @@ class RateLimiter:
         return budgets
 
     def _window(self, key: str) -> _Window:
-        window = self._windows.get(key)
+        windows = self._ip.windows if _is_ip_key(key) else self._windows
+        window = windows.get(key)
         if window is None:
             window = _Window(self._limit_for(key), self._span_for(key))
-            self._windows[key] = window
+            windows[key] = window
         return window
 
     def _limit_for(self, key: str) -> int:
