@@ -849,11 +849,11 @@ def install_console(
             raise NotFound(f"{what} {request.path_params['item_id']}")
         return found
 
-    async def approve_intent_options(
-        request: Request, session: Session, doc: dict[str, Any]
-    ) -> Response:
-        intent_id = target(request, "intent")
-        challenge, issued_at = await approvals.passkey_challenge(ledger, intent_id)
+    async def approval_options(
+        session: Session, challenge: bytes, issued_at: datetime
+    ) -> JSONResponse:
+        """What ``navigator.credentials.get`` needs to sign an approval's challenge (the
+        browser posts ``issuedAt`` back with the assertion)."""
         return JSONResponse(
             {
                 "challenge": wa.b64url(challenge),
@@ -863,6 +863,14 @@ def install_console(
                 "timeout": TIMEOUT_MS,
                 "userVerification": "required",
             }
+        )
+
+    async def approve_intent_options(
+        request: Request, session: Session, doc: dict[str, Any]
+    ) -> Response:
+        intent_id = target(request, "intent")
+        return await approval_options(
+            session, *await approvals.passkey_challenge(ledger, intent_id)
         )
 
     async def approve_intent(request: Request, session: Session, doc: dict[str, Any]) -> Response:
@@ -881,16 +889,8 @@ def install_console(
         request: Request, session: Session, doc: dict[str, Any]
     ) -> Response:
         entry_id = target(request, "whitelist entry")
-        challenge, issued_at = await whitelist_approvals.passkey_challenge(ledger, entry_id)
-        return JSONResponse(
-            {
-                "challenge": wa.b64url(challenge),
-                "issuedAt": _instant(issued_at),
-                "allowCredentials": await allow_credentials(session),
-                "rpId": console.rp_id,
-                "timeout": TIMEOUT_MS,
-                "userVerification": "required",
-            }
+        return await approval_options(
+            session, *await whitelist_approvals.passkey_challenge(ledger, entry_id)
         )
 
     async def approve_entry(request: Request, session: Session, doc: dict[str, Any]) -> Response:
