@@ -935,8 +935,12 @@ def install_console(
             )
         return who, form
 
-    @app.post("/console/intents/{intent_id}/cancel", include_in_schema=False)
-    async def cancel(request: Request) -> Response:
+    IntentAction = Callable[[int, str, dict[str, str]], Awaitable[object]]
+
+    async def intent_action(request: Request, done: str, act: IntentAction) -> Response:
+        """A form action on one intent: ``act(intent_id, actor, form)`` by the session's
+        operator; a refusal re-renders the intent page with the reason (409, or 422 for
+        bad input), success goes back to it with ``?done=``."""
         got = await form_actor(request)
         if isinstance(got, Response):
             return got
@@ -946,45 +950,36 @@ def install_console(
         try:
             if intent_id is None:
                 raise NotFound(raw)
-            await admin.cancel(
-                ledger,
-                intent_id,
-                actor=f"console:{session.operator}",
-                reason=form.get("reason") or "cancelled in the console",
-            )
+            await act(intent_id, f"console:{session.operator}", form)
         except NotFound:
             return await render_intent(secret, session, raw)
         except (Refused, InvalidField) as exc:
             status = 422 if isinstance(exc, InvalidField) else 409
             return await render_intent(secret, session, raw, outcome=str(exc), status=status)
-        return RedirectResponse(f"/console/intents/{intent_id}?done=cancelled", 303)
+        return RedirectResponse(f"/console/intents/{intent_id}?done={done}", 303)
+
+    @app.post("/console/intents/{intent_id}/cancel", include_in_schema=False)
+    async def cancel(request: Request) -> Response:
+        async def act(intent_id: int, actor: str, form: dict[str, str]) -> object:
+            reason = form.get("reason") or "cancelled in the console"
+            return await admin.cancel(ledger, intent_id, actor=actor, reason=reason)
+
+        return await intent_action(request, "cancelled", act)
 
     @app.post("/console/intents/{intent_id}/resolve", include_in_schema=False)
     async def resolve(request: Request) -> Response:
-        got = await form_actor(request)
-        if isinstance(got, Response):
-            return got
-        (secret, session), form = got
-        raw = request.path_params["intent_id"]
-        intent_id = _id(raw)
-        try:
-            if intent_id is None:
-                raise NotFound(raw)
-            await admin.resolve(
+        async def act(intent_id: int, actor: str, form: dict[str, str]) -> object:
+            return await admin.resolve(
                 ledger,
                 intent_id,
                 outcome=form.get("outcome", ""),
-                actor=f"console:{session.operator}",
+                actor=actor,
                 reason=form.get("reason", ""),
                 exchange_id=form.get("exchange_id", "").strip() or None,
                 tx_id=form.get("tx_id", "").strip() or None,
             )
-        except NotFound:
-            return await render_intent(secret, session, raw)
-        except (Refused, InvalidField) as exc:
-            status = 422 if isinstance(exc, InvalidField) else 409
-            return await render_intent(secret, session, raw, outcome=str(exc), status=status)
-        return RedirectResponse(f"/console/intents/{intent_id}?done=resolved", 303)
+
+        return await intent_action(request, "resolved", act)
 
     @app.post("/console/accounts/{account}/{verb}", include_in_schema=False)
     async def pause_resume(request: Request) -> Response:
