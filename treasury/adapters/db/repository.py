@@ -7,6 +7,7 @@ makes it fail (``ConcurrentChange``) instead of silently overwriting.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -293,23 +294,10 @@ class IntentRepository:
                 unread = (
                     c.expect_version is not None and c.expect is not None and len(c.expect) == 1
                 )
+                # a miss of an unread change writes nothing: no savepoint to roll back
+                scope = contextlib.nullcontext() if unread else conn.begin_nested()
                 try:
-                    if unread:
-                        results.append(
-                            await self._transition(
-                                conn,
-                                c.intent_id,
-                                c.to,
-                                c.reason,
-                                c.actor,
-                                c.expect,
-                                c.expect_version,
-                                c.fields,
-                                None,
-                            )
-                        )
-                        continue
-                    async with conn.begin_nested():
+                    async with scope:
                         results.append(
                             await self._transition(
                                 conn,
