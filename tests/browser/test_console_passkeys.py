@@ -39,6 +39,7 @@ from browsing import (
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness import USDT_TRX, World, world
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -138,14 +139,23 @@ def authenticator(driver: WebDriver) -> None:
 
 
 def outcome(driver: WebDriver) -> str:
-    found = driver.find_elements(By.ID, "outcome")
-    return str(found[0].text) if found else ""
+    """The script's status line, or "" while there is none (or the page is navigating)."""
+    try:
+        found = driver.find_elements(By.ID, "outcome")
+        return str(found[0].text) if found else ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def wait(driver: WebDriver, what: str, done: Callable[[WebDriver], Any]) -> Any:
-    """Until ``done`` is truthy; a failure says what was awaited, the page, the outcome."""
+    """Until ``done`` is truthy; a failure says what was awaited, the page, the outcome.
+
+    An element found just before the page navigates goes stale when it is read (the
+    script redirects after an approval); that is a poll to retry, not a failure."""
     try:
-        return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(done)
+        return WebDriverWait(
+            driver, WAIT, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(done)
     except Exception as exc:
         raise AssertionError(
             f"waited {WAIT} s for {what}; at {driver.current_url}, #outcome "
