@@ -18,7 +18,7 @@ import httpx
 import structlog
 
 from treasury.adapters.binance.client import BinanceClient
-from treasury.adapters.binance.limits import IpBudgets, RateLimits
+from treasury.adapters.binance.limits import AccountReadPlan, IpBudgets, RateLimits
 from treasury.adapters.binance.signing import load_signer
 from treasury.adapters.db.engine import create_engine, normalize_url
 from treasury.adapters.db.ledger import SqlLedger
@@ -33,7 +33,7 @@ from treasury.domain.policy_text import PolicyError
 from treasury.logs import register_secret
 from treasury.services.address_book import ExchangeSeen
 from treasury.services.context import Alert, WorkerConfig, WorkerContext, no_alert
-from treasury.services.exchange_view import ExchangeView
+from treasury.services.exchange_view import ACCOUNT_TTL_S, ExchangeView
 from treasury.services.local_entity import LocalEntityRouting
 from treasury.services.policy import REREAD_S, PolicySnapshot, PolicySource
 
@@ -45,11 +45,14 @@ def worker_id(settings: Settings) -> str:
 
 
 def rate_limits(settings: Settings) -> RateLimits:
+    """Binance's budgets (raised by the sandbox multiplier), the IP's divided among the
+    ``TREASURY_IP_SHARED_BY`` processes that leave from this address."""
     m = settings.exchange_limit_multiplier
+    ip = m / settings.ip_shared_by
     base = RateLimits()
     return RateLimits(
-        api_ip_weight=int(base.api_ip_weight * m),
-        sapi_ip_weight=int(base.sapi_ip_weight * m),
+        api_ip_weight=max(1, int(base.api_ip_weight * ip)),
+        sapi_ip_weight=max(1, int(base.sapi_ip_weight * ip)),
         sapi_uid_weight=int(base.sapi_uid_weight * m),
         sapi_uid_weight_per_second=int(base.sapi_uid_weight_per_second * m),
         history_per_second=max(1, int(base.history_per_second * m)),
@@ -184,6 +187,8 @@ class Runtime:
     credentials: dict[str, AccountCredentials] = dataclasses.field(default_factory=dict)
     # the IP's weight pools and ban: one for every account this process serves
     ip_budgets: IpBudgets = dataclasses.field(default_factory=IpBudgets)
+    # how long each account's balance read lasts, from how many send on that IP budget
+    read_plan: AccountReadPlan | None = None
 
     def add_account(self, creds: AccountCredentials) -> tuple[BinanceClient, WorkerContext]:
         """A client and a worker context for one more account (not added to ``accounts``:
@@ -200,6 +205,7 @@ class Runtime:
             on_call=self.on_call,
             seen=self.seen,
             ip_budgets=self.ip_budgets,
+            read_plan=self.read_plan,
         )
         self.local_entities[creds.name] = creds.local_entity
         self.credentials[creds.name] = creds
@@ -225,6 +231,7 @@ def build_account(
     on_call: OnCall | None,
     seen: ExchangeSeen,
     ip_budgets: IpBudgets | None = None,
+    read_plan: AccountReadPlan | None = None,
 ) -> tuple[BinanceClient, WorkerContext]:
     """One account's client (its own key, UID weight budgets, send pacer, clock offset;
     the IP's budgets from ``ip_budgets``, shared) and worker context (its own lease)."""
@@ -241,7 +248,10 @@ def build_account(
         ledger=ledger,
         exchange=routed,
         view=ExchangeView(
-            routed, rules_ttl_s=settings.rules_ttl_s, on_can_withdraw=can_withdraw_changed
+            routed,
+            rules_ttl_s=settings.rules_ttl_s,
+            account_ttl_s=ACCOUNT_TTL_S if read_plan is None else read_plan.interval_s,
+            on_can_withdraw=can_withdraw_changed,
         ),
         config=dataclasses.replace(
             worker_config(own, worker=worker),
@@ -298,6 +308,7 @@ async def runtime(
         me = worker or worker_id(settings)
         seen = ExchangeSeen()  # what this process's syncs found on each account's list
         ip = IpBudgets()  # Binance counts and bans by IP: every account here shares it
+        read_plan = AccountReadPlan(rate_limits(settings), floor_s=ACCOUNT_TTL_S)
         all_creds = account_credentials(settings)
         accounts = [
             build_account(
@@ -311,6 +322,7 @@ async def runtime(
                 on_call=on_call,
                 seen=seen,
                 ip_budgets=ip,
+                read_plan=read_plan,
             )
             for creds in all_creds
         ]
@@ -328,6 +340,7 @@ async def runtime(
             local_entities={c.name: c.local_entity for c in all_creds},
             credentials={c.name: c for c in all_creds},
             ip_budgets=ip,
+            read_plan=read_plan,
         )
 
 

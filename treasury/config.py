@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     apply_timeout_s: float = Field(default=6.0, gt=0, le=60)
     # Only ever raised against the sandbox (benchmarks): Binance's budgets are fixed.
     exchange_limit_multiplier: float = Field(default=1.0, ge=1.0, le=10000)
+    # How many treasury processes send from this host's IP address: each plans on that
+    # share of the IP's weight budgets (Binance counts and bans by IP, whichever key).
+    ip_shared_by: int = Field(default=1, ge=1, le=1000)
     # How late a withdrawal may still show up in withdraw/history. Binance documents no
     # bound; absence counts only after this (see README: "Why ten minutes").
     history_lag_allowance_s: float = Field(default=600.0, ge=0, le=86400)

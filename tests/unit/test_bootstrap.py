@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from treasury.bootstrap import worker_config
-from treasury.config import Settings, load_settings
+from treasury.config import Settings, SettingsError, load_settings
 from treasury.services.context import WorkerConfig
 
 DERIVED = {"worker_id", "history_per_second", "claim_batch"}
@@ -52,3 +52,38 @@ async def test_every_account_of_a_runtime_shares_the_ip_budgets(
         assert len({id(lim) for lim in limiters}) == 3  # each account its own UID pools
         added, _ = rt.add_account(account_credentials(settings)[1])
         assert added.rate_limiter.ip_budgets is rt.ip_budgets
+
+
+def test_the_ip_budgets_are_divided_among_the_processes_sharing_the_ip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from treasury.bootstrap import rate_limits
+
+    monkeypatch.setenv("TREASURY_BINANCE_API_KEY", "k0")
+    monkeypatch.setenv("TREASURY_BINANCE_API_SECRET", "s" * 32)
+    alone = rate_limits(load_settings())
+    monkeypatch.setenv("TREASURY_IP_SHARED_BY", "3")
+    shared = rate_limits(load_settings())
+    assert (alone.api_ip_weight, alone.sapi_ip_weight) == (6_000, 12_000)
+    assert (shared.api_ip_weight, shared.sapi_ip_weight) == (2_000, 4_000)
+    # the account's own (UID) budgets are not the IP's: not divided
+    assert shared.sapi_uid_weight == alone.sapi_uid_weight
+    assert shared.history_per_second == alone.history_per_second
+    monkeypatch.setenv("TREASURY_IP_SHARED_BY", "0")
+    with pytest.raises(SettingsError, match="TREASURY_IP_SHARED_BY"):
+        load_settings()
+
+
+def test_the_account_read_lasts_longer_the_more_accounts_send_on_the_ip() -> None:
+    from treasury.adapters.binance.limits import AccountReadPlan, RateLimits
+
+    plan = AccountReadPlan(RateLimits(), floor_s=5.0)
+    by_senders = {}
+    for n in (1, 12, 13, 100):
+        plan.senders = lambda n=n: n
+        by_senders[n] = plan.interval_s()
+    # half of 6,000 a minute at weight 20 is 150 reads a minute
+    assert by_senders == {1: 5.0, 12: 5.0, 13: pytest.approx(5.2), 100: pytest.approx(40.0)}
+    shared = AccountReadPlan(RateLimits(api_ip_weight=2_000), floor_s=5.0)
+    shared.senders = lambda: 34
+    assert shared.interval_s() == pytest.approx(40.8)  # a third of the IP, a third of them

@@ -155,6 +155,12 @@ class AccountSet:
         self._lock = anyio.Lock()
         self.stopping = anyio.Event()
         self.stopped = anyio.Event()
+        if rt.read_plan is not None:  # the balance reads are spread over the senders here
+            rt.read_plan.senders = self.senders
+
+    def senders(self) -> int:
+        """How many accounts this process sends for now (at least one)."""
+        return max(1, sum(1 for d in self.daemons.values() if d.is_sender))
 
     def names(self) -> list[str]:
         return list(self.daemons)

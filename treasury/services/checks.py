@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from treasury.domain import rules
 from treasury.domain.decisions import Hold, Pass, Verdict
 from treasury.domain.fee_payer import FeePayer
@@ -21,13 +19,14 @@ async def pre_send_verdict(
     whitelist: AddressBook,
     *,
     wallet: Wallet,
-    reserved: Decimal,
     fee_payer: FeePayer,
     trust: Trust,
 ) -> Verdict:
     """Fields → account standing → network rules → whitelist → travel rule → balance.
 
-    Policy (caps, approvals) is decided inside the commit transaction, not here.
+    The balance is the wallet's cached free figure less what was committed to sends
+    since it was read (``view.reserved``). Policy (caps, approvals) is decided inside the
+    commit transaction, not here.
     """
     verdict = rules.check_fields(intent)
     if not isinstance(verdict, Pass):
@@ -68,11 +67,14 @@ async def pre_send_verdict(
     )
     if not isinstance(verdict, Pass):
         return verdict
-    return rules.check_balance(
-        intent,
-        wallet,
-        await view.free(wallet, intent.coin),
-        reserved,
-        fee=rules.network_fee(intent, coins),
-        fee_payer=fee_payer,
-    )
+    fee = rules.network_fee(intent, coins)
+    free = await view.free(wallet, intent.coin)
+    reserved = view.reserved(wallet, intent.coin)
+    verdict = rules.check_balance(intent, wallet, free, reserved, fee=fee, fee_payer=fee_payer)
+    if isinstance(verdict, Pass):
+        return verdict
+    # not covered by a read that may be old: read again (at most every few seconds); a
+    # new read forgets what was committed before it, so ``reserved`` is taken again
+    free = await view.free_now(wallet, intent.coin)
+    reserved = view.reserved(wallet, intent.coin)
+    return rules.check_balance(intent, wallet, free, reserved, fee=fee, fee_payer=fee_payer)

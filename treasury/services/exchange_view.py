@@ -31,17 +31,28 @@ from treasury.ports.exchange import Exchange
 
 V = TypeVar("V")
 
+# The shortest life of a balance read, and the age past which a balance that does not
+# cover an intent is read again before the intent is held for it.
+ACCOUNT_TTL_S = 5.0
+
+
+Seconds = float | Callable[[], float]  # a lifetime, or how to work it out at each read
+
 
 @dataclass
 class _Cached(Generic[V]):
     fetch: Callable[[], Awaitable[V]]
-    ttl_s: float
+    ttl_s: Seconds
     value: V | None = None
     at: float = float("-inf")
     fetched_at: datetime | None = None  # wall clock of the last fetch (for a snapshot)
 
+    def age_s(self) -> float:
+        return time.monotonic() - self.at
+
     async def get(self) -> V:
-        if self.value is None or time.monotonic() - self.at > self.ttl_s:
+        ttl = self.ttl_s() if callable(self.ttl_s) else self.ttl_s
+        if self.value is None or self.age_s() > ttl:
             self.value = await self.fetch()
             self.at = time.monotonic()
             self.fetched_at = utcnow()
@@ -57,19 +68,21 @@ class ExchangeView:
         exchange: Exchange,
         *,
         rules_ttl_s: float,
-        account_ttl_s: float = 5.0,
+        account_ttl_s: Seconds = ACCOUNT_TTL_S,
         on_can_withdraw: Callable[[bool], Awaitable[None]] | None = None,
     ):
+        """``account_ttl_s``: how long the account read (spot balances, ``canWithdraw``)
+        is kept; a callable when it depends on how many accounts share the IP's budget."""
         self.exchange = exchange
         self._rules = _Cached(exchange.coin_configs, rules_ttl_s)
         self._account = _Cached(self._fetch_account, account_ttl_s)
         self._quota = _Cached(exchange.withdraw_quota, 30.0)
         self._can_withdraw: bool | None = None
         self._on_can_withdraw = on_can_withdraw
-        self._status = _Cached(exchange.system_status, max(account_ttl_s, 10.0))
+        self._status = _Cached(exchange.system_status, 10.0)
         self._restrictions = _Cached(exchange.api_restrictions, 60.0)
-        self._funding = _Cached(self._fetch_funding, account_ttl_s)
-        self._account_status = _Cached(exchange.account_status, max(account_ttl_s, 10.0))
+        self._funding = _Cached(self._fetch_funding, ACCOUNT_TTL_S)
+        self._account_status = _Cached(exchange.account_status, 10.0)
         # which Binance local entity the account is under ("" for none): it changes only
         # when Binance moves the account, so a few minutes' staleness is harmless
         self._travel_rule = _Cached(self._fetch_travel_rule, 300.0)
@@ -121,6 +134,16 @@ class ExchangeView:
             return (await self._account.get()).free(coin)
         found = (await self._funding.get()).get(coin)
         return found.free if found is not None else Decimal(0)
+
+    async def free_now(self, wallet: Wallet, coin: str) -> Decimal:
+        """As ``free``, but read again first when the cached read is older than
+        ``ACCOUNT_TTL_S``: a deposit since then may cover what the cache does not. (Reads
+        are spaced out when many accounts share the IP's budget; a hold should not wait
+        for the next one.)"""
+        cached = self._account if wallet is Wallet.SPOT else self._funding
+        if cached.value is not None and cached.age_s() > ACCOUNT_TTL_S:
+            cached.invalidate()
+        return await self.free(wallet, coin)
 
     async def warm(self, wallet: Wallet) -> None:
         """Fetch what a preview reads (standing, rules, balances, quota) where its cache

@@ -54,7 +54,6 @@ async def process(ctx: WorkerContext, intent: Intent) -> None:
             ctx.view,
             ctx.ledger.whitelist,
             wallet=wallet,
-            reserved=ctx.view.reserved(wallet, intent.coin),
             fee_payer=payer,
             trust=ctx.trust,
         )
