@@ -39,6 +39,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +59,7 @@ from bench.lib import (
     all_held_by,
     duplicate_withdrawals,
     per_account_utilization,
+    profile_top,
     render_table,
     share_ratio,
     spread,
@@ -179,10 +181,12 @@ class World:
         self.t0 = time.time()
         return self
 
-    def daemon(self, name: str, ttl_s: float | None) -> h.Daemon:
+    def daemon(self, name: str, ttl_s: float | None, *, ip_shared_by: int = 1) -> h.Daemon:
         env = {
             "TREASURY_ACCOUNTS_FILE": str(self.accounts_file),
             "TREASURY_METRICS_BIND": "127.0.0.1:0",  # several daemons side by side
+            # processes on one address say so, as the README tells operators to
+            "TREASURY_IP_SHARED_BY": str(ip_shared_by),
         }
         if ttl_s is not None:
             env["TREASURY_LEASE_TTL_S"] = str(ttl_s)
@@ -313,7 +317,9 @@ async def phase_one(args: argparse.Namespace, workdir: Path, cleanup: h.Cleanup)
         lambda: _all_held(w, ["bench-one"]), 120, 0.2, "every account's lease"
     ) + (time.time() - started)
     await enqueue(w.engine, w.names, k, "one")
+    spy = start_profile(args, d, workdir / "one.collapsed")
     took = await w.sent_all(n * k, k / RATE + args.slack, "one daemon")
+    profile = finish_profile(spy, workdir / "one.collapsed")
     await asyncio.sleep(0.5)
     cpu_s = d.cpu_seconds()
     sched_wait = d.sched_wait_s()
@@ -353,8 +359,44 @@ async def phase_one(args: argparse.Namespace, workdir: Path, cleanup: h.Cleanup)
             "duplicates": dups,
             "utilization": util,
             "problems": d.problems(),
+            "profile": profile,
         },
     }
+
+
+def start_profile(
+    args: argparse.Namespace, d: h.Daemon, out: Path
+) -> subprocess.Popen[bytes] | None:
+    """``--profile``: py-spy samples the daemon while it sends (on-CPU stacks only)."""
+    if not args.profile:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    assert d.proc is not None
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(d.proc.pid), "--rate", "200", "--format", "raw",
+         "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def finish_profile(spy: subprocess.Popen[bytes] | None, out: Path) -> dict[str, Any] | None:
+    """Stop py-spy (SIGINT: it writes what it has) and print its top entries."""
+    if spy is None:
+        return None
+    spy.send_signal(signal.SIGINT)
+    spy.wait(30)
+    if not out.exists():
+        print("  (py-spy wrote no profile: is it installed, and may it ptrace?)")
+        return None
+    top = profile_top(out.read_text(), n=15)
+    for kind, rows in top.items():
+        print(f"  profile, by {kind} (share of on-CPU samples):")
+        for name, share in rows:
+            print(f"    {100 * share:5.1f} %  {name}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out, OUT / out.name)
+    return top
 
 
 async def fair_share(
@@ -387,7 +429,7 @@ async def fleet(
     n, k = len(w.names), args.per_account
     cpu0 = cpu_snapshot()
     started = time.time()
-    daemons = [w.daemon(f"{tag}-{m}", ttl_s=ttl_s) for m in ("A", "B", "C")]
+    daemons = [w.daemon(f"{tag}-{m}", ttl_s=ttl_s, ip_shared_by=3) for m in ("A", "B", "C")]
     members = [f"bench-{d.name}" for d in daemons]
     for d in daemons:
         await d.wait_ready(120)
@@ -529,6 +571,9 @@ def main() -> int:
     )
     p.add_argument("--out", type=Path, default=OUT / "fleet.json")
     p.add_argument("--keep", action="store_true", help="keep the work dir (daemon logs)")
+    p.add_argument(
+        "--profile", action="store_true", help="py-spy the daemon of phase one while it sends"
+    )
     args = p.parse_args()
     if not h.postgres_reachable():
         print("PostgreSQL is not reachable at", h.PG_BASE, file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -342,3 +343,72 @@ def all_held_by(holders: Mapping[str, str], accounts: Iterable[str], alive: Iter
     """Every account has a live lease (is in ``holders``) held by one of ``alive``."""
     members = set(alive)
     return all(holders.get(a) in members for a in accounts)
+
+
+def profile_top(collapsed: str, n: int = 12) -> dict[str, list[tuple[str, float]]]:
+    """The top entries of a py-spy ``--format raw`` profile (one ``frame;frame;… count``
+    line per stack, outermost first), as fractions of all samples:
+
+    * ``self``: the innermost frame (where the CPU was);
+    * ``package``: the package of the innermost frame outside the standard library
+      (``sqlalchemy``, ``asyncpg``, ``treasury.adapters``…), else the standard module
+      (``stdlib:selector_events``: the event loop's own socket work);
+    * ``treasury``: the innermost of treasury's own files on the stack, which is the
+      code that asked for the work, whichever library did it."""
+    counts: dict[str, dict[str, int]] = {"self": {}, "package": {}, "treasury": {}}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        packages = [_package_of(frame) for frame in frames]
+        outside = [p for p in packages if not p.startswith("stdlib:")]
+        ours = [
+            _file_of(f) for f, p in zip(frames, packages, strict=True) if p.startswith("treasury")
+        ]
+        for kind, name in (
+            ("self", frames[-1]),
+            ("package", outside[-1] if outside else packages[-1]),
+            ("treasury", ours[-1] if ours else "(none: the event loop, libraries)"),
+        ):
+            counts[kind][name] = counts[kind].get(name, 0) + count
+    if total == 0:
+        return {kind: [] for kind in counts}
+
+    def top(by: Mapping[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+        return [(name, count / total) for name, count in ranked]
+
+    return {kind: top(by) for kind, by in counts.items()}
+
+
+def _file_of(frame: str) -> str:
+    """``commit (/r/treasury/adapters/db/ledger.py:5)`` → ``treasury/adapters/db/ledger.py``."""
+    path = frame.rpartition(" (")[2].rstrip(")").rpartition(":")[0]
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[len(parts) - 1 - parts[::-1].index("treasury") :])
+
+
+def _package_of(frame: str) -> str:
+    """``execute (sqlalchemy/engine/base.py:1234)`` → ``sqlalchemy``. py-spy names a file
+    relative to its ``sys.path`` entry, so the first part is the top-level package;
+    treasury's own code is told apart by its second level (``treasury.adapters``) and the
+    standard library is ``stdlib:`` + its module (``stdlib:asyncio``)."""
+    _, _, where = frame.rpartition(" (")
+    path = where.rstrip(")").rpartition(":")[0] or where
+    parts = [p for p in path.replace("\\", "/").split("/") if p]
+    if "site-packages" in parts:
+        parts = parts[parts.index("site-packages") + 1 :]
+    elif "treasury" in parts:
+        parts = parts[len(parts) - 1 - parts[::-1].index("treasury") :]
+    if not parts:
+        return "?"
+    top = parts[0].removesuffix(".py")
+    if top in sys.stdlib_module_names or top.startswith("<frozen"):
+        return f"stdlib:{top}"
+    if top == "treasury" and len(parts) > 2:
+        return f"treasury.{parts[1]}"
+    return top

@@ -152,3 +152,30 @@ def test_share_ratio_and_takeover() -> None:
     assert not all_held_by(holders, holders, ["B", "C"])
     assert all_held_by({k: "B" for k in holders}, holders, ["B", "C"])
     assert not all_held_by({"x1": "B"}, ["x1", "x2"], ["B"])  # x2 has no live lease
+
+
+def test_profile_top_ranks_self_time_and_packages() -> None:
+    from bench.lib import profile_top
+
+    raw = "\n".join(
+        [
+            "run (asyncio/base_events.py:1);execute (sqlalchemy/engine/base.py:9) 6",
+            "run (asyncio/base_events.py:1);commit (/r/treasury/adapters/db/ledger.py:5);"
+            "execute (sqlalchemy/engine/base.py:9) 3",
+            "run (asyncio/base_events.py:1);sign (/r/treasury/adapters/binance/sign.py:2) 1",
+            "garbage line",
+        ]
+    )
+    top = profile_top(raw, n=3)
+    assert top["self"][0] == ("execute (sqlalchemy/engine/base.py:9)", 0.9)
+    # the innermost frame outside the standard library
+    assert top["package"] == [("sqlalchemy", 0.9), ("treasury.adapters", 0.1)]
+    # the innermost of treasury's files: who asked for the work
+    assert dict(top["treasury"]) == {
+        "(none: the event loop, libraries)": 0.6,
+        "treasury/adapters/db/ledger.py": 0.3,
+        "treasury/adapters/binance/sign.py": 0.1,
+    }
+    assert profile_top("") == {"self": [], "package": [], "treasury": []}
+    only_loop = profile_top("run (asyncio/base_events.py:1);write (asyncio/selector_events.py:3) 2")
+    assert only_loop["package"] == [("stdlib:asyncio", 1.0)]
