@@ -316,9 +316,15 @@ async def phase_one(args: argparse.Namespace, workdir: Path, cleanup: h.Cleanup)
     ready = await h.wait_until(
         lambda: _all_held(w, ["bench-one"]), 120, 0.2, "every account's lease"
     ) + (time.time() - started)
+    # what serving the accounts costs with nothing to send (leases, views, syncs)
+    spy = start_profile(args, "idle", d, workdir / "one-idle.collapsed")
+    idle_pct = await d.cpu_percent_over(args.idle_s)
+    idle_profile = finish_profile(spy, workdir / "one-idle.collapsed")
     await enqueue(w.engine, w.names, k, "one")
-    spy = start_profile(args, d, workdir / "one.collapsed")
+    spy = start_profile(args, "sending", d, workdir / "one.collapsed")
+    cpu_sending, t_sending = d.cpu_seconds(), time.monotonic()
     took = await w.sent_all(n * k, k / RATE + args.slack, "one daemon")
+    cpu_sending, t_sending = d.cpu_seconds() - cpu_sending, time.monotonic() - t_sending
     profile = finish_profile(spy, workdir / "one.collapsed")
     await asyncio.sleep(0.5)
     cpu_s = d.cpu_seconds()
@@ -330,6 +336,8 @@ async def phase_one(args: argparse.Namespace, workdir: Path, cleanup: h.Cleanup)
     dups = w.duplicates()
     sent = len(w.applies("one"))
     wall = time.time() - started
+    # CPU per send beyond the idle cost: what predicts a process's ceiling elsewhere
+    per_send_ms = 1000 * max(0.0, cpu_sending - idle_pct / 100 * t_sending) / max(1, sent)
     d.stop()
     figs = [
         *util_figures("one", f"1 daemon, {n} accounts", util, n),
@@ -341,6 +349,11 @@ async def phase_one(args: argparse.Namespace, workdir: Path, cleanup: h.Cleanup)
         Figure("one_cpu", "1 daemon: CPU seconds", cpu_s, "s", None, None,
                f"over {wall:.0f} s ({100 * cpu_s / wall:.0f}% of a core); waited for a CPU "
                f"{sched_wait:.1f} s; machine busy {100 * machine_busy:.0f}%"),
+        Figure("one_idle_cpu", "1 daemon: CPU with nothing to send", idle_pct, "%", None, None,
+               f"of a core, over {args.idle_s:.0f} s with every lease held"),
+        Figure("one_cpu_per_send", "1 daemon: CPU per send, beyond idle", per_send_ms, "ms",
+               None, None, f"{cpu_sending:.1f} s over {t_sending:.0f} s of sending, "
+               f"{sent} sends and their settlement"),
     ]  # fmt: skip
     return {
         "figures": figs,
@@ -352,6 +365,10 @@ async def phase_one(args: argparse.Namespace, workdir: Path, cleanup: h.Cleanup)
             "all_sent_s": took,
             "wall_s": wall,
             "cpu_s": cpu_s,
+            "idle_cpu_pct": idle_pct,
+            "cpu_sending_s": cpu_sending,
+            "sending_s": t_sending,
+            "cpu_per_send_ms": per_send_ms,
             "sched_wait_s": sched_wait,
             "machine_busy": machine_busy,
             "peak_rss_mb": d.peak_rss / 2**20,
@@ -359,16 +376,17 @@ async def phase_one(args: argparse.Namespace, workdir: Path, cleanup: h.Cleanup)
             "duplicates": dups,
             "utilization": util,
             "problems": d.problems(),
-            "profile": profile,
+            "profile": {"idle": idle_profile, "sending": profile},
         },
     }
 
 
 def start_profile(
-    args: argparse.Namespace, d: h.Daemon, out: Path
+    args: argparse.Namespace, when: str, d: h.Daemon, out: Path
 ) -> subprocess.Popen[bytes] | None:
-    """``--profile``: py-spy samples the daemon while it sends (on-CPU stacks only)."""
-    if not args.profile:
+    """``--profile WHEN``: py-spy samples the daemon while it sends or while it is idle
+    (on-CPU stacks only)."""
+    if args.profile != when:
         return None
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     assert d.proc is not None
@@ -571,8 +589,11 @@ def main() -> int:
     )
     p.add_argument("--out", type=Path, default=OUT / "fleet.json")
     p.add_argument("--keep", action="store_true", help="keep the work dir (daemon logs)")
+    p.add_argument("--idle-s", type=float, default=15.0, help="s of idle CPU sampled, phase one")
     p.add_argument(
-        "--profile", action="store_true", help="py-spy the daemon of phase one while it sends"
+        "--profile",
+        choices=("sending", "idle"),
+        help="py-spy the daemon of phase one while it sends, or while it has nothing to send",
     )
     args = p.parse_args()
     if not h.postgres_reachable():

@@ -78,6 +78,8 @@ def worker_config(settings: Settings, *, worker: str) -> WorkerConfig:
 
 
 OnCall = Callable[[str, str, float], None]
+# LISTEN for every account: (each NOTIFY's payload, whether NOTIFYs arrive now)
+ListenAll = Callable[[Callable[[str], None], Callable[[bool], None] | None], Awaitable[None]]
 
 
 def build_exchange(
@@ -358,14 +360,12 @@ def postgres_listener(
             if payload == account:
                 wake()
 
-        await notifications(on_payload)
+        await notifications(on_payload, None)
 
     return listen
 
 
-def postgres_notifications(
-    settings: Settings,
-) -> Callable[[Callable[[str], None]], Awaitable[None]] | None:
+def postgres_notifications(settings: Settings) -> ListenAll | None:
     """LISTEN treasury_intents on one dedicated connection (PostgreSQL only): each
     NOTIFY's payload (the intent's account) goes to ``on_payload``. ``treasury run``
     opens one for all its accounts (an account file may list many)."""
@@ -374,7 +374,10 @@ def postgres_notifications(
         return None
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
 
-    async def listen(on_payload: Callable[[str], None]) -> None:
+    async def listen(
+        on_payload: Callable[[str], None], on_live: Callable[[bool], None] | None = None
+    ) -> None:
+        """``on_live(True)`` once NOTIFYs are delivered, ``on_live(False)`` when no longer."""
         import anyio
         import asyncpg
 
@@ -385,10 +388,14 @@ def postgres_notifications(
                 on_payload(payload)
 
             await conn.add_listener("treasury_intents", on_notify)
+            if on_live is not None:
+                on_live(True)
             while not conn.is_closed():
                 await anyio.sleep(5)
                 await conn.execute("SELECT 1")  # notice a dead connection
         finally:
+            if on_live is not None:
+                on_live(False)
             await conn.close()
 
     return listen

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     withdraw_rate: float = Field(default=1.0, gt=0, le=50)
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     intake_interval_s: float = Field(default=0.5, gt=0, le=60)
+    intake_listening_s: float = Field(default=5.0, gt=0, le=60)
     recv_window_ms: int = Field(default=5000, ge=100, le=60000)
     apply_recv_window_ms: int = Field(default=5000, ge=100, le=60000)
     http_timeout_s: float = Field(default=10.0, gt=0, le=120)

@@ -26,7 +26,7 @@ from anyio.abc import TaskGroup
 from treasury.accounts_file import read_accounts_file
 from treasury.adapters.binance.client import BinanceClient
 from treasury.adapters.db.state import ServiceState
-from treasury.bootstrap import Runtime
+from treasury.bootstrap import ListenAll, Runtime
 from treasury.config import AccountCredentials, SettingsError
 from treasury.domain.assignment import assign
 from treasury.runtime.daemon import Daemon
@@ -279,20 +279,30 @@ class Notifications:
     file of many accounts would otherwise take as many database connections). Each
     daemon's ``listen`` subscribes its wake-up for its account."""
 
-    def __init__(self, listen_all: Callable[[Callable[[str], None]], Awaitable[None]]) -> None:
+    def __init__(self, listen_all: ListenAll) -> None:
         self._listen_all = listen_all
         self._subs: dict[str, set[Callable[[], None]]] = {}
+        # NOTIFYs are being delivered now: the daemons may poll less often
+        self.live = False
 
     def _dispatch(self, payload: str) -> None:
         for wake in list(self._subs.get(payload, ())):
             wake()
 
+    def _set_live(self, live: bool) -> None:
+        was, self.live = self.live, live
+        if live and not was:  # what was notified while no one listened: look now
+            for subs in list(self._subs.values()):
+                for wake in list(subs):
+                    wake()
+
     async def run(self) -> None:
         while True:
             try:
-                await self._listen_all(self._dispatch)
+                await self._listen_all(self._dispatch, self._set_live)
             except Exception:
                 log.exception("listen.failed")
+            self._set_live(False)
             await anyio.sleep(1)  # reconnect
 
     def listener(self, account: str) -> Callable[[Callable[[], None]], Awaitable[None]]:

@@ -69,8 +69,12 @@ class Daemon:
         whitelist_sync_interval_s: float = 0.0,
         publish_view_s: float = 5.0,
         wanted: Callable[[], bool] | None = None,
+        listening: Callable[[], bool] | None = None,
     ) -> None:
+        """``listening``: whether ``listen`` delivers NOTIFYs now (the intake then polls
+        every ``intake_listening_s`` instead of every ``intake_interval_s``)."""
         self.ctx = ctx
+        self._listening = listening or (lambda: False)
         # fair share (several daemons): whether this process should hold the account's
         # lease now; None: always. The lease stays the only arbiter of who sends.
         self._wanted = wanted or (lambda: True)
@@ -326,7 +330,9 @@ class Daemon:
             self._wake = anyio.Event()
             worked = await self._intake_once() if self.is_sender and self.swept else False
             if not worked:
-                with anyio.move_on_after(cfg.intake_interval_s):
+                # a NOTIFY (a new or re-queued intent) wakes it; the poll is for the rest
+                idle = cfg.intake_listening_s if self._listening() else cfg.intake_interval_s
+                with anyio.move_on_after(idle):
                     await self._wake.wait()
 
     async def _intake_once(self) -> bool:

@@ -110,7 +110,9 @@ def loop_max_ages(cfg: WorkerConfig) -> dict[str, float]:
     idle_settle = settle.poll_interval_s(cfg, youngest_age_s=None)
     return {
         "lease": max(cfg.lease_ttl_s, 5.0),  # past this the lease itself has run out
-        "intake": 60.0 + cfg.intake_interval_s + cfg.claim_batch * (1 / cfg.withdraw_rate + 5),
+        "intake": 60.0
+        + max(cfg.intake_interval_s, cfg.intake_listening_s)
+        + cfg.claim_batch * (1 / cfg.withdraw_rate + 5),
         "reconcile": 3 * cfg.reconcile_interval_s + 300.0,
         "settle": 2 * idle_settle + 300.0,
     }

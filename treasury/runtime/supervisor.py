@@ -137,6 +137,7 @@ async def _supervise(
                 ctx,
                 pace=exchange.apply_limiter.note_sent_at,
                 listen=notes.listener(ctx.config.account) if notes is not None else None,
+                listening=(lambda: notes.live) if notes is not None else None,
                 on_tick=ticks.tick,
                 # each account's address book follows that account's list on the exchange;
                 # the daemon syncs once before it sends (exchange-sourced entries are

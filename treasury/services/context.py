@@ -37,6 +37,9 @@ class WorkerConfig:
     apply_recv_window_ms: int = 5000
     poll_interval_s: float = 5.0
     intake_interval_s: float = 0.5
+    # the same while a LISTEN connection delivers NOTIFY (PostgreSQL): new and re-queued
+    # intents wake the intake at once, so the poll only finds held intents come due
+    intake_listening_s: float = 5.0
     history_lag_allowance_s: float = 600.0
     resend: str = "auto"  # "manual": a proven absence goes to a person, not back to queued
     wallet: str = "spot"  # the account's default wallet, for intents that name none
