@@ -56,6 +56,7 @@ def rate_limits(settings: Settings) -> RateLimits:
         sapi_uid_weight=int(base.sapi_uid_weight * m),
         sapi_uid_weight_per_second=int(base.sapi_uid_weight_per_second * m),
         history_per_second=max(1, int(base.history_per_second * m)),
+        ip_shared_by=settings.ip_shared_by,
     )
 
 

@@ -66,6 +66,7 @@ def test_the_ip_budgets_are_divided_among_the_processes_sharing_the_ip(
     shared = rate_limits(load_settings())
     assert (alone.api_ip_weight, alone.sapi_ip_weight) == (6_000, 12_000)
     assert (shared.api_ip_weight, shared.sapi_ip_weight) == (2_000, 4_000)
+    assert (alone.ip_shared_by, shared.ip_shared_by) == (1, 3)  # the server's total, a third
     # the account's own (UID) budgets are not the IP's: not divided
     assert shared.sapi_uid_weight == alone.sapi_uid_weight
     assert shared.history_per_second == alone.history_per_second

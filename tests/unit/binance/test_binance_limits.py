@@ -254,3 +254,23 @@ async def test_headers_reconcile_the_budget(
     assert used["sapi-uid-1s"] == 162_000
     assert f"sapi-uid:{ep.WITHDRAW_HISTORY.path}" not in used  # no minute figure was sent
     assert used["api-ip"] == 1234
+
+
+async def test_a_process_sharing_the_ip_reads_the_servers_total_as_its_share(
+    fake: FakeTime,
+) -> None:
+    """Three processes on one address, each planning on 2,000 of the IP's 6,000: the
+    server's figure is everyone's, so each counts a third of it against its 2,000."""
+    limits = limiter(fake, api_ip_weight=2_000, ip_shared_by=3)
+    await limits.acquire(ep.ACCOUNT)  # ours: 20
+    limits.observe(ep.ACCOUNT, {"x-mbx-used-weight-1m": "1500"})  # the others are busy
+    assert limits.used_weight()["api-ip"] == 500  # a third: not 1,500 against our 2,000
+    await limits.acquire(ep.ACCOUNT)
+    assert fake.sleeps == []
+    limits.observe(ep.ACCOUNT, {"x-mbx-used-weight-1m": "6000"})  # the IP's total is spent
+    assert limits.used_weight()["api-ip"] == 2_000
+    await limits.acquire(ep.ACCOUNT)
+    assert len(fake.sleeps) == 1  # waits, as every process on the address does
+    # the account's own (UID) figures are its own, whoever shares the IP
+    limits.observe(ep.WITHDRAW_APPLY, {"x-sapi-used-uid-weight-1m": "1500"})
+    assert limits.used_weight()[f"sapi-uid:{ep.WITHDRAW_APPLY.path}"] == 1500

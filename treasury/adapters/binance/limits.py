@@ -40,6 +40,11 @@ class RateLimits:
     sapi_uid_weight_per_second: int = 180_000  # the per-second UID limit (WDOC, history)
     history_per_second: int = 10  # withdraw/history request count per second (WDOC)
     window_s: float = 60.0
+    # processes sending from one IP address, whose IP budgets above are each a share of
+    # the IP's: the server's used-weight figure for an IP pool (everyone's) is divided by
+    # it before it is compared with ours, so that once the IP's total is spent every
+    # process sees its own share spent
+    ip_shared_by: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -48,6 +53,7 @@ class RateLimits:
             "sapi_uid_weight",
             "sapi_uid_weight_per_second",
             "history_per_second",
+            "ip_shared_by",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -235,6 +241,8 @@ class RateLimiter:
                 key = _minute_key(endpoint)
             else:
                 key = pool.value
+            if _is_ip_key(key):  # the IP's total: ours is our share of it
+                server_used = -(-server_used // self.limits.ip_shared_by)
             self._window(key).raise_to(server_used, now)
 
     def block(self, endpoint: Endpoint, seconds: float) -> None:
