@@ -68,23 +68,18 @@ async def _idle_claims_and_pickup(stack: Any, *, listening: bool) -> tuple[int, 
 
 
 @on_postgres
+@pytest.mark.parametrize("listening", [True, False], ids=["listening", "control"])
 async def test_a_listening_sender_polls_rarely_and_a_notify_still_wakes_it(
-    stack_factory: Any,
+    stack_factory: Any, listening: bool
 ) -> None:
+    """The control is the same daemon told that nothing listens: it polls every 0.1 s."""
     async with stack_factory(intake_interval_s=0.1, intake_listening_s=30) as stack:
-        idle_claims, pickup = await _idle_claims_and_pickup(stack, listening=True)
+        idle_claims, pickup = await _idle_claims_and_pickup(stack, listening=listening)
+    if not listening:
+        assert idle_claims >= 10, idle_claims
+        return
     assert idle_claims <= 1, idle_claims  # one 30 s poll at most, not twenty 0.1 s ones
     assert pickup < 3, pickup  # the NOTIFY, not the 30 s poll
-
-
-@on_postgres
-async def test_without_listening_the_sender_polls_at_the_short_interval(
-    stack_factory: Any,
-) -> None:
-    """The control: the same daemon told that nothing listens polls every 0.1 s."""
-    async with stack_factory(intake_interval_s=0.1, intake_listening_s=30) as stack:
-        idle_claims, _ = await _idle_claims_and_pickup(stack, listening=False)
-    assert idle_claims >= 10, idle_claims
 
 
 async def test_notifications_go_live_and_wake_everyone_once_connected() -> None:
