@@ -16,14 +16,14 @@ below, and on PostgreSQL by transactions that are all short.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
-from sqlalchemy import event
+from sqlalchemy import ARRAY, ColumnElement, any_, bindparam, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -120,3 +120,16 @@ def sqlite_path(url: str) -> Path | None:
 def sync_url(url: str) -> str:
     """The same database through a driver alembic's offline tooling could use (display)."""
     return normalize_url(url).render_as_string(hide_password=True)
+
+
+def among(
+    conn: AsyncConnection, column: ColumnElement[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """``column IN values``, written on PostgreSQL as ``column = ANY($1)`` with one array
+    parameter, so that the SQL text is the same whatever the number of values: asyncpg
+    prepares each distinct text once per connection and keeps only so many, and an
+    ``IN`` list of each length is one more text (a daemon settling batches of every size
+    re-prepared its statements over and over)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))

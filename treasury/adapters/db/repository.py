@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from treasury.adapters.db.engine import connection, transaction
+from treasury.adapters.db.engine import among, connection, transaction
 from treasury.adapters.db.tables import intent_events, service_state, withdrawal_intents
 from treasury.domain import machine
 from treasury.domain.intent import EventRecord, Intent
@@ -136,16 +136,15 @@ class IntentRepository:
         if not order_ids:
             return {}
         async with connection(self.engine) as conn:
-            rows = (
-                await conn.execute(select(T).where(T.c.withdraw_order_id.in_(list(order_ids))))
-            ).all()
+            query = select(T).where(among(conn, T.c.withdraw_order_id, order_ids))
+            rows = (await conn.execute(query)).all()
         return {r.withdraw_order_id: to_intent(r) for r in rows}
 
     async def get_many(self, intent_ids: Sequence[int]) -> dict[int, Intent]:
         if not intent_ids:
             return {}
         async with connection(self.engine) as conn:
-            rows = (await conn.execute(select(T).where(T.c.id.in_(list(intent_ids))))).all()
+            rows = (await conn.execute(select(T).where(among(conn, T.c.id, intent_ids)))).all()
         return {r.id: to_intent(r) for r in rows}
 
     async def earliest_created_ms(self, account: str) -> int | None:

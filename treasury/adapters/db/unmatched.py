@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from treasury.adapters.db.engine import connection, transaction
+from treasury.adapters.db.engine import among, connection, transaction
 from treasury.adapters.db.tables import unmatched_withdrawals, withdrawal_intents
 from treasury.domain.exchange import WithdrawalRecord
 from treasury.ports.clock import utcnow
@@ -77,7 +77,7 @@ class UnmatchedWithdrawals:
         async with connection(self.engine) as conn:
             rows = await conn.execute(
                 select(U.c.exchange_withdraw_id).where(
-                    U.c.account == account, U.c.exchange_withdraw_id.in_(list(exchange_ids))
+                    U.c.account == account, among(conn, U.c.exchange_withdraw_id, exchange_ids)
                 )
             )
             return set(rows.scalars())

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from treasury.adapters.db.engine import connection, transaction
+from treasury.adapters.db.engine import among, connection, transaction
 from treasury.adapters.db.tables import (
     outbox,
     webhook_deliveries,
@@ -135,7 +135,7 @@ class SqlWebhooks:
             if values:
                 await conn.execute(_insert_ignoring_duplicates(conn), values)
             await conn.execute(
-                update(OB).where(OB.c.id.in_([r.id for r in rows])).values(fanned_at=now)
+                update(OB).where(among(conn, OB.c.id, [r.id for r in rows])).values(fanned_at=now)
             )
         return len(rows)
 
@@ -181,7 +181,7 @@ class SqlWebhooks:
             if rows:
                 await conn.execute(
                     update(D)
-                    .where(D.c.id.in_([r.id for r in rows]))
+                    .where(among(conn, D.c.id, [r.id for r in rows]))
                     .values(next_attempt_at=now + timedelta(seconds=lease_s))
                 )
         return [_delivery(r, claimed=True) for r in rows]
