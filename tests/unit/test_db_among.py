@@ -20,7 +20,7 @@ def sql(dialect: Any, values: list[Any], column: Any = T.c.id) -> str:
 
 
 def test_one_text_for_any_count_on_postgresql() -> None:
-    pg = postgresql.asyncpg.dialect()
+    pg = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
     texts = {sql(pg, list(range(n))) for n in (1, 2, 30, 1000)}
     assert len(texts) == 1, texts
     (text,) = texts
