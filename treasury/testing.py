@@ -833,6 +833,19 @@ class MemoryIntentStore:
                 for i in due
             ]
 
+    async def next_due(self, *, account: str, worker: str, now: datetime) -> datetime | None:
+        times = [
+            when
+            for r in self._rows()
+            if r["status"] is Status.QUEUED and r["account"] == account
+            for when in (
+                r["not_before"],
+                r["claimed_until"] if r["claimed_by"] != worker else None,
+            )
+            if when is not None and when > now
+        ]
+        return min(times, default=None)
+
     async def release_claims(self, *, account: str, keep: str) -> int:
         async with self._db.write() as t:
             freed = [

@@ -6,6 +6,7 @@ nothing. A new intent still leaves at once: its insert's NOTIFY wakes the sender
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -14,6 +15,7 @@ import pytest
 from treasury.bootstrap import postgres_notifications
 from treasury.domain.status import Status
 from treasury.domain.validation import validate_new_intent
+from treasury.ports.clock import utcnow
 from treasury.runtime.accounts import Notifications
 from treasury.runtime.daemon import Daemon
 
@@ -110,3 +112,42 @@ async def test_notifications_go_live_and_wake_everyone_once_connected() -> None:
     assert sorted(woken[:2]) == ["desk", "ops"]  # both, on going live
     assert woken[2] == "ops"  # then the NOTIFY for ops only
     assert notes.live is False  # the connection ended
+
+
+@on_postgres
+async def test_a_listening_sender_wakes_when_a_held_intent_comes_due(stack_factory: Any) -> None:
+    """No NOTIFY announces that a hold ended: the intake sleeps until then, not for the
+    whole 30 s of ``intake_listening_s``."""
+    async with stack_factory(intake_interval_s=0.1, intake_listening_s=30) as stack:
+        ledger = stack.rt.ledger
+        account = stack.rt.ctx.config.account
+        listen_all = postgres_notifications(stack.rt.settings)
+        assert listen_all is not None
+        notes = Notifications(listen_all)
+        daemon = Daemon(
+            stack.rt.ctx,
+            pace=stack.rt.exchange.apply_limiter.note_sent_at,
+            listen=notes.listener(account),
+            listening=lambda: notes.live,
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(notes.run)
+            tg.start_soon(daemon.run)
+            with anyio.fail_after(15):
+                while not (daemon.is_sender and daemon.swept and notes.live):
+                    await anyio.sleep(0.05)
+            # paused while the intent is queued and held, so that its NOTIFY sends nothing
+            await ledger.state.pause(reason="test", by="test", account=account)
+            new = validate_new_intent(coin="USDT", network="TRX", address=TRX, amount="20")
+            intent, _ = await ledger.intents.enqueue(new, actor="test")
+            due = utcnow() + timedelta(seconds=3)
+            await ledger.intents.hold(intent, reason="test", retry_at=due)
+            await ledger.state.resume(account)
+            await anyio.sleep(0.3)
+            daemon.wake()  # as after the intake's own round: it looks again, finds it held
+            await stack.wait_status(intent.id, Status.SUBMITTED, timeout=25)
+            late = (utcnow() - due).total_seconds()
+            daemon.stop()
+            await daemon.finished.wait()
+            tg.cancel_scope.cancel()
+    assert late < 2, late  # sent when the hold ended, not 30 s into an idle poll

@@ -399,6 +399,32 @@ async def test_claim_queued_takes_due_unclaimed_intents_of_one_account(store: St
     ]
 
 
+async def test_next_due_is_the_earliest_hold_or_foreign_claim_to_end(store: Store) -> None:
+    """What a listening intake sleeps until: no NOTIFY announces a hold coming due."""
+    intents = store.ledger.intents
+    now = store.now()
+
+    async def due(worker: str = "w1", at: datetime = now) -> datetime | None:
+        return await intents.next_due(account="default", worker=worker, now=at)
+
+    assert await due() is None  # nothing queued
+    a, b = await enqueue(store), await enqueue(store)
+    await enqueue(store, account="other")
+    assert await due() is None  # queued and due now: the claim takes them, no time to wait for
+    in_5 = now + timedelta(minutes=5)
+    await intents.hold(a, reason="low balance", retry_at=in_5)
+    assert await due() == in_5
+    claimed = await intents.claim_queued(
+        account="default", worker="w2", now=now, lease_until=now + timedelta(minutes=1), limit=10
+    )
+    assert [i.id for i in claimed] == [b.id]
+    assert await due("w1") == now + timedelta(minutes=1)  # w2's claim ends first
+    assert await due("w2") == in_5  # its own claim is no wait for w2
+    assert await due("w1", in_5 + timedelta(seconds=1)) is None  # all of it in the past
+    await intents.transition(a.id, S.CANCELLED, reason="operator", actor="test")
+    assert await due("w2") is None  # only queued intents count
+
+
 async def test_claims_are_released_by_a_new_sender_by_release_and_by_any_transition(
     store: Store,
 ) -> None:

@@ -393,6 +393,12 @@ class IntentStore(Protocol):
     async def claim_queued(
         self, *, account: str, worker: str, now: datetime, lease_until: datetime, limit: int
     ) -> list[Intent]: ...
+    async def next_due(self, *, account: str, worker: str, now: datetime) -> datetime | None:
+        """When a queued intent of ``account`` that ``claim_queued`` would not take at
+        ``now`` becomes due (its ``not_before``, or the end of another worker's claim);
+        None: none is waiting for a time."""
+        ...
+
     async def release_claims(self, *, account: str, keep: str) -> int: ...
     async def in_status(
         self, status: Status, *, account: str | None = None, limit: int = 1000

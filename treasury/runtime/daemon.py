@@ -328,12 +328,34 @@ class Daemon:
             # A fresh event *before* looking for work: a NOTIFY that arrives while we
             # claim sets it, and the wait below returns at once (no lost wake-up).
             self._wake = anyio.Event()
-            worked = await self._intake_once() if self.is_sender and self.swept else False
+            sending = self.is_sender and self.swept
+            worked = await self._intake_once() if sending else False
             if not worked:
-                # a NOTIFY (a new or re-queued intent) wakes it; the poll is for the rest
-                idle = cfg.intake_listening_s if self._listening() else cfg.intake_interval_s
-                with anyio.move_on_after(idle):
+                with anyio.move_on_after(
+                    await self._idle_s() if sending else cfg.intake_interval_s
+                ):
                     await self._wake.wait()
+
+    async def _idle_s(self) -> float:
+        """How long an intake with nothing to claim waits (a wake-up cuts it short).
+
+        While NOTIFY is delivered, a new or re-queued intent wakes the intake, so it waits
+        until the next held intent or claim comes due (a time no NOTIFY announces), up to
+        ``intake_listening_s``; otherwise it polls every ``intake_interval_s``."""
+        cfg = self.ctx.config
+        if not self._listening():
+            return cfg.intake_interval_s
+        now = utcnow()
+        try:
+            due = await self.ctx.ledger.intents.next_due(
+                account=cfg.account, worker=cfg.worker_id, now=now
+            )
+        except Exception as exc:  # the database: poll as if nothing listened
+            log.warning("intake.next_due_failed", error=type(exc).__name__)
+            return cfg.intake_interval_s
+        if due is None:
+            return cfg.intake_listening_s
+        return min(cfg.intake_listening_s, max(0.0, (due - now).total_seconds()))
 
     async def _intake_once(self) -> bool:
         cfg = self.ctx.config

@@ -555,6 +555,19 @@ class IntentRepository:
             ).all()
         return sorted((to_intent(r) for r in rows), key=lambda i: i.id)
 
+    async def next_due(self, *, account: str, worker: str, now: datetime) -> datetime | None:
+        queued = and_(T.c.status == literal_column("'queued'"), T.c.account == account)
+        query = select(
+            func.min(T.c.not_before).filter(T.c.not_before > now),
+            func.min(T.c.claimed_until).filter(
+                and_(T.c.claimed_until > now, T.c.claimed_by != worker)
+            ),
+        ).where(queued)
+        async with connection(self.engine) as conn:
+            row = (await conn.execute(query)).one()
+        times = [t for t in row if t is not None]
+        return min(times) if times else None
+
     async def release_claims(self, *, account: str, keep: str) -> int:
         """Free the queued intents of ``account`` claimed by anyone but ``keep`` (a new
         sender takes over from a dead one). Safe: a claim only schedules work; the commit
