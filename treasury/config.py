@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -489,21 +489,48 @@ MASK = "[secret]"
 
 
 def mask_secrets(message: str, environ: Mapping[str, str]) -> str:
-    """``message`` with every secret variable's value replaced by ``[secret]``.
+    """``message`` with every secret variable's value replaced by ``[secret]``, and every
+    secret part of a URL variable (a password, an alert webhook's path).
 
     A message quotes what was wrong with a plain setting (a bind, a URL's shape). If an
     operator pasted a key into that setting, the quote would show the key: whatever a
     message says, no secret's value leaves in it. Values under 8 characters are no key
     and are left, so that masking never garbles an ordinary message.
     """
-    values = {
-        value
-        for name, value in environ.items()
-        if name.upper().startswith(ENV_PREFIX) and name.upper().endswith(SECRET_SUFFIXES)
-    }
+    values = set()
+    for name, value in environ.items():
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        if upper.endswith(SECRET_SUFFIXES):
+            values.add(value)
+        elif upper.endswith("_URL"):
+            values.update(_url_secrets(value, whole=upper.endswith("WEBHOOK_URL")))
     for value in sorted((v for v in values if len(v) >= 8), key=len, reverse=True):
         message = message.replace(value, MASK)
     return message
+
+
+def _url_secrets(url: str, *, whole: bool) -> set[str]:
+    """The secret parts of a URL variable: its password (a database URL's), and for an
+    alert webhook (Slack's and Telegram's carry their token in the path) the URL itself
+    and each part of its path and query."""
+    # the userinfo ends at the last "@" (urlsplit ends it at the first "/", and a password
+    # may hold one), the password at its first ":"
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    found = {password, unquote(password)} if password else set()
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL at all: nothing more to take apart
+        return found | ({url} if whole else set())
+    if whole:
+        found.add(url)
+        segments = [p for p in parts.path.split("/") if p]
+        found.update(segments)
+        found.update(p.removeprefix("bot") for p in segments)  # Telegram: /bot<TOKEN>/…
+        found.update(v for pair in parts.query.split("&") for v in pair.split("=") if v)
+    return found
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -266,3 +266,41 @@ def test_a_secret_pasted_into_a_plain_setting_is_masked_in_the_error(scratch_env
     message = str(caught.value)
     assert key not in message
     assert "TREASURY_API_BIND: API bind '[secret]': port must be a number" in message
+
+
+@pytest.mark.parametrize(
+    ("plain", "quoted"),
+    [
+        ("console_base_url", "TREASURY_CONSOLE_BASE_URL: console base URL '[secret]"),
+        ("metrics_bind", "TREASURY_METRICS_BIND: metrics bind '[secret]"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("where", "url", "secret"),
+    [
+        ("database_url", "postgresql://treasury:{s}@db.internal:5432/treasury", "Zq" + "0" * 22),
+        # a password holding "/", which ends urlsplit's userinfo early
+        (
+            "database_url",
+            "postgresql://treasury:{s}@db.internal:5432/treasury",
+            "Zq" + "0" * 21 + "/",
+        ),
+        ("alert_webhook_url", "https://hooks.example.com/services/{s}", "Zq" + "0" * 22),
+        (
+            "alert_webhook_url",
+            "https://api.telegram.org/bot{s}/sendMessage?chat_id=1",
+            "Zq" + "0" * 22,
+        ),
+    ],
+)
+def test_a_url_secret_pasted_into_a_plain_setting_is_masked_in_the_error(
+    scratch_env: Path, where: str, url: str, secret: str, plain: str, quoted: str
+) -> None:
+    """Found in CI: the password of the database URL (or an alert webhook's token) was
+    also given as a plain setting whose error quotes the value."""
+    apply_env({where: url.format(s=secret), plain: secret, "binance_api_secret": "s" * 32})
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert secret not in message, message
+    assert quoted in message, message
