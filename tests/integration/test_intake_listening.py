@@ -6,6 +6,8 @@ nothing. A new intent still leaves at once: its insert's NOTIFY wakes the sender
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +28,33 @@ on_postgres = pytest.mark.parametrize(
 )
 
 
+@asynccontextmanager
+async def listening_sender(stack: Any, *, listening: bool = True) -> AsyncIterator[Daemon]:
+    """The stack's daemon with a real LISTEN connection, once it is the sender, has swept
+    and NOTIFYs arrive; ``listening=False`` tells it nothing listens (the control)."""
+    listen_all = postgres_notifications(stack.rt.settings)
+    assert listen_all is not None
+    notes = Notifications(listen_all)
+    daemon = Daemon(
+        stack.rt.ctx,
+        pace=stack.rt.exchange.apply_limiter.note_sent_at,
+        listen=notes.listener(stack.rt.ctx.config.account),
+        listening=(lambda: notes.live) if listening else None,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(notes.run)
+        tg.start_soon(daemon.run)
+        with anyio.fail_after(15):
+            while not (daemon.is_sender and daemon.swept and notes.live):
+                await anyio.sleep(0.05)
+        try:
+            yield daemon
+        finally:
+            daemon.stop()
+            await daemon.finished.wait()
+            tg.cancel_scope.cancel()
+
+
 async def _idle_claims_and_pickup(stack: Any, *, listening: bool) -> tuple[int, float]:
     """Claims made over 2 s of idleness, then seconds from enqueue to ``submitted``."""
     ledger = stack.rt.ledger
@@ -38,22 +67,7 @@ async def _idle_claims_and_pickup(stack: Any, *, listening: bool) -> tuple[int, 
         return await claim_queued(**kwargs)
 
     ledger.intents.claim_queued = counted
-    listen_all = postgres_notifications(stack.rt.settings)
-    assert listen_all is not None
-    notes = Notifications(listen_all)
-    account = stack.rt.ctx.config.account
-    daemon = Daemon(
-        stack.rt.ctx,
-        pace=stack.rt.exchange.apply_limiter.note_sent_at,
-        listen=notes.listener(account),
-        listening=(lambda: notes.live) if listening else None,
-    )
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(notes.run)
-        tg.start_soon(daemon.run)
-        with anyio.fail_after(15):
-            while not (daemon.is_sender and daemon.swept and notes.live):
-                await anyio.sleep(0.05)
+    async with listening_sender(stack, listening=listening):
         await anyio.sleep(0.5)  # the first intake rounds after the sweep
         before = claims
         await anyio.sleep(2)
@@ -63,9 +77,6 @@ async def _idle_claims_and_pickup(stack: Any, *, listening: bool) -> tuple[int, 
         intent, _ = await ledger.intents.enqueue(new, actor="test")
         await stack.wait_status(intent.id, Status.SUBMITTED, timeout=10)
         pickup = time.monotonic() - started
-        daemon.stop()
-        await daemon.finished.wait()
-        tg.cancel_scope.cancel()
     return idle_claims, pickup
 
 
@@ -121,21 +132,7 @@ async def test_a_listening_sender_wakes_when_a_held_intent_comes_due(stack_facto
     async with stack_factory(intake_interval_s=0.1, intake_listening_s=30) as stack:
         ledger = stack.rt.ledger
         account = stack.rt.ctx.config.account
-        listen_all = postgres_notifications(stack.rt.settings)
-        assert listen_all is not None
-        notes = Notifications(listen_all)
-        daemon = Daemon(
-            stack.rt.ctx,
-            pace=stack.rt.exchange.apply_limiter.note_sent_at,
-            listen=notes.listener(account),
-            listening=lambda: notes.live,
-        )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(notes.run)
-            tg.start_soon(daemon.run)
-            with anyio.fail_after(15):
-                while not (daemon.is_sender and daemon.swept and notes.live):
-                    await anyio.sleep(0.05)
+        async with listening_sender(stack) as daemon:
             # paused while the intent is queued and held, so that its NOTIFY sends nothing
             await ledger.state.pause(reason="test", by="test", account=account)
             new = validate_new_intent(coin="USDT", network="TRX", address=TRX, amount="20")
@@ -147,7 +144,4 @@ async def test_a_listening_sender_wakes_when_a_held_intent_comes_due(stack_facto
             daemon.wake()  # as after the intake's own round: it looks again, finds it held
             await stack.wait_status(intent.id, Status.SUBMITTED, timeout=25)
             late = (utcnow() - due).total_seconds()
-            daemon.stop()
-            await daemon.finished.wait()
-            tg.cancel_scope.cancel()
     assert late < 2, late  # sent when the hold ended, not 30 s into an idle poll
