@@ -71,8 +71,9 @@ class Daemon:
         wanted: Callable[[], bool] | None = None,
         listening: Callable[[], bool] | None = None,
     ) -> None:
-        """``listening``: whether ``listen`` delivers NOTIFYs now (the intake then polls
-        every ``intake_listening_s`` instead of every ``intake_interval_s``)."""
+        """``listening``: whether ``listen`` delivers NOTIFYs now (an idle intake then
+        sleeps until the next hold comes due, at most ``intake_listening_s``, instead of
+        polling every ``intake_interval_s``; see ``_idle_s``)."""
         self.ctx = ctx
         self._listening = listening or (lambda: False)
         # fair share (several daemons): whether this process should hold the account's
